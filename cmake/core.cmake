@@ -1,0 +1,1 @@
+# engine/ + kernels/ (CPU backend and dispatch): the tensor, autograd and op core.
