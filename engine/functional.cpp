@@ -1,0 +1,244 @@
+// Forward computations and gradient rules of every differentiable op.
+#include "engine/functional.h"
+#include <cmath>
+#include "engine/autograd.h"
+#include "kernels/ops.h"
+
+namespace rtune {
+
+namespace {
+using Grads = std::vector<Tensor>;
+using Needs = std::vector<bool>;
+Tensor maybe_detach(const Tensor& t) { return t.defined() ? t.detach() : Tensor(); }
+TensorOptions like(const Tensor& t) { return {t.dtype(), t.device()}; }
+MemoryFormat format_of(const Tensor& x) {
+  return x.dim() == 4 && !x.is_contiguous() && x.is_contiguous(MemoryFormat::channels_last)
+             ? MemoryFormat::channels_last : MemoryFormat::contiguous;
+}
+}  // namespace
+
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dArgs& a) {
+  Tensor y = empty(kernels::conv2d_out_shape(x.shape(), w.shape(), a), {x.dtype(), x.device(), format_of(x)});
+  kernels::conv2d_forward(x, w, bias, a, y);
+  // x is saved only when w needs a gradient, w only when x does: a frozen conv keeps nothing alive.
+  Tensor xs = needs_grad(w) ? x.detach() : Tensor(), ws = needs_grad(x) ? w.detach() : Tensor();
+  Shape x_shape = x.shape(), w_shape = w.shape();
+  record("conv2d", {x, w, bias}, y, [xs, ws, a, x_shape, w_shape](const Tensor& gy, const Needs& n) {
+    Grads g(3);
+    if (n[0]) {
+      g[0] = empty(x_shape, {gy.dtype(), gy.device(), format_of(gy)});
+      kernels::conv2d_backward_input(gy, ws, a, g[0]);
+    }
+    if (n[1]) {
+      g[1] = empty(w_shape, like(gy));
+      kernels::conv2d_backward_weight(gy, xs, a, g[1]);
+    }
+    if (n[2]) {
+      g[2] = empty({w_shape[0]}, like(gy));
+      kernels::conv2d_backward_bias(gy, g[2]);
+    }
+    return g;
+  });
+  return y;
+}
+
+Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
+                  Tensor& running_var, bool training, double momentum, double eps) {
+  Tensor y = empty_like(x);
+  Tensor mean, invstd;
+  if (training) {
+    mean = empty({x.size(1)}, like(x));
+    invstd = empty({x.size(1)}, like(x));
+    kernels::batch_norm_forward_train(x, weight, bias, running_mean, running_var, momentum, eps, y, mean, invstd);
+  } else {
+    kernels::batch_norm_forward_eval(x, weight, bias, running_mean, running_var, eps, y);
+    if (any_needs_grad({x, weight, bias})) {  // eval backward uses the running statistics
+      mean = running_mean.detach();
+      invstd = empty_like(running_var);
+      NoGradGuard ng;
+      Tensor tmp = empty_like(running_var);
+      kernels::add_scalar(running_var, eps, tmp);
+      std::vector<double> v = tmp.to_vector<double>();
+      for (double& e : v) e = 1.0 / std::sqrt(e);
+      invstd = from_vector(v, {x.size(1)}, x.dtype()).to(x.device());
+    }
+  }
+  Tensor xs = x.detach(), ws = maybe_detach(weight);
+  record("batch_norm", {x, weight, bias}, y, [xs, ws, mean, invstd, training](const Tensor& gy, const Needs& n) {
+    Grads g(3);
+    if (n[0]) g[0] = empty(xs.shape(), {gy.dtype(), gy.device(), format_of(gy)});
+    if (n[1]) g[1] = empty({xs.size(1)}, like(gy));
+    if (n[2]) g[2] = empty({xs.size(1)}, like(gy));
+    kernels::batch_norm_backward(gy, xs, ws, mean, invstd, training, g[0], g[1], g[2]);
+    return g;
+  });
+  return y;
+}
+
+Tensor relu(const Tensor& x) {
+  Tensor y = empty_like(x);
+  kernels::relu_forward(x, y);
+  Tensor ys = y.detach();
+  record("relu", {x}, y, [ys](const Tensor& gy, const Needs&) {
+    Tensor gx = empty_like(ys);
+    kernels::relu_backward(gy, ys, gx);
+    return Grads{gx};
+  });
+  return y;
+}
+
+Tensor max_pool2d(const Tensor& x, const Pool2dArgs& a) {
+  Shape ys = kernels::max_pool2d_out_shape(x.shape(), a);
+  Tensor y = empty(ys, {x.dtype(), x.device(), format_of(x)});
+  Tensor idx = empty(ys, {DType::i64, x.device()});
+  kernels::max_pool2d_forward(x, a, y, idx);
+  Shape x_shape = x.shape();
+  record("max_pool2d", {x}, y, [idx, x_shape](const Tensor& gy, const Needs&) {
+    Tensor gx = empty(x_shape, {gy.dtype(), gy.device(), format_of(gy)});
+    kernels::max_pool2d_backward(gy, idx, gx);
+    return Grads{gx};
+  });
+  return y;
+}
+
+Tensor adaptive_avg_pool2d(const Tensor& x, int64_t out_h, int64_t out_w) {
+  RTUNE_CHECK(x.dim() == 4 && out_h > 0 && out_w > 0, "adaptive_avg_pool2d: bad input {} or output size {}x{}",
+              x.str(), out_h, out_w);
+  Tensor y = empty({x.size(0), x.size(1), out_h, out_w}, like(x));
+  kernels::adaptive_avg_pool2d_forward(x, y);
+  Shape x_shape = x.shape();
+  record("adaptive_avg_pool2d", {x}, y, [x_shape](const Tensor& gy, const Needs&) {
+    Tensor gx = empty(x_shape, like(gy));
+    kernels::adaptive_avg_pool2d_backward(gy, gx);
+    return Grads{gx};
+  });
+  return y;
+}
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
+  RTUNE_CHECK(x.dim() == 2 && w.dim() == 2, "linear: expected 2-d input and weight, got {} and {}", x.str(), w.str());
+  Tensor y = empty({x.size(0), w.size(0)}, like(x));
+  kernels::linear_forward(x, w, bias, y);
+  Tensor xs = needs_grad(w) ? x.detach() : Tensor(), ws = needs_grad(x) ? w.detach() : Tensor();
+  Shape x_shape = x.shape(), w_shape = w.shape();
+  record("linear", {x, w, bias}, y, [xs, ws, x_shape, w_shape](const Tensor& gy, const Needs& n) {
+    Grads g(3);
+    if (n[0]) {
+      g[0] = empty(x_shape, like(gy));
+      kernels::linear_backward_input(gy, ws, g[0]);
+    }
+    if (n[1]) {
+      g[1] = empty(w_shape, like(gy));
+      kernels::linear_backward_weight(gy, xs, g[1]);
+    }
+    if (n[2]) {
+      g[2] = empty({w_shape[0]}, like(gy));
+      kernels::linear_backward_bias(gy, g[2]);
+    }
+    return g;
+  });
+  return y;
+}
+
+Tensor add(const Tensor& a, const Tensor& b) {
+  Tensor y = empty_like(a);
+  kernels::add(a, b, y);
+  record("add", {a, b}, y, [](const Tensor& gy, const Needs& n) { return Grads{n[0] ? gy : Tensor(), n[1] ? gy : Tensor()}; });
+  return y;
+}
+
+Tensor sub(const Tensor& a, const Tensor& b) {
+  Tensor y = empty_like(a);
+  kernels::sub(a, b, y);
+  record("sub", {a, b}, y, [](const Tensor& gy, const Needs& n) {
+    Grads g(2);
+    if (n[0]) g[0] = gy;
+    if (n[1]) {
+      g[1] = empty_like(gy);
+      kernels::scale(gy, -1.0, g[1]);
+    }
+    return g;
+  });
+  return y;
+}
+
+Tensor mul(const Tensor& a, const Tensor& b) {
+  Tensor y = empty_like(a);
+  kernels::mul(a, b, y);
+  Tensor as = needs_grad(b) ? a.detach() : Tensor(), bs = needs_grad(a) ? b.detach() : Tensor();
+  record("mul", {a, b}, y, [as, bs](const Tensor& gy, const Needs& n) {
+    Grads g(2);
+    if (n[0]) {
+      g[0] = empty_like(gy);
+      kernels::mul(gy, bs, g[0]);
+    }
+    if (n[1]) {
+      g[1] = empty_like(gy);
+      kernels::mul(gy, as, g[1]);
+    }
+    return g;
+  });
+  return y;
+}
+
+Tensor mul(const Tensor& a, double s) {
+  Tensor y = empty_like(a);
+  kernels::scale(a, s, y);
+  record("mul_scalar", {a}, y, [s](const Tensor& gy, const Needs&) {
+    Tensor g = empty_like(gy);
+    kernels::scale(gy, s, g);
+    return Grads{g};
+  });
+  return y;
+}
+
+Tensor sum(const Tensor& x) {
+  Tensor y = empty({}, like(x));
+  kernels::sum_all(x, y);
+  Shape x_shape = x.shape();
+  record("sum", {x}, y, [x_shape](const Tensor& gy, const Needs&) {
+    return Grads{gy.reshape(Shape(x_shape.size(), 1)).expand(x_shape).contiguous()};
+  });
+  return y;
+}
+
+Tensor mean(const Tensor& x) { return mul(sum(x), 1.0 / double(std::max<int64_t>(x.numel(), 1))); }
+
+Tensor softmax(const Tensor& x) {
+  Tensor y = empty(x.shape(), like(x));
+  kernels::softmax_forward(x, y);
+  Tensor ys = y.detach();
+  record("softmax", {x}, y, [ys](const Tensor& gy, const Needs&) {
+    Tensor gx = empty(ys.shape(), like(ys));
+    kernels::softmax_backward(gy, ys, gx);
+    return Grads{gx};
+  });
+  return y;
+}
+
+Tensor log_softmax(const Tensor& x) {
+  Tensor y = empty(x.shape(), like(x));
+  kernels::log_softmax_forward(x, y);
+  Tensor ys = y.detach();
+  record("log_softmax", {x}, y, [ys](const Tensor& gy, const Needs&) {
+    Tensor gx = empty(ys.shape(), like(ys));
+    kernels::log_softmax_backward(gy, ys, gx);
+    return Grads{gx};
+  });
+  return y;
+}
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_smoothing, Reduction r) {
+  Tensor loss = empty({}, like(logits));
+  Tensor log_probs = empty(logits.shape(), like(logits));
+  kernels::cross_entropy_forward(logits, target, label_smoothing, r, loss, log_probs);
+  Tensor ts = target.detach();
+  record("cross_entropy", {logits}, loss, [log_probs, ts, label_smoothing, r](const Tensor& gy, const Needs&) {
+    Tensor g = empty(log_probs.shape(), like(log_probs));
+    kernels::cross_entropy_backward(gy, log_probs, ts, label_smoothing, r, g);
+    return Grads{g};
+  });
+  return loss;
+}
+
+}  // namespace rtune

@@ -1,0 +1,40 @@
+// Differentiable ops (torch.nn.functional equivalents). Each computes through the kernels/ façade and
+// records one autograd node with its gradient rule; the rules live in functional.cpp, one per op, and
+// are shared by every backend. Inputs that do not need a gradient get none computed.
+#pragma once
+#include "engine/tensor.h"
+#include "kernels/op_args.h"
+
+namespace rtune {
+
+using kernels::Conv2dArgs;
+using kernels::Pool2dArgs;
+using kernels::Reduction;
+
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dArgs& a);
+// Batch norm over channel dim 1. Training: batch statistics, running stats updated in place
+// (when defined). Eval: running statistics.
+Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
+                  Tensor& running_var, bool training, double momentum, double eps);
+Tensor relu(const Tensor& x);
+Tensor max_pool2d(const Tensor& x, const Pool2dArgs& a);
+Tensor adaptive_avg_pool2d(const Tensor& x, int64_t out_h, int64_t out_w);
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias);
+
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, double s);
+Tensor sum(const Tensor& x);   // 0-d
+Tensor mean(const Tensor& x);  // 0-d
+inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+inline Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+inline Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+inline Tensor operator*(const Tensor& a, double s) { return mul(a, s); }
+
+Tensor softmax(const Tensor& x);      // over dim 1 of N×C
+Tensor log_softmax(const Tensor& x);  // over dim 1 of N×C
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_smoothing = 0.0,
+                     Reduction r = Reduction::mean);
+
+}  // namespace rtune

@@ -1,0 +1,159 @@
+// CPU batch norm over N,H,W per channel (torch.nn.BatchNorm2d / F.batch_norm), NCHW. Statistics are
+// accumulated in double so float32 matches PyTorch's two-pass results closely; channels in parallel.
+#include <cmath>
+#include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/cpu_util.h"
+
+namespace rtune::cpu {
+
+namespace {
+struct Dims {
+  int64_t N, C, HW;
+};
+Dims dims_of(const Tensor& x) {
+  RTUNE_CHECK(x.dim() >= 2, "batch_norm: expected N×C×… input, got {}", x.str());
+  int64_t hw = 1;
+  for (int64_t d = 2; d < x.dim(); ++d) hw *= x.size(d);
+  return {x.size(0), x.size(1), hw};
+}
+void check_param(const char* op, const Tensor& p, int64_t C, const char* what) {
+  if (!p.defined()) return;
+  RTUNE_CHECK(p.numel() == C, "{}: {} has {} elements for {} channels", op, what, p.numel(), C);
+}
+template <class T> const T* ptr_or_null(const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; }
+}  // namespace
+
+void batch_norm_forward_train(const Tensor& x0, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
+                              Tensor& running_var, double momentum, double eps, Tensor& y, Tensor& save_mean,
+                              Tensor& save_invstd) {
+  Tensor x = x0.contiguous();
+  Dims d = dims_of(x);
+  for (auto [t, n] : {std::pair{&weight, "weight"}, {&bias, "bias"}, {&running_mean, "running_mean"},
+                      {&running_var, "running_var"}})
+    check_param("batch_norm_forward_train", *t, d.C, n);
+  int64_t M = d.N * d.HW;
+  RTUNE_CHECK(M > 1, "batch_norm: training needs more than one value per channel, got input {}", x.str());
+  with_contiguous_output(y, [&](Tensor& yd) {
+    dispatch_float("batch_norm_forward_train", x, [&](auto tag) {
+      using T = decltype(tag);
+      const T* px = x.data<T>();
+      T* py = yd.data<T>();
+      const T* pw = ptr_or_null<T>(weight);
+      const T* pb = ptr_or_null<T>(bias);
+      T* rm = running_mean.defined() ? running_mean.data<T>() : nullptr;
+      T* rv = running_var.defined() ? running_var.data<T>() : nullptr;
+      T* sm = save_mean.data<T>();
+      T* si = save_invstd.data<T>();
+#pragma omp parallel for schedule(static)
+      for (int64_t c = 0; c < d.C; ++c) {
+        double sum = 0;
+        for (int64_t n = 0; n < d.N; ++n) {
+          const T* p = px + (n * d.C + c) * d.HW;
+          for (int64_t i = 0; i < d.HW; ++i) sum += p[i];
+        }
+        double mean = sum / double(M), sq = 0;
+        for (int64_t n = 0; n < d.N; ++n) {
+          const T* p = px + (n * d.C + c) * d.HW;
+          for (int64_t i = 0; i < d.HW; ++i) sq += (p[i] - mean) * (p[i] - mean);
+        }
+        double var = sq / double(M), invstd = 1.0 / std::sqrt(var + eps);
+        sm[c] = T(mean);
+        si[c] = T(invstd);
+        if (rm) rm[c] = T((1 - momentum) * double(rm[c]) + momentum * mean);
+        if (rv) rv[c] = T((1 - momentum) * double(rv[c]) + momentum * sq / double(M - 1));
+        double scale = (pw ? double(pw[c]) : 1.0) * invstd, shift = (pb ? double(pb[c]) : 0.0) - mean * scale;
+        for (int64_t n = 0; n < d.N; ++n) {
+          const T* p = px + (n * d.C + c) * d.HW;
+          T* q = py + (n * d.C + c) * d.HW;
+          for (int64_t i = 0; i < d.HW; ++i) q[i] = T(p[i] * scale + shift);
+        }
+      }
+    });
+  });
+}
+
+void batch_norm_forward_eval(const Tensor& x0, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                             const Tensor& running_var, double eps, Tensor& y) {
+  Tensor x = x0.contiguous();
+  Dims d = dims_of(x);
+  for (auto [t, n] : {std::pair{&weight, "weight"}, {&bias, "bias"}, {&running_mean, "running_mean"},
+                      {&running_var, "running_var"}})
+    check_param("batch_norm_forward_eval", *t, d.C, n);
+  RTUNE_CHECK(running_mean.defined() && running_var.defined(), "batch_norm: eval mode needs running statistics");
+  with_contiguous_output(y, [&](Tensor& yd) {
+    dispatch_float("batch_norm_forward_eval", x, [&](auto tag) {
+      using T = decltype(tag);
+      const T* px = x.data<T>();
+      T* py = yd.data<T>();
+      const T* pw = ptr_or_null<T>(weight);
+      const T* pb = ptr_or_null<T>(bias);
+      const T* rm = running_mean.data<T>();
+      const T* rv = running_var.data<T>();
+#pragma omp parallel for collapse(2) schedule(static)
+      for (int64_t n = 0; n < d.N; ++n)
+        for (int64_t c = 0; c < d.C; ++c) {
+          T invstd = T(1) / std::sqrt(rv[c] + T(eps));
+          T scale = (pw ? pw[c] : T(1)) * invstd, shift = (pb ? pb[c] : T(0)) - rm[c] * scale;
+          const T* p = px + (n * d.C + c) * d.HW;
+          T* q = py + (n * d.C + c) * d.HW;
+          for (int64_t i = 0; i < d.HW; ++i) q[i] = p[i] * scale + shift;
+        }
+    });
+  });
+}
+
+void batch_norm_backward(const Tensor& gy0, const Tensor& x0, const Tensor& weight, const Tensor& mean,
+                         const Tensor& invstd, bool training, Tensor& gx, Tensor& gw, Tensor& gb) {
+  Tensor gy = gy0.contiguous(), x = x0.contiguous();
+  Dims d = dims_of(x);
+  int64_t M = d.N * d.HW;
+  auto body = [&](Tensor* gxd) {
+    dispatch_float("batch_norm_backward", x, [&](auto tag) {
+      using T = decltype(tag);
+      const T* px = x.data<T>();
+      const T* pg = gy.data<T>();
+      const T* pw = ptr_or_null<T>(weight);
+      const T* pm = mean.data<T>();
+      const T* pi = invstd.data<T>();
+      T* pgx = gxd ? gxd->data<T>() : nullptr;
+      T* pgw = gw.defined() ? gw.data<T>() : nullptr;
+      T* pgb = gb.defined() ? gb.data<T>() : nullptr;
+#pragma omp parallel for schedule(static)
+      for (int64_t c = 0; c < d.C; ++c) {
+        double sum_g = 0, sum_gxhat = 0, m = pm[c], is = pi[c];
+        for (int64_t n = 0; n < d.N; ++n) {
+          const T* p = px + (n * d.C + c) * d.HW;
+          const T* g = pg + (n * d.C + c) * d.HW;
+          for (int64_t i = 0; i < d.HW; ++i) {
+            sum_g += g[i];
+            sum_gxhat += g[i] * (p[i] - m);
+          }
+        }
+        sum_gxhat *= is;  // Σ gy·x̂
+        if (pgw) pgw[c] = T(sum_gxhat);
+        if (pgb) pgb[c] = T(sum_g);
+        if (!pgx) continue;
+        double w = pw ? double(pw[c]) : 1.0;
+        for (int64_t n = 0; n < d.N; ++n) {
+          const T* p = px + (n * d.C + c) * d.HW;
+          const T* g = pg + (n * d.C + c) * d.HW;
+          T* q = pgx + (n * d.C + c) * d.HW;
+          if (training) {
+            // dx = w·invstd/M · (M·gy − Σgy − x̂·Σ(gy·x̂))
+            double k = w * is / double(M), mean_g = sum_g / double(M), proj = sum_gxhat / double(M);
+            for (int64_t i = 0; i < d.HW; ++i) {
+              double xhat = (p[i] - m) * is;
+              q[i] = T(k * double(M) * (g[i] - mean_g - xhat * proj));
+            }
+          } else {
+            for (int64_t i = 0; i < d.HW; ++i) q[i] = T(g[i] * w * is);
+          }
+        }
+      }
+    });
+  };
+  if (gx.defined()) with_contiguous_output(gx, [&](Tensor& gxd) { body(&gxd); });
+  else body(nullptr);
+}
+
+}  // namespace rtune::cpu

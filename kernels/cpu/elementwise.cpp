@@ -1,0 +1,173 @@
+// CPU elementwise ops, copies and reductions: torch.add/sub/mul/relu/sum semantics (no broadcasting
+// except sum_to, which undoes an expand).
+#include <cmath>
+#include <omp.h>
+#include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/cpu_util.h"
+
+namespace rtune::cpu {
+
+namespace {
+
+// Visits every element of `shape`, giving element offsets into two strided layouts; the innermost
+// dimension runs as a tight loop.
+template <class F> void for_each_pair(const Shape& shape, const Shape& sa, const Shape& sb, F&& f) {
+  int64_t nd = int64_t(shape.size());
+  if (shape_numel(shape) == 0) return;
+  if (nd == 0) {
+    f(0, 0, 1, 0, 0);
+    return;
+  }
+  int64_t inner = shape[nd - 1], ia = sa[nd - 1], ib = sb[nd - 1];
+  std::vector<int64_t> idx(size_t(nd - 1), 0);
+  int64_t outer = shape_numel(shape) / std::max<int64_t>(inner, 1);
+  for (int64_t o = 0; o < outer; ++o) {
+    int64_t oa = 0, ob = 0;
+    for (int64_t d = 0; d < nd - 1; ++d) {
+      oa += idx[d] * sa[d];
+      ob += idx[d] * sb[d];
+    }
+    f(oa, ob, inner, ia, ib);
+    for (int64_t d = nd - 2; d >= 0; --d) {
+      if (++idx[d] < shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+}
+
+bool same_dense_layout(const Tensor& a, const Tensor& b) {
+  return a.strides() == b.strides() && (a.is_contiguous() || a.is_contiguous(MemoryFormat::channels_last));
+}
+
+MemoryFormat format_of(const Tensor& y) {
+  return y.dim() == 4 && !y.is_contiguous() && y.is_contiguous(MemoryFormat::channels_last)
+             ? MemoryFormat::channels_last : MemoryFormat::contiguous;
+}
+
+template <class F> void binary(const char* op, const Tensor& a0, const Tensor& b0, Tensor& y, F&& f) {
+  require_same_shape(op, a0, b0);
+  require_same_shape(op, a0, y);
+  require_same_dtype(op, a0, b0);
+  require_same_dtype(op, a0, y);
+  MemoryFormat fmt = format_of(y);
+  RTUNE_CHECK(y.is_contiguous(fmt), "{}: output must be dense, got strides {}", op, shape_str(y.strides()));
+  Tensor a = a0.contiguous(fmt), b = b0.contiguous(fmt);
+  int64_t n = y.numel();
+  dispatch_float(op, y, [&](auto tag) {
+    using T = decltype(tag);
+    const T* pa = a.data<T>();
+    const T* pb = b.data<T>();
+    T* py = y.data<T>();
+#pragma omp parallel for if (n > (1 << 16)) schedule(static)
+    for (int64_t i = 0; i < n; ++i) py[i] = f(pa[i], pb[i]);
+  });
+}
+
+template <class F> void unary(const char* op, const Tensor& x0, Tensor& y, F&& f) {
+  require_same_shape(op, x0, y);
+  require_same_dtype(op, x0, y);
+  MemoryFormat fmt = format_of(y);
+  RTUNE_CHECK(y.is_contiguous(fmt), "{}: output must be dense, got strides {}", op, shape_str(y.strides()));
+  Tensor x = x0.contiguous(fmt);
+  int64_t n = y.numel();
+  dispatch_float(op, y, [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = x.data<T>();
+    T* py = y.data<T>();
+#pragma omp parallel for if (n > (1 << 16)) schedule(static)
+    for (int64_t i = 0; i < n; ++i) py[i] = f(px[i]);
+  });
+}
+
+}  // namespace
+
+void copy(const Tensor& src, Tensor& dst) {
+  if (src.dtype() == dst.dtype() && same_dense_layout(src, dst)) {
+    if (src.raw_data() != dst.raw_data())
+      std::memmove(dst.raw_data(), src.raw_data(), size_t(src.numel()) * dtype_size(src.dtype()));
+    return;
+  }
+  dispatch_any(src.dtype(), [&](auto stag) {
+    dispatch_any(dst.dtype(), [&](auto dtag) {
+      using S = decltype(stag);
+      using D = decltype(dtag);
+      auto* ps = static_cast<const storage_t<S>*>(src.raw_data());
+      auto* pd = static_cast<storage_t<D>*>(dst.raw_data());
+      for_each_pair(dst.shape(), dst.strides(), src.strides(),
+                    [&](int64_t od, int64_t os, int64_t n, int64_t id, int64_t is) {
+                      for (int64_t i = 0; i < n; ++i) pd[od + i * id] = convert_elem<D, S>(ps[os + i * is]);
+                    });
+    });
+  });
+}
+
+void fill(Tensor& t, double value) {
+  dispatch_any(t.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    storage_t<T> v = convert_elem<T, double>(value);
+    auto* p = static_cast<storage_t<T>*>(t.raw_data());
+    for_each_pair(t.shape(), t.strides(), t.strides(), [&](int64_t o, int64_t, int64_t n, int64_t s, int64_t) {
+      for (int64_t i = 0; i < n; ++i) p[o + i * s] = v;
+    });
+  });
+}
+
+void add(const Tensor& a, const Tensor& b, Tensor& y) { binary("add", a, b, y, [](auto x, auto z) { return x + z; }); }
+void sub(const Tensor& a, const Tensor& b, Tensor& y) { binary("sub", a, b, y, [](auto x, auto z) { return x - z; }); }
+void mul(const Tensor& a, const Tensor& b, Tensor& y) { binary("mul", a, b, y, [](auto x, auto z) { return x * z; }); }
+void add_(Tensor& a, const Tensor& b) { binary("add_", a, b, a, [](auto x, auto z) { return x + z; }); }
+
+void scale(const Tensor& x, double s, Tensor& y) {
+  unary("scale", x, y, [s](auto v) { return decltype(v)(s) * v; });
+}
+void add_scalar(const Tensor& x, double s, Tensor& y) {
+  unary("add_scalar", x, y, [s](auto v) { return v + decltype(v)(s); });
+}
+void relu_forward(const Tensor& x, Tensor& y) {
+  unary("relu_forward", x, y, [](auto v) { return v > 0 ? v : decltype(v)(0); });
+}
+void relu_backward(const Tensor& gy, const Tensor& y, Tensor& gx) {
+  binary("relu_backward", gy, y, gx, [](auto g, auto v) { return v > 0 ? g : decltype(g)(0); });
+}
+
+void sum_all(const Tensor& x0, Tensor& out) {
+  require_same_dtype("sum_all", x0, out);
+  RTUNE_CHECK(out.numel() == 1, "sum_all: output must have one element, got {}", out.str());
+  Tensor x = x0.is_contiguous(format_of(x0)) ? x0 : x0.contiguous();
+  int64_t n = x.numel();
+  dispatch_float("sum_all", x, [&](auto tag) {
+    using T = decltype(tag);
+    const T* p = x.data<T>();
+    double acc = 0;
+#pragma omp parallel for reduction(+ : acc) if (n > (1 << 16)) schedule(static)
+    for (int64_t i = 0; i < n; ++i) acc += double(p[i]);
+    *out.data<T>() = T(acc);
+  });
+}
+
+Tensor sum_to(const Tensor& x0, const Shape& shape) {
+  if (x0.shape() == shape) return x0;
+  size_t lead = x0.shape().size() - shape.size();
+  RTUNE_CHECK(x0.shape().size() >= shape.size(), "sum_to: cannot reduce {} to {}", x0.str(), shape_str(shape));
+  Tensor x = x0.contiguous();
+  Tensor out = zeros(shape, {x.dtype(), x.device()});
+  // Output strides with 0 on the reduced dims map every input element onto its target.
+  Shape ost(x.shape().size(), 0);
+  Shape dense = contiguous_strides(shape);
+  for (size_t i = lead; i < x.shape().size(); ++i) {
+    RTUNE_CHECK(shape[i - lead] == x.shape()[i] || shape[i - lead] == 1, "sum_to: cannot reduce {} to {}", x.str(),
+                shape_str(shape));
+    ost[i] = shape[i - lead] == 1 ? 0 : dense[i - lead];
+  }
+  dispatch_float("sum_to", x, [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = x.data<T>();
+    T* po = out.data<T>();
+    for_each_pair(x.shape(), x.strides(), ost, [&](int64_t ox, int64_t oo, int64_t n, int64_t ix, int64_t io) {
+      for (int64_t i = 0; i < n; ++i) po[oo + i * io] += px[ox + i * ix];
+    });
+  });
+  return out;
+}
+
+}  // namespace rtune::cpu

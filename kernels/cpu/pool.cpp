@@ -1,0 +1,119 @@
+// CPU max_pool2d (torch.nn.MaxPool2d, floor mode, padding as -inf, first maximum wins, NaN propagates)
+// and adaptive_avg_pool2d (torch.nn.AdaptiveAvgPool2d bins), NCHW; planes in parallel.
+#include <cmath>
+#include <limits>
+#include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/cpu_util.h"
+
+namespace rtune::cpu {
+
+void max_pool2d_forward(const Tensor& x0, const Pool2dArgs& a, Tensor& y, Tensor& indices) {
+  Tensor x = x0.contiguous();
+  int64_t planes = x.size(0) * x.size(1), H = x.size(2), W = x.size(3), Ho = y.size(2), Wo = y.size(3);
+  require_dtype("max_pool2d_forward", indices, DType::i64);
+  RTUNE_CHECK(indices.is_contiguous(), "max_pool2d_forward: indices must be contiguous");
+  with_contiguous_output(y, [&](Tensor& yd) {
+    dispatch_float("max_pool2d_forward", x, [&](auto tag) {
+      using T = decltype(tag);
+      const T* px = x.data<T>();
+      T* py = yd.data<T>();
+      int64_t* pi = indices.data<int64_t>();
+#pragma omp parallel for schedule(static)
+      for (int64_t pl = 0; pl < planes; ++pl) {
+        const T* in = px + pl * H * W;
+        for (int64_t oh = 0; oh < Ho; ++oh)
+          for (int64_t ow = 0; ow < Wo; ++ow) {
+            int64_t h0 = oh * a.stride_h - a.pad_h, w0 = ow * a.stride_w - a.pad_w;
+            T best = -std::numeric_limits<T>::infinity();
+            int64_t arg = std::max<int64_t>(h0, 0) * W + std::max<int64_t>(w0, 0);
+            for (int64_t h = std::max<int64_t>(h0, 0); h < std::min(h0 + a.kernel_h, H); ++h)
+              for (int64_t w = std::max<int64_t>(w0, 0); w < std::min(w0 + a.kernel_w, W); ++w) {
+                T v = in[h * W + w];
+                if (v > best || std::isnan(v)) {
+                  best = v;
+                  arg = h * W + w;
+                  if (std::isnan(v)) goto done;
+                }
+              }
+          done:
+            py[(pl * Ho + oh) * Wo + ow] = best;
+            pi[(pl * Ho + oh) * Wo + ow] = arg;
+          }
+      }
+    });
+  });
+}
+
+void max_pool2d_backward(const Tensor& gy0, const Tensor& indices, Tensor& gx) {
+  Tensor gy = gy0.contiguous();
+  int64_t planes = gx.size(0) * gx.size(1), HW = gx.size(2) * gx.size(3), P = gy.size(2) * gy.size(3);
+  with_contiguous_output(gx, [&](Tensor& gxd) {
+    dispatch_float("max_pool2d_backward", gy, [&](auto tag) {
+      using T = decltype(tag);
+      const T* pg = gy.data<T>();
+      const int64_t* pi = indices.data<int64_t>();
+      T* out = gxd.data<T>();
+#pragma omp parallel for schedule(static)
+      for (int64_t pl = 0; pl < planes; ++pl) {
+        T* o = out + pl * HW;
+        std::fill(o, o + HW, T(0));
+        for (int64_t i = 0; i < P; ++i) o[pi[pl * P + i]] += pg[pl * P + i];
+      }
+    });
+  });
+}
+
+namespace {
+int64_t bin_start(int64_t i, int64_t in, int64_t out) { return (i * in) / out; }
+int64_t bin_end(int64_t i, int64_t in, int64_t out) { return ((i + 1) * in + out - 1) / out; }
+}  // namespace
+
+void adaptive_avg_pool2d_forward(const Tensor& x0, Tensor& y) {
+  Tensor x = x0.contiguous();
+  int64_t planes = x.size(0) * x.size(1), H = x.size(2), W = x.size(3), Ho = y.size(2), Wo = y.size(3);
+  with_contiguous_output(y, [&](Tensor& yd) {
+    dispatch_float("adaptive_avg_pool2d_forward", x, [&](auto tag) {
+      using T = decltype(tag);
+      const T* px = x.data<T>();
+      T* py = yd.data<T>();
+#pragma omp parallel for schedule(static)
+      for (int64_t pl = 0; pl < planes; ++pl)
+        for (int64_t oh = 0; oh < Ho; ++oh)
+          for (int64_t ow = 0; ow < Wo; ++ow) {
+            int64_t h0 = bin_start(oh, H, Ho), h1 = bin_end(oh, H, Ho);
+            int64_t w0 = bin_start(ow, W, Wo), w1 = bin_end(ow, W, Wo);
+            T acc = 0;
+            for (int64_t h = h0; h < h1; ++h)
+              for (int64_t w = w0; w < w1; ++w) acc += px[(pl * H + h) * W + w];
+            py[(pl * Ho + oh) * Wo + ow] = acc / T((h1 - h0) * (w1 - w0));
+          }
+    });
+  });
+}
+
+void adaptive_avg_pool2d_backward(const Tensor& gy0, Tensor& gx) {
+  Tensor gy = gy0.contiguous();
+  int64_t planes = gx.size(0) * gx.size(1), H = gx.size(2), W = gx.size(3), Ho = gy.size(2), Wo = gy.size(3);
+  with_contiguous_output(gx, [&](Tensor& gxd) {
+    dispatch_float("adaptive_avg_pool2d_backward", gy, [&](auto tag) {
+      using T = decltype(tag);
+      const T* pg = gy.data<T>();
+      T* out = gxd.data<T>();
+#pragma omp parallel for schedule(static)
+      for (int64_t pl = 0; pl < planes; ++pl) {
+        T* o = out + pl * H * W;
+        std::fill(o, o + H * W, T(0));
+        for (int64_t oh = 0; oh < Ho; ++oh)
+          for (int64_t ow = 0; ow < Wo; ++ow) {
+            int64_t h0 = bin_start(oh, H, Ho), h1 = bin_end(oh, H, Ho);
+            int64_t w0 = bin_start(ow, W, Wo), w1 = bin_end(ow, W, Wo);
+            T g = pg[(pl * Ho + oh) * Wo + ow] / T((h1 - h0) * (w1 - w0));
+            for (int64_t h = h0; h < h1; ++h)
+              for (int64_t w = w0; w < w1; ++w) o[h * W + w] += g;
+          }
+      }
+    });
+  });
+}
+
+}  // namespace rtune::cpu

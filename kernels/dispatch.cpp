@@ -1,0 +1,247 @@
+// The façade: checks devices and shapes once, then hands each op to the backend of its tensors' device.
+#include <initializer_list>
+#include "kernels/cpu/cpu_ops.h"
+#include "kernels/ops.h"
+#include "kernels/op_counts.h"
+#ifdef RTUNE_HAS_CUDA_BACKEND
+#include "kernels/cuda/cuda_ops.h"
+#define RTUNE_ON_DEVICE(op, dev, ...) \
+  do { count_op(#op); if ((dev).is_cuda()) { cuda::op(__VA_ARGS__); } else { cpu::op(__VA_ARGS__); } } while (0)
+#define RTUNE_ON_DEVICE_RET(op, dev, ...) return (dev).is_cuda() ? cuda::op(__VA_ARGS__) : cpu::op(__VA_ARGS__)
+#else
+#define RTUNE_ON_DEVICE(op, dev, ...)                                                \
+  do {                                                                               \
+    count_op(#op);                                                                   \
+    if ((dev).is_cuda()) ::rtune::fail("{}: this rtune was built without CUDA", #op); \
+    cpu::op(__VA_ARGS__);                                                            \
+  } while (0)
+#define RTUNE_ON_DEVICE_RET(op, dev, ...)                                            \
+  do {                                                                               \
+    if ((dev).is_cuda()) ::rtune::fail("{}: this rtune was built without CUDA", #op); \
+    return cpu::op(__VA_ARGS__);                                                     \
+  } while (0)
+#endif
+
+namespace rtune::kernels {
+
+namespace {
+// All defined tensors on one device; returns it.
+Device one_device(const char* op, std::initializer_list<const Tensor*> ts) {
+  const Tensor* first = nullptr;
+  for (const Tensor* t : ts) {
+    if (!t->defined()) continue;
+    if (!first) first = t;
+    else require_same_device(op, *first, *t);
+  }
+  RTUNE_CHECK(first, "{}: no tensor given", op);
+  return first->device();
+}
+void require_shape(const char* op, const char* what, const Tensor& t, const Shape& s) {
+  if (t.defined() && t.shape() != s) fail("{}: {} must be {}, got {}", op, what, shape_str(s), t.str());
+}
+void require_float_same(const char* op, std::initializer_list<const Tensor*> ts) {
+  const Tensor* first = nullptr;
+  for (const Tensor* t : ts) {
+    if (!t->defined()) continue;
+    if (!first) {
+      first = t;
+      RTUNE_CHECK(t->dtype() == DType::f32 || t->dtype() == DType::f64 || t->dtype() == DType::bf16 ||
+                      t->dtype() == DType::f16,
+                  "{}: expected a floating tensor, got {}", op, t->str());
+    } else {
+      require_same_dtype(op, *first, *t);
+    }
+  }
+}
+}  // namespace
+
+void copy(const Tensor& src, Tensor& dst) { RTUNE_ON_DEVICE(copy, one_device("copy", {&src, &dst}), src, dst); }
+void fill(Tensor& t, double v) { RTUNE_ON_DEVICE(fill, t.device(), t, v); }
+
+void add(const Tensor& a, const Tensor& b, Tensor& y) { RTUNE_ON_DEVICE(add, one_device("add", {&a, &b, &y}), a, b, y); }
+void sub(const Tensor& a, const Tensor& b, Tensor& y) { RTUNE_ON_DEVICE(sub, one_device("sub", {&a, &b, &y}), a, b, y); }
+void mul(const Tensor& a, const Tensor& b, Tensor& y) { RTUNE_ON_DEVICE(mul, one_device("mul", {&a, &b, &y}), a, b, y); }
+void add_(Tensor& a, const Tensor& b) { RTUNE_ON_DEVICE(add_, one_device("add_", {&a, &b}), a, b); }
+void scale(const Tensor& x, double s, Tensor& y) { RTUNE_ON_DEVICE(scale, one_device("scale", {&x, &y}), x, s, y); }
+void add_scalar(const Tensor& x, double s, Tensor& y) {
+  RTUNE_ON_DEVICE(add_scalar, one_device("add_scalar", {&x, &y}), x, s, y);
+}
+void relu_forward(const Tensor& x, Tensor& y) { RTUNE_ON_DEVICE(relu_forward, one_device("relu", {&x, &y}), x, y); }
+void relu_backward(const Tensor& gy, const Tensor& y, Tensor& gx) {
+  RTUNE_ON_DEVICE(relu_backward, one_device("relu_backward", {&gy, &y, &gx}), gy, y, gx);
+}
+void sum_all(const Tensor& x, Tensor& out) { RTUNE_ON_DEVICE(sum_all, one_device("sum", {&x, &out}), x, out); }
+Tensor sum_to(const Tensor& x, const Shape& shape) { RTUNE_ON_DEVICE_RET(sum_to, x.device(), x, shape); }
+
+// ------------------------------------------------------------------------------------ conv2d
+
+Shape conv2d_out_shape(const Shape& x, const Shape& w, const Conv2dArgs& a) {
+  RTUNE_CHECK(x.size() == 4 && w.size() == 4, "conv2d: expected 4-d input and weight, got {} and {}", shape_str(x),
+              shape_str(w));
+  RTUNE_CHECK(x[1] == w[1], "conv2d: input {} has {} channels but weight {} expects {}", shape_str(x), x[1],
+              shape_str(w), w[1]);
+  RTUNE_CHECK(a.stride_h > 0 && a.stride_w > 0 && a.dilation_h > 0 && a.dilation_w > 0 && a.pad_h >= 0 &&
+                  a.pad_w >= 0,
+              "conv2d: stride and dilation must be positive and padding non-negative");
+  int64_t ho = (x[2] + 2 * a.pad_h - a.dilation_h * (w[2] - 1) - 1) / a.stride_h + 1;
+  int64_t wo = (x[3] + 2 * a.pad_w - a.dilation_w * (w[3] - 1) - 1) / a.stride_w + 1;
+  RTUNE_CHECK(ho > 0 && wo > 0, "conv2d: input {} too small for kernel {} with this padding", shape_str(x),
+              shape_str(w));
+  return {x[0], w[0], ho, wo};
+}
+
+void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dArgs& a, Tensor& y) {
+  const char* op = "conv2d_forward";
+  Device d = one_device(op, {&x, &w, &bias, &y});
+  require_float_same(op, {&x, &w, &bias, &y});
+  require_shape(op, "output", y, conv2d_out_shape(x.shape(), w.shape(), a));
+  require_shape(op, "bias", bias, {w.size(0)});
+  RTUNE_ON_DEVICE(conv2d_forward, d, x, w, bias, a, y);
+}
+void conv2d_backward_input(const Tensor& gy, const Tensor& w, const Conv2dArgs& a, Tensor& gx) {
+  const char* op = "conv2d_backward_input";
+  Device d = one_device(op, {&gy, &w, &gx});
+  require_float_same(op, {&gy, &w, &gx});
+  require_shape(op, "grad_output", gy, conv2d_out_shape(gx.shape(), w.shape(), a));
+  RTUNE_ON_DEVICE(conv2d_backward_input, d, gy, w, a, gx);
+}
+void conv2d_backward_weight(const Tensor& gy, const Tensor& x, const Conv2dArgs& a, Tensor& gw) {
+  const char* op = "conv2d_backward_weight";
+  Device d = one_device(op, {&gy, &x, &gw});
+  require_float_same(op, {&gy, &x, &gw});
+  require_shape(op, "grad_output", gy, conv2d_out_shape(x.shape(), gw.shape(), a));
+  RTUNE_ON_DEVICE(conv2d_backward_weight, d, gy, x, a, gw);
+}
+void conv2d_backward_bias(const Tensor& gy, Tensor& gb) {
+  Device d = one_device("conv2d_backward_bias", {&gy, &gb});
+  require_float_same("conv2d_backward_bias", {&gy, &gb});
+  RTUNE_ON_DEVICE(conv2d_backward_bias, d, gy, gb);
+}
+
+// ------------------------------------------------------------------------------------ batch norm
+
+void batch_norm_forward_train(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
+                              Tensor& running_var, double momentum, double eps, Tensor& y, Tensor& save_mean,
+                              Tensor& save_invstd) {
+  const char* op = "batch_norm_forward_train";
+  Device d = one_device(op, {&x, &weight, &bias, &running_mean, &running_var, &y, &save_mean, &save_invstd});
+  require_same_shape(op, x, y);
+  Shape c{x.size(1)};
+  for (const Tensor* t : std::initializer_list<const Tensor*>{&weight, &bias, &running_mean, &running_var, &save_mean, &save_invstd})
+    require_shape(op, "per-channel tensor", *t, c);
+  RTUNE_ON_DEVICE(batch_norm_forward_train, d, x, weight, bias, running_mean, running_var, momentum, eps, y, save_mean,
+                  save_invstd);
+}
+void batch_norm_forward_eval(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                             const Tensor& running_var, double eps, Tensor& y) {
+  const char* op = "batch_norm_forward_eval";
+  Device d = one_device(op, {&x, &weight, &bias, &running_mean, &running_var, &y});
+  require_same_shape(op, x, y);
+  Shape c{x.size(1)};
+  for (const Tensor* t : {&weight, &bias, &running_mean, &running_var}) require_shape(op, "per-channel tensor", *t, c);
+  RTUNE_ON_DEVICE(batch_norm_forward_eval, d, x, weight, bias, running_mean, running_var, eps, y);
+}
+void batch_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& weight, const Tensor& mean,
+                         const Tensor& invstd, bool training, Tensor& gx, Tensor& gw, Tensor& gb) {
+  const char* op = "batch_norm_backward";
+  Device d = one_device(op, {&gy, &x, &weight, &mean, &invstd, &gx, &gw, &gb});
+  require_same_shape(op, gy, x);
+  if (gx.defined()) require_same_shape(op, gx, x);
+  RTUNE_ON_DEVICE(batch_norm_backward, d, gy, x, weight, mean, invstd, training, gx, gw, gb);
+}
+
+// ------------------------------------------------------------------------------------ pooling
+
+Shape max_pool2d_out_shape(const Shape& x, const Pool2dArgs& a) {
+  RTUNE_CHECK(x.size() == 4, "max_pool2d: expected a 4-d input, got {}", shape_str(x));
+  RTUNE_CHECK(a.kernel_h > 0 && a.kernel_w > 0 && a.stride_h > 0 && a.stride_w > 0, "max_pool2d: bad kernel/stride");
+  RTUNE_CHECK(a.pad_h * 2 <= a.kernel_h && a.pad_w * 2 <= a.kernel_w,
+              "max_pool2d: padding should be at most half the kernel size");
+  int64_t ho = (x[2] + 2 * a.pad_h - a.kernel_h) / a.stride_h + 1;
+  int64_t wo = (x[3] + 2 * a.pad_w - a.kernel_w) / a.stride_w + 1;
+  RTUNE_CHECK(ho > 0 && wo > 0, "max_pool2d: input {} too small", shape_str(x));
+  return {x[0], x[1], ho, wo};
+}
+void max_pool2d_forward(const Tensor& x, const Pool2dArgs& a, Tensor& y, Tensor& indices) {
+  const char* op = "max_pool2d_forward";
+  Device d = one_device(op, {&x, &y, &indices});
+  require_same_dtype(op, x, y);
+  require_shape(op, "output", y, max_pool2d_out_shape(x.shape(), a));
+  require_shape(op, "indices", indices, y.shape());
+  RTUNE_ON_DEVICE(max_pool2d_forward, d, x, a, y, indices);
+}
+void max_pool2d_backward(const Tensor& gy, const Tensor& indices, Tensor& gx) {
+  const char* op = "max_pool2d_backward";
+  Device d = one_device(op, {&gy, &indices, &gx});
+  require_same_shape(op, gy, indices);
+  RTUNE_ON_DEVICE(max_pool2d_backward, d, gy, indices, gx);
+}
+void adaptive_avg_pool2d_forward(const Tensor& x, Tensor& y) {
+  const char* op = "adaptive_avg_pool2d_forward";
+  Device d = one_device(op, {&x, &y});
+  RTUNE_CHECK(x.dim() == 4 && y.dim() == 4 && x.size(0) == y.size(0) && x.size(1) == y.size(1),
+              "{}: input {} and output {} do not match", op, x.str(), y.str());
+  RTUNE_ON_DEVICE(adaptive_avg_pool2d_forward, d, x, y);
+}
+void adaptive_avg_pool2d_backward(const Tensor& gy, Tensor& gx) {
+  Device d = one_device("adaptive_avg_pool2d_backward", {&gy, &gx});
+  RTUNE_ON_DEVICE(adaptive_avg_pool2d_backward, d, gy, gx);
+}
+
+// ------------------------------------------------------------------------------------ linear
+
+void linear_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y) {
+  const char* op = "linear_forward";
+  Device d = one_device(op, {&x, &w, &bias, &y});
+  require_float_same(op, {&x, &w, &bias, &y});
+  RTUNE_CHECK(x.dim() == 2 && w.dim() == 2 && x.size(1) == w.size(1),
+              "linear: input {} does not fit weight {} (in_features {})", x.str(), w.str(), w.dim() == 2 ? w.size(1) : -1);
+  require_shape(op, "output", y, {x.size(0), w.size(0)});
+  require_shape(op, "bias", bias, {w.size(0)});
+  RTUNE_ON_DEVICE(linear_forward, d, x, w, bias, y);
+}
+void linear_backward_input(const Tensor& gy, const Tensor& w, Tensor& gx) {
+  Device d = one_device("linear_backward_input", {&gy, &w, &gx});
+  require_shape("linear_backward_input", "grad_input", gx, {gy.size(0), w.size(1)});
+  RTUNE_ON_DEVICE(linear_backward_input, d, gy, w, gx);
+}
+void linear_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw) {
+  Device d = one_device("linear_backward_weight", {&gy, &x, &gw});
+  require_shape("linear_backward_weight", "grad_weight", gw, {gy.size(1), x.size(1)});
+  RTUNE_ON_DEVICE(linear_backward_weight, d, gy, x, gw);
+}
+void linear_backward_bias(const Tensor& gy, Tensor& gb) {
+  Device d = one_device("linear_backward_bias", {&gy, &gb});
+  require_shape("linear_backward_bias", "grad_bias", gb, {gy.size(1)});
+  RTUNE_ON_DEVICE(linear_backward_bias, d, gy, gb);
+}
+
+// ------------------------------------------------------------------------------------ softmax, loss
+
+void softmax_forward(const Tensor& x, Tensor& y) {
+  require_same_shape("softmax", x, y);
+  RTUNE_ON_DEVICE(softmax_forward, one_device("softmax", {&x, &y}), x, y);
+}
+void softmax_backward(const Tensor& gy, const Tensor& y, Tensor& gx) {
+  RTUNE_ON_DEVICE(softmax_backward, one_device("softmax_backward", {&gy, &y, &gx}), gy, y, gx);
+}
+void log_softmax_forward(const Tensor& x, Tensor& y) {
+  require_same_shape("log_softmax", x, y);
+  RTUNE_ON_DEVICE(log_softmax_forward, one_device("log_softmax", {&x, &y}), x, y);
+}
+void log_softmax_backward(const Tensor& gy, const Tensor& y, Tensor& gx) {
+  RTUNE_ON_DEVICE(log_softmax_backward, one_device("log_softmax_backward", {&gy, &y, &gx}), gy, y, gx);
+}
+void cross_entropy_forward(const Tensor& logits, const Tensor& target, double ls, Reduction r, Tensor& loss,
+                           Tensor& log_probs) {
+  Device d = one_device("cross_entropy", {&logits, &target, &loss, &log_probs});
+  require_same_shape("cross_entropy", logits, log_probs);
+  RTUNE_ON_DEVICE(cross_entropy_forward, d, logits, target, ls, r, loss, log_probs);
+}
+void cross_entropy_backward(const Tensor& gloss, const Tensor& log_probs, const Tensor& target, double ls, Reduction r,
+                            Tensor& glogits) {
+  Device d = one_device("cross_entropy_backward", {&gloss, &log_probs, &target, &glogits});
+  RTUNE_ON_DEVICE(cross_entropy_backward, d, gloss, log_probs, target, ls, r, glogits);
+}
+
+}  // namespace rtune::kernels

@@ -1,0 +1,83 @@
+// The op façade: one declaration and contract per op. Each dispatches on the tensors' device to the
+// cpu:: backend (Eigen, the numerical oracle) or the cuda:: backend. Outputs are preallocated by the
+// caller with the documented shape; inputs of the "dense" ops may have any strides (they are made
+// contiguous here), outputs are written densely. Nothing here records autograd: engine/functional.h does.
+#pragma once
+#include "engine/tensor.h"
+#include "kernels/op_args.h"
+
+namespace rtune::kernels {
+
+// ----------------------------------------------------------------- elementwise and copies
+// copy: dst[i] = convert(src[i]); same shape and device, any strides and dtypes (u8/i64/f16/bf16/f32/f64).
+void copy(const Tensor& src, Tensor& dst);
+void fill(Tensor& t, double value);
+// y = a + b, a - b, a * b: same shape, dtype and device; y dense (may alias a).
+void add(const Tensor& a, const Tensor& b, Tensor& y);
+void sub(const Tensor& a, const Tensor& b, Tensor& y);
+void mul(const Tensor& a, const Tensor& b, Tensor& y);
+void add_(Tensor& a, const Tensor& b);               // a += b in place (a dense)
+void scale(const Tensor& x, double s, Tensor& y);    // y = s * x
+void add_scalar(const Tensor& x, double s, Tensor& y);
+// relu: y = max(x, 0); backward gx = gy where y > 0 (torch's threshold_backward on the output).
+void relu_forward(const Tensor& x, Tensor& y);
+void relu_backward(const Tensor& gy, const Tensor& y, Tensor& gx);
+
+// ----------------------------------------------------------------- reductions
+void sum_all(const Tensor& x, Tensor& out);  // out: 0-d, same dtype; accumulates in double
+// Sums x over the dims broadcast to make it `shape` (autograd of expand/broadcast); returns a new tensor.
+Tensor sum_to(const Tensor& x, const Shape& shape);
+
+// ----------------------------------------------------------------- convolution (torch.nn.functional.conv2d)
+// x: N×C×H×W, w: K×C×R×S -> N×K×Ho×Wo with Ho = (H + 2ph - dh(R-1) - 1)/sh + 1. Throws on bad shapes.
+Shape conv2d_out_shape(const Shape& x, const Shape& w, const Conv2dArgs& a);
+// y = x ⋆ w (+ bias[k]); bias may be undefined.
+void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dArgs& a, Tensor& y);
+void conv2d_backward_input(const Tensor& gy, const Tensor& w, const Conv2dArgs& a, Tensor& gx);
+void conv2d_backward_weight(const Tensor& gy, const Tensor& x, const Conv2dArgs& a, Tensor& gw);
+void conv2d_backward_bias(const Tensor& gy, Tensor& gb);
+
+// ----------------------------------------------------------------- batch norm (torch.nn.BatchNorm2d)
+// Training: normalise with batch statistics over N,H,W; save_mean/save_invstd (C) get the batch mean
+// and 1/sqrt(biased var + eps); running_mean/var (C, may be undefined) move by `momentum`, the variance
+// with the unbiased estimate. weight/bias (C) may be undefined (affine=False).
+void batch_norm_forward_train(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
+                              Tensor& running_var, double momentum, double eps, Tensor& y, Tensor& save_mean,
+                              Tensor& save_invstd);
+// Eval: y = (x - running_mean) / sqrt(running_var + eps) * weight + bias.
+void batch_norm_forward_eval(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                             const Tensor& running_var, double eps, Tensor& y);
+// Gradients; mean/invstd are the saved batch stats (training) or running stats turned into invstd (eval).
+// Any of gx, gw, gb may be undefined to skip that gradient.
+void batch_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& weight, const Tensor& mean,
+                         const Tensor& invstd, bool training, Tensor& gx, Tensor& gw, Tensor& gb);
+
+// ----------------------------------------------------------------- pooling
+Shape max_pool2d_out_shape(const Shape& x, const Pool2dArgs& a);  // floor mode, as torch's default
+// indices (i64, shape of y): flat h*W+w of the max in each plane (torch's convention); first max wins.
+void max_pool2d_forward(const Tensor& x, const Pool2dArgs& a, Tensor& y, Tensor& indices);
+void max_pool2d_backward(const Tensor& gy, const Tensor& indices, Tensor& gx);
+// Bins [floor(i*H/Ho), ceil((i+1)*H/Ho)) as torch.nn.AdaptiveAvgPool2d.
+void adaptive_avg_pool2d_forward(const Tensor& x, Tensor& y);
+void adaptive_avg_pool2d_backward(const Tensor& gy, Tensor& gx);
+
+// ----------------------------------------------------------------- linear (torch.nn.functional.linear)
+// x: N×I, w: O×I, bias: O (may be undefined) -> y: N×O = x wᵀ + b.
+void linear_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y);
+void linear_backward_input(const Tensor& gy, const Tensor& w, Tensor& gx);   // gx = gy w
+void linear_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw);  // gw = gyᵀ x
+void linear_backward_bias(const Tensor& gy, Tensor& gb);                     // gb = Σ_n gy
+
+// ----------------------------------------------------------------- softmax and loss (over dim 1 of N×C)
+void softmax_forward(const Tensor& x, Tensor& y);
+void softmax_backward(const Tensor& gy, const Tensor& y, Tensor& gx);
+void log_softmax_forward(const Tensor& x, Tensor& y);
+void log_softmax_backward(const Tensor& gy, const Tensor& y, Tensor& gx);
+// torch.nn.functional.cross_entropy with class-index targets (i64, N) and label smoothing ε:
+// loss_n = (1-ε)(-logp[n, t_n]) + ε/C Σ_c -logp[n, c]; out: 0-d. log_probs (N×C) is written for backward.
+void cross_entropy_forward(const Tensor& logits, const Tensor& target, double label_smoothing, Reduction r,
+                           Tensor& loss, Tensor& log_probs);
+void cross_entropy_backward(const Tensor& gloss, const Tensor& log_probs, const Tensor& target,
+                            double label_smoothing, Reduction r, Tensor& glogits);
+
+}  // namespace rtune::kernels
