@@ -10,10 +10,18 @@ struct Error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+#ifndef __CUDACC__
 template <class... A>
 [[noreturn]] void fail(fmt::format_string<A...> f, A&&... a) {
   throw Error(fmt::format(f, std::forward<A>(a)...));
 }
+#else
+// nvcc cannot evaluate fmt's compile-time format checks; CUDA translation units format at run time.
+template <class... A>
+[[noreturn]] void fail(std::string_view f, A&&... a) {
+  throw Error(fmt::vformat(f, fmt::make_format_args(a...)));
+}
+#endif
 
 #define RTUNE_CHECK(cond, ...) \
   do { if (!(cond)) ::rtune::fail(__VA_ARGS__); } while (0)

@@ -1,0 +1,3 @@
+# Benchmarks: print figures, never assert them (bench/RESULTS.md records runs).
+add_executable(bench_conv2d_cpu bench/conv2d_cpu.cpp)
+target_link_libraries(bench_conv2d_cpu PRIVATE rtune_core)

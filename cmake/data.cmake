@@ -1,0 +1,30 @@
+# io/image (decode), io/transforms (torchvision-equal transforms), io/data (datasets, loader).
+find_path(TURBOJPEG_INCLUDE_DIR turbojpeg.h REQUIRED)
+find_library(TURBOJPEG_LIBRARY turbojpeg REQUIRED)
+find_path(STB_INCLUDE_DIR stb/stb_image.h REQUIRED)
+
+add_library(rtune_data STATIC
+  io/image/decode.cpp
+  io/image/jpeg.cpp
+  io/image/stb_backend.cpp
+  io/transforms/resize.cpp
+  io/transforms/geometry.cpp
+  io/transforms/color.cpp
+  io/transforms/tensor.cpp
+  io/transforms/random.cpp
+  io/transforms/pipeline.cpp
+  io/data/dataset.cpp
+  io/data/loader.cpp
+)
+target_include_directories(rtune_data PRIVATE ${TURBOJPEG_INCLUDE_DIR} ${STB_INCLUDE_DIR})
+target_link_libraries(rtune_data PUBLIC rtune_base Threads::Threads PRIVATE ${TURBOJPEG_LIBRARY})
+# PIL's float arithmetic (blend, HSV, bilinear rotate) is reproduced operation by operation: no FMA
+# contraction, even under RTUNE_NATIVE.
+target_compile_options(rtune_data PRIVATE -ffp-contract=off -Wall -Wextra)
+
+# The tests read their references through the safetensors reader of cmake/io.cmake.
+rtune_add_test(data_decode SOURCES tests/data/test_decode.cpp LIBS rtune_data rtune_io_formats)
+rtune_add_test(data_transforms SOURCES tests/data/test_transforms.cpp LIBS rtune_data rtune_io_formats)
+rtune_add_test(data_transforms_parity SOURCES tests/data/test_transforms_parity.cpp LIBS rtune_data rtune_io_formats)
+rtune_add_test(data_dataset SOURCES tests/data/test_dataset.cpp LIBS rtune_data rtune_io_formats)
+rtune_add_test(data_loader SOURCES tests/data/test_loader.cpp LIBS rtune_data rtune_io_formats)

@@ -1,0 +1,130 @@
+#include "engine/nn/module.h"
+#include <cmath>
+#include "engine/autograd.h"
+#include "engine/functional.h"
+#include "kernels/ops.h"
+
+namespace rtune::nn {
+
+Tensor& Module::register_parameter(const std::string& name, Tensor& slot, Tensor value) {
+  slot = std::move(value);
+  if (slot.defined() && is_floating(slot.dtype())) slot.set_requires_grad(true);
+  params_.emplace_back(name, &slot);
+  return slot;
+}
+
+Tensor& Module::register_buffer(const std::string& name, Tensor& slot, Tensor value) {
+  slot = std::move(value);
+  buffers_.emplace_back(name, &slot);
+  return slot;
+}
+
+void Module::collect(const std::string& prefix, bool params, bool buffers,
+                     std::vector<std::pair<std::string, Tensor*>>& out) {
+  if (params)
+    for (auto& [n, t] : params_)
+      if (t->defined()) out.emplace_back(prefix + n, t);
+  if (buffers)
+    for (auto& [n, t] : buffers_)
+      if (t->defined()) out.emplace_back(prefix + n, t);
+  for (auto& [n, m] : children_) m->collect(prefix + n + ".", params, buffers, out);
+}
+
+std::vector<std::pair<std::string, Tensor*>> Module::named_parameters() {
+  std::vector<std::pair<std::string, Tensor*>> out;
+  collect("", true, false, out);
+  return out;
+}
+std::vector<std::pair<std::string, Tensor*>> Module::named_buffers() {
+  std::vector<std::pair<std::string, Tensor*>> out;
+  collect("", false, true, out);
+  return out;
+}
+std::vector<std::pair<std::string, Tensor*>> Module::state_dict() {
+  std::vector<std::pair<std::string, Tensor*>> out;
+  collect("", true, true, out);
+  return out;
+}
+std::vector<std::pair<std::string, Module*>> Module::named_modules(const std::string& prefix) {
+  std::vector<std::pair<std::string, Module*>> out{{prefix, this}};
+  for (auto& [n, m] : children_) {
+    auto sub = m->named_modules(prefix.empty() ? n : prefix + "." + n);
+    out.insert(out.end(), sub.begin(), sub.end());
+  }
+  return out;
+}
+
+void Module::train(bool on) {
+  training_ = on;
+  for (auto& [n, m] : children_) m->train(on);
+}
+
+namespace {
+void replace(Tensor* slot, Tensor moved) {
+  bool rg = slot->requires_grad();
+  Tensor fresh = moved.detach();
+  if (fresh.same(*slot)) return;
+  if (rg) fresh.set_requires_grad(true);
+  *slot = fresh;
+}
+}  // namespace
+
+void Module::to(Device d) {
+  NoGradGuard ng;
+  for (auto& [n, t] : state_dict()) replace(t, t->to(d));
+}
+
+void Module::to(DType dt) {
+  NoGradGuard ng;
+  for (auto& [n, t] : state_dict())
+    if (is_floating(t->dtype())) replace(t, t->to(dt));
+}
+
+Conv2d::Conv2d(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t padding, bool has_bias, Rng& rng)
+    : args{stride, stride, padding, padding, 1, 1} {
+  // torchvision ResNet init: kaiming_normal_(mode="fan_out", nonlinearity="relu").
+  double std = std::sqrt(2.0 / double(out * kernel * kernel));
+  register_parameter("weight", weight, mul(randn({out, in, kernel, kernel}, rng), std).detach());
+  if (has_bias) register_parameter("bias", bias, zeros({out}));
+}
+
+Tensor Conv2d::forward(const Tensor& x) { return conv2d(x, weight, bias, args); }
+
+BatchNorm2d::BatchNorm2d(int64_t c, double eps_, double momentum_) : eps(eps_), momentum(momentum_) {
+  register_parameter("weight", weight, ones({c}));
+  register_parameter("bias", bias, zeros({c}));
+  register_buffer("running_mean", running_mean, zeros({c}));
+  register_buffer("running_var", running_var, ones({c}));
+  register_buffer("num_batches_tracked", num_batches_tracked, zeros({}, {DType::i64}));
+}
+
+Tensor BatchNorm2d::forward(const Tensor& x) {
+  bool batch_stats = training_ && !use_running_stats;
+  Tensor y = batch_norm(x, weight, bias, running_mean, running_var, batch_stats, momentum, eps);
+  if (batch_stats) {
+    // num_batches_tracked lives on the host-visible side as a plain counter (momentum is fixed, so it
+    // is bookkeeping only, as in PyTorch).
+    NoGradGuard ng;
+    Tensor count = num_batches_tracked.to(Device::cpu()).contiguous();
+    *count.data<int64_t>() += 1;
+    num_batches_tracked = count.to(num_batches_tracked.device());
+  }
+  return y;
+}
+
+Linear::Linear(int64_t in, int64_t out, bool has_bias, Rng& rng) {
+  register_parameter("weight", weight, zeros({out, in}));
+  if (has_bias) register_parameter("bias", bias, zeros({out}));
+  reset_parameters(rng);
+}
+
+void Linear::reset_parameters(Rng& rng) {
+  NoGradGuard ng;
+  double bound = 1.0 / std::sqrt(double(weight.size(1)));
+  weight.copy_(uniform(weight.shape(), -bound, bound, rng, {weight.dtype()}).to(weight.device()));
+  if (bias.defined()) bias.copy_(uniform(bias.shape(), -bound, bound, rng, {bias.dtype()}).to(bias.device()));
+}
+
+Tensor Linear::forward(const Tensor& x) { return linear(x, weight, bias); }
+
+}  // namespace rtune::nn

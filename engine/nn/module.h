@@ -1,0 +1,75 @@
+// Modules in the torch.nn style: parameters and buffers registered under torchvision's state_dict
+// names, recursive train/eval, device and dtype moves, and requires_grad control for freezing.
+#pragma once
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+#include "engine/rng.h"
+#include "engine/tensor.h"
+#include "kernels/op_args.h"
+
+namespace rtune::nn {
+
+class Module {
+ public:
+  virtual ~Module() = default;
+  Module() = default;
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+
+  // Dotted names exactly as torch's state_dict() lists them (parameters and buffers in registration order).
+  std::vector<std::pair<std::string, Tensor*>> named_parameters();
+  std::vector<std::pair<std::string, Tensor*>> named_buffers();
+  std::vector<std::pair<std::string, Tensor*>> state_dict();  // parameters then buffers, per module, in order
+  std::vector<std::pair<std::string, Module*>> named_modules(const std::string& prefix = "");
+
+  void train(bool on = true);
+  void eval() { train(false); }
+  bool is_training() const { return training_; }
+  void to(Device d);
+  void to(DType t);  // floating parameters and buffers only (num_batches_tracked stays int64)
+
+ protected:
+  Tensor& register_parameter(const std::string& name, Tensor& slot, Tensor value);
+  Tensor& register_buffer(const std::string& name, Tensor& slot, Tensor value);
+  template <class M> std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
+    children_.emplace_back(name, m);
+    return m;
+  }
+  bool training_ = true;
+
+ private:
+  void collect(const std::string& prefix, bool params, bool buffers, std::vector<std::pair<std::string, Tensor*>>& out);
+  std::vector<std::pair<std::string, Tensor*>> params_, buffers_;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+};
+
+class Conv2d : public Module {
+ public:
+  Conv2d(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t padding, bool bias, Rng& rng);
+  Tensor forward(const Tensor& x);
+  Tensor weight, bias;
+  kernels::Conv2dArgs args;
+};
+
+class BatchNorm2d : public Module {
+ public:
+  explicit BatchNorm2d(int64_t channels, double eps = 1e-5, double momentum = 0.1);
+  Tensor forward(const Tensor& x);  // train: batch stats + running update; eval: running stats
+  Tensor weight, bias, running_mean, running_var, num_batches_tracked;
+  double eps, momentum;
+  // When true the layer normalises with running statistics even in train mode and never updates them
+  // (the "frozen BN" policy for a frozen backbone).
+  bool use_running_stats = false;
+};
+
+class Linear : public Module {
+ public:
+  Linear(int64_t in, int64_t out, bool bias, Rng& rng);
+  void reset_parameters(Rng& rng);  // nn.Linear's init: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias
+  Tensor forward(const Tensor& x);
+  Tensor weight, bias;
+};
+
+}  // namespace rtune::nn

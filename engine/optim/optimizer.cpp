@@ -1,0 +1,207 @@
+#include "engine/optim/optimizer.h"
+#include <span>
+#include "engine/optim/clip.h"
+#include "kernels/ops.h"
+
+namespace rtune::optim {
+
+namespace {
+template <class T> std::span<T> span_of(const Tensor& t) {
+  RTUNE_CHECK(t.device().is_cpu() && t.is_contiguous(), "optimizer: expected a dense CPU tensor, got {}", t.str());
+  return {t.data<T>(), size_t(t.numel())};
+}
+// Calls f(T{}) for the parameter's float type.
+template <class F> void on_float(const Tensor& p, F&& f) {
+  if (p.dtype() == DType::f32) f(float{});
+  else if (p.dtype() == DType::f64) f(double{});
+  else fail("optimizer: parameters must be float32 or float64 master weights, got {}", p.str());
+}
+}  // namespace
+
+Optimizer::Optimizer(std::vector<ParamGroup> groups) : groups_(std::move(groups)) {
+  for (auto& g : groups_) {
+    for (Tensor* p : g.params)
+      RTUNE_CHECK(p && p->defined() && p->requires_grad(), "optimizer: group '{}' holds a parameter that does not "
+                  "require grad (frozen parameters must not be given to the optimizer)", g.name);
+    slots_.emplace_back(g.params.size());
+  }
+}
+
+void Optimizer::zero_grad() {
+  for (auto& g : groups_)
+    for (Tensor* p : g.params) p->zero_grad();
+}
+
+Tensor& Optimizer::state(size_t group, size_t index, const std::string& name, const Tensor& like) {
+  auto& bufs = slots_[group][index].buffers;
+  for (auto& [n, t] : bufs)
+    if (n == name) return t;
+  bufs.emplace_back(name, zeros(like.shape(), {like.dtype(), like.device()}));
+  return bufs.back().second;
+}
+
+bool Optimizer::has_state(size_t group, size_t index, const std::string& name) const {
+  for (auto& [n, t] : slots_[group][index].buffers)
+    if (n == name) return true;
+  return false;
+}
+
+nlohmann::json Optimizer::state_json() const {
+  nlohmann::json j;
+  j["kind"] = kind();
+  j["step"] = step_count_;
+  for (auto& g : groups_)
+    j["groups"].push_back({{"name", g.name}, {"lr", g.lr}, {"weight_decay", g.weight_decay}, {"momentum", g.momentum}});
+  return j;
+}
+
+void Optimizer::load_state_json(const nlohmann::json& j) {
+  RTUNE_CHECK(j.value("kind", "") == kind(), "checkpoint holds a '{}' optimizer state, not '{}'", j.value("kind", "?"),
+              kind());
+  RTUNE_CHECK(j["groups"].size() == groups_.size(), "checkpoint has {} parameter groups, the optimizer {}",
+              j["groups"].size(), groups_.size());
+  step_count_ = j["step"].get<int64_t>();
+  for (size_t i = 0; i < groups_.size(); ++i) {
+    groups_[i].lr = j["groups"][i]["lr"].get<double>();
+    groups_[i].weight_decay = j["groups"][i]["weight_decay"].get<double>();
+    groups_[i].momentum = j["groups"][i]["momentum"].get<double>();
+  }
+}
+
+std::vector<std::pair<std::string, Tensor>> Optimizer::state_tensors() const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (size_t g = 0; g < slots_.size(); ++g)
+    for (size_t i = 0; i < slots_[g].size(); ++i)
+      for (auto& [n, t] : slots_[g][i].buffers) out.emplace_back(fmt::format("optim.{}.{}.{}", g, i, n), t);
+  return out;
+}
+
+void Optimizer::load_state_tensors(const std::vector<std::pair<std::string, Tensor>>& tensors) {
+  for (auto& s : slots_)
+    for (auto& slot : s) slot.buffers.clear();
+  for (auto& [name, t] : tensors) {
+    size_t g = 0, i = 0;
+    char buf[64] = {0};
+    RTUNE_CHECK(std::sscanf(name.c_str(), "optim.%zu.%zu.%63s", &g, &i, buf) == 3 && g < slots_.size() &&
+                    i < slots_[g].size(),
+                "checkpoint: optimizer state '{}' does not fit this model's parameter groups", name);
+    Tensor* p = groups_[g].params[i];
+    RTUNE_CHECK(t.shape() == p->shape(), "checkpoint: optimizer state '{}' has shape {}, parameter {}", name,
+                shape_str(t.shape()), shape_str(p->shape()));
+    slots_[g][i].buffers.emplace_back(buf, t.to(p->dtype()).to(p->device()).clone());
+  }
+}
+
+SGD::SGD(std::vector<ParamGroup> groups, double dampening, bool nesterov)
+    : Optimizer(std::move(groups)), dampening_(dampening), nesterov_(nesterov) {
+  for (auto& g : groups_)
+    RTUNE_CHECK(!nesterov_ || (g.momentum > 0 && dampening_ == 0), "SGD: nesterov needs momentum and zero dampening");
+}
+
+void SGD::step() {
+  ++step_count_;
+  for (size_t gi = 0; gi < groups_.size(); ++gi) {
+    ParamGroup& g = groups_[gi];
+    SgdHyper h{g.lr, g.momentum, dampening_, g.weight_decay, nesterov_, false};
+    for (size_t i = 0; i < g.params.size(); ++i) {
+      Tensor& p = *g.params[i];
+      Tensor grad = p.grad();
+      if (!grad.defined()) continue;
+      bool first = g.momentum != 0 && !has_state(gi, i, "momentum_buffer");
+      Tensor buf = g.momentum != 0 ? state(gi, i, "momentum_buffer", p) : Tensor();
+      on_float(p, [&](auto tag) {
+        using T = decltype(tag);
+        sgd_step<T>(span_of<T>(p), span_of<const T>(grad.contiguous()),
+                    buf.defined() ? span_of<T>(buf) : std::span<T>(), h, first);
+      });
+    }
+  }
+}
+
+Adam::Adam(std::vector<ParamGroup> groups, double beta2, double eps, bool amsgrad, bool decoupled)
+    : Optimizer(std::move(groups)), beta2_(beta2), eps_(eps), amsgrad_(amsgrad), decoupled_(decoupled) {}
+
+void Adam::step() {
+  ++step_count_;
+  for (size_t gi = 0; gi < groups_.size(); ++gi) {
+    ParamGroup& g = groups_[gi];
+    AdamHyper h{g.lr, g.momentum, beta2_, eps_, g.weight_decay, amsgrad_, decoupled_, false};
+    for (size_t i = 0; i < g.params.size(); ++i) {
+      Tensor& p = *g.params[i];
+      Tensor grad = p.grad();
+      if (!grad.defined()) continue;
+      // PyTorch keeps a step count per parameter; it advances only when the parameter had a gradient.
+      Tensor steps = state(gi, i, "step", scalar_tensor(0, {DType::f64}));
+      double n = steps.item<double>() + 1;
+      steps.fill_(n);
+      AdamStep s = make_adam_step(h, int64_t(n));
+      Tensor m = state(gi, i, "exp_avg", p);
+      Tensor v = state(gi, i, "exp_avg_sq", p);
+      Tensor vmax = amsgrad_ ? state(gi, i, "max_exp_avg_sq", p) : Tensor();
+      on_float(p, [&](auto tag) {
+        using T = decltype(tag);
+        adam_step<T>(span_of<T>(p), span_of<const T>(grad.contiguous()), span_of<T>(m), span_of<T>(v),
+                     vmax.defined() ? span_of<T>(vmax) : std::span<T>(), s);
+      });
+    }
+  }
+}
+
+RMSprop::RMSprop(std::vector<ParamGroup> groups, double alpha, double eps, bool centered)
+    : Optimizer(std::move(groups)), alpha_(alpha), eps_(eps), centered_(centered) {}
+
+void RMSprop::step() {
+  ++step_count_;
+  for (size_t gi = 0; gi < groups_.size(); ++gi) {
+    ParamGroup& g = groups_[gi];
+    RmspropHyper h{g.lr, alpha_, eps_, g.weight_decay, g.momentum, centered_, false};
+    for (size_t i = 0; i < g.params.size(); ++i) {
+      Tensor& p = *g.params[i];
+      Tensor grad = p.grad();
+      if (!grad.defined()) continue;
+      Tensor sq = state(gi, i, "square_avg", p);
+      Tensor ga = centered_ ? state(gi, i, "grad_avg", p) : Tensor();
+      Tensor buf = g.momentum > 0 ? state(gi, i, "momentum_buffer", p) : Tensor();
+      on_float(p, [&](auto tag) {
+        using T = decltype(tag);
+        rmsprop_step<T>(span_of<T>(p), span_of<const T>(grad.contiguous()), span_of<T>(sq),
+                        ga.defined() ? span_of<T>(ga) : std::span<T>(), buf.defined() ? span_of<T>(buf) : std::span<T>(),
+                        h);
+      });
+    }
+  }
+}
+
+double clip_grad_norm(const std::vector<Tensor*>& params, double max_norm, double norm_type) {
+  std::vector<Tensor> grads;
+  for (Tensor* p : params)
+    if (p->grad().defined()) grads.push_back(p->grad());
+  if (grads.empty()) return 0.0;
+  DType dt = grads[0].dtype();
+  double total = 0;
+  if (dt == DType::f32) {
+    std::vector<std::span<float>> spans;
+    for (auto& g : grads) spans.push_back(span_of<float>(g));
+    total = clip_grad_norm_(std::span<const std::span<float>>(spans), max_norm, norm_type);
+  } else {
+    std::vector<std::span<double>> spans;
+    for (auto& g : grads) spans.push_back(span_of<double>(g));
+    total = clip_grad_norm_(std::span<const std::span<double>>(spans), max_norm, norm_type);
+  }
+  return total;
+}
+
+void clip_grad_value(const std::vector<Tensor*>& params, double clip_value) {
+  std::vector<std::span<float>> f;
+  std::vector<std::span<double>> d;
+  for (Tensor* p : params) {
+    Tensor g = p->grad();
+    if (!g.defined()) continue;
+    if (g.dtype() == DType::f32) f.push_back(span_of<float>(g));
+    else d.push_back(span_of<double>(g));
+  }
+  if (!f.empty()) clip_grad_value_(std::span<const std::span<float>>(f), clip_value);
+  if (!d.empty()) clip_grad_value_(std::span<const std::span<double>>(d), clip_value);
+}
+
+}  // namespace rtune::optim

@@ -1,0 +1,89 @@
+// Format sniffing and file reading in front of the JPEG (TurboJPEG) and stb_image decoders.
+#include "io/image/decode.h"
+
+#include <cctype>
+#include <cstring>
+#include <fstream>
+#include <vector>
+
+#include "engine/error.h"
+#include "io/image/stb_backend.h"
+
+namespace rtune::io {
+
+namespace {
+
+bool starts_with(std::span<const std::byte> b, std::initializer_list<uint8_t> magic) {
+  if (b.size() < magic.size()) return false;
+  size_t i = 0;
+  for (uint8_t m : magic)
+    if (uint8_t(b[i++]) != m) return false;
+  return true;
+}
+
+std::vector<std::byte> read_file(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) fail("decode_image: {}: no such file", path.string());
+  if (std::filesystem::is_directory(path, ec)) fail("decode_image: {}: is a directory, not an image", path.string());
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
+  if (!f) fail("decode_image: {}: cannot open for reading", path.string());
+  std::streamoff size = f.tellg();
+  if (size < 0) fail("decode_image: {}: cannot determine file size", path.string());
+  std::vector<std::byte> bytes(static_cast<size_t>(size));
+  f.seekg(0);
+  if (size > 0 && !f.read(reinterpret_cast<char*>(bytes.data()), size))
+    fail("decode_image: {}: read error", path.string());
+  return bytes;
+}
+
+}  // namespace
+
+ImageFormat sniff_format(std::span<const std::byte> b) {
+  if (starts_with(b, {0xFF, 0xD8, 0xFF})) return ImageFormat::jpeg;
+  if (starts_with(b, {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A})) return ImageFormat::png;
+  if (starts_with(b, {'B', 'M'})) return ImageFormat::bmp;
+  if (starts_with(b, {'G', 'I', 'F', '8'})) return ImageFormat::gif;
+  if (b.size() >= 3 && uint8_t(b[0]) == 'P' && (uint8_t(b[1]) == '5' || uint8_t(b[1]) == '6') &&
+      std::isspace(int(uint8_t(b[2]))))
+    return ImageFormat::pnm;
+  if (stb_is_tga(b)) return ImageFormat::tga;
+  return ImageFormat::unknown;
+}
+
+Image decode_image(std::span<const std::byte> bytes, std::string_view name, const DecodeHint& hint) {
+  if (bytes.empty()) fail("decode_image: {}: empty file (0 bytes)", name);
+  switch (sniff_format(bytes)) {
+    case ImageFormat::jpeg: return decode_jpeg(bytes, name, hint);
+    case ImageFormat::png:
+    case ImageFormat::bmp:
+    case ImageFormat::gif:
+    case ImageFormat::tga:
+    case ImageFormat::pnm: return decode_stb(bytes, name);
+    case ImageFormat::unknown: break;
+  }
+  fail("decode_image: {}: not a supported image (expected JPEG, PNG, BMP, GIF, TGA or PPM/PGM data)", name);
+}
+
+ImageInfo probe_image(std::span<const std::byte> bytes, std::string_view name) {
+  if (bytes.empty()) fail("decode_image: {}: empty file (0 bytes)", name);
+  ImageInfo info;
+  info.format = sniff_format(bytes);
+  if (info.format == ImageFormat::unknown)
+    fail("decode_image: {}: not a supported image (expected JPEG, PNG, BMP, GIF, TGA or PPM/PGM data)", name);
+  auto [h, w] = info.format == ImageFormat::jpeg ? jpeg_header_size(bytes, name) : stb_header_size(bytes, name);
+  info.height = h;
+  info.width = w;
+  return info;
+}
+
+ImageInfo probe_image(const std::filesystem::path& path) {
+  std::vector<std::byte> bytes = read_file(path);
+  return probe_image(std::span<const std::byte>(bytes), path.string());
+}
+
+Image decode_image(const std::filesystem::path& path, const DecodeHint& hint) {
+  std::vector<std::byte> bytes = read_file(path);
+  return decode_image(std::span<const std::byte>(bytes), path.string(), hint);
+}
+
+}  // namespace rtune::io

@@ -1,0 +1,105 @@
+// JPEG through libjpeg-turbo's TurboJPEG API. With default flags TurboJPEG uses the accurate integer
+// IDCT and fancy (smooth) chroma upsampling, the same as Pillow's libjpeg-turbo decoder, so a full-size
+// decode equals PIL's Image.open(f).convert("RGB"). CMYK/YCCK files are read as PIL reads them
+// (samples assumed Adobe-inverted, "CMYK;I") and converted with PIL's cmyk2rgb.
+#include <turbojpeg.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "engine/error.h"
+#include "io/image/decode.h"
+#include "io/image/stb_backend.h"
+
+namespace rtune::io {
+
+namespace {
+
+struct TjHandle {
+  tjhandle h = tjInitDecompress();
+  ~TjHandle() { if (h) tjDestroy(h); }
+};
+
+// PIL's MULDIV255: a*b/255 rounded, with its shift trick.
+inline int muldiv255(int a, int b) {
+  int t = a * b + 128;
+  return ((t >> 8) + t) >> 8;
+}
+
+inline uint8_t clip8(int v) { return uint8_t(v < 0 ? 0 : v > 255 ? 255 : v); }
+
+// Smallest 1/2, 1/4, 1/8 scale whose output still meets every bound of the hint; 1/1 otherwise.
+tjscalingfactor choose_scale(int w, int h, const DecodeHint& hint) {
+  tjscalingfactor best{1, 1};
+  if (!hint.any()) return best;
+  for (int denom : {2, 4, 8}) {
+    tjscalingfactor sf{1, denom};
+    int sw = TJSCALED(w, sf), sh = TJSCALED(h, sf);
+    bool ok = std::min(sw, sh) >= hint.min_short_side && sh >= hint.min_height && sw >= hint.min_width;
+    if (!ok) break;
+    best = sf;
+  }
+  return best;
+}
+
+}  // namespace
+
+std::pair<int, int> jpeg_header_size(std::span<const std::byte> bytes, std::string_view name) {
+  TjHandle tj;
+  if (!tj.h) fail("decode_image: {}: cannot initialise TurboJPEG: {}", name, tjGetErrorStr2(nullptr));
+  int w = 0, h = 0, subsamp = 0, colorspace = 0;
+  if (tjDecompressHeader3(tj.h, reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<unsigned long>(bytes.size()),
+                          &w, &h, &subsamp, &colorspace) != 0)
+    fail("decode_image: {}: corrupt JPEG header ({})", name, tjGetErrorStr2(tj.h));
+  return {h, w};
+}
+
+Image decode_jpeg(std::span<const std::byte> bytes, std::string_view name, const DecodeHint& hint) {
+  if (bytes.empty()) fail("decode_image: {}: empty file (0 bytes)", name);
+  TjHandle tj;
+  if (!tj.h) fail("decode_image: {}: cannot initialise TurboJPEG: {}", name, tjGetErrorStr2(nullptr));
+  auto* src = reinterpret_cast<const unsigned char*>(bytes.data());
+  auto size = static_cast<unsigned long>(bytes.size());
+  int w = 0, h = 0, subsamp = 0, colorspace = 0;
+  if (tjDecompressHeader3(tj.h, src, size, &w, &h, &subsamp, &colorspace) != 0)
+    fail("decode_image: {}: corrupt JPEG header ({})", name, tjGetErrorStr2(tj.h));
+  if (w <= 0 || h <= 0) fail("decode_image: {}: JPEG has no pixels ({}x{})", name, w, h);
+
+  tjscalingfactor sf = choose_scale(w, h, hint);
+  int ow = TJSCALED(w, sf), oh = TJSCALED(h, sf);
+  bool cmyk = colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;
+  int pf = cmyk ? TJPF_CMYK : TJPF_RGB;
+  int bpp = tjPixelSize[pf];
+  std::vector<uint8_t> buf(size_t(ow) * size_t(oh) * size_t(bpp));
+  int rc = tjDecompress2(tj.h, src, size, buf.data(), ow, 0, oh, pf, 0);
+  if (rc != 0) {
+    std::string why = tjGetErrorStr2(tj.h);
+    // A warning still yields pixels. Pillow rejects a file that ends early ("image file is
+    // truncated") but tolerates the other libjpeg warnings (stray bytes between markers).
+    bool warning_only = tjGetErrorCode(tj.h) == TJERR_WARNING;
+    if (!warning_only) fail("decode_image: {}: corrupt JPEG data ({})", name, why);
+    if (why.find("Premature end") != std::string::npos)
+      fail("decode_image: {}: truncated JPEG ({})", name, why);
+  }
+  if (!cmyk) {
+    Image img(oh, ow);
+    img.pixels = std::move(buf);
+    return img;
+  }
+  Image img(oh, ow);
+  const uint8_t* in = buf.data();
+  uint8_t* out = img.pixels.data();
+  for (size_t i = 0, n = size_t(ow) * size_t(oh); i < n; ++i, in += 4, out += 3) {
+    // "CMYK;I": stored inverted; then cmyk2rgb: channel = nk - c*nk/255 with nk = 255 - k.
+    int c = 255 - in[0], m = 255 - in[1], y = 255 - in[2], k = 255 - in[3];
+    int nk = 255 - k;
+    out[0] = clip8(nk - muldiv255(c, nk));
+    out[1] = clip8(nk - muldiv255(m, nk));
+    out[2] = clip8(nk - muldiv255(y, nk));
+  }
+  return img;
+}
+
+}  // namespace rtune::io

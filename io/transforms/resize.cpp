@@ -1,0 +1,183 @@
+// PIL's resampling (Pillow 13.0 src/libImaging/Resample.c and Geometry.c ImagingScaleAffine),
+// reimplemented from the algorithm description: see resize.h. Pass order follows Pillow 13.0; Pillow
+// <= 12.1 always ran the horizontal pass first, which can differ by 1 LSB when only the height shrinks.
+#include "io/transforms/resize.h"
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "engine/error.h"
+
+namespace rtune::io {
+
+namespace {
+
+constexpr int kPrecisionBits = 32 - 8 - 2;  // Pillow's PRECISION_BITS: 22 fractional bits
+
+inline uint8_t clip8(int32_t ss) {
+  int32_t v = ss >> kPrecisionBits;  // arithmetic shift, as Pillow's table lookup on (ss >> 22)
+  return uint8_t(v < 0 ? 0 : v > 255 ? 255 : v);
+}
+
+double triangle(double x) {
+  if (x < 0.0) x = -x;
+  return x < 1.0 ? 1.0 - x : 0.0;
+}
+
+// Filter taps for one axis: for each output index, the first input index, the tap count, and
+// ksize fixed-point weights. Mirrors precompute_coeffs + normalize_coeffs_8bpc (box = whole axis).
+struct Coeffs {
+  int ksize = 0;
+  std::vector<int> first, count;
+  std::vector<int32_t> k;  // out_size * ksize
+};
+
+Coeffs precompute(int in_size, int out_size) {
+  const double in0 = 0.0, in1 = double(float(in_size));
+  double scale = (in1 - in0) / out_size;
+  double filterscale = scale < 1.0 ? 1.0 : scale;
+  double support = 1.0 * filterscale;  // bilinear support 1, widened when shrinking
+  Coeffs c;
+  c.ksize = int(std::ceil(support)) * 2 + 1;
+  c.first.resize(out_size);
+  c.count.resize(out_size);
+  c.k.assign(size_t(out_size) * c.ksize, 0);
+  std::vector<double> w(c.ksize);
+  double inv_filterscale = 1.0 / filterscale;
+  for (int xx = 0; xx < out_size; ++xx) {
+    double center = in0 + (xx + 0.5) * scale;
+    double ww = 0.0;
+    int xmin = int(center - support + 0.5);
+    if (xmin < 0) xmin = 0;
+    int xmax = int(center + support + 0.5);
+    if (xmax > in_size) xmax = in_size;
+    xmax -= xmin;
+    for (int x = 0; x < xmax; ++x) {
+      double v = triangle((x + xmin - center + 0.5) * inv_filterscale);
+      w[x] = v;
+      ww += v;
+    }
+    for (int x = 0; x < xmax; ++x) {
+      double v = ww != 0.0 ? w[x] / ww : w[x];
+      c.k[size_t(xx) * c.ksize + x] = v < 0 ? int32_t(-0.5 + v * (1 << kPrecisionBits))
+                                            : int32_t(0.5 + v * (1 << kPrecisionBits));
+    }
+    c.first[xx] = xmin;
+    c.count[xx] = xmax;
+  }
+  return c;
+}
+
+// Horizontal pass over input rows [y0, y0 + rows).
+Image horizontal(const Image& in, int y0, int rows, int out_w) {
+  Coeffs c = precompute(in.width, out_w);
+  Image out(rows, out_w);
+  for (int y = 0; y < rows; ++y) {
+    const uint8_t* line = in.at(y0 + y, 0);
+    uint8_t* o = out.at(y, 0);
+    for (int xx = 0; xx < out_w; ++xx) {
+      const int32_t* k = &c.k[size_t(xx) * c.ksize];
+      const uint8_t* p = line + size_t(c.first[xx]) * 3;
+      int32_t s0 = 1 << (kPrecisionBits - 1), s1 = s0, s2 = s0;
+      for (int x = 0; x < c.count[xx]; ++x, p += 3) {
+        s0 += p[0] * k[x];
+        s1 += p[1] * k[x];
+        s2 += p[2] * k[x];
+      }
+      o[xx * 3 + 0] = clip8(s0);
+      o[xx * 3 + 1] = clip8(s1);
+      o[xx * 3 + 2] = clip8(s2);
+    }
+  }
+  return out;
+}
+
+// Vertical pass; `row_offset` is the input row that `in` row 0 stands for.
+Image vertical(const Image& in, const Coeffs& c, int row_offset, int out_h) {
+  Image out(out_h, in.width);
+  const size_t rb = in.row_bytes();
+  std::vector<int32_t> acc(rb);
+  for (int yy = 0; yy < out_h; ++yy) {
+    const int32_t* k = &c.k[size_t(yy) * c.ksize];
+    std::fill(acc.begin(), acc.end(), 1 << (kPrecisionBits - 1));
+    for (int y = 0; y < c.count[yy]; ++y) {
+      const uint8_t* line = in.at(c.first[yy] - row_offset + y, 0);
+      const int32_t ky = k[y];
+      for (size_t i = 0; i < rb; ++i) acc[i] += line[i] * ky;
+    }
+    uint8_t* o = out.at(yy, 0);
+    for (size_t i = 0; i < rb; ++i) o[i] = clip8(acc[i]);
+  }
+  return out;
+}
+
+Image resample_bilinear(const Image& in, int out_h, int out_w) {
+  bool need_h = out_w != in.width, need_v = out_h != in.height;
+  Coeffs cv = precompute(in.height, out_h);
+  if (!need_h) return vertical(in, cv, 0, out_h);
+  if (!need_v) return horizontal(in, 0, in.height, out_w);
+  // Pillow 13: when the height shrinks and the width does not, the vertical pass runs first (fewer
+  // rows for the horizontal pass). The two orders round differently, so this is part of the result.
+  if (out_w >= in.width && out_h < in.height) {
+    Image tmp = vertical(in, cv, 0, out_h);
+    return horizontal(tmp, 0, out_h, out_w);
+  }
+  // Otherwise horizontal first, over only the input rows the vertical pass reads.
+  int first_row = cv.first[0];
+  int last_row = cv.first[out_h - 1] + cv.count[out_h - 1];
+  Image tmp = horizontal(in, first_row, last_row - first_row, out_w);
+  return vertical(tmp, cv, first_row, out_h);
+}
+
+// COORD of Geometry.c: truncation toward zero, except negatives map to -1.
+inline int coord(double v) { return v < 0.0 ? -1 : int(v); }
+
+Image resample_nearest(const Image& in, int out_h, int out_w) {
+  double a0 = double(float(in.width)) / out_w, a4 = double(float(in.height)) / out_h;
+  std::vector<int> xin(out_w, 0);
+  int xmin = out_w, xmax = 0;
+  double xo = 0.0 + a0 * 0.5;
+  for (int x = 0; x < out_w; ++x, xo += a0) {
+    int xi = coord(xo);
+    if (xi >= 0 && xi < in.width) {
+      xmax = x + 1;
+      if (x < xmin) xmin = x;
+      xin[x] = xi;
+    }
+  }
+  Image out(out_h, out_w, 0);
+  double yo = 0.0 + a4 * 0.5;
+  for (int y = 0; y < out_h; ++y, yo += a4) {
+    int yi = coord(yo);
+    if (yi < 0 || yi >= in.height) continue;
+    for (int x = xmin; x < xmax; ++x) std::memcpy(out.at(y, x), in.at(yi, xin[x]), 3);
+  }
+  return out;
+}
+
+}  // namespace
+
+Image resize(const Image& in, int out_h, int out_w, Interp interp) {
+  RTUNE_CHECK(out_h > 0 && out_w > 0, "resize: output size must be positive, got {}x{}", out_h, out_w);
+  RTUNE_CHECK(!in.empty(), "resize: empty input image");
+  if (out_h == in.height && out_w == in.width) return in;
+  return interp == Interp::bilinear ? resample_bilinear(in, out_h, out_w) : resample_nearest(in, out_h, out_w);
+}
+
+std::pair<int, int> shorter_side_size(int height, int width, int size) {
+  RTUNE_CHECK(size > 0, "resize: size must be positive, got {}", size);
+  bool w_short = width <= height;
+  int64_t shorter = w_short ? width : height, longer = w_short ? height : width;
+  // Python: int(size * long / short), a true division of exact integers, then truncation.
+  int new_long = int(double(int64_t(size) * longer) / double(shorter));
+  return w_short ? std::pair{new_long, size} : std::pair{size, new_long};
+}
+
+Image resize_shorter(const Image& in, int size, Interp interp) {
+  auto [h, w] = shorter_side_size(in.height, in.width, size);
+  return resize(in, h, w, interp);
+}
+
+}  // namespace rtune::io

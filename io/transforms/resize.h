@@ -1,0 +1,25 @@
+// Resize equal to torchvision's F.resize on a PIL image, i.e. PIL's Image.resize:
+//  - bilinear: ImagingResample, separable triangle filter whose support grows with the shrink ratio
+//    (antialiasing), 22-bit fixed-point coefficients, horizontal pass then vertical pass, each
+//    rounded to 8 bits; vertical pass first when only the height shrinks (pixel-exact with Pillow 13.0);
+//  - nearest: ImagingScaleAffine, source = floor((x + 0.5) * in/out) accumulated as Pillow does.
+#pragma once
+#include <utility>
+
+#include "io/image/image.h"
+
+namespace rtune::io {
+
+enum class Interp { nearest, bilinear };
+
+// PIL img.resize((out_w, out_h), BILINEAR or NEAREST). Same size returns a copy.
+Image resize(const Image& in, int out_h, int out_w, Interp interp = Interp::bilinear);
+
+// torchvision's _compute_resized_output_size for an int size: the shorter side becomes `size`,
+// the longer int(size * long / short). Returns {height, width}.
+std::pair<int, int> shorter_side_size(int height, int width, int size);
+
+// Resize(size) with an int: shorter side to `size`, aspect kept.
+Image resize_shorter(const Image& in, int size, Interp interp = Interp::bilinear);
+
+}  // namespace rtune::io

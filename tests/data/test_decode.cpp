@@ -1,0 +1,112 @@
+// data_decode: decoding equals PIL's Image.open(f).convert("RGB") (tests/fixtures/image_transforms_ref
+// from torchvision's fixture script, tests/fixtures/data/image_refs from tests/gen/make_image_fixtures.py),
+// DCT-scaled JPEG equals PIL's draft mode, and every kind of bad file is an rtune::Error naming it.
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <iterator>
+
+#include "engine/error.h"
+#include "io/image/decode.h"
+#include "tests/data/image_test_util.h"
+
+using namespace rtune;
+using namespace rtune::io;
+using rtune::test::fixture;
+
+namespace {
+
+std::vector<std::byte> slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::vector<char> c((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::vector<std::byte> b(c.size());
+  std::memcpy(b.data(), c.data(), c.size());
+  return b;
+}
+
+// Runs `fn`, requires an rtune::Error whose message contains every one of `parts`.
+template <class Fn>
+void check_error(Fn fn, std::initializer_list<std::string_view> parts) {
+  try {
+    fn();
+    FAIL("expected rtune::Error");
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    INFO("message: " << msg);
+    for (std::string_view p : parts) CHECK(msg.find(p) != std::string::npos);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("PNG decode is exact against torchvision's fixture image") {
+  auto refs = SafetensorsFile::open(fixture("image_transforms_ref.safetensors"));
+  Image got = decode_image(fixture("gradient_300x200.png"));
+  CHECK_IMAGE_NEAR(got, test::ref_image(refs, "png_decoded_hwc_u8"), 0, "png");
+}
+
+TEST_CASE("JPEG decode vs PIL's libjpeg decode of the fixture") {
+  // Measured: max |diff| 0, mean 0 (TurboJPEG's defaults are PIL's: islow IDCT, fancy upsampling).
+  auto refs = SafetensorsFile::open(fixture("image_transforms_ref.safetensors"));
+  Image got = decode_image(fixture("gradient_300x200_q90.jpg"));
+  auto d = CHECK_IMAGE_NEAR(got, test::ref_image(refs, "jpg_decoded_by_pil_hwc_u8"), 0, "jpeg");
+  MESSAGE("JPEG vs PIL: max |diff| " << d.max_abs << ", mean " << d.mean_abs);
+}
+
+TEST_CASE("every mode and format converts to RGB as PIL's convert('RGB')") {
+  auto refs = SafetensorsFile::open(fixture("data/image_refs.safetensors"));
+  for (const char* name : {"rgb.png", "rgba.png", "gray.png", "la.png", "palette.png", "palette_trns.png", "rgb.bmp",
+                           "gray.bmp", "palette.gif", "rgb.tga", "rgba.tga", "rgb420.jpg", "rgb444.jpg", "gray.jpg",
+                           "cmyk.jpg", "progressive.jpg", "smooth.jpg"}) {
+    CAPTURE(name);
+    std::string path = fixture(std::string("data/decode/") + name);
+    Image got = decode_image(path);
+    CHECK_IMAGE_NEAR(got, test::ref_image(refs, std::string("decode.") + name), 0, name);
+    // Decoding from memory gives the same pixels.
+    auto bytes = slurp(path);
+    Image mem = decode_image(std::span<const std::byte>(bytes), name);
+    CHECK(mem.pixels == got.pixels);
+  }
+}
+
+TEST_CASE("sniff_format recognises magic bytes") {
+  CHECK(sniff_format(slurp(fixture("data/decode/rgb.png"))) == ImageFormat::png);
+  CHECK(sniff_format(slurp(fixture("data/decode/rgb420.jpg"))) == ImageFormat::jpeg);
+  CHECK(sniff_format(slurp(fixture("data/decode/rgb.bmp"))) == ImageFormat::bmp);
+  CHECK(sniff_format(slurp(fixture("data/decode/palette.gif"))) == ImageFormat::gif);
+  CHECK(sniff_format(slurp(fixture("data/decode/rgb.tga"))) == ImageFormat::tga);
+  CHECK(sniff_format(slurp(fixture("data/decode/notes.txt"))) == ImageFormat::unknown);
+}
+
+TEST_CASE("DCT-scaled JPEG decode equals PIL's draft mode, never below the hint") {
+  auto refs = SafetensorsFile::open(fixture("data/image_refs.safetensors"));
+  std::string path = fixture("data/decode/smooth.jpg");  // 48 wide, 64 high
+  for (int denom : {2, 4, 8}) {
+    CAPTURE(denom);
+    // Ask for exactly the scaled size: the decoder must pick 1/denom.
+    Image got = decode_image(path, DecodeHint{.min_short_side = 48 / denom});
+    Image want = test::ref_image(refs, fmt::format("decode_scaled.smooth.jpg.{}", denom));
+    CHECK_IMAGE_NEAR(got, want, 0, "scaled");
+  }
+  // One pixel more than 1/4 gives must fall back to 1/2, and a hint above the image gives full size.
+  CHECK(decode_image(path, DecodeHint{.min_short_side = 13}).width == 24);
+  CHECK(decode_image(path, DecodeHint{.min_height = 17}).height == 32);
+  CHECK(decode_image(path, DecodeHint{.min_short_side = 500}).width == 48);
+  // Hints do not touch non-JPEG formats.
+  CHECK(decode_image(fixture("data/decode/rgb.png"), DecodeHint{.min_short_side = 2}).width == 23);
+}
+
+TEST_CASE("bad files are errors naming the file and the reason") {
+  auto p = [](const char* n) { return fixture(std::string("data/decode/") + n); };
+  check_error([&] { decode_image(p("empty.jpg")); }, {"empty.jpg", "empty"});
+  check_error([&] { decode_image(p("notes.txt")); }, {"notes.txt", "not a supported image"});
+  check_error([&] { decode_image(p("truncated.jpg")); }, {"truncated.jpg", "truncated"});
+  check_error([&] { decode_image(p("truncated.png")); }, {"truncated.png", "corrupt"});
+  check_error([&] { decode_image(p("corrupt.png")); }, {"corrupt.png", "corrupt"});
+  check_error([&] { decode_image(p("truncated.bmp")); }, {"truncated.bmp", "truncated"});
+  check_error([&] { decode_image(p("garbage.jpg")); }, {"garbage.jpg", "corrupt"});
+  check_error([&] { decode_image(p("does_not_exist.png")); }, {"does_not_exist.png", "no such file"});
+  check_error([&] { decode_image(fixture("data/decode")); }, {"decode", "directory"});
+  std::vector<std::byte> none;
+  check_error([&] { decode_image(std::span<const std::byte>(none), "mem.jpg"); }, {"mem.jpg", "empty"});
+}

@@ -1,0 +1,35 @@
+// Builds throw-away dataset folders for the data_dataset / data_loader tests from fixture images.
+#pragma once
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+#include <string>
+
+#include "tests/data/image_test_util.h"
+
+namespace rtune::test {
+
+struct TempTree {
+  std::filesystem::path root;
+  explicit TempTree(const std::string& tag) {
+    root = std::filesystem::temp_directory_path() / fmt::format("rtune_{}_{}", tag, ::getpid());
+    std::filesystem::remove_all(root);
+    std::filesystem::create_directories(root);
+  }
+  ~TempTree() { std::filesystem::remove_all(root); }
+  // Copies tests/fixtures/data/decode/<fixture_name> to root/<rel>.
+  std::filesystem::path put(const std::string& rel, const std::string& fixture_name) const {
+    auto dst = root / rel;
+    std::filesystem::create_directories(dst.parent_path());
+    std::filesystem::copy_file(fixture("data/decode/" + fixture_name), dst, std::filesystem::copy_options::overwrite_existing);
+    return dst;
+  }
+  std::filesystem::path write(const std::string& rel, const std::string& text) const {
+    auto dst = root / rel;
+    std::filesystem::create_directories(dst.parent_path());
+    std::ofstream(dst, std::ios::binary) << text;
+    return dst;
+  }
+};
+
+}  // namespace rtune::test
