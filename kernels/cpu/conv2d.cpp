@@ -29,46 +29,65 @@ Geometry geometry(const Shape& x, const Shape& w, const Conv2dArgs& a) {
   return {x[0], x[1], x[2], x[3], w[0], w[2], w[3], y[2], y[3], a};
 }
 
-// col[(c*R + r)*S + s][oh*Wo + ow] = x[c][oh*sh - ph + r*dh][ow*sw - pw + s*dw] (0 outside).
-template <class T> void im2col(const T* x, const Geometry& g, T* col) {
+// Output pixels are processed in tiles of columns so an im2col tile stays in L2 cache.
+int64_t tile_cols(const Geometry& g) {
+  int64_t t = (int64_t(1) << 17) / std::max<int64_t>(g.crs(), 1);  // ~512 KiB of float columns
+  t = std::max<int64_t>(64, t / 16 * 16);
+  return std::min(t, g.p());
+}
+
+// col[(c*R + r)*S + s][j] = x[c][oh*sh - ph + r*dh][ow*sw - pw + s*dw] (0 outside), for the output
+// pixels p0 + j = oh*Wo + ow, j < pt. Rows have stride pt.
+template <class T> void im2col(const T* x, const Geometry& g, int64_t p0, int64_t pt, T* col) {
   for (int64_t c = 0; c < g.C; ++c)
     for (int64_t r = 0; r < g.R; ++r)
       for (int64_t s = 0; s < g.S; ++s) {
-        T* row = col + ((c * g.R + r) * g.S + s) * g.p();
-        for (int64_t oh = 0; oh < g.Ho; ++oh) {
+        T* out = col + ((c * g.R + r) * g.S + s) * pt;
+        const T* plane = x + c * g.H * g.W;
+        int64_t oh = p0 / g.Wo, ow = p0 % g.Wo;
+        for (int64_t j = 0; j < pt;) {
           int64_t ih = oh * g.a.stride_h - g.a.pad_h + r * g.a.dilation_h;
-          T* out = row + oh * g.Wo;
+          int64_t run = std::min(g.Wo - ow, pt - j);
           if (ih < 0 || ih >= g.H) {
-            std::fill(out, out + g.Wo, T(0));
-            continue;
-          }
-          const T* in = x + (c * g.H + ih) * g.W;
-          for (int64_t ow = 0; ow < g.Wo; ++ow) {
+            std::fill(out + j, out + j + run, T(0));
+          } else {
+            const T* in = plane + ih * g.W;
             int64_t iw = ow * g.a.stride_w - g.a.pad_w + s * g.a.dilation_w;
-            out[ow] = (iw >= 0 && iw < g.W) ? in[iw] : T(0);
+            for (int64_t k = 0; k < run; ++k, iw += g.a.stride_w) out[j + k] = (iw >= 0 && iw < g.W) ? in[iw] : T(0);
           }
+          j += run;
+          ow = 0;
+          ++oh;
         }
       }
 }
 
-// The adjoint of im2col: gx (zeroed by the caller) += scattered col.
-template <class T> void col2im(const T* col, const Geometry& g, T* gx) {
+// The adjoint of im2col for one tile: gx += scattered col.
+template <class T> void col2im(const T* col, const Geometry& g, int64_t p0, int64_t pt, T* gx) {
   for (int64_t c = 0; c < g.C; ++c)
     for (int64_t r = 0; r < g.R; ++r)
       for (int64_t s = 0; s < g.S; ++s) {
-        const T* row = col + ((c * g.R + r) * g.S + s) * g.p();
-        for (int64_t oh = 0; oh < g.Ho; ++oh) {
+        const T* in = col + ((c * g.R + r) * g.S + s) * pt;
+        T* plane = gx + c * g.H * g.W;
+        int64_t oh = p0 / g.Wo, ow = p0 % g.Wo;
+        for (int64_t j = 0; j < pt;) {
           int64_t ih = oh * g.a.stride_h - g.a.pad_h + r * g.a.dilation_h;
-          if (ih < 0 || ih >= g.H) continue;
-          T* out = gx + (c * g.H + ih) * g.W;
-          const T* in = row + oh * g.Wo;
-          for (int64_t ow = 0; ow < g.Wo; ++ow) {
+          int64_t run = std::min(g.Wo - ow, pt - j);
+          if (ih >= 0 && ih < g.H) {
+            T* out = plane + ih * g.W;
             int64_t iw = ow * g.a.stride_w - g.a.pad_w + s * g.a.dilation_w;
-            if (iw >= 0 && iw < g.W) out[iw] += in[ow];
+            for (int64_t k = 0; k < run; ++k, iw += g.a.stride_w)
+              if (iw >= 0 && iw < g.W) out[iw] += in[j + k];
           }
+          j += run;
+          ow = 0;
+          ++oh;
         }
       }
 }
+
+template <class T> using StridedMap = Eigen::Map<MatR<T>, 0, Eigen::OuterStride<>>;
+template <class T> using CStridedMap = Eigen::Map<const MatR<T>, 0, Eigen::OuterStride<>>;
 
 // Runs body(n, scratch) for every image: threads over images when there are enough of them.
 template <class T, class F> void for_each_image(int64_t N, int64_t scratch_elems, F&& body) {
@@ -99,12 +118,20 @@ void conv2d_forward(const Tensor& x0, const Tensor& w0, const Tensor& bias, cons
       const T* pb = bias_c.defined() ? bias_c.data<T>() : nullptr;
       T* py = yd.data<T>();
       CMapR<T> W(w.data<T>(), g.K, g.crs());
-      for_each_image<T>(g.N, g.pointwise() ? 0 : g.crs() * g.p(), [&](int64_t n, T* col, int) {
+      int64_t tile = tile_cols(g);
+      for_each_image<T>(g.N, g.pointwise() ? 0 : g.crs() * tile, [&](int64_t n, T* col, int) {
         const T* xn = px + n * g.C * g.H * g.W;
-        if (!g.pointwise()) im2col(xn, g, col);
-        CMapR<T> X(g.pointwise() ? xn : col, g.crs(), g.p());
         MapR<T> Y(py + n * g.K * g.p(), g.K, g.p());
-        Y.noalias() = W * X;
+        if (g.pointwise()) {
+          Y.noalias() = W * CMapR<T>(xn, g.crs(), g.p());
+        } else {
+          for (int64_t p0 = 0; p0 < g.p(); p0 += tile) {
+            int64_t pt = std::min(tile, g.p() - p0);
+            im2col(xn, g, p0, pt, col);
+            StridedMap<T>(Y.data() + p0, g.K, pt, Eigen::OuterStride<>(g.p())).noalias() =
+                W * CMapR<T>(col, g.crs(), pt);
+          }
+        }
         if (pb) Y.colwise() += Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>(pb, g.K);
       });
     });
@@ -122,16 +149,21 @@ void conv2d_backward_input(const Tensor& gy0, const Tensor& w0, const Conv2dArgs
       const T* pgy = gy.data<T>();
       T* pgx = gxd.data<T>();
       CMapR<T> W(w.data<T>(), g.K, g.crs());
-      for_each_image<T>(g.N, g.pointwise() ? 0 : g.crs() * g.p(), [&](int64_t n, T* col, int) {
-        CMapR<T> GY(pgy + n * g.K * g.p(), g.K, g.p());
+      int64_t tile = tile_cols(g);
+      for_each_image<T>(g.N, g.pointwise() ? 0 : g.crs() * tile, [&](int64_t n, T* col, int) {
+        const T* gyn = pgy + n * g.K * g.p();
         T* gxn = pgx + n * g.C * g.H * g.W;
         if (g.pointwise()) {
-          MapR<T>(gxn, g.C, g.p()).noalias() = W.transpose() * GY;
+          MapR<T>(gxn, g.C, g.p()).noalias() = W.transpose() * CMapR<T>(gyn, g.K, g.p());
           return;
         }
-        MapR<T>(col, g.crs(), g.p()).noalias() = W.transpose() * GY;
         std::fill(gxn, gxn + g.C * g.H * g.W, T(0));
-        col2im(col, g, gxn);
+        for (int64_t p0 = 0; p0 < g.p(); p0 += tile) {
+          int64_t pt = std::min(tile, g.p() - p0);
+          MapR<T>(col, g.crs(), pt).noalias() =
+              W.transpose() * CStridedMap<T>(gyn + p0, g.K, pt, Eigen::OuterStride<>(g.p()));
+          col2im(col, g, p0, pt, gxn);
+        }
       });
     });
   });
@@ -149,12 +181,20 @@ void conv2d_backward_weight(const Tensor& gy0, const Tensor& x0, const Conv2dArg
       const T* px = x.data<T>();
       int threads = omp_get_max_threads();
       std::vector<MatR<T>> partial(size_t(threads), MatR<T>::Zero(g.K, g.crs()));
-      for_each_image<T>(g.N, g.pointwise() ? 0 : g.crs() * g.p(), [&](int64_t n, T* col, int tid) {
+      int64_t tile = tile_cols(g);
+      for_each_image<T>(g.N, g.pointwise() ? 0 : g.crs() * tile, [&](int64_t n, T* col, int tid) {
         const T* xn = px + n * g.C * g.H * g.W;
-        if (!g.pointwise()) im2col(xn, g, col);
-        CMapR<T> X(g.pointwise() ? xn : col, g.crs(), g.p());
-        CMapR<T> GY(pgy + n * g.K * g.p(), g.K, g.p());
-        partial[size_t(tid)].noalias() += GY * X.transpose();
+        const T* gyn = pgy + n * g.K * g.p();
+        if (g.pointwise()) {
+          partial[size_t(tid)].noalias() += CMapR<T>(gyn, g.K, g.p()) * CMapR<T>(xn, g.crs(), g.p()).transpose();
+          return;
+        }
+        for (int64_t p0 = 0; p0 < g.p(); p0 += tile) {
+          int64_t pt = std::min(tile, g.p() - p0);
+          im2col(xn, g, p0, pt, col);
+          partial[size_t(tid)].noalias() +=
+              CStridedMap<T>(gyn + p0, g.K, pt, Eigen::OuterStride<>(g.p())) * CMapR<T>(col, g.crs(), pt).transpose();
+        }
       });
       MapR<T> GW(gwd.data<T>(), g.K, g.crs());
       GW = partial[0];
