@@ -15,6 +15,8 @@ add_library(rtune_data STATIC
   io/transforms/pipeline.cpp
   io/data/dataset.cpp
   io/data/loader.cpp
+  io/data/cache.cpp
+  io/data/loader_bench.cpp
 )
 target_include_directories(rtune_data PRIVATE ${TURBOJPEG_INCLUDE_DIR} ${STB_INCLUDE_DIR})
 target_link_libraries(rtune_data PUBLIC rtune_base Threads::Threads PRIVATE ${TURBOJPEG_LIBRARY})
@@ -28,3 +30,4 @@ rtune_add_test(data_transforms SOURCES tests/data/test_transforms.cpp LIBS rtune
 rtune_add_test(data_transforms_parity SOURCES tests/data/test_transforms_parity.cpp LIBS rtune_data rtune_io_formats)
 rtune_add_test(data_dataset SOURCES tests/data/test_dataset.cpp LIBS rtune_data rtune_io_formats)
 rtune_add_test(data_loader SOURCES tests/data/test_loader.cpp LIBS rtune_data rtune_io_formats)
+rtune_add_test(data_cache SOURCES tests/data/test_cache.cpp LIBS rtune_data rtune_io_formats)

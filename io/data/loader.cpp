@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <variant>
 
 #include <fmt/format.h>
 
@@ -22,6 +23,19 @@ Loader::Loader(const Dataset& data, Pipeline pipeline, LoaderOptions opt)
   RTUNE_CHECK(size.has_value(), "Loader: transform pipeline '{}' does not give every sample one size; end it with a "
               "crop or a resize=HxW", pipeline_.describe());
   std::tie(out_h_, out_w_) = *size;
+  RTUNE_CHECK(opt_.prefetch >= 1, "Loader: prefetch must be >= 1, got {}", opt_.prefetch);
+  slots_.resize(size_t(opt_.prefetch));
+  plan_ = io::cache_plan(pipeline_, opt_.dct_scaling);
+  const auto& ts = pipeline_.transforms;
+  size_t first = plan_.prefix;
+  if (first < ts.size() && std::holds_alternative<RandomResizedCrop>(ts[first]))
+    rrc_ = &std::get<RandomResizedCrop>(ts[first++]);
+  auto is_flip = [](const Transform& t) {
+    return std::holds_alternative<RandomHorizontalFlip>(t) || std::holds_alternative<RandomVerticalFlip>(t);
+  };
+  if (std::all_of(ts.begin() + ptrdiff_t(first), ts.end(), is_flip)) flips_at_ = first;
+  else rrc_ = nullptr;
+  if (opt_.cache_bytes > 0) cache_ = std::make_unique<DecodedCache>(data_.samples.size(), opt_.cache_bytes);
   int n = opt_.threads > 0 ? opt_.threads : int(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < n; ++i) workers_.emplace_back([this] { worker_loop(); });
   start_epoch(0);
@@ -43,13 +57,17 @@ size_t Loader::batches_per_epoch() const {
 
 void Loader::drain() {
   std::unique_lock<std::mutex> lk(mu_);
-  done_cv_.wait(lk, [&] { return slots_[0].pending == 0 && slots_[1].pending == 0; });
+  done_cv_.wait(lk, [&] {
+    return std::all_of(slots_.begin(), slots_.end(), [](const Slot& s) { return s.pending == 0; });
+  });
   for (Slot& s : slots_) s.busy = false, s.error = nullptr;
   queue_.clear();
   queue_head_ = 0;
 }
 
 void Loader::start_epoch(uint64_t epoch) {
+  // The constructor already started epoch 0: keep that work when the caller asks for it again.
+  if (untouched_ && epoch == epoch_) return;
   drain();
   epoch_ = epoch;
   next_batch_ = 0;
@@ -60,15 +78,16 @@ void Loader::start_epoch(uint64_t epoch) {
     Rng r = Rng::for_key(opt_.seed, epoch, ~uint64_t(0));
     r.shuffle(std::span<size_t>(order_));
   }
-  // Two batches in flight: the one the caller asks for next, and the one after it.
-  for (size_t b = 0; b < std::min<size_t>(2, batches_per_epoch()); ++b) submit(b, int(b));
+  // `prefetch` batches in flight: the one the caller asks for next, and those after it.
+  for (size_t b = 0; b < std::min(slots_.size(), batches_per_epoch()); ++b) submit(b, int(b));
+  untouched_ = true;
 }
 
 void Loader::submit(size_t batch_no, int slot) {
   size_t first = batch_no * size_t(opt_.batch_size);
   size_t count = std::min(size_t(opt_.batch_size), order_.size() - first);
   std::lock_guard<std::mutex> lk(mu_);
-  Slot& s = slots_[slot];
+  Slot& s = slots_[size_t(slot)];
   Batch& b = s.batch;
   b.size = int64_t(count);
   b.height = out_h_;
@@ -83,22 +102,87 @@ void Loader::submit(size_t batch_no, int slot) {
   work_cv_.notify_all();
 }
 
-Image Loader::load_sample(size_t index, uint64_t epoch) const {
-  const Sample& s = data_.samples[index];
-  Image img = decode_image(s.path, opt_.dct_scaling ? pipeline_.decode_hint() : DecodeHint{});
-  Rng rng = Rng::for_key(opt_.seed, epoch, index);
-  return pipeline_.apply(img, rng);
+const Image* Loader::source(size_t index, Scratch& scratch) const {
+  if (cache_)
+    if (const Image* hit = cache_->find(index)) return hit;
+  load_prefix_into(data_.samples[index].path, pipeline_, plan_, scratch.file, scratch.decoded);
+  if (cache_)  // the cache takes the buffer; the worker's next decode allocates a fresh one
+    if (const Image* stored = cache_->insert(index, std::move(scratch.decoded))) return stored;
+  return &scratch.decoded;  // no cache, or over its budget (insert left the image intact)
 }
 
-void Loader::run_task(const Task& t) {
-  Slot& s = slots_[t.slot];
+namespace {
+
+// In-place twins of hflip/vflip (PIL transpose) on a packed HWC buffer.
+void hflip_inplace(uint8_t* p, int h, int w) {
+  for (int y = 0; y < h; ++y) {
+    uint8_t* row = p + size_t(y) * size_t(w) * 3;
+    for (int a = 0, b = w - 1; a < b; ++a, --b) std::swap_ranges(row + a * 3, row + a * 3 + 3, row + b * 3);
+  }
+}
+
+void vflip_inplace(uint8_t* p, int h, int w) {
+  const size_t rb = size_t(w) * 3;
+  for (int a = 0, b = h - 1; a < b; ++a, --b) std::swap_ranges(p + size_t(a) * rb, p + size_t(a + 1) * rb, p + size_t(b) * rb);
+}
+
+}  // namespace
+
+void Loader::finish(size_t index, uint64_t epoch, const Image& src, uint8_t* out, Scratch& scratch) const {
+  Rng rng = Rng::for_key(opt_.seed, epoch, index);
+  const auto& ts = pipeline_.transforms;
+  if (flips_at_ != SIZE_MAX) {
+    // Same draws, in the same order, as apply(): the crop box, then one Bernoulli per flip.
+    if (rrc_) {
+      RTUNE_CHECK(!src.empty(), "{}: empty input image", describe(*rrc_));
+      CropBox b = random_resized_crop_params(src.height, src.width, rng, rrc_->scale, rrc_->ratio);
+      // The largest intermediate any crop of this image can need, so the buffer stops growing early.
+      scratch.resize.reserve(size_t(std::max(src.height * out_w_, out_h_ * src.width)) * 3);
+      resize_region_into(src, b.top, b.left, b.height, b.width, out_h_, out_w_, rrc_->interp, out, scratch.resize);
+    } else {
+      if (src.height != out_h_ || src.width != out_w_)
+        fail("Loader: sample {} came out {}x{}, expected {}x{}", data_.samples[index].path.string(), src.height,
+             src.width, out_h_, out_w_);
+      std::memcpy(out, src.pixels.data(), src.pixels.size());
+    }
+    for (size_t i = flips_at_; i < ts.size(); ++i) {
+      if (auto* h = std::get_if<RandomHorizontalFlip>(&ts[i])) {
+        if (rng.bernoulli(h->p)) hflip_inplace(out, out_h_, out_w_);
+      } else if (rng.bernoulli(std::get<RandomVerticalFlip>(ts[i]).p)) {
+        vflip_inplace(out, out_h_, out_w_);
+      }
+    }
+    return;
+  }
+  const Image* cur = &src;
+  Image tmp;
+  for (size_t i = plan_.prefix; i < ts.size(); ++i) {
+    tmp = apply(ts[i], *cur, rng);
+    cur = &tmp;
+  }
+  if (cur->height != out_h_ || cur->width != out_w_)
+    fail("Loader: sample {} came out {}x{}, expected {}x{}", data_.samples[index].path.string(), cur->height,
+         cur->width, out_h_, out_w_);
+  std::memcpy(out, cur->pixels.data(), cur->pixels.size());
+}
+
+Image Loader::load_sample(size_t index, uint64_t epoch) const {
+  Scratch scratch;
+  Image out(out_h_, out_w_);
+  finish(index, epoch, *source(index, scratch), out.pixels.data(), scratch);
+  return out;
+}
+
+void Loader::run_task(const Task& t, Scratch& scratch) {
+  Slot& s = slots_[size_t(t.slot)];
+  const size_t sample_bytes = size_t(out_h_) * size_t(out_w_) * 3;
+  uint8_t* out = s.batch.images.data() + t.position * sample_bytes;
   size_t index = t.index;
-  Image img;
-  // A sample that cannot be decoded is replaced by the next dataset index (deterministically), or is
-  // an error when strict; at most one full pass over the dataset is tried.
+  // A sample that cannot be decoded (or transformed) is replaced by the next dataset index
+  // (deterministically), or is an error when strict; at most one full pass over the dataset is tried.
   for (size_t attempt = 0;; ++attempt) {
     try {
-      img = load_sample(index, epoch_);
+      finish(index, epoch_, *source(index, scratch), out, scratch);
       break;
     } catch (const Error& e) {
       if (opt_.strict || attempt + 1 >= data_.samples.size()) throw;
@@ -109,15 +193,12 @@ void Loader::run_task(const Task& t) {
     }
     index = (index + 1) % data_.samples.size();
   }
-  if (img.height != out_h_ || img.width != out_w_)
-    fail("Loader: sample {} came out {}x{}, expected {}x{}", data_.samples[index].path.string(), img.height, img.width,
-         out_h_, out_w_);
-  std::memcpy(s.batch.images.data() + t.position * img.pixels.size(), img.pixels.data(), img.pixels.size());
   s.batch.labels[t.position] = data_.samples[index].label;
   s.batch.indices[t.position] = int64_t(index);
 }
 
 void Loader::worker_loop() {
+  Scratch scratch;
   std::unique_lock<std::mutex> lk(mu_);
   while (true) {
     work_cv_.wait(lk, [&] { return stop_ || queue_head_ < queue_.size(); });
@@ -127,12 +208,12 @@ void Loader::worker_loop() {
     lk.unlock();
     std::exception_ptr err;
     try {
-      run_task(t);
+      run_task(t, scratch);
     } catch (...) {
       err = std::current_exception();
     }
     lk.lock();
-    Slot& s = slots_[t.slot];
+    Slot& s = slots_[size_t(t.slot)];
     if (err && !s.error) s.error = err;
     if (--s.pending == 0) done_cv_.notify_all();
   }
@@ -140,21 +221,24 @@ void Loader::worker_loop() {
 
 bool Loader::next(Batch& out) {
   if (next_batch_ >= batches_per_epoch()) return false;
-  int slot = int(next_batch_ % 2);
+  int slot = int(next_batch_ % slots_.size());
   {
     std::unique_lock<std::mutex> lk(mu_);
-    done_cv_.wait(lk, [&] { return slots_[slot].pending == 0; });
-    if (slots_[slot].error) {
-      std::exception_ptr e = slots_[slot].error;
+    Slot& s = slots_[size_t(slot)];
+    untouched_ = false;
+    done_cv_.wait(lk, [&] { return s.pending == 0; });
+    if (s.error) {
+      std::exception_ptr e = s.error;
       lk.unlock();
       drain();
       std::rethrow_exception(e);
     }
-    slots_[slot].busy = false;
+    s.busy = false;
   }
-  std::swap(out, slots_[slot].batch);  // the caller's old buffers are reused by a later batch
+  std::swap(out, slots_[size_t(slot)].batch);  // the caller's old buffers are reused by a later batch
+  size_t refill = next_batch_ + slots_.size();  // the batch this slot holds next
   ++next_batch_;
-  if (next_batch_ + 1 < batches_per_epoch()) submit(next_batch_ + 1, slot);
+  if (refill < batches_per_epoch()) submit(refill, slot);
   return true;
 }
 

@@ -2,15 +2,20 @@
 // labels (normalisation is left to the consumer, e.g. on the GPU). Like torch's DataLoader with a
 // seeded generator, but deterministic for a seed whatever the thread count: the epoch order comes from
 // Rng::for_key(seed, epoch, ~0) and each sample's transforms from Rng::for_key(seed, epoch, index).
-// Two batches are in flight while the caller holds the previous one; buffers are reused.
+// `prefetch` batches are in flight while the caller holds the previous one; the caller's batch and
+// the slots rotate, so in steady state no batch buffer is allocated. With `cache_bytes` > 0 a
+// DecodedCache (cache.h) keeps decoded images across epochs; cached and uncached batches are identical.
 #pragma once
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#include "io/data/cache.h"
 #include "io/data/dataset.h"
 #include "io/transforms/pipeline.h"
 
@@ -23,7 +28,9 @@ struct LoaderOptions {
   bool drop_last = false;
   uint64_t seed = 0;
   bool strict = false;      // a sample that fails to decode is an error (else replaced, with a warning)
-  bool dct_scaling = false; // let JPEG decode shrink by 1/2..1/8 down to the pipeline's decode_hint()
+  bool dct_scaling = false; // let JPEG decode shrink by 1/2..1/8 (see cache_plan() for the bounds)
+  int prefetch = 2;         // batches decoded ahead of the caller (>= 1)
+  size_t cache_bytes = 0;   // decoded-image cache budget; 0: no cache
 };
 
 struct Batch {
@@ -42,7 +49,8 @@ class Loader {
   Loader(const Loader&) = delete;
   Loader& operator=(const Loader&) = delete;
 
-  // Starts (or restarts) an epoch; its order and augmentations depend only on (seed, epoch).
+  // Starts (or restarts) an epoch; its order and augmentations depend only on (seed, epoch). The
+  // constructor starts epoch 0; start_epoch(0) before any next() keeps the batches already in flight.
   void start_epoch(uint64_t epoch);
   // Fills `out` with the next batch, reusing its buffers; false when the epoch is done.
   bool next(Batch& out);
@@ -50,6 +58,9 @@ class Loader {
   size_t replaced_samples() const { return replaced_; }  // failed decodes replaced this epoch
   // The sample the loader makes for dataset index `i` in `epoch` (what a batch holds for it).
   Image load_sample(size_t index, uint64_t epoch) const;
+  // The decoded cache, or nullptr when cache_bytes is 0.
+  const DecodedCache* cache() const { return cache_.get(); }
+  const CachePlan& cache_plan() const { return plan_; }
 
  private:
   struct Slot {
@@ -63,22 +74,41 @@ class Loader {
     size_t position;  // index into the batch
     size_t index;     // dataset index
   };
+  // A worker's buffers, reused from sample to sample so the steady state does not allocate for
+  // file bytes, the decoded image or the resize intermediate.
+  struct Scratch {
+    std::vector<std::byte> file;
+    Image decoded;
+    std::vector<uint8_t> resize;
+  };
   void submit(size_t batch_no, int slot);
-  void run_task(const Task& t);
+  void run_task(const Task& t, Scratch& scratch);
+  // The image before the first random transform: from the cache, or decoded into `scratch` (and
+  // offered to the cache).
+  const Image* source(size_t index, Scratch& scratch) const;
+  // Runs the rest of the pipeline on `src` into `out` (out_h_ x out_w_ x 3 bytes).
+  void finish(size_t index, uint64_t epoch, const Image& src, uint8_t* out, Scratch& scratch) const;
   void worker_loop();
   void drain();
 
   const Dataset& data_;
   Pipeline pipeline_;
   LoaderOptions opt_;
+  CachePlan plan_;
+  // Fast paths for what follows the cached prefix, writing straight into the batch: `rrc_` a
+  // RandomResizedCrop (cropped and resized in one go), then only flips (done in place) from flips_at_.
+  const RandomResizedCrop* rrc_ = nullptr;
+  size_t flips_at_ = SIZE_MAX;  // SIZE_MAX: the general path (apply() transform by transform)
+  std::unique_ptr<DecodedCache> cache_;
   int out_h_ = 0, out_w_ = 0;
   std::vector<size_t> order_;
   uint64_t epoch_ = 0;
   size_t next_batch_ = 0;
+  bool untouched_ = false;  // epoch_ was started and no batch has been asked for yet
   size_t replaced_ = 0;
 
-  // Slot b % 2 holds batch b: the next batch is decoded while the caller uses the current one.
-  Slot slots_[2];
+  // Slot b % prefetch holds batch b: later batches are decoded while the caller uses the current one.
+  std::vector<Slot> slots_;
   std::vector<Task> queue_;
   size_t queue_head_ = 0;
   bool stop_ = false;

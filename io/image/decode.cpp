@@ -21,7 +21,9 @@ bool starts_with(std::span<const std::byte> b, std::initializer_list<uint8_t> ma
   return true;
 }
 
-std::vector<std::byte> read_file(const std::filesystem::path& path) {
+}  // namespace
+
+void read_file(const std::filesystem::path& path, std::vector<std::byte>& bytes) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) fail("decode_image: {}: no such file", path.string());
   if (std::filesystem::is_directory(path, ec)) fail("decode_image: {}: is a directory, not an image", path.string());
@@ -29,10 +31,17 @@ std::vector<std::byte> read_file(const std::filesystem::path& path) {
   if (!f) fail("decode_image: {}: cannot open for reading", path.string());
   std::streamoff size = f.tellg();
   if (size < 0) fail("decode_image: {}: cannot determine file size", path.string());
-  std::vector<std::byte> bytes(static_cast<size_t>(size));
+  bytes.resize(static_cast<size_t>(size));
   f.seekg(0);
   if (size > 0 && !f.read(reinterpret_cast<char*>(bytes.data()), size))
     fail("decode_image: {}: read error", path.string());
+}
+
+namespace {
+
+std::vector<std::byte> read_whole_file(const std::filesystem::path& path) {
+  std::vector<std::byte> bytes;
+  read_file(path, bytes);
   return bytes;
 }
 
@@ -64,6 +73,15 @@ Image decode_image(std::span<const std::byte> bytes, std::string_view name, cons
   fail("decode_image: {}: not a supported image (expected JPEG, PNG, BMP, GIF, TGA or PPM/PGM data)", name);
 }
 
+void decode_image_into(std::span<const std::byte> bytes, std::string_view name, const DecodeHint& hint, Image& out) {
+  if (!bytes.empty() && sniff_format(bytes) == ImageFormat::jpeg) return decode_jpeg_into(bytes, name, hint, out);
+  // stb allocates its own buffer; copying keeps `out`'s (larger) capacity for the next JPEG.
+  Image img = decode_image(bytes, name, hint);
+  out.height = img.height;
+  out.width = img.width;
+  out.pixels.assign(img.pixels.begin(), img.pixels.end());
+}
+
 ImageInfo probe_image(std::span<const std::byte> bytes, std::string_view name) {
   if (bytes.empty()) fail("decode_image: {}: empty file (0 bytes)", name);
   ImageInfo info;
@@ -77,12 +95,12 @@ ImageInfo probe_image(std::span<const std::byte> bytes, std::string_view name) {
 }
 
 ImageInfo probe_image(const std::filesystem::path& path) {
-  std::vector<std::byte> bytes = read_file(path);
+  std::vector<std::byte> bytes = read_whole_file(path);
   return probe_image(std::span<const std::byte>(bytes), path.string());
 }
 
 Image decode_image(const std::filesystem::path& path, const DecodeHint& hint) {
-  std::vector<std::byte> bytes = read_file(path);
+  std::vector<std::byte> bytes = read_whole_file(path);
   return decode_image(std::span<const std::byte>(bytes), path.string(), hint);
 }
 

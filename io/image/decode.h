@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "io/image/image.h"
 
@@ -34,6 +35,13 @@ Image decode_image(const std::filesystem::path& path, const DecodeHint& hint = {
 // Decodes bytes in memory; `name` is used in error messages.
 Image decode_image(std::span<const std::byte> bytes, std::string_view name, const DecodeHint& hint = {});
 
+// The same, into `out`, reusing its pixel buffer when it is large enough (a loader worker decodes
+// many same-sized images; fresh buffers cost page faults). JPEG (not CMYK) decodes in place.
+void decode_image_into(std::span<const std::byte> bytes, std::string_view name, const DecodeHint& hint, Image& out);
+
+// Reads a whole file into `out` (resized to the file's size, capacity reused); errors as decode_image.
+void read_file(const std::filesystem::path& path, std::vector<std::byte>& out);
+
 // Reads only the header: format and size. Throws like decode_image for empty, unknown or corrupt
 // headers (truncated pixel data is found only by a full decode).
 struct ImageInfo {
@@ -45,6 +53,7 @@ ImageInfo probe_image(const std::filesystem::path& path);
 
 // The pieces, for tests and callers that know the format.
 Image decode_jpeg(std::span<const std::byte> bytes, std::string_view name, const DecodeHint& hint = {});
+void decode_jpeg_into(std::span<const std::byte> bytes, std::string_view name, const DecodeHint& hint, Image& out);
 Image decode_stb(std::span<const std::byte> bytes, std::string_view name);
 
 }  // namespace rtune::io

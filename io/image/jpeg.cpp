@@ -57,8 +57,14 @@ std::pair<int, int> jpeg_header_size(std::span<const std::byte> bytes, std::stri
 }
 
 Image decode_jpeg(std::span<const std::byte> bytes, std::string_view name, const DecodeHint& hint) {
+  Image img;
+  decode_jpeg_into(bytes, name, hint, img);
+  return img;
+}
+
+void decode_jpeg_into(std::span<const std::byte> bytes, std::string_view name, const DecodeHint& hint, Image& out) {
   if (bytes.empty()) fail("decode_image: {}: empty file (0 bytes)", name);
-  TjHandle tj;
+  TjHandle tj;  // per call: a reused handle can report a stale header for a garbage file
   if (!tj.h) fail("decode_image: {}: cannot initialise TurboJPEG: {}", name, tjGetErrorStr2(nullptr));
   auto* src = reinterpret_cast<const unsigned char*>(bytes.data());
   auto size = static_cast<unsigned long>(bytes.size());
@@ -72,7 +78,11 @@ Image decode_jpeg(std::span<const std::byte> bytes, std::string_view name, const
   bool cmyk = colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;
   int pf = cmyk ? TJPF_CMYK : TJPF_RGB;
   int bpp = tjPixelSize[pf];
-  std::vector<uint8_t> buf(size_t(ow) * size_t(oh) * size_t(bpp));
+  // RGB decodes straight into `out` (its buffer reused); CMYK needs a 4-channel staging buffer.
+  std::vector<uint8_t> cmyk_buf;
+  std::vector<uint8_t>& buf = cmyk ? cmyk_buf : out.pixels;
+  buf.resize(size_t(ow) * size_t(oh) * size_t(bpp));
+  out.height = out.width = 0;  // not a valid image until the decode succeeds
   int rc = tjDecompress2(tj.h, src, size, buf.data(), ow, 0, oh, pf, 0);
   if (rc != 0) {
     std::string why = tjGetErrorStr2(tj.h);
@@ -83,23 +93,20 @@ Image decode_jpeg(std::span<const std::byte> bytes, std::string_view name, const
     if (why.find("Premature end") != std::string::npos)
       fail("decode_image: {}: truncated JPEG ({})", name, why);
   }
-  if (!cmyk) {
-    Image img(oh, ow);
-    img.pixels = std::move(buf);
-    return img;
-  }
-  Image img(oh, ow);
+  out.height = oh;
+  out.width = ow;
+  if (!cmyk) return;
+  out.pixels.resize(size_t(ow) * size_t(oh) * 3);
   const uint8_t* in = buf.data();
-  uint8_t* out = img.pixels.data();
-  for (size_t i = 0, n = size_t(ow) * size_t(oh); i < n; ++i, in += 4, out += 3) {
+  uint8_t* o = out.pixels.data();
+  for (size_t i = 0, n = size_t(ow) * size_t(oh); i < n; ++i, in += 4, o += 3) {
     // "CMYK;I": stored inverted; then cmyk2rgb: channel = nk - c*nk/255 with nk = 255 - k.
     int c = 255 - in[0], m = 255 - in[1], y = 255 - in[2], k = 255 - in[3];
     int nk = 255 - k;
-    out[0] = clip8(nk - muldiv255(c, nk));
-    out[1] = clip8(nk - muldiv255(m, nk));
-    out[2] = clip8(nk - muldiv255(y, nk));
+    o[0] = clip8(nk - muldiv255(c, nk));
+    o[1] = clip8(nk - muldiv255(m, nk));
+    o[2] = clip8(nk - muldiv255(y, nk));
   }
-  return img;
 }
 
 }  // namespace rtune::io

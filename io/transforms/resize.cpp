@@ -70,13 +70,25 @@ Coeffs precompute(int in_size, int out_size) {
   return c;
 }
 
-// Horizontal pass over input rows [y0, y0 + rows).
-Image horizontal(const Image& in, int y0, int rows, int out_w) {
-  Coeffs c = precompute(in.width, out_w);
-  Image out(rows, out_w);
+// A read-only window of an HWC image: rows of `w` pixels, `stride` bytes apart (a crop box needs
+// no copy).
+struct View {
+  const uint8_t* data;
+  int h, w;
+  size_t stride;
+  const uint8_t* row(int y) const { return data + size_t(y) * stride; }
+};
+
+View view_of(const Image& in, int top, int left, int h, int w) {
+  return {in.pixels.data() + (size_t(top) * size_t(in.width) + size_t(left)) * 3, h, w, in.row_bytes()};
+}
+
+// Horizontal pass over input rows [y0, y0 + rows) into `out` (rows x out_w x 3, packed).
+void horizontal(const View& in, int y0, int rows, int out_w, uint8_t* out) {
+  Coeffs c = precompute(in.w, out_w);
   for (int y = 0; y < rows; ++y) {
-    const uint8_t* line = in.at(y0 + y, 0);
-    uint8_t* o = out.at(y, 0);
+    const uint8_t* line = in.row(y0 + y);
+    uint8_t* o = out + size_t(y) * size_t(out_w) * 3;
     for (int xx = 0; xx < out_w; ++xx) {
       const int32_t* k = &c.k[size_t(xx) * c.ksize];
       const uint8_t* p = line + size_t(c.first[xx]) * 3;
@@ -91,70 +103,80 @@ Image horizontal(const Image& in, int y0, int rows, int out_w) {
       o[xx * 3 + 2] = clip8(s2);
     }
   }
-  return out;
 }
 
-// Vertical pass; `row_offset` is the input row that `in` row 0 stands for.
-Image vertical(const Image& in, const Coeffs& c, int row_offset, int out_h) {
-  Image out(out_h, in.width);
-  const size_t rb = in.row_bytes();
+// Vertical pass into `out` (out_h x in.w x 3, packed); `row_offset` is the input row that `in` row 0
+// stands for.
+void vertical(const View& in, const Coeffs& c, int row_offset, int out_h, uint8_t* out) {
+  const size_t rb = size_t(in.w) * 3;
   std::vector<int32_t> acc(rb);
   for (int yy = 0; yy < out_h; ++yy) {
     const int32_t* k = &c.k[size_t(yy) * c.ksize];
     std::fill(acc.begin(), acc.end(), 1 << (kPrecisionBits - 1));
     for (int y = 0; y < c.count[yy]; ++y) {
-      const uint8_t* line = in.at(c.first[yy] - row_offset + y, 0);
+      const uint8_t* line = in.row(c.first[yy] - row_offset + y);
       const int32_t ky = k[y];
       for (size_t i = 0; i < rb; ++i) acc[i] += line[i] * ky;
     }
-    uint8_t* o = out.at(yy, 0);
+    uint8_t* o = out + size_t(yy) * rb;
     for (size_t i = 0; i < rb; ++i) o[i] = clip8(acc[i]);
   }
-  return out;
 }
 
-Image resample_bilinear(const Image& in, int out_h, int out_w) {
-  bool need_h = out_w != in.width, need_v = out_h != in.height;
-  Coeffs cv = precompute(in.height, out_h);
-  if (!need_h) return vertical(in, cv, 0, out_h);
-  if (!need_v) return horizontal(in, 0, in.height, out_w);
+// `scratch` holds the intermediate image of a two-pass resize.
+void resample_bilinear(const View& in, int out_h, int out_w, uint8_t* out, std::vector<uint8_t>& scratch) {
+  bool need_h = out_w != in.w, need_v = out_h != in.h;
+  Coeffs cv = precompute(in.h, out_h);
+  if (!need_h) return vertical(in, cv, 0, out_h, out);
+  if (!need_v) return horizontal(in, 0, in.h, out_w, out);
   // Pillow 13: when the height shrinks and the width does not, the vertical pass runs first (fewer
   // rows for the horizontal pass). The two orders round differently, so this is part of the result.
-  if (out_w >= in.width && out_h < in.height) {
-    Image tmp = vertical(in, cv, 0, out_h);
-    return horizontal(tmp, 0, out_h, out_w);
+  if (out_w >= in.w && out_h < in.h) {
+    scratch.resize(size_t(out_h) * size_t(in.w) * 3);
+    vertical(in, cv, 0, out_h, scratch.data());
+    return horizontal(View{scratch.data(), out_h, in.w, size_t(in.w) * 3}, 0, out_h, out_w, out);
   }
   // Otherwise horizontal first, over only the input rows the vertical pass reads.
   int first_row = cv.first[0];
   int last_row = cv.first[out_h - 1] + cv.count[out_h - 1];
-  Image tmp = horizontal(in, first_row, last_row - first_row, out_w);
-  return vertical(tmp, cv, first_row, out_h);
+  scratch.resize(size_t(last_row - first_row) * size_t(out_w) * 3);
+  horizontal(in, first_row, last_row - first_row, out_w, scratch.data());
+  vertical(View{scratch.data(), last_row - first_row, out_w, size_t(out_w) * 3}, cv, first_row, out_h, out);
 }
 
 // COORD of Geometry.c: truncation toward zero, except negatives map to -1.
 inline int coord(double v) { return v < 0.0 ? -1 : int(v); }
 
-Image resample_nearest(const Image& in, int out_h, int out_w) {
-  double a0 = double(float(in.width)) / out_w, a4 = double(float(in.height)) / out_h;
+void resample_nearest(const View& in, int out_h, int out_w, uint8_t* out) {
+  double a0 = double(float(in.w)) / out_w, a4 = double(float(in.h)) / out_h;
   std::vector<int> xin(out_w, 0);
   int xmin = out_w, xmax = 0;
   double xo = 0.0 + a0 * 0.5;
   for (int x = 0; x < out_w; ++x, xo += a0) {
     int xi = coord(xo);
-    if (xi >= 0 && xi < in.width) {
+    if (xi >= 0 && xi < in.w) {
       xmax = x + 1;
       if (x < xmin) xmin = x;
       xin[x] = xi;
     }
   }
-  Image out(out_h, out_w, 0);
+  std::memset(out, 0, size_t(out_h) * size_t(out_w) * 3);
   double yo = 0.0 + a4 * 0.5;
   for (int y = 0; y < out_h; ++y, yo += a4) {
     int yi = coord(yo);
-    if (yi < 0 || yi >= in.height) continue;
-    for (int x = xmin; x < xmax; ++x) std::memcpy(out.at(y, x), in.at(yi, xin[x]), 3);
+    if (yi < 0 || yi >= in.h) continue;
+    uint8_t* o = out + size_t(y) * size_t(out_w) * 3;
+    for (int x = xmin; x < xmax; ++x) std::memcpy(o + size_t(x) * 3, in.row(yi) + size_t(xin[x]) * 3, 3);
   }
-  return out;
+}
+
+void resample(const View& in, int out_h, int out_w, Interp interp, uint8_t* out, std::vector<uint8_t>& scratch) {
+  if (out_h == in.h && out_w == in.w) {
+    for (int y = 0; y < in.h; ++y) std::memcpy(out + size_t(y) * size_t(in.w) * 3, in.row(y), size_t(in.w) * 3);
+    return;
+  }
+  if (interp == Interp::bilinear) resample_bilinear(in, out_h, out_w, out, scratch);
+  else resample_nearest(in, out_h, out_w, out);
 }
 
 }  // namespace
@@ -163,7 +185,19 @@ Image resize(const Image& in, int out_h, int out_w, Interp interp) {
   RTUNE_CHECK(out_h > 0 && out_w > 0, "resize: output size must be positive, got {}x{}", out_h, out_w);
   RTUNE_CHECK(!in.empty(), "resize: empty input image");
   if (out_h == in.height && out_w == in.width) return in;
-  return interp == Interp::bilinear ? resample_bilinear(in, out_h, out_w) : resample_nearest(in, out_h, out_w);
+  Image out(out_h, out_w);
+  std::vector<uint8_t> scratch;
+  resample(view_of(in, 0, 0, in.height, in.width), out_h, out_w, interp, out.pixels.data(), scratch);
+  return out;
+}
+
+void resize_region_into(const Image& in, int top, int left, int height, int width, int out_h, int out_w,
+                        Interp interp, uint8_t* out, std::vector<uint8_t>& scratch) {
+  RTUNE_CHECK(out_h > 0 && out_w > 0, "resize: output size must be positive, got {}x{}", out_h, out_w);
+  RTUNE_CHECK(height > 0 && width > 0 && top >= 0 && left >= 0 && top + height <= in.height && left + width <= in.width,
+              "resize: region ({}, {}) {}x{} is not inside the {}x{} image", top, left, height, width, in.height,
+              in.width);
+  resample(view_of(in, top, left, height, width), out_h, out_w, interp, out, scratch);
 }
 
 std::pair<int, int> shorter_side_size(int height, int width, int size) {

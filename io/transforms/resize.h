@@ -4,7 +4,9 @@
 //    rounded to 8 bits; vertical pass first when only the height shrinks (pixel-exact with Pillow 13.0);
 //  - nearest: ImagingScaleAffine, source = floor((x + 0.5) * in/out) accumulated as Pillow does.
 #pragma once
+#include <cstdint>
 #include <utility>
+#include <vector>
 
 #include "io/image/image.h"
 
@@ -14,6 +16,12 @@ enum class Interp { nearest, bilinear };
 
 // PIL img.resize((out_w, out_h), BILINEAR or NEAREST). Same size returns a copy.
 Image resize(const Image& in, int out_h, int out_w, Interp interp = Interp::bilinear);
+
+// resize(crop(in, top, left, height, width), out_h, out_w, interp), written to `out` (out_h x out_w x 3
+// bytes) without copying the crop; the region must lie inside `in`. `scratch` holds the intermediate
+// pass and keeps its capacity across calls (the loader's RandomResizedCrop path).
+void resize_region_into(const Image& in, int top, int left, int height, int width, int out_h, int out_w,
+                        Interp interp, uint8_t* out, std::vector<uint8_t>& scratch);
 
 // torchvision's _compute_resized_output_size for an int size: the shorter side becomes `size`,
 // the longer int(size * long / short). Returns {height, width}.

@@ -1,0 +1,83 @@
+// Decoded-image cache (see cache.h): one atomic pointer per dataset index, a byte budget reserved
+// with compare-and-swap, entries never evicted.
+#include "io/data/cache.h"
+
+#include <algorithm>
+#include <variant>
+
+#include "engine/error.h"
+
+namespace rtune::io {
+
+CachePlan cache_plan(const Pipeline& pipeline, bool dct_scaling) {
+  CachePlan plan;
+  const auto& ts = pipeline.transforms;
+  while (plan.prefix < ts.size() &&
+         (std::holds_alternative<Resize>(ts[plan.prefix]) || std::holds_alternative<CenterCrop>(ts[plan.prefix])))
+    ++plan.prefix;
+  if (dct_scaling && !ts.empty()) {
+    if (std::holds_alternative<Resize>(ts.front())) plan.hint = pipeline.decode_hint();
+    else if (auto* rrc = std::get_if<RandomResizedCrop>(&ts.front())) plan.hint.min_short_side = std::max(rrc->height, rrc->width);
+  }
+  return plan;
+}
+
+void load_prefix_into(const std::filesystem::path& path, const Pipeline& pipeline, const CachePlan& plan,
+                      std::vector<std::byte>& file_buf, Image& out) {
+  read_file(path, file_buf);
+  decode_image_into(file_buf, path.string(), plan.hint, out);
+  Rng unused(0);  // prefix transforms are deterministic; apply() still takes an Rng
+  for (size_t i = 0; i < plan.prefix; ++i) out = apply(pipeline.transforms[i], out, unused);
+}
+
+Image load_prefix(const std::filesystem::path& path, const Pipeline& pipeline, const CachePlan& plan) {
+  std::vector<std::byte> file_buf;
+  Image img;
+  load_prefix_into(path, pipeline, plan, file_buf, img);
+  return img;
+}
+
+DecodedCache::DecodedCache(size_t num_samples, size_t budget_bytes)
+    : n_(num_samples), budget_(budget_bytes), slots_(new std::atomic<const Image*>[num_samples]) {
+  for (size_t i = 0; i < n_; ++i) slots_[i].store(nullptr, std::memory_order_relaxed);
+}
+
+DecodedCache::~DecodedCache() { clear(); }
+
+void DecodedCache::clear() {
+  for (size_t i = 0; i < n_; ++i) delete slots_[i].exchange(nullptr, std::memory_order_acq_rel);
+  used_ = 0;
+  entries_ = 0;
+  hits_ = 0;
+  misses_ = 0;
+}
+
+size_t DecodedCache::cost(const Image& img) { return img.pixels.capacity() + sizeof(Image); }
+
+const Image* DecodedCache::find(size_t index) const {
+  RTUNE_CHECK(index < n_, "DecodedCache: index {} out of range (cache has {} slots)", index, n_);
+  const Image* p = slots_[index].load(std::memory_order_acquire);
+  (p ? hits_ : misses_).fetch_add(1, std::memory_order_relaxed);
+  return p;
+}
+
+const Image* DecodedCache::insert(size_t index, Image&& img) {
+  RTUNE_CHECK(index < n_, "DecodedCache: index {} out of range (cache has {} slots)", index, n_);
+  if (const Image* p = slots_[index].load(std::memory_order_acquire)) return p;
+  img.pixels.shrink_to_fit();
+  const size_t c = cost(img);
+  size_t used = used_.load(std::memory_order_relaxed);
+  do {
+    if (c > budget_ - std::min(used, budget_)) return nullptr;
+  } while (!used_.compare_exchange_weak(used, used + c, std::memory_order_relaxed));
+  auto owned = std::make_unique<Image>(std::move(img));
+  const Image* expected = nullptr;
+  if (!slots_[index].compare_exchange_strong(expected, owned.get(), std::memory_order_acq_rel)) {
+    used_.fetch_sub(c, std::memory_order_relaxed);  // another thread stored this index first
+    return expected;
+  }
+  entries_.fetch_add(1, std::memory_order_relaxed);
+  return owned.release();
+}
+
+}  // namespace rtune::io

@@ -1,0 +1,79 @@
+// A RAM cache of decoded images for the loader, so that epoch 2+ skips JPEG decoding (torch's
+// DataLoader has none: every epoch decodes every file again).
+//
+// What is stored is the image *before the first random transform*: decoded (with the DCT-scaling
+// hint when the loader allows it) and passed through the pipeline's leading deterministic transforms
+// (Resize, CenterCrop). Those draw no random numbers, so "cached image -> rest of the pipeline" gives
+// exactly the pixels of "decode -> whole pipeline" for the same seed. For `resize=256,center_crop=224`
+// the cache holds 224x224 crops; for a RandomResizedCrop-first pipeline, the decoded image.
+//
+// Policy: first come, first kept. An image is stored if it fits in what is left of the byte budget,
+// and is never evicted. With a shuffled epoch every sample is touched once per epoch, so LRU would
+// give the same hit rate (budget / dataset size) while paying for churn and locks; keeping the first
+// arrivals gives that hit rate with lock-free lookups and no copying.
+#pragma once
+#include <atomic>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/image/decode.h"
+#include "io/transforms/pipeline.h"
+
+namespace rtune::io {
+
+// How a pipeline is split around the cache: decode with `hint`, run transforms [0, prefix), cache,
+// then run transforms [prefix, end) with the sample's Rng.
+struct CachePlan {
+  DecodeHint hint;
+  size_t prefix = 0;
+};
+
+// requires: nothing. ensures: transforms [0, prefix) are Resize/CenterCrop (draw no random numbers);
+// hint is empty unless `dct_scaling`: then a leading Resize gives pipeline.decode_hint(), a leading
+// RandomResizedCrop(h, w) asks for a short side >= max(h, w) (a full-image crop is never upsampled).
+CachePlan cache_plan(const Pipeline& pipeline, bool dct_scaling);
+
+// Decode + the plan's prefix: the image the cache stores for `path`.
+Image load_prefix(const std::filesystem::path& path, const Pipeline& pipeline, const CachePlan& plan);
+// The same, reusing the caller's file buffer and `out`'s pixel buffer (a loader worker's scratch).
+void load_prefix_into(const std::filesystem::path& path, const Pipeline& pipeline, const CachePlan& plan,
+                      std::vector<std::byte>& file_buf, Image& out);
+
+class DecodedCache {
+ public:
+  // Slots for dataset indices [0, num_samples); at most budget_bytes of images (see cost()).
+  DecodedCache(size_t num_samples, size_t budget_bytes);
+  ~DecodedCache();
+  DecodedCache(const DecodedCache&) = delete;
+  DecodedCache& operator=(const DecodedCache&) = delete;
+
+  // The stored image for `index`, or nullptr. Thread-safe, lock-free; a returned pointer stays valid
+  // until clear() or destruction.
+  const Image* find(size_t index) const;
+  // Stores `img` for `index` when it fits in the remaining budget and returns the image to use: the
+  // stored one, or the one another thread stored first. Over budget: nullptr, `img` left intact.
+  // Thread-safe.
+  const Image* insert(size_t index, Image&& img);
+  // Drops every entry. Not safe while other threads use the cache.
+  void clear();
+
+  // Bytes charged for an image: its pixel buffer plus the bookkeeping.
+  static size_t cost(const Image& img);
+  size_t size() const { return n_; }
+  size_t budget() const { return budget_; }
+  size_t bytes_used() const { return used_.load(std::memory_order_relaxed); }
+  size_t entries() const { return entries_.load(std::memory_order_relaxed); }
+  // Lookups that found / did not find an image, since construction or clear().
+  size_t hits() const { return hits_.load(std::memory_order_relaxed); }
+  size_t misses() const { return misses_.load(std::memory_order_relaxed); }
+
+ private:
+  size_t n_, budget_;
+  std::unique_ptr<std::atomic<const Image*>[]> slots_;
+  std::atomic<size_t> used_{0}, entries_{0};
+  mutable std::atomic<size_t> hits_{0}, misses_{0};
+};
+
+}  // namespace rtune::io
