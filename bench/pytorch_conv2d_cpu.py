@@ -1,4 +1,4 @@
-"""PyTorch counterpart of bench_conv2d_cpu: the same layers, batch and passes, float32 on the CPU.
+"""PyTorch counterpart of `rtune bench conv`: the same layers, batch and passes, float32 on the CPU.
 Usage: python3 bench/pytorch_conv2d_cpu.py [batch] [reps]   (set OMP/torch threads to match rtune)."""
 import sys, time
 import torch

@@ -3,7 +3,7 @@ add_library(rtune_core STATIC
   engine/storage.cpp engine/tensor.cpp engine/autograd.cpp engine/functional.cpp engine/rng.cpp
   kernels/dispatch.cpp kernels/op_counts.cpp
   kernels/cpu/elementwise.cpp kernels/cpu/conv2d.cpp kernels/cpu/batchnorm.cpp kernels/cpu/pool.cpp
-  kernels/cpu/linear.cpp kernels/cpu/softmax.cpp)
+  kernels/cpu/linear.cpp kernels/cpu/softmax.cpp kernels/cpu/optim.cpp)
 target_link_libraries(rtune_core PUBLIC rtune_base Eigen3::Eigen OpenMP::OpenMP_CXX)
 # Eigen's GEMM must vectorise: the CPU path is our fallback trainer and the numerical oracle.
 target_compile_options(rtune_core PRIVATE $<$<CONFIG:Release>:-O3>)

@@ -4,7 +4,10 @@
 #include "kernels/ops.h"
 #include "kernels/op_counts.h"
 #ifdef RTUNE_HAS_CUDA_BACKEND
+#include "kernels/cuda/allocator.h"
 #include "kernels/cuda/cuda_ops.h"
+// Linking the CUDA backend registers its device allocator before main(), so Tensor::to(cuda) works.
+[[maybe_unused]] static const bool g_cuda_backend_registered = (rtune::cuda::init(), true);
 #define RTUNE_ON_DEVICE(op, dev, ...) \
   do { count_op(#op); if ((dev).is_cuda()) { cuda::op(__VA_ARGS__); } else { cpu::op(__VA_ARGS__); } } while (0)
 #define RTUNE_ON_DEVICE_RET(op, dev, ...) return (dev).is_cuda() ? cuda::op(__VA_ARGS__) : cpu::op(__VA_ARGS__)
@@ -242,6 +245,29 @@ void cross_entropy_backward(const Tensor& gloss, const Tensor& log_probs, const 
                             Tensor& glogits) {
   Device d = one_device("cross_entropy_backward", {&gloss, &log_probs, &target, &glogits});
   RTUNE_ON_DEVICE(cross_entropy_backward, d, gloss, log_probs, target, ls, r, glogits);
+}
+
+// ------------------------------------------------------------------------------------ optimizer updates
+
+void sgd_update(Tensor& p, const Tensor& g, Tensor& buf, const optim::SgdHyper& h, bool first_step) {
+  Device d = one_device("sgd_update", {&p, &g, &buf});
+  RTUNE_ON_DEVICE(sgd_update, d, p, g, buf, h, first_step);
+}
+void adam_update(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, Tensor& vmax, const optim::AdamStep& s) {
+  Device d = one_device("adam_update", {&p, &g, &m, &v, &vmax});
+  RTUNE_ON_DEVICE(adam_update, d, p, g, m, v, vmax, s);
+}
+void rmsprop_update(Tensor& p, const Tensor& g, Tensor& sq, Tensor& ga, Tensor& buf, const optim::RmspropHyper& h) {
+  Device d = one_device("rmsprop_update", {&p, &g, &sq, &ga, &buf});
+  RTUNE_ON_DEVICE(rmsprop_update, d, p, g, sq, ga, buf, h);
+}
+std::vector<double> norms(const std::vector<Tensor>& xs, double norm_type) {
+  if (xs.empty()) return {};
+  for (const Tensor& x : xs) require_same_device("norms", xs[0], x);
+  RTUNE_ON_DEVICE_RET(norms, xs[0].device(), xs, norm_type);
+}
+void clamp(const Tensor& x, double lo, double hi, Tensor& y) {
+  RTUNE_ON_DEVICE(clamp, one_device("clamp", {&x, &y}), x, lo, hi, y);
 }
 
 }  // namespace rtune::kernels

@@ -4,6 +4,7 @@
 // contiguous here), outputs are written densely. Nothing here records autograd: engine/functional.h does.
 #pragma once
 #include "engine/tensor.h"
+#include "engine/optim/update_rules.h"
 #include "kernels/op_args.h"
 
 namespace rtune::kernels {
@@ -79,5 +80,23 @@ void cross_entropy_forward(const Tensor& logits, const Tensor& target, double la
                            Tensor& loss, Tensor& log_probs);
 void cross_entropy_backward(const Tensor& gloss, const Tensor& log_probs, const Tensor& target,
                             double label_smoothing, Reduction r, Tensor& glogits);
+
+// ----------------------------------------------------------------- optimizer updates and clipping
+// Fused per-parameter updates applying engine/optim/update_rules.h to every element (PyTorch's
+// single-tensor SGD / Adam / AdamW / RMSprop). param and all state tensors: same shape, dtype and
+// device, dense and contiguous; grad: same shape and dtype (any strides). State a configuration never
+// touches may be undefined (momentum_buf when momentum == 0, max_exp_avg_sq without amsgrad, grad_avg
+// when not centered). The CPU backend runs the same per-element functions, so results are bit-identical
+// to the span drivers of update_rules.cpp.
+void sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum_buf, const optim::SgdHyper& h, bool first_step);
+void adam_update(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, Tensor& max_exp_avg_sq,
+                 const optim::AdamStep& s);
+void rmsprop_update(Tensor& param, const Tensor& grad, Tensor& square_avg, Tensor& grad_avg, Tensor& momentum_buf,
+                    const optim::RmspropHyper& h);
+// The p-norm (norm_type > 0 or infinity) of each tensor, accumulated in double (engine/optim/clip.h's
+// grad_norm on every backend), returned to the host in one transfer. NaN propagates through the inf-norm.
+std::vector<double> norms(const std::vector<Tensor>& xs, double norm_type);
+// y = clamp(x, lo, hi) elementwise (torch.clamp; NaN stays NaN); y dense, may alias x.
+void clamp(const Tensor& x, double lo, double hi, Tensor& y);
 
 }  // namespace rtune::kernels

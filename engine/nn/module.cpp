@@ -71,7 +71,10 @@ void replace(Tensor* slot, Tensor moved) {
 
 void Module::to(Device d) {
   NoGradGuard ng;
-  for (auto& [n, t] : state_dict()) replace(t, t->to(d));
+  // Integer buffers (BatchNorm's num_batches_tracked) stay on the host: they are counters the host
+  // updates every step, and keeping them there avoids a device round trip per layer per step.
+  for (auto& [n, t] : state_dict())
+    if (is_floating(t->dtype())) replace(t, t->to(d));
 }
 
 void Module::to(DType dt) {
@@ -102,12 +105,9 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
   bool batch_stats = training_ && !use_running_stats;
   Tensor y = batch_norm(x, weight, bias, running_mean, running_var, batch_stats, momentum, eps);
   if (batch_stats) {
-    // num_batches_tracked lives on the host-visible side as a plain counter (momentum is fixed, so it
-    // is bookkeeping only, as in PyTorch).
-    NoGradGuard ng;
-    Tensor count = num_batches_tracked.to(Device::cpu()).contiguous();
-    *count.data<int64_t>() += 1;
-    num_batches_tracked = count.to(num_batches_tracked.device());
+    // Bookkeeping only (momentum is fixed, as in PyTorch's default); the counter stays on the host.
+    RTUNE_CHECK(num_batches_tracked.device().is_cpu(), "BatchNorm2d: num_batches_tracked must stay on the host");
+    *num_batches_tracked.data<int64_t>() += 1;
   }
   return y;
 }

@@ -1,20 +1,14 @@
 #include "engine/optim/optimizer.h"
-#include <span>
 #include "engine/optim/clip.h"
 #include "kernels/ops.h"
 
 namespace rtune::optim {
 
 namespace {
-template <class T> std::span<T> span_of(const Tensor& t) {
-  RTUNE_CHECK(t.device().is_cpu() && t.is_contiguous(), "optimizer: expected a dense CPU tensor, got {}", t.str());
-  return {t.data<T>(), size_t(t.numel())};
-}
-// Calls f(T{}) for the parameter's float type.
-template <class F> void on_float(const Tensor& p, F&& f) {
-  if (p.dtype() == DType::f32) f(float{});
-  else if (p.dtype() == DType::f64) f(double{});
-  else fail("optimizer: parameters must be float32 or float64 master weights, got {}", p.str());
+// Parameters are float32 or float64 master weights (bf16 compute keeps fp32 masters).
+void check_master(const Tensor& p) {
+  RTUNE_CHECK(p.dtype() == DType::f32 || p.dtype() == DType::f64,
+              "optimizer: parameters must be float32 or float64 master weights, got {}", p.str());
 }
 }  // namespace
 
@@ -86,9 +80,11 @@ void Optimizer::load_state_tensors(const std::vector<std::pair<std::string, Tens
                     i < slots_[g].size(),
                 "checkpoint: optimizer state '{}' does not fit this model's parameter groups", name);
     Tensor* p = groups_[g].params[i];
-    RTUNE_CHECK(t.shape() == p->shape(), "checkpoint: optimizer state '{}' has shape {}, parameter {}", name,
+    // Per-parameter counters (Adam's "step") are float64 scalars on the host, as state() creates them.
+    const bool counter = t.dim() == 0;
+    RTUNE_CHECK(counter || t.shape() == p->shape(), "checkpoint: optimizer state '{}' has shape {}, parameter {}", name,
                 shape_str(t.shape()), shape_str(p->shape()));
-    slots_[g][i].buffers.emplace_back(buf, t.to(p->dtype()).to(p->device()).clone());
+    slots_[g][i].buffers.emplace_back(buf, counter ? t.to(DType::f64).clone() : t.to(p->dtype()).to(p->device()).clone());
   }
 }
 
@@ -109,11 +105,8 @@ void SGD::step() {
       if (!grad.defined()) continue;
       bool first = g.momentum != 0 && !has_state(gi, i, "momentum_buffer");
       Tensor buf = g.momentum != 0 ? state(gi, i, "momentum_buffer", p) : Tensor();
-      on_float(p, [&](auto tag) {
-        using T = decltype(tag);
-        sgd_step<T>(span_of<T>(p), span_of<const T>(grad.contiguous()),
-                    buf.defined() ? span_of<T>(buf) : std::span<T>(), h, first);
-      });
+      check_master(p);
+      kernels::sgd_update(p, grad, buf, h, first);  // fused: one kernel on the GPU
     }
   }
 }
@@ -138,11 +131,8 @@ void Adam::step() {
       Tensor m = state(gi, i, "exp_avg", p);
       Tensor v = state(gi, i, "exp_avg_sq", p);
       Tensor vmax = amsgrad_ ? state(gi, i, "max_exp_avg_sq", p) : Tensor();
-      on_float(p, [&](auto tag) {
-        using T = decltype(tag);
-        adam_step<T>(span_of<T>(p), span_of<const T>(grad.contiguous()), span_of<T>(m), span_of<T>(v),
-                     vmax.defined() ? span_of<T>(vmax) : std::span<T>(), s);
-      });
+      check_master(p);
+      kernels::adam_update(p, grad, m, v, vmax, s);
     }
   }
 }
@@ -162,46 +152,51 @@ void RMSprop::step() {
       Tensor sq = state(gi, i, "square_avg", p);
       Tensor ga = centered_ ? state(gi, i, "grad_avg", p) : Tensor();
       Tensor buf = g.momentum > 0 ? state(gi, i, "momentum_buffer", p) : Tensor();
-      on_float(p, [&](auto tag) {
-        using T = decltype(tag);
-        rmsprop_step<T>(span_of<T>(p), span_of<const T>(grad.contiguous()), span_of<T>(sq),
-                        ga.defined() ? span_of<T>(ga) : std::span<T>(), buf.defined() ? span_of<T>(buf) : std::span<T>(),
-                        h);
-      });
+      check_master(p);
+      kernels::rmsprop_update(p, grad, sq, ga, buf, h);
     }
   }
 }
 
+namespace {
+// torch.nn.utils.clip_grad_norm_ on any device, in clip.cpp's arithmetic: per-tensor norms (double
+// accumulation) rounded to T, the total rounded to T, clip_coef = clamp(max_norm / (total + 1e-6), max=1)
+// in T, then every gradient scaled by it (also when it is 1).
+template <class T> double clip_norm_impl(std::vector<Tensor>& grads, double max_norm, double norm_type) {
+  std::vector<double> norms = kernels::norms(grads, norm_type);
+  for (double& n : norms) n = double(T(n));
+  const double total = double(T(combine_norms(norms, norm_type)));
+  T coef = T(max_norm) / (T(total) + T(1e-6));
+  if (coef > T(1)) coef = T(1);
+  for (Tensor& g : grads) kernels::scale(g, double(coef), g);  // exact: double(coef) converts back to coef
+  return total;
+}
+}  // namespace
+
 double clip_grad_norm(const std::vector<Tensor*>& params, double max_norm, double norm_type) {
+  RTUNE_CHECK(norm_type > 0.0, "clip_grad_norm_: norm_type must be > 0 or inf, got {}", norm_type);
+  RTUNE_CHECK(max_norm >= 0.0, "clip_grad_norm_: max_norm must be >= 0, got {}", max_norm);
   std::vector<Tensor> grads;
   for (Tensor* p : params)
     if (p->grad().defined()) grads.push_back(p->grad());
   if (grads.empty()) return 0.0;
-  DType dt = grads[0].dtype();
-  double total = 0;
-  if (dt == DType::f32) {
-    std::vector<std::span<float>> spans;
-    for (auto& g : grads) spans.push_back(span_of<float>(g));
-    total = clip_grad_norm_(std::span<const std::span<float>>(spans), max_norm, norm_type);
-  } else {
-    std::vector<std::span<double>> spans;
-    for (auto& g : grads) spans.push_back(span_of<double>(g));
-    total = clip_grad_norm_(std::span<const std::span<double>>(spans), max_norm, norm_type);
+  for (Tensor& g : grads) {
+    require_same_dtype("clip_grad_norm_", grads[0], g);
+    RTUNE_CHECK(g.is_contiguous(), "clip_grad_norm_: gradients must be dense, got {}", g.str());
   }
-  return total;
+  if (grads[0].dtype() == DType::f32) return clip_norm_impl<float>(grads, max_norm, norm_type);
+  RTUNE_CHECK(grads[0].dtype() == DType::f64, "clip_grad_norm_: float32 or float64 gradients, got {}", grads[0].str());
+  return clip_norm_impl<double>(grads, max_norm, norm_type);
 }
 
 void clip_grad_value(const std::vector<Tensor*>& params, double clip_value) {
-  std::vector<std::span<float>> f;
-  std::vector<std::span<double>> d;
+  RTUNE_CHECK(clip_value >= 0.0, "clip_grad_value_: clip_value must be >= 0, got {}", clip_value);
   for (Tensor* p : params) {
     Tensor g = p->grad();
     if (!g.defined()) continue;
-    if (g.dtype() == DType::f32) f.push_back(span_of<float>(g));
-    else d.push_back(span_of<double>(g));
+    RTUNE_CHECK(g.is_contiguous(), "clip_grad_value_: gradients must be dense, got {}", g.str());
+    kernels::clamp(g, -clip_value, clip_value, g);  // NaN stays NaN
   }
-  if (!f.empty()) clip_grad_value_(std::span<const std::span<float>>(f), clip_value);
-  if (!d.empty()) clip_grad_value_(std::span<const std::span<double>>(d), clip_value);
 }
 
 }  // namespace rtune::optim

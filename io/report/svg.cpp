@@ -96,7 +96,13 @@ std::string line_chart_svg(const std::vector<Series>& series, const ChartOptions
                      html_escape(o.xlabel));
   svg += fmt::format("<text transform=\"translate(14,{:.1f}) rotate(-90)\" text-anchor=\"middle\">{}</text>\n", mt + ph / 2,
                      html_escape(o.ylabel));
-  // Lines, then the legend.
+  // Lines, then the legend on a translucent box sized to the longest name.
+  size_t longest = 0;
+  for (auto& s : series) longest = std::max(longest, s.name.size());
+  const double lw = 34 + 6.3 * double(longest), lx = ml + pw - lw - 4;
+  std::string legend = fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"white\" "
+                                   "fill-opacity=\"0.85\" stroke=\"#ccc\"/>\n",
+                                   lx, mt + 2, lw, 14.0 * double(series.size()) + 6);
   for (size_t k = 0; k < series.size(); ++k) {
     const auto& s = series[k];
     const std::string color = s.color.empty() ? kPalette[k % 8] : s.color;
@@ -110,13 +116,13 @@ std::string line_chart_svg(const std::vector<Series>& series, const ChartOptions
       for (size_t i = 0; i < s.x.size(); ++i)
         if (ok(s.x[i], s.y[i]))
           svg += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"2.5\" fill=\"{}\"/>\n", px(s.x[i]), py(s.y[i]), color);
-    const double ly = mt + 8 + 14 * double(k);
-    svg += fmt::format("<line x1=\"{:.1f}\" x2=\"{:.1f}\" y1=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"{}\" stroke-width=\"2\"{}/>"
+    const double ly = mt + 12 + 14 * double(k);
+    legend += fmt::format("<line x1=\"{:.1f}\" x2=\"{:.1f}\" y1=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"{}\" stroke-width=\"2\"{}/>"
                        "<text x=\"{:.1f}\" y=\"{:.1f}\">{}</text>\n",
-                       ml + pw - 150, ml + pw - 130, ly, ly, color, s.dashed ? " stroke-dasharray=\"5,3\"" : "",
-                       ml + pw - 125, ly + 4, html_escape(s.name));
+                       lx + 6, lx + 26, ly, ly, color, s.dashed ? " stroke-dasharray=\"5,3\"" : "", lx + 30, ly + 4,
+                       html_escape(s.name));
   }
-  return svg + "</svg>\n";
+  return svg + legend + "</svg>\n";
 }
 
 std::string confusion_svg(const std::vector<int64_t>& m, const std::vector<std::string>& names, const std::string& title) {

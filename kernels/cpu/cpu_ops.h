@@ -45,4 +45,11 @@ void cross_entropy_forward(const Tensor& logits, const Tensor& target, double la
                            Tensor& loss, Tensor& log_probs);
 void cross_entropy_backward(const Tensor& gloss, const Tensor& log_probs, const Tensor& target,
                             double label_smoothing, Reduction r, Tensor& glogits);
+void sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum_buf, const optim::SgdHyper& h, bool first_step);
+void adam_update(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, Tensor& max_exp_avg_sq,
+                 const optim::AdamStep& s);
+void rmsprop_update(Tensor& param, const Tensor& grad, Tensor& square_avg, Tensor& grad_avg, Tensor& momentum_buf,
+                    const optim::RmspropHyper& h);
+std::vector<double> norms(const std::vector<Tensor>& xs, double norm_type);
+void clamp(const Tensor& x, double lo, double hi, Tensor& y);
 }  // namespace rtune::cpu

@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""PyTorch reference for `rtune bench train`: synthetic-data ResNet training throughput on one GPU.
+
+Eager channels-last bf16 autocast (fp32 master weights) and, with --compile, torch.compile of the
+same model; Adam; warm-up steps, then timed steps. Prints img/s and peak device memory as one JSON
+line per run. Matches the workloads of issue 9: --arch resnet18|resnet50, --batch 256,
+--freeze backbone (only fc trains), --precision fp32|bf16.
+
+  python3 bench/pytorch_train.py --arch resnet50 --batch 256 --precision bf16 [--compile] [--freeze backbone]
+"""
+import argparse
+import json
+import time
+
+import torch
+import torchvision
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--arch", default="resnet50")
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="bf16")
+    ap.add_argument("--freeze", choices=["none", "backbone"], default="none")
+    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--size", type=int, default=224)
+    a = ap.parse_args()
+
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = a.precision != "fp32"
+    torch.backends.cudnn.allow_tf32 = a.precision != "fp32"
+    dev = torch.device("cuda")
+    model = getattr(torchvision.models, a.arch)(num_classes=1000).to(dev)
+    fmt = torch.channels_last if a.precision == "bf16" else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    if a.freeze == "backbone":
+        for n, p in model.named_parameters():
+            p.requires_grad = n.startswith("fc.")
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=1e-3)
+    step_model = torch.compile(model) if a.compile else model
+    x = torch.randn(a.batch, 3, a.size, a.size, device=dev).to(memory_format=fmt)
+    y = torch.randint(0, 1000, (a.batch,), device=dev)
+    model.train()
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+            loss = torch.nn.functional.cross_entropy(step_model(x), y)
+        loss.backward()
+        opt.step()
+
+    for _ in range(a.warmup):
+        step()
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    for _ in range(a.steps):
+        step()
+    torch.cuda.synchronize()
+    dt = time.perf_counter() - t0
+    print(json.dumps({
+        "framework": f"pytorch {torch.__version__}" + (" compile" if a.compile else " eager"),
+        "arch": a.arch, "batch": a.batch, "precision": a.precision, "freeze": a.freeze,
+        "channels_last": fmt == torch.channels_last, "img_per_s": round(a.batch * a.steps / dt, 1),
+        "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
+        "device": torch.cuda.get_device_name(), "cudnn": torch.backends.cudnn.version(),
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+// CPU fused optimizer updates, norms and clamp (the façade ops behind engine/optim/optimizer.cpp):
+// the per-element rules of engine/optim/update_rules.h in element order, and the norms of
+// engine/optim/clip.cpp (sequential double accumulation), so every result is bit-identical to the
+// span drivers the optimizers used before. Elements are independent: the OpenMP split changes nothing.
+#include <cmath>
+#include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/cpu_util.h"
+
+namespace rtune::cpu {
+
+namespace {
+constexpr int64_t kParallelMin = int64_t(1) << 15;
+
+template <class T> T* state_ptr(const char* opt, const char* what, Tensor& s, const Tensor& p, bool needed) {
+  if (!needed) return nullptr;
+  RTUNE_CHECK(s.defined(), "{}: '{}' is undefined but this configuration needs it", opt, what);
+  RTUNE_CHECK(s.shape() == p.shape() && s.dtype() == p.dtype() && s.is_contiguous() && s.device() == p.device(),
+              "{}: '{}' {} does not match the parameter {}", opt, what, s.str(), p.str());
+  return s.data<T>();
+}
+void check_param(const char* opt, const Tensor& p, const Tensor& g) {
+  RTUNE_CHECK(p.is_contiguous(), "{}: the parameter {} must be contiguous", opt, p.str());
+  require_same_shape(opt, p, g);
+  require_same_dtype(opt, p, g);
+}
+}  // namespace
+
+void sgd_update(Tensor& p, const Tensor& g0, Tensor& buf, const optim::SgdHyper& h, bool first_step) {
+  check_param("sgd_step", p, g0);
+  Tensor g = g0.contiguous();
+  dispatch_float("sgd_step", p, [&](auto tag) {
+    using T = decltype(tag);
+    T* pp = p.data<T>();
+    const T* gp = g.data<T>();
+    T* bp = state_ptr<T>("sgd_step", "momentum_buf", buf, p, h.momentum != 0.0);
+    int64_t n = p.numel();
+    T dummy{};
+#pragma omp parallel for schedule(static) if (n >= kParallelMin) firstprivate(dummy)
+    for (int64_t i = 0; i < n; ++i) optim::sgd_update(pp[i], gp[i], bp ? bp[i] : dummy, h, first_step);
+  });
+}
+
+void adam_update(Tensor& p, const Tensor& g0, Tensor& m, Tensor& v, Tensor& vmax, const optim::AdamStep& s) {
+  const char* opt = s.h.decoupled ? "adamw_step" : "adam_step";
+  check_param(opt, p, g0);
+  RTUNE_CHECK(s.step >= 1, "{}: step must be >= 1 (got {}); use make_adam_step(h, step)", opt, s.step);
+  Tensor g = g0.contiguous();
+  dispatch_float(opt, p, [&](auto tag) {
+    using T = decltype(tag);
+    T* pp = p.data<T>();
+    const T* gp = g.data<T>();
+    T* mp = state_ptr<T>(opt, "exp_avg", m, p, true);
+    T* vp = state_ptr<T>(opt, "exp_avg_sq", v, p, true);
+    T* xp = state_ptr<T>(opt, "max_exp_avg_sq", vmax, p, s.h.amsgrad);
+    int64_t n = p.numel();
+    T dummy{};
+#pragma omp parallel for schedule(static) if (n >= kParallelMin) firstprivate(dummy)
+    for (int64_t i = 0; i < n; ++i) optim::adam_update(pp[i], gp[i], mp[i], vp[i], xp ? xp[i] : dummy, s);
+  });
+}
+
+void rmsprop_update(Tensor& p, const Tensor& g0, Tensor& sq, Tensor& ga, Tensor& buf, const optim::RmspropHyper& h) {
+  check_param("rmsprop_step", p, g0);
+  Tensor g = g0.contiguous();
+  dispatch_float("rmsprop_step", p, [&](auto tag) {
+    using T = decltype(tag);
+    T* pp = p.data<T>();
+    const T* gp = g.data<T>();
+    T* sp = state_ptr<T>("rmsprop_step", "square_avg", sq, p, true);
+    T* ap = state_ptr<T>("rmsprop_step", "grad_avg", ga, p, h.centered);
+    T* bp = state_ptr<T>("rmsprop_step", "momentum_buf", buf, p, h.momentum > 0.0);
+    int64_t n = p.numel();
+    T dummy_a{}, dummy_b{};
+#pragma omp parallel for schedule(static) if (n >= kParallelMin) firstprivate(dummy_a, dummy_b)
+    for (int64_t i = 0; i < n; ++i)
+      optim::rmsprop_update(pp[i], gp[i], sp[i], ap ? ap[i] : dummy_a, bp ? bp[i] : dummy_b, h);
+  });
+}
+
+std::vector<double> norms(const std::vector<Tensor>& xs, double p) {
+  RTUNE_CHECK(p > 0.0, "norms: norm_type must be > 0 or inf, got {}", p);
+  std::vector<double> out;
+  for (const Tensor& x0 : xs) {
+    Tensor x = x0.contiguous();
+    dispatch_float("norms", x, [&](auto tag) {
+      using T = decltype(tag);
+      const T* v = x.data<T>();
+      int64_t n = x.numel();
+      double s = 0.0;
+      if (std::isinf(p)) {
+        for (int64_t i = 0; i < n; ++i) {
+          const double a = std::abs(double(v[i]));
+          if (a != a) {
+            s = a;
+            break;
+          }
+          s = a > s ? a : s;
+        }
+      } else if (p == 2.0) {
+        for (int64_t i = 0; i < n; ++i) s += double(v[i]) * double(v[i]);
+        s = std::sqrt(s);
+      } else if (p == 1.0) {
+        for (int64_t i = 0; i < n; ++i) s += std::abs(double(v[i]));
+      } else {
+        for (int64_t i = 0; i < n; ++i) s += std::pow(std::abs(double(v[i])), p);
+        s = std::pow(s, 1.0 / p);
+      }
+      out.push_back(s);
+    });
+  }
+  return out;
+}
+
+void clamp(const Tensor& x0, double lo, double hi, Tensor& y) {
+  require_same_shape("clamp", x0, y);
+  require_same_dtype("clamp", x0, y);
+  RTUNE_CHECK(y.is_contiguous(), "clamp: output must be contiguous, got {}", y.str());
+  Tensor x = x0.contiguous();
+  dispatch_float("clamp", y, [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = x.data<T>();
+    T* py = y.data<T>();
+    const T l = T(lo), h = T(hi);
+    int64_t n = y.numel();
+    for (int64_t i = 0; i < n; ++i) py[i] = px[i] < l ? l : (px[i] > h ? h : px[i]);  // NaN compares false
+  });
+}
+
+}  // namespace rtune::cpu

@@ -1,0 +1,57 @@
+// The CUDA backend (cuDNN, cuBLAS and own kernels in kernels/cuda/*.cu): same signatures as kernels/ops.h,
+// which documents each op, and as kernels/cpu/cpu_ops.h. Tensors are on cuda:0; every op runs on the
+// backend stream (kernels/cuda/handles.h).
+#pragma once
+#include "kernels/ops.h"
+
+namespace rtune::cuda {
+using kernels::Conv2dArgs;
+using kernels::Pool2dArgs;
+using kernels::Reduction;
+void copy(const Tensor& src, Tensor& dst);
+void fill(Tensor& t, double value);
+void add(const Tensor& a, const Tensor& b, Tensor& y);
+void sub(const Tensor& a, const Tensor& b, Tensor& y);
+void mul(const Tensor& a, const Tensor& b, Tensor& y);
+void add_(Tensor& a, const Tensor& b);
+void scale(const Tensor& x, double s, Tensor& y);
+void add_scalar(const Tensor& x, double s, Tensor& y);
+void relu_forward(const Tensor& x, Tensor& y);
+void relu_backward(const Tensor& gy, const Tensor& y, Tensor& gx);
+void sum_all(const Tensor& x, Tensor& out);
+Tensor sum_to(const Tensor& x, const Shape& shape);
+void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dArgs& a, Tensor& y);
+void conv2d_backward_input(const Tensor& gy, const Tensor& w, const Conv2dArgs& a, Tensor& gx);
+void conv2d_backward_weight(const Tensor& gy, const Tensor& x, const Conv2dArgs& a, Tensor& gw);
+void conv2d_backward_bias(const Tensor& gy, Tensor& gb);
+void batch_norm_forward_train(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
+                              Tensor& running_var, double momentum, double eps, Tensor& y, Tensor& save_mean,
+                              Tensor& save_invstd);
+void batch_norm_forward_eval(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                             const Tensor& running_var, double eps, Tensor& y);
+void batch_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& weight, const Tensor& mean,
+                         const Tensor& invstd, bool training, Tensor& gx, Tensor& gw, Tensor& gb);
+void max_pool2d_forward(const Tensor& x, const Pool2dArgs& a, Tensor& y, Tensor& indices);
+void max_pool2d_backward(const Tensor& gy, const Tensor& indices, Tensor& gx);
+void adaptive_avg_pool2d_forward(const Tensor& x, Tensor& y);
+void adaptive_avg_pool2d_backward(const Tensor& gy, Tensor& gx);
+void linear_forward(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y);
+void linear_backward_input(const Tensor& gy, const Tensor& w, Tensor& gx);
+void linear_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw);
+void linear_backward_bias(const Tensor& gy, Tensor& gb);
+void softmax_forward(const Tensor& x, Tensor& y);
+void softmax_backward(const Tensor& gy, const Tensor& y, Tensor& gx);
+void log_softmax_forward(const Tensor& x, Tensor& y);
+void log_softmax_backward(const Tensor& gy, const Tensor& y, Tensor& gx);
+void cross_entropy_forward(const Tensor& logits, const Tensor& target, double label_smoothing, Reduction r,
+                           Tensor& loss, Tensor& log_probs);
+void cross_entropy_backward(const Tensor& gloss, const Tensor& log_probs, const Tensor& target,
+                            double label_smoothing, Reduction r, Tensor& glogits);
+void sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum_buf, const optim::SgdHyper& h, bool first_step);
+void adam_update(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, Tensor& max_exp_avg_sq,
+                 const optim::AdamStep& s);
+void rmsprop_update(Tensor& param, const Tensor& grad, Tensor& square_avg, Tensor& grad_avg, Tensor& momentum_buf,
+                    const optim::RmspropHyper& h);
+std::vector<double> norms(const std::vector<Tensor>& xs, double norm_type);
+void clamp(const Tensor& x, double lo, double hi, Tensor& y);
+}  // namespace rtune::cuda

@@ -1,0 +1,61 @@
+// Per-process cuDNN / cuBLAS handles of the CUDA backend, bound to one stream (the default stream:
+// every op runs in order on it, so memory freed to the caching allocator is safe to reuse), and
+// the cuBLAS workspace (set again after every cublasSetStream, cuda-libs-semantics.md §2).
+// RAII wrappers for the cuDNN descriptors the ops build per call.
+#pragma once
+#include <cublas_v2.h>
+#include <cudnn.h>
+
+#include "engine/tensor.h"
+#include "kernels/cuda/runtime.h"
+
+namespace rtune::cuda {
+
+struct Handles {
+  cudnnHandle_t cudnn = nullptr;
+  cublasHandle_t cublas = nullptr;
+  rt::Stream stream;
+  Storage cublas_workspace;  // from the caching allocator, kept for the process
+};
+// Created on first use (needs a device); throws rtune::Error if the libraries cannot start.
+Handles& handles();
+inline rt::Stream stream() { return handles().stream; }
+
+// cuDNN data type of a floating tensor dtype (f32, f64, bf16, f16); throws for others.
+cudnnDataType_t cudnn_dtype(DType t, const char* op);
+// The memory format a dense 4-d tensor is laid out in: channels_last when it is NHWC-dense and not
+// NCHW-dense; contiguous otherwise (also for ambiguous C == 1 or 1×1 planes).
+MemoryFormat format_of(const Tensor& t);
+// t itself when dense in `fmt`, else a copy in `fmt` (on t's device).
+Tensor dense_in(const Tensor& t, MemoryFormat fmt);
+// Whether t is dense in either layout (so a kernel may write it through its strides).
+bool is_dense(const Tensor& t);
+
+class TensorDesc {
+ public:
+  TensorDesc();
+  ~TensorDesc();
+  TensorDesc(const TensorDesc&) = delete;
+  TensorDesc& operator=(const TensorDesc&) = delete;
+  // 4-d descriptor of t (lower ranks get trailing 1s) with its strides; size-1 dims get the
+  // canonical stride of `fmt` so cuDNN sees one packed layout.
+  void set(const Tensor& t, MemoryFormat fmt, const char* op);
+  void set_dims(cudnnDataType_t dt, int n, int c, int h, int w, MemoryFormat fmt, const char* op);
+  cudnnTensorDescriptor_t get() const { return d_; }
+ private:
+  cudnnTensorDescriptor_t d_ = nullptr;
+};
+
+class FilterDesc {
+ public:
+  FilterDesc();
+  ~FilterDesc();
+  FilterDesc(const FilterDesc&) = delete;
+  FilterDesc& operator=(const FilterDesc&) = delete;
+  void set(const Tensor& w, MemoryFormat fmt, const char* op);  // KCRS (contiguous) or KRSC (channels_last)
+  cudnnFilterDescriptor_t get() const { return d_; }
+ private:
+  cudnnFilterDescriptor_t d_ = nullptr;
+};
+
+}  // namespace rtune::cuda

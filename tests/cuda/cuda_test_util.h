@@ -1,0 +1,44 @@
+// Helpers of the CUDA backend tests: skip (exit 77) when built for a real GPU and none is present
+// (never in the simulated build, which always has its one device), device copies, NaN-prefilled
+// outputs (an output the backend never writes fails the comparison), and random inputs.
+#pragma once
+#include <cstdio>
+#include <cstdlib>
+
+#include "engine/rng.h"
+#include "engine/tensor.h"
+#include "kernels/cuda/runtime.h"
+#include "tests/core/test_util.h"
+
+namespace rtune::cudatest {
+
+inline const bool kDevicePresent = [] {
+  if (!cuda::rt::device_present()) {
+    std::fprintf(stderr, "no CUDA device present: CUDA backend tests skipped\n");
+    std::exit(77);
+  }
+  return true;
+}();
+
+inline Device gpu() { return Device::cuda(0); }
+inline Tensor dev(const Tensor& t) { return t.to(gpu()); }
+
+// An output tensor on the device, every element NaN (integer dtypes: 77, as NaN has no integer), in
+// the given layout.
+inline Tensor nan_out(const Shape& s, DType dt = DType::f32, MemoryFormat fmt = MemoryFormat::contiguous) {
+  Tensor t = empty(s, {dt, gpu(), fmt});
+  t.fill_(is_floating(dt) ? std::nan("") : 77.0);
+  return t;
+}
+inline Tensor nan_out_like(const Tensor& t) {
+  MemoryFormat fmt = t.dim() == 4 && !t.is_contiguous() && t.is_contiguous(MemoryFormat::channels_last)
+                         ? MemoryFormat::channels_last : MemoryFormat::contiguous;
+  return nan_out(t.shape(), t.dtype(), fmt);
+}
+// A CPU tensor of N(0,1) values (f32 unless given), optionally in channels-last memory.
+inline Tensor randn_cpu(const Shape& s, Rng& r, DType dt = DType::f32, MemoryFormat fmt = MemoryFormat::contiguous) {
+  Tensor t = test::randn_away_from_zero(s, r, 0.0).to(dt);
+  return fmt == MemoryFormat::contiguous ? t : t.contiguous(fmt);
+}
+
+}  // namespace rtune::cudatest

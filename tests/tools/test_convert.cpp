@@ -1,0 +1,278 @@
+// `rtune convert` (tools/lib/convert.h): every .pth flavour PyTorch writes converts, the converted
+// tensors equal the source exactly, and .pth -> model file -> ResNet gives bit-identical eval logits to
+// loading the .pth directly. Class-name files, wrong counts, unknown archs and hostile pickles give clear
+// errors; the built `rtune` binary is run for the CLI path (exit codes, usage errors).
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include "engine/autograd.h"
+#include "io/safetensors.h"
+#include "tests/core/test_util.h"
+#include "tests/io/test_pth_builders.h"
+#include "tools/lib/convert.h"
+
+using namespace rtune;
+namespace fs = std::filesystem;
+
+namespace {
+fs::path temp_dir() {
+  static int n = 0;
+  fs::path d = fs::temp_directory_path() / fmt::format("rtune_convert_{}_{}", ::getpid(), n++);
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+void write_file(const fs::path& p, const std::string& text) {
+  std::ofstream f(p, std::ios::binary);
+  f << text;
+}
+
+bool same_bytes(const Tensor& a, const Tensor& b) {
+  if (a.dtype() != b.dtype() || a.shape() != b.shape()) return false;
+  Tensor x = a.contiguous(), y = b.contiguous();
+  return std::memcmp(x.raw_data(), y.raw_data(), size_t(x.numel()) * dtype_size(x.dtype())) == 0;
+}
+
+struct Run {
+  int code;
+  std::string output;
+};
+// Runs the built binary with stdout and stderr captured.
+Run run_rtune(const std::string& args) {
+  std::string cmd = std::string("'") + RTUNE_BIN + "' " + args + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::string out;
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  int status = ::pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+struct Flavour {
+  const char* file;
+  const char* arch;
+  int64_t classes;
+  const char* note;  // a reader note convert must pass on ("" = none expected)
+};
+const Flavour kFlavours[] = {
+    {"tiny_resnet18.pth", "resnet18", 10, ""},
+    {"tiny_resnet18_legacy.pth", "resnet18", 10, ""},
+    {"tiny_resnet18_checkpoint.pth", "resnet18", 10, "'state_dict'"},
+    {"tiny_resnet18_dataparallel.pth", "resnet18", 10, "stripped 'module.' prefix"},
+    {"tiny_resnet18_fp16.pth", "resnet18", 10, ""},
+    {"tiny_resnet18.safetensors", "resnet18", 10, ""},
+    {"tiny_resnet50.pth", "resnet50", 7, ""},
+};
+}  // namespace
+
+TEST_CASE("convert: every .pth flavour converts and the tensors equal the source exactly") {
+  fs::path dir = temp_dir();
+  for (const Flavour& fl : kFlavours) {
+    CAPTURE(fl.file);
+    tools::ConvertOptions o{.input = test::fixture(fl.file), .output = dir / (std::string(fl.file) + ".safetensors")};
+    tools::ConvertResult r = tools::convert_model(o);
+    CHECK(r.arch_inferred);
+    CHECK(r.info.arch == fl.arch);
+    CHECK(r.info.width == 8);
+    CHECK(r.info.num_classes == fl.classes);
+    CHECK(r.info.source == fl.file);
+    if (*fl.note) {
+      bool found = false;
+      for (auto& n : r.notes) found |= n.find(fl.note) != std::string::npos;
+      CHECK_MESSAGE(found, "no note mentioning ", fl.note);
+    }
+    bool fp16 = std::string(fl.file).find("fp16") != std::string::npos;
+    CHECK(r.dtype_changes.size() == (fp16 ? 1u : 0u));
+    if (fp16) CHECK(r.dtype_changes.begin()->first == "float16 -> float32");
+
+    models::WeightFile src = models::read_weight_file(test::fixture(fl.file));
+    io::SafetensorsFile out = io::SafetensorsFile::open(o.output);
+    CHECK(out.tensors().size() == src.tensors.size());
+    CHECK(r.tensor_count == src.tensors.size());
+    for (auto& [name, t] : src.tensors) {
+      CAPTURE(name);
+      const io::SafetensorsView* v = out.find(name);
+      REQUIRE(v != nullptr);
+      Tensor got = from_bytes(v->bytes.data(), v->bytes.size(), v->shape, v->dtype);
+      // float32 and int64 sources are copied bit for bit; float16 widens exactly to float32
+      Tensor expect = is_floating(t.dtype()) ? t.to(DType::f32) : t;
+      CHECK(same_bytes(got, expect));
+    }
+    std::string text = tools::describe(r, o);
+    CHECK(text.find(fl.arch) != std::string::npos);
+    CHECK(text.find(o.output.string()) != std::string::npos);
+  }
+  fs::remove_all(dir);
+}
+
+TEST_CASE("convert: .pth -> model file -> ResNet gives bit-identical eval logits to loading the .pth") {
+  fs::path dir = temp_dir();
+  for (auto [file, arch, classes] : {std::tuple{"tiny_resnet18.pth", "resnet18", 10}, {"tiny_resnet50.pth", "resnet50", 7}}) {
+    CAPTURE(file);
+    Rng rng(11);
+    Tensor x = randn({2, 3, 40, 40}, rng);
+    models::ResNet direct(models::ResNetConfig{arch, 8, classes});
+    models::load_weights(direct, models::read_weight_file(test::fixture(file)).tensors);
+    direct.eval();
+    tools::convert_model({.input = test::fixture(file), .output = dir / "m.safetensors"});
+    models::LoadedModel lm = models::load_model(dir / "m.safetensors");
+    CHECK_FALSE(lm.model->is_training());
+    NoGradGuard ng;
+    Tensor a = direct.forward(x), b = lm.model->forward(x);
+    CHECK(a.shape() == Shape{2, classes});
+    CHECK(same_bytes(a, b));
+  }
+  fs::remove_all(dir);
+}
+
+TEST_CASE("convert: class names from text and JSON files") {
+  fs::path dir = temp_dir();
+  auto convert_with = [&](const std::string& name, const std::string& text) {
+    write_file(dir / name, text);
+    return tools::convert_model(
+        {.input = test::fixture("tiny_resnet18.pth"), .output = dir / "m.safetensors", .classes = dir / name});
+  };
+  std::vector<std::string> ten;
+  for (int i = 0; i < 10; ++i) ten.push_back("c" + std::to_string(i));
+  SUBCASE("text: one per line, CRLF and trailing blank lines tolerated") {
+    tools::ConvertResult r = convert_with("n.txt", "\xEF\xBB\xBF" "c0\r\nc1\r\nc2\nc3\nc4\nc5\nc6\nc7\nc8\nc9\n\n");
+    CHECK(r.info.class_names == ten);
+    CHECK(models::read_model_info(dir / "m.safetensors").class_names == ten);
+  }
+  SUBCASE("JSON list and 0-based object give the same names") {
+    CHECK(convert_with("l.json", nlohmann::json(ten).dump()).info.class_names == ten);
+    nlohmann::json obj;
+    for (int i = 9; i >= 0; --i) obj[std::to_string(i)] = ten[size_t(i)];
+    CHECK(convert_with("o.json", obj.dump()).info.class_names == ten);
+  }
+  SUBCASE("1-based object (e.g. Oxford flowers' cat_to_name.json) is read as 1-based and says so") {
+    nlohmann::json obj;
+    for (int i = 1; i <= 10; ++i) obj[std::to_string(i)] = ten[size_t(i - 1)];
+    tools::ConvertResult r = convert_with("f.json", obj.dump());
+    CHECK(r.info.class_names == ten);
+    REQUIRE_FALSE(r.notes.empty());
+    CHECK(r.notes.back().find("1-based") != std::string::npos);
+  }
+  SUBCASE("ImageNet's {\"0\": [wnid, name]} takes the name") {
+    nlohmann::json obj;
+    for (int i = 0; i < 10; ++i) obj[std::to_string(i)] = {"n0" + std::to_string(i), ten[size_t(i)]};
+    CHECK(convert_with("imagenet.json", obj.dump()).info.class_names == ten);
+  }
+  SUBCASE("errors: wrong count, holes, bad keys, blank lines") {
+    std::string e = error_of([&] { convert_with("nine.txt", "a\nb\nc\nd\ne\nf\ng\nh\ni\n"); });
+    CHECK(e.find("has 9 class name(s) but the weights have 10 classes") != std::string::npos);
+    CHECK_FALSE(fs::exists(dir / "m.safetensors"));
+    CHECK(error_of([&] { convert_with("hole.json", R"({"0":"a","2":"b"})"); }).find("keys must be the class indices") !=
+          std::string::npos);
+    CHECK(error_of([&] { convert_with("key.json", R"({"cat":"a"})"); }).find("key 'cat' is not a class index") !=
+          std::string::npos);
+    CHECK(error_of([&] { convert_with("bad.json", "[\"a\","); }).find("not valid JSON") != std::string::npos);
+    CHECK(error_of([&] { convert_with("blank.txt", "a\n\nb\n"); }).find("line 2 is empty") != std::string::npos);
+  }
+  fs::remove_all(dir);
+}
+
+TEST_CASE("convert: errors are clear and leave no output behind") {
+  fs::path dir = temp_dir();
+  fs::path out = dir / "m.safetensors";
+  SUBCASE("unknown or contradicting --arch") {
+    CHECK(error_of([&] { tools::convert_model({.input = test::fixture("tiny_resnet18.pth"), .output = out, .arch = "resnet19"}); })
+              .find("unknown architecture 'resnet19'") != std::string::npos);
+    CHECK(error_of([&] { tools::convert_model({.input = test::fixture("tiny_resnet18.pth"), .output = out, .arch = "resnet34"}); })
+              .find("asked for resnet34 but the file holds a resnet18") != std::string::npos);
+  }
+  SUBCASE("hostile pickle: a non-allow-listed global is refused by name") {
+    using namespace pthb;
+    std::string p = dict({{"conv1.weight", tensor("0", 6, 0, {6}, {1})},
+                          {"x", glob("os", "system") + str("touch /tmp/pwned") + "\x85R"}});
+    std::vector<std::byte> b = pth(p, {{"0", floats({0, 1, 2, 3, 4, 5})}});
+    write_file(dir / "evil.pth", std::string(reinterpret_cast<const char*>(b.data()), b.size()));
+    CHECK(error_of([&] { tools::convert_model({.input = dir / "evil.pth", .output = out}); })
+              .find("refusing global os.system") != std::string::npos);
+  }
+  SUBCASE("not a ResNet: inference names the missing key") {
+    using namespace pthb;
+    std::vector<std::byte> b = pth(dict({{"w", tensor("0", 6, 0, {2, 3}, {3, 1})}}), {{"0", floats({0, 1, 2, 3, 4, 5})}});
+    write_file(dir / "other.pth", std::string(reinterpret_cast<const char*>(b.data()), b.size()));
+    CHECK(error_of([&] { tools::convert_model({.input = dir / "other.pth", .output = out}); })
+              .find("no 'conv1.weight' among the weights") != std::string::npos);
+  }
+  SUBCASE("refuses to overwrite the input, even through another spelling of its path") {
+    fs::copy_file(test::fixture("tiny_resnet18.safetensors"), dir / "in.safetensors");
+    auto before = fs::file_size(dir / "in.safetensors");
+    CHECK(error_of([&] { tools::convert_model({.input = dir / "in.safetensors", .output = dir / "." / "in.safetensors"}); })
+              .find("refusing to overwrite the input") != std::string::npos);
+    CHECK(fs::file_size(dir / "in.safetensors") == before);
+  }
+  SUBCASE("--key picks the nested state dict; a wrong key is named") {
+    tools::ConvertResult r =
+        tools::convert_model({.input = test::fixture("tiny_resnet18_checkpoint.pth"), .output = out, .key = "state_dict"});
+    CHECK(r.info.arch == "resnet18");
+    fs::remove(out);
+    CHECK(error_of([&] { tools::convert_model({.input = test::fixture("tiny_resnet18_checkpoint.pth"), .output = out, .key = "ema"}); })
+              .find("ema") != std::string::npos);
+  }
+  SUBCASE("missing output folder") {
+    CHECK(error_of([&] { tools::convert_model({.input = test::fixture("tiny_resnet18.pth"), .output = dir / "no" / "m.safetensors"}); })
+              .find("does not exist") != std::string::npos);
+  }
+  CHECK_FALSE(fs::exists(out));
+  for (auto& e : fs::directory_iterator(dir))  // the atomic writer leaves no temp files either
+    CHECK(e.path().filename().string().find(".tmp") == std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("convert CLI: the built rtune binary converts, and bad arguments are usage errors") {
+  fs::path dir = temp_dir();
+  write_file(dir / "names.txt", "a\nb\nc\nd\ne\nf\ng\n");
+  Run ok = run_rtune(fmt::format("convert '{}' '{}' --classes '{}' --input-size 160", test::fixture("tiny_resnet50.pth"),
+                                 (dir / "r50.safetensors").string(), (dir / "names.txt").string()));
+  CHECK_MESSAGE(ok.code == 0, ok.output);
+  CHECK(ok.output.find("resnet50 (width 8, 7 classes), inferred from the keys") != std::string::npos);
+  models::ModelInfo info = models::read_model_info(dir / "r50.safetensors");
+  CHECK(info.input_size == 160);
+  CHECK(info.class_names.size() == 7);
+
+  Run fp16 = run_rtune(fmt::format("convert '{}' '{}'", test::fixture("tiny_resnet18_fp16.pth"), (dir / "h.safetensors").string()));
+  CHECK_MESSAGE(fp16.code == 0, fp16.output);
+  CHECK(fp16.output.find("float16 -> float32") != std::string::npos);
+
+  Run none = run_rtune("convert");
+  CHECK(none.code != 0);
+  CHECK(none.output.find("input is required") != std::string::npos);
+  Run arch = run_rtune(fmt::format("convert '{}' '{}' --arch resnet19", test::fixture("tiny_resnet18.pth"),
+                                   (dir / "x.safetensors").string()));
+  CHECK(arch.code != 0);
+  CHECK(arch.output.find("resnet19") != std::string::npos);
+  Run missing = run_rtune(fmt::format("convert '{}' '{}'", (dir / "nope.pth").string(), (dir / "x.safetensors").string()));
+  CHECK(missing.code != 0);
+  CHECK(missing.output.find("nope.pth") != std::string::npos);
+  Run summary = run_rtune(fmt::format("summary --weights '{}' --totals-only", (dir / "r50.safetensors").string()));
+  CHECK_MESSAGE(summary.code == 0, summary.output);
+  CHECK(summary.output.find("input 3x160x160") != std::string::npos);  // the model file's input size
+  using namespace pthb;
+  std::vector<std::byte> evil = pth("\x80\x02" + glob("os", "system") + str("touch /tmp/pwned") + "\x85R.", {});
+  write_file(dir / "evil.pth", std::string(reinterpret_cast<const char*>(evil.data()), evil.size()));
+  Run hostile = run_rtune(fmt::format("convert '{}' '{}'", (dir / "evil.pth").string(), (dir / "x.safetensors").string()));
+  CHECK(hostile.code == 1);
+  CHECK(hostile.output.find("refusing global os.system") != std::string::npos);
+  Run same = run_rtune(fmt::format("convert '{0}' '{0}'", (dir / "r50.safetensors").string()));
+  CHECK(same.code == 1);  // an rtune::Error, not a crash
+  CHECK(same.output.find("refusing to overwrite the input") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "x.safetensors"));
+  fs::remove_all(dir);
+}

@@ -1,0 +1,62 @@
+// `rtune bench conv|loader|train`: print measured figures (see bench/RESULTS.md for recorded runs).
+#include <cstdio>
+#include "engine/error.h"
+#include "io/data/loader_bench.h"
+#include "tools/commands.h"
+#include "tools/lib/bench_ops.h"
+
+namespace rtune::tools {
+
+void register_bench(CLI::App& app) {
+  CLI::App* bench = app.add_subcommand("bench", "measure speed: conv kernels, the data loader, training steps");
+  bench->require_subcommand(1);
+  auto print = [](const std::string& s) { std::printf("%s\n", s.c_str()); std::fflush(stdout); };
+
+  auto* conv = bench->add_subcommand("conv", "conv2d forward/backward at ResNet-18 layer shapes (GFLOP/s)");
+  auto conv_batch = std::make_shared<int64_t>(8);
+  auto conv_reps = std::make_shared<int>(3);
+  auto conv_device = std::make_shared<std::string>("cpu");
+  conv->add_option("--batch", *conv_batch, "batch size")->check(CLI::PositiveNumber);
+  conv->add_option("--reps", *conv_reps, "timed repetitions (best is reported)")->check(CLI::PositiveNumber);
+  conv->add_option("--device", *conv_device, "cpu or cuda[:N]");
+  conv->callback([=] { bench_conv(*conv_batch, *conv_reps, Device::parse(*conv_device), print); });
+
+  auto* loader = bench->add_subcommand("loader", "data pipeline img/s: decode only, train transforms, cached");
+  auto lo = std::make_shared<io::LoaderBenchOptions>();
+  auto cache_mib = std::make_shared<size_t>(0);
+  loader->add_option("--data", lo->data, "an image folder (one sub-folder per class)")->required();
+  loader->add_option("--threads", lo->threads, "worker threads (0: all cores)");
+  loader->add_option("--batch", lo->batch_size, "batch size")->check(CLI::PositiveNumber);
+  loader->add_option("--transforms", lo->transforms, "pipeline spec, e.g. imagenet-train");
+  loader->add_flag("--cache", lo->cache, "also measure epoch 2 from the decoded-image cache");
+  loader->add_option("--cache-mib", *cache_mib, "cache budget in MiB (0: half the memory)");
+  loader->add_option("--images", lo->max_images, "use only the first N images");
+  loader->callback([=] {
+    io::LoaderBenchOptions opt = *lo;
+    opt.cache_bytes = *cache_mib << 20;
+    io::LoaderBenchResult r = io::run_loader_bench(opt, print);
+    print(io::to_json(r));
+  });
+
+  auto* train = bench->add_subcommand("train", "synthetic-data training steps (img/s)");
+  auto to = std::make_shared<TrainBenchOptions>();
+  auto train_device = std::make_shared<std::string>("cpu");
+  auto freeze = std::make_shared<std::string>("none");
+  train->add_option("--arch", to->arch, "resnet18|34|50|101|152");
+  train->add_option("--batch", to->batch, "batch size")->check(CLI::PositiveNumber);
+  train->add_option("--input", to->input, "image size in pixels")->check(CLI::PositiveNumber);
+  train->add_option("--width", to->width, "base width (64 for torchvision models)")->check(CLI::PositiveNumber);
+  train->add_option("--steps", to->steps, "timed steps")->check(CLI::PositiveNumber);
+  train->add_option("--warmup", to->warmup, "untimed warm-up steps");
+  train->add_option("--precision", to->precision, "fp32 or bf16")->check(CLI::IsMember({"fp32", "bf16"}));
+  train->add_option("--freeze", *freeze, "none or backbone")->check(CLI::IsMember({"none", "backbone"}));
+  train->add_option("--device", *train_device, "cpu or cuda[:N]");
+  train->callback([=] {
+    TrainBenchOptions o = *to;
+    o.device = Device::parse(*train_device);
+    o.freeze_backbone = *freeze == "backbone";
+    bench_train(o, print);
+  });
+}
+
+}  // namespace rtune::tools

@@ -1,0 +1,117 @@
+// `rtune eval --weights W --data DIR`: accuracy, top-5, per-class accuracy and the confusion matrix of
+// a model file on an image folder (classes matched to the model's class names by name) or list file.
+#include <cstdio>
+#include <memory>
+#include "io/report/html.h"
+#include "io/report/run_report.h"
+#include "io/report/svg.h"
+#include "tools/commands.h"
+#include "tools/lib/train_omp.h"
+#include "tools/lib/train_infer.h"
+#include "tools/lib/train_run.h"
+
+namespace rtune::tools {
+
+namespace {
+struct Opts {
+  std::string weights, data, list, list_root, transforms, device = "auto", report;
+  int64_t batch = 32;
+  int threads = 0;
+  bool json = false;
+};
+
+void run_eval(const Opts& o) {
+  const Device dev = resolve_device(o.device, nullptr);
+  InferenceModel m = load_inference_model(o.weights, o.transforms, dev);
+  const int64_t c = m.loaded.info.num_classes;
+  io::Dataset ds;
+  if (!o.data.empty()) {
+    ds = io::image_folder(o.data);
+    // Map folder names to the model's classes by name when the model has names.
+    if (!m.loaded.info.class_names.empty()) {
+      std::vector<int64_t> remap;
+      for (const auto& name : ds.classes) {
+        auto it = std::find(m.names.begin(), m.names.end(), name);
+        if (it == m.names.end())
+          fail("--data {}: class folder '{}' is not one of the model's classes ({})", o.data, name, fmt::join(m.names, ", "));
+        remap.push_back(it - m.names.begin());
+      }
+      for (auto& s : ds.samples) s.label = remap[size_t(s.label)];
+    } else if (ds.num_classes() > c) {
+      fail("--data {}: {} class folders but the model has {} outputs", o.data, ds.num_classes(), c);
+    }
+  } else {
+    ds = io::list_file_dataset(o.list, o.list_root.empty() ? std::filesystem::path(o.list).parent_path()
+                                                           : std::filesystem::path(o.list_root));
+    if (ds.num_classes() > c) fail("--list {}: labels up to {} but the model has {} outputs", o.list, ds.num_classes() - 1, c);
+  }
+  if (ds.samples.empty()) fail("no images to evaluate");
+  io::LoaderOptions lo;
+  lo.batch_size = int(o.batch);
+  lo.threads = o.threads;
+  lo.shuffle = false;
+  io::Loader loader(ds, m.pipeline, lo);
+  train::EvalResult r = train::evaluate(*m.loaded.model, loader, m.norm, c, DType::f32, dev, 0, 32);
+  const auto& mt = r.metrics;
+  auto acc = mt.per_class_accuracy();
+  auto cnt = mt.per_class_count();
+  if (o.json) {
+    nlohmann::json j{{"model", o.weights}, {"images", mt.count()}, {"top1", mt.top1()}, {"top5", mt.top5()},
+                     {"loss", mt.loss()}, {"classes", m.names}, {"confusion", nlohmann::json::array()}};
+    for (int64_t t = 0; t < c; ++t) {
+      j["per_class"].push_back({{"name", m.names[size_t(t)]}, {"images", cnt[size_t(t)]}, {"accuracy", acc[size_t(t)]}});
+      j["confusion"].push_back(std::vector<int64_t>(mt.confusion().begin() + t * c, mt.confusion().begin() + (t + 1) * c));
+    }
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    std::printf("%s on %lld images: top-1 %.2f%%  top-5 %.2f%%  loss %.4f\n", o.weights.c_str(), (long long)mt.count(),
+                100 * mt.top1(), 100 * mt.top5(), mt.loss());
+    std::printf("per class:\n");
+    for (int64_t t = 0; t < c; ++t)
+      if (cnt[size_t(t)]) std::printf("  %-24s %6lld images  %6.2f%%\n", m.names[size_t(t)].c_str(), (long long)cnt[size_t(t)], 100 * acc[size_t(t)]);
+    if (c <= 20) {
+      std::printf("confusion matrix (rows: true, columns: predicted):\n%24s", "");
+      for (int64_t p = 0; p < c; ++p) std::printf(" %6lld", (long long)p);
+      std::printf("\n");
+      for (int64_t t = 0; t < c; ++t) {
+        std::printf("  %2lld %-19.19s", (long long)t, m.names[size_t(t)].c_str());
+        for (int64_t p = 0; p < c; ++p) std::printf(" %6lld", (long long)mt.confusion()[size_t(t * c + p)]);
+        std::printf("\n");
+      }
+    }
+  }
+  if (!o.report.empty()) {
+    io::Report rep;
+    rep.title = "rtune eval: " + o.weights;
+    rep.facts = {{"model", o.weights}, {"data", o.data.empty() ? o.list : o.data},
+                 {"accuracy", fmt::format("top-1 {:.2f}%, top-5 {:.2f}% on {} images", 100 * mt.top1(), 100 * mt.top5(), mt.count())}};
+    rep.sections.push_back({"Confusion matrix", io::confusion_svg(mt.confusion(), m.names, "Confusion matrix")});
+    rep.sections.push_back({"Predictions", io::image_grid_html(io::prediction_tiles(loader, r, m.names))});
+    io::write_report(o.report, rep);
+    std::printf("report: %s\n", o.report.c_str());
+  }
+}
+}  // namespace
+
+void register_eval(CLI::App& app) {
+  auto o = std::make_shared<Opts>();
+  CLI::App* sub = app.add_subcommand("eval", "Accuracy, per-class accuracy and confusion matrix of a model file on a dataset");
+  sub->add_option("--weights", o->weights, "model file")->required()->check(CLI::ExistingFile);
+  auto* d = sub->add_option("--data", o->data, "image folder, one sub-folder per class")->check(CLI::ExistingDirectory);
+  auto* l = sub->add_option("--list", o->list, "list file of 'relative/path label' lines")->check(CLI::ExistingFile);
+  d->excludes(l);
+  sub->add_option("--list-root", o->list_root, "folder the list's paths are relative to");
+  sub->add_option("--transforms", o->transforms, "override the eval transforms from the model's metadata");
+  sub->add_option("--batch", o->batch, "batch size (32)")->check(CLI::PositiveNumber);
+  sub->add_option("--threads", o->threads, "decoding threads (0 = all cores)");
+  sub->add_option("--device", o->device, "auto | cpu | cuda | cuda:N (auto)");
+  sub->add_option("--report", o->report, "also write an HTML report here");
+  sub->add_flag("--json", o->json, "print JSON instead of text");
+  sub->callback([o] {
+    ensure_passive_omp_wait();
+    if (o->data.empty() && o->list.empty()) throw CLI::RequiredError("--data or --list");
+    run_eval(*o);
+  });
+}
+
+}  // namespace rtune::tools

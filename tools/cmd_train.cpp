@@ -1,0 +1,124 @@
+// `rtune train`: fine-tune (or train from scratch) a ResNet on an image folder or list file; see
+// tools/lib/train_run.h for what lands in the run folder.
+#include <memory>
+#include "tools/commands.h"
+#include "tools/lib/train_omp.h"
+#include "io/transforms/pipeline.h"
+#include "tools/lib/train_run.h"
+
+namespace rtune::tools {
+
+void register_train(CLI::App& app) {
+  auto a = std::make_shared<TrainArgs>();
+  auto s = std::make_shared<std::map<std::string, std::string>>();
+  auto resume = std::make_shared<std::string>();
+  auto betas = std::make_shared<std::vector<double>>();
+  auto no_progress = std::make_shared<bool>(false);
+  CLI::App* sub = app.add_subcommand("train", "Fine-tune a ResNet on a folder of images (or train one from scratch)");
+  sub->footer(
+      "Examples:\n"
+      "  rtune train --data flowers/ --weights resnet18.pth --freeze backbone --epochs 5 --out runs/r18\n"
+      "  rtune train --data imgs/ --val-split 0.2 --arch resnet50 --weights r50.safetensors --opt sgd --lr 0.01 \\\n"
+      "      --wd 1e-4 --sched onecycle:max_lr=0.01 --clip-value 1 --epochs 10 --out runs/r50\n"
+      "  rtune train --resume runs/r50 [--epochs 20]\n"
+      "Run folder: best.safetensors (model file, best val top-1), last.ckpt (resumable state), metrics.jsonl,\n"
+      "metrics.csv, report.html.");
+  auto g_data = "Data";
+  sub->add_option("--data", a->data, "image folder (one sub-folder per class; DIR/train + DIR/val are used when present)")
+      ->group(g_data);
+  sub->add_option("--train-list", a->train_list, "list file of 'relative/path label' lines")->group(g_data);
+  sub->add_option("--val", a->val, "validation image folder")->group(g_data);
+  sub->add_option("--val-list", a->val_list, "validation list file")->group(g_data);
+  sub->add_option("--list-root", a->list_root, "folder the list files' paths are relative to (default: the list's folder)")
+      ->group(g_data);
+  sub->add_option("--val-split", a->val_split, "hold out this fraction of the training images (stratified, seeded)")
+      ->check(CLI::Range(0.0, 0.95))
+      ->group(g_data);
+  sub->add_option("--classes", a->classes, "class names (text, one per line, or JSON) for list-file datasets")->group(g_data);
+  sub->add_option("--transforms", a->transforms, "training transforms, e.g. random_resized_crop=224,hflip,normalize=imagenet")
+      ->group(g_data);
+  sub->add_option("--val-transforms", a->val_transforms, "validation transforms, e.g. resize=256,center_crop=224,normalize=imagenet")
+      ->group(g_data);
+  sub->add_option("--image-size", a->image_size, "crop size of the default transforms (224)")->check(CLI::Range(8, 4096))->group(g_data);
+  sub->add_option("--batch", a->batch, "batch size (32)")->check(CLI::PositiveNumber)->group(g_data);
+  sub->add_option("--threads", a->threads, "data-loading threads (0 = all cores)")->group(g_data);
+
+  auto g_model = "Model";
+  sub->add_option("--arch", a->arch, "resnet18|resnet34|resnet50|resnet101|resnet152 (default: read from --weights; resnet18 from scratch)")
+      ->check(CLI::IsMember({"resnet18", "resnet34", "resnet50", "resnet101", "resnet152"}))->group(g_model);
+  sub->add_option("--weights", a->weights, "pretrained weights: .pth, .safetensors or rtune model file")->group(g_model);
+  sub->add_option("--pretrained", (*s)["pretrained"], "'none' to train from scratch")->check(CLI::IsMember({"none"}))
+      ->group(g_model);
+  sub->add_option("--width", a->width, "base width of a from-scratch model (64 = torchvision)")->check(CLI::Range(1, 1024))->group(g_model);
+  sub->add_flag("--reset-head", a->reset_head, "re-initialise fc even if the class count matches")->group(g_model);
+  sub->add_option("--freeze", (*s)["freeze"], "none | backbone | until=layer3 | PREFIX,PREFIX (none)")->group(g_model);
+  sub->add_option("--frozen-bn", (*s)["frozen_bn"],
+                  "BatchNorm in frozen parts: eval (default: running statistics, never updated) or train")
+      ->group(g_model);
+  sub->add_option("--unfreeze-at", a->train.unfreeze_at, "freeze for this many epochs, then train every layer (needs --freeze)")->group(g_model);
+  sub->add_option("--unfreeze-lr", a->train.unfreeze_lr, "head LR after unfreezing (default: --lr / 10)")->group(g_model);
+
+  auto g_opt = "Optimisation";
+  auto& o = a->train.opt;
+  sub->add_option("--epochs", a->epochs, "epochs (10)")->check(CLI::PositiveNumber)->group(g_opt);
+  sub->add_option("--opt", o.kind, "sgd | adam | adamw | rmsprop (sgd)")
+      ->check(CLI::IsMember({"sgd", "adam", "adamw", "rmsprop"}))->group(g_opt);
+  sub->add_option("--lr", o.lr, "learning rate of the head (0.01)")->group(g_opt);
+  sub->add_option("--backbone-lr-mult", o.backbone_lr_mult, "backbone LR = lr x this (1)")->group(g_opt);
+  sub->add_option("--wd", o.weight_decay, "weight decay (0)")->group(g_opt);
+  sub->add_option("--momentum", o.momentum, "SGD/RMSprop momentum (0.9)")->group(g_opt);
+  sub->add_flag("--nesterov", o.nesterov, "Nesterov momentum (SGD)")->group(g_opt);
+  sub->add_option("--betas", *betas, "Adam betas, e.g. --betas 0.9 0.999")->expected(2)->group(g_opt);
+  sub->add_option("--eps", o.eps, "Adam/RMSprop eps (1e-8)")->group(g_opt);
+  sub->add_flag("--amsgrad", o.amsgrad, "AMSGrad variant (Adam/AdamW)")->group(g_opt);
+  sub->add_option("--sched", a->train.sched,
+                  "LR schedule, e.g. step:step_size=7,gamma=0.1 | cosine | onecycle:max_lr=0.01 | plateau:patience=2")
+      ->group(g_opt);
+  sub->add_option("--clip-norm", a->train.clip_norm, "clip the gradients' global L2 norm to this")->group(g_opt);
+  sub->add_option("--clip-value", a->train.clip_value, "clip every gradient element to [-v, v]")->group(g_opt);
+  sub->add_option("--label-smoothing", a->train.label_smoothing, "cross-entropy label smoothing (0)")->group(g_opt);
+
+  sub->add_option("--out", a->out, "run folder (required unless --resume)");
+  sub->add_option("--resume", *resume, "continue the run in this folder exactly where it stopped");
+  sub->add_option("--seed", a->seed, "seed for initialisation, shuffling and augmentation (0)");
+  sub->add_option("--device", a->device, "auto | cpu | cuda | cuda:N (auto)");
+  sub->add_flag("--no-progress", *no_progress, "no progress bar even on a terminal");
+  sub->add_option("--stop-after", a->stop_after, "stop once this many epochs are done; --resume continues (train in chunks)")
+      ->check(CLI::PositiveNumber);
+
+  sub->callback([sub, a, s, resume, betas, no_progress] {
+    ensure_passive_omp_wait();
+    a->progress = !*no_progress;
+    if (!resume->empty()) {
+      // The run's own arguments come from its checkpoint; only these may change.
+      for (auto* opt : sub->get_options()) {
+        const std::string n = opt->get_name();
+        if (opt->count() && n != "--resume" && n != "--epochs" && n != "--device" && n != "--threads" &&
+            n != "--no-progress" && n != "--stop-after" && n != "--help")
+          throw CLI::ValidationError(n, "cannot be changed when resuming (the run keeps its own settings); "
+                                        "only --epochs, --device, --threads and --stop-after may be given with --resume");
+      }
+      auto* ep = sub->get_option("--epochs");
+      auto* dv = sub->get_option("--device");
+      resume_training(*resume, ep->count() ? a->epochs : 0, dv->count() ? a->device : "", a->threads, a->stop_after);
+      return;
+    }
+    if (a->out.empty()) throw CLI::RequiredError("--out");
+    if (a->data.empty() && a->train_list.empty()) throw CLI::RequiredError("--data or --train-list");
+    if (!(*s)["pretrained"].empty() && !a->weights.empty())
+      throw CLI::ValidationError("--pretrained none", "contradicts --weights");
+    try {  // malformed specs are usage errors
+      if (!(*s)["freeze"].empty()) a->train.freeze = train::parse_freeze((*s)["freeze"]);
+      if (!(*s)["frozen_bn"].empty()) a->train.frozen_bn = train::parse_frozen_bn((*s)["frozen_bn"]);
+      if (!a->transforms.empty()) io::parse_pipeline(a->transforms);
+      if (!a->val_transforms.empty()) io::parse_pipeline(a->val_transforms);
+      train::validate(a->train.opt);
+    } catch (const Error& e) {
+      throw CLI::ValidationError(e.what());
+    }
+    if (betas->size() == 2) a->train.opt.beta1 = (*betas)[0], a->train.opt.beta2 = (*betas)[1];
+    run_training(*a);
+  });
+}
+
+}  // namespace rtune::tools
