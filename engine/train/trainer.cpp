@@ -276,7 +276,7 @@ void Trainer::restore(const io::Checkpoint& ck) {
       RTUNE_CHECK(src, "checkpoint has no tensor 'model.{}'", name);
       RTUNE_CHECK(src->shape() == t->shape(), "checkpoint tensor 'model.{}' has shape {}, the model {}", name,
                   shape_str(src->shape()), shape_str(t->shape()));
-      t->detach().copy_(*src);
+      t->detach().copy_(src->to(t->dtype()).to(t->device()));
     }
     std::vector<std::pair<std::string, Tensor>> ostate;
     for (auto& [name, t] : ck.tensors)
