@@ -21,7 +21,7 @@ for arch in resnet50 resnet18; do
       tag="$arch-$freeze-$prec"
       if ./build-gpu/rtune bench train --help > /dev/null 2>&1; then
         f=""; [ "$freeze" = backbone ] && f="--freeze backbone"
-        ./build-gpu/rtune bench train --arch "$arch" --batch 256 --precision "$prec" $f > "$logs/rtune-$tag.log" 2>&1
+        ./build-gpu/rtune bench train --device cuda --arch "$arch" --batch 256 --precision "$prec" $f > "$logs/rtune-$tag.log" 2>&1
       fi
       if python3 -c "import torch, torchvision; assert torch.cuda.is_available()" 2> /dev/null; then
         python3 bench/pytorch_train.py --arch "$arch" --batch 256 --precision "$prec" --freeze "$freeze" \

@@ -26,13 +26,17 @@ def main():
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--device", default="cuda", help="cuda or cpu (the CPU twin of `rtune bench train --device cpu`)")
     a = ap.parse_args()
 
-    torch.backends.cudnn.benchmark = True
-    torch.backends.cuda.matmul.allow_tf32 = a.precision != "fp32"
-    torch.backends.cudnn.allow_tf32 = a.precision != "fp32"
-    dev = torch.device("cuda")
-    model = getattr(torchvision.models, a.arch)(num_classes=1000).to(dev)
+    dev = torch.device(a.device)
+    cuda = dev.type == "cuda"
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = a.precision != "fp32"
+        torch.backends.cudnn.allow_tf32 = a.precision != "fp32"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    model = getattr(torchvision.models, a.arch)(num_classes=1000).to(dev)  # width 64, as rtune's default
     fmt = torch.channels_last if a.precision == "bf16" else torch.contiguous_format
     model = model.to(memory_format=fmt)
     if a.freeze == "backbone":
@@ -47,26 +51,28 @@ def main():
 
     def step():
         opt.zero_grad(set_to_none=True)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.precision == "bf16"):
             loss = torch.nn.functional.cross_entropy(step_model(x), y)
         loss.backward()
         opt.step()
 
     for _ in range(a.warmup):
         step()
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
+    sync()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     for _ in range(a.steps):
         step()
-    torch.cuda.synchronize()
+    sync()
     dt = time.perf_counter() - t0
     print(json.dumps({
         "framework": f"pytorch {torch.__version__}" + (" compile" if a.compile else " eager"),
         "arch": a.arch, "batch": a.batch, "precision": a.precision, "freeze": a.freeze,
         "channels_last": fmt == torch.channels_last, "img_per_s": round(a.batch * a.steps / dt, 1),
-        "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
-        "device": torch.cuda.get_device_name(), "cudnn": torch.backends.cudnn.version(),
+        "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
+        "device": torch.cuda.get_device_name() if cuda else f"cpu ({torch.get_num_threads()} threads)",
+        "cudnn": torch.backends.cudnn.version() if cuda else None,
     }))
 
 
