@@ -32,4 +32,9 @@ for arch in resnet50 resnet18; do
     done
   done
 done
+# The whole workflow (decode, augment, train) for one epoch on a JPEG folder, rtune vs PyTorch, on the GPU.
+if python3 -c "import torch, torchvision, PIL, numpy; assert torch.cuda.is_available()" 2> /dev/null; then
+  DEVICE=cuda RTUNE=./build-gpu/rtune WORKERS="$(nproc)" BATCH=256 bash bench/compare_cpu_epoch.sh 10000 224 \
+    > "$logs/epoch-compare.log" 2>&1
+fi
 echo "done: $logs"

@@ -12,12 +12,15 @@ ap.add_argument("--size", type=int, default=112)
 ap.add_argument("--batch", type=int, default=16)
 ap.add_argument("--workers", type=int, default=2)
 ap.add_argument("--freeze", choices=["none", "backbone"], default="none")
+ap.add_argument("--device", default="cpu", help="cpu or cuda (bench/gpu.sh runs the same epoch on a GPU)")
 a = ap.parse_args()
+dev = torch.device(a.device)
 torch.manual_seed(0)
 norm = T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 train = torchvision.datasets.ImageFolder(a.data, T.Compose([T.RandomResizedCrop(a.size), T.RandomHorizontalFlip(), T.ToTensor(), norm]))
-loader = torch.utils.data.DataLoader(train, batch_size=a.batch, shuffle=True, num_workers=a.workers)
-model = torchvision.models.resnet18(num_classes=len(train.classes))
+loader = torch.utils.data.DataLoader(train, batch_size=a.batch, shuffle=True, num_workers=a.workers,
+                                     pin_memory=dev.type == "cuda")
+model = torchvision.models.resnet18(num_classes=len(train.classes)).to(dev)
 if a.freeze == "backbone":
     for n, p in model.named_parameters():
         p.requires_grad = n.startswith("fc.")
@@ -26,11 +29,14 @@ model.train()
 t0 = time.perf_counter()
 seen = 0
 for x, y in loader:
+    x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
     opt.zero_grad(set_to_none=True)
     loss = torch.nn.functional.cross_entropy(model(x), y)
     loss.backward()
     opt.step()
     seen += len(y)
+if dev.type == "cuda":
+    torch.cuda.synchronize()
 dt = time.perf_counter() - t0
 print(json.dumps({"framework": f"pytorch {torch.__version__}", "images": seen, "epoch_seconds": round(dt, 2),
-                  "img_per_s": round(seen / dt, 1), "freeze": a.freeze, "threads": torch.get_num_threads()}))
+                  "img_per_s": round(seen / dt, 1), "freeze": a.freeze, "device": a.device, "threads": torch.get_num_threads()}))
