@@ -64,7 +64,10 @@ void register_train(CLI::App& app) {
   sub->add_option("--opt", o.kind, "sgd | adam | adamw | rmsprop (sgd)")
       ->check(CLI::IsMember({"sgd", "adam", "adamw", "rmsprop"}))->group(g_opt);
   sub->add_option("--lr", o.lr, "learning rate of the head (0.01)")->group(g_opt);
-  sub->add_option("--backbone-lr-mult", o.backbone_lr_mult, "backbone LR = lr x this (1)")->group(g_opt);
+  sub->add_option("--lr-mult", (*s)["lr_mult"],
+                  "per-stage LR = lr x multiplier, e.g. layer4=0.5,layer3=0.2,backbone=0.1 (stages: stem, layer1-4; "
+                  "backbone = the rest; default 1)")
+      ->group(g_opt);
   sub->add_option("--wd", o.weight_decay, "weight decay (0)")->group(g_opt);
   sub->add_option("--momentum", o.momentum, "SGD/RMSprop momentum (0.9)")->group(g_opt);
   sub->add_flag("--nesterov", o.nesterov, "Nesterov momentum (SGD)")->group(g_opt);
@@ -110,6 +113,7 @@ void register_train(CLI::App& app) {
     try {  // malformed specs are usage errors
       if (!(*s)["freeze"].empty()) a->train.freeze = train::parse_freeze((*s)["freeze"]);
       if (!(*s)["frozen_bn"].empty()) a->train.frozen_bn = train::parse_frozen_bn((*s)["frozen_bn"]);
+      if (!(*s)["lr_mult"].empty()) a->train.opt.lr_mult = train::parse_lr_mult((*s)["lr_mult"]);
       if (!a->transforms.empty()) io::parse_pipeline(a->transforms);
       if (!a->val_transforms.empty()) io::parse_pipeline(a->val_transforms);
       train::validate(a->train.opt);

@@ -1,7 +1,10 @@
-// Optimizer construction for a fine-tuning run: torch.optim.SGD / Adam / AdamW / RMSprop with two
-// parameter groups, the "head" (fc.*) at the base LR and the "backbone" (every other trainable
-// parameter) at base LR x backbone_lr_mult, as in PyTorch recipes that pass
-// [{"params": backbone, "lr": lr * m}, {"params": model.fc.parameters()}]. Frozen parameters are left out.
+// Optimizer construction for a fine-tuning run: torch.optim.SGD / Adam / AdamW / RMSprop with parameter
+// groups per network stage, as in PyTorch recipes that pass
+// [{"params": model.layer3.parameters(), "lr": lr * 0.1}, …, {"params": model.fc.parameters()}].
+// The head (fc.*) trains at the base LR; each backbone stage (stem = conv1/bn1, layer1…layer4) at
+// base LR x its multiplier from `--lr-mult`, e.g. "layer4=0.5,backbone=0.1" (backbone = every stage not
+// named). Stages that share a multiplier share a group, so the default is two groups, "backbone" and
+// "head", and a scheduler needs one value per distinct group. Frozen parameters are left out.
 #pragma once
 #include <memory>
 #include <string>
@@ -23,14 +26,20 @@ struct OptimConfig {
   bool amsgrad = false;
   double alpha = 0.99;          // RMSprop smoothing
   bool centered = false;
-  double backbone_lr_mult = 1.0;
+  std::vector<std::pair<std::string, double>> lr_mult;  // stage -> multiplier, parsed by parse_lr_mult
   nlohmann::json to_json() const;
 };
+
+// "layer4=0.5,layer3=0.2,backbone=0.1": stages stem, layer1…layer4 and "backbone" (the default for
+// every stage not named, 1 if absent); each multiplier >= 0. Throws rtune::Error naming the bad item.
+std::vector<std::pair<std::string, double>> parse_lr_mult(const std::string& spec);
+std::string lr_mult_str(const std::vector<std::pair<std::string, double>>& m);
 
 // Throws rtune::Error for an unknown kind or an out-of-range value (lr <= 0, beta outside [0, 1), …).
 void validate(const OptimConfig& c);
 
-// Group 0 "backbone", group 1 "head"; either may be empty. `lr` is the head LR for this phase.
+// Backbone groups in network order (named after their first stage, or "backbone" when they hold every
+// unnamed stage), then "head" last; any may be empty. `lr` is the head LR for this phase.
 std::vector<optim::ParamGroup> make_param_groups(models::ResNet& model, const OptimConfig& c, double lr);
 std::unique_ptr<optim::Optimizer> make_optimizer(const OptimConfig& c, std::vector<optim::ParamGroup> groups);
 

@@ -152,7 +152,7 @@ TEST_CASE("--stop-after then --resume equals an uninterrupted run, bit for bit (
   test::make_shapes(tmp.path / "data", 6, 3, 32);
   const std::string common = fmt::format(
       "train --data {} --arch resnet18 --pretrained none --width 4 --epochs 4 --batch 8 --opt sgd --nesterov --lr 0.05 "
-      "--wd 5e-4 --sched onecycle:max_lr=0.05 --clip-norm 2 --label-smoothing 0.1 --freeze until=layer2 --unfreeze-at 2 "
+      "--lr-mult layer4=0.5,backbone=0.2 --wd 5e-4 --sched onecycle:max_lr=0.05 --clip-norm 2 --label-smoothing 0.1 --freeze until=layer2 --unfreeze-at 2 "
       "--transforms random_crop=32:pad=2,hflip,{} --val-transforms center_crop=32,{} --seed 7 --threads 2 --no-progress "
       "--device cpu",
       (tmp.path / "data").string(), kNorm, kNorm);
@@ -229,6 +229,7 @@ TEST_CASE("bad arguments are usage errors naming the problem") {
       {"train --data " + d + " --out " + out + " --freeze until=layer9", "layer9"},
       {"train --data " + d + " --out " + out + " --frozen-bn sometimes", "sometimes"},
       {"train --data " + d + " --out " + out + " --transforms bogus=1", "bogus"},
+      {"train --data " + d + " --out " + out + " --lr-mult fc=2", "fc"},
       {"train --data " + d + " --out " + out + " --lr -1", "--lr"},
       {"train --data " + d + " --out " + out + " --val-split 2", "--val-split"},
       {"train --data " + d + " --out " + out + " --no-such-flag", "no-such-flag"},

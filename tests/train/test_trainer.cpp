@@ -120,7 +120,7 @@ TEST_CASE("resume == uninterrupted: SGD nesterov + per-batch OneCycle + clip nor
   cfg.opt.kind = "sgd";
   cfg.opt.nesterov = true;
   cfg.opt.weight_decay = 5e-4;
-  cfg.opt.backbone_lr_mult = 0.5;
+  cfg.opt.lr_mult = train::parse_lr_mult("layer4=0.5,stem=0.25,backbone=0.1");
   cfg.sched = "onecycle:max_lr=0.05";
   cfg.clip_norm = 1.0;
   cfg.label_smoothing = 0.1;

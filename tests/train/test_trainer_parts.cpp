@@ -1,5 +1,6 @@
 // The trainer's pieces: batch conversion equals ToTensor + Normalize per sample, freeze specs and the
 // frozen-BN policy, parameter groups and LR multipliers, top-k metrics and the confusion matrix.
+#include <algorithm>
 #include <doctest/doctest.h>
 #include "engine/train/batch.h"
 #include "engine/train/freeze.h"
@@ -71,7 +72,7 @@ TEST_CASE("apply_freeze: requires_grad, BN policy, and two LR groups") {
   train::OptimConfig oc;
   oc.kind = "adamw";
   oc.lr = 1e-3;
-  oc.backbone_lr_mult = 0.1;
+  oc.lr_mult = train::parse_lr_mult("backbone=0.1");
   auto groups = train::make_param_groups(m, oc, oc.lr);
   REQUIRE(groups.size() == 2);
   CHECK(groups[0].name == "backbone");
@@ -86,6 +87,32 @@ TEST_CASE("apply_freeze: requires_grad, BN policy, and two LR groups") {
   CHECK(m.fc->weight.requires_grad());
   CHECK_THROWS_WITH_AS(train::apply_freeze(m, train::parse_freeze("layer5"), train::FrozenBN::eval),
                        doctest::Contains("matches no parameter"), Error);
+  SUBCASE("per-stage multipliers: one group per distinct multiplier, network order, head last") {
+    train::apply_freeze(m, train::parse_freeze("none"), train::FrozenBN::eval);
+    oc.lr_mult = train::parse_lr_mult("layer4=0.5,stem=0.01,layer3=0.5,backbone=0.1");
+    auto gs = train::make_param_groups(m, oc, 1e-3);
+    REQUIRE(gs.size() == 4);
+    CHECK(gs[0].name == "stem");
+    CHECK(gs[1].name == "layer1+layer2");
+    CHECK(gs[2].name == "layer3+layer4");
+    CHECK(gs[3].name == "head");
+    CHECK(gs[0].lr == doctest::Approx(1e-5));
+    CHECK(gs[1].lr == doctest::Approx(1e-4));
+    CHECK(gs[2].lr == doctest::Approx(5e-4));
+    CHECK(gs[3].lr == doctest::Approx(1e-3));
+    size_t total = 0;
+    for (auto& g : gs) total += g.params.size();
+    CHECK(total == m.named_parameters().size());
+    CHECK(gs[0].params.size() == 3);  // conv1.weight, bn1.weight, bn1.bias
+    for (auto& [n, p] : m.named_parameters())
+      if (n.rfind("layer3.", 0) == 0)
+        CHECK(std::find(gs[2].params.begin(), gs[2].params.end(), p) != gs[2].params.end());
+  }
+  for (const char* bad : {"layer5=0.1", "fc=2", "layer4", "layer4=-1", "layer4=x", "layer4=0.1,layer4=0.2"}) {
+    CAPTURE(bad);
+    CHECK_THROWS_AS(train::parse_lr_mult(bad), Error);
+  }
+  CHECK(train::lr_mult_str(train::parse_lr_mult("layer4=0.5,backbone=0.1")) == "layer4=0.5,backbone=0.1");
   oc.kind = "lion";
   CHECK_THROWS_AS(train::make_optimizer(oc, groups), Error);
 }

@@ -45,7 +45,7 @@ TrainArgs TrainArgs::from_json(const nlohmann::json& j) {
     c.kind = o.at("kind"), c.lr = o.at("lr"), c.weight_decay = o.at("weight_decay"), c.momentum = o.at("momentum");
     c.dampening = o.at("dampening"), c.nesterov = o.at("nesterov"), c.beta1 = o.at("beta1"), c.beta2 = o.at("beta2");
     c.eps = o.at("eps"), c.amsgrad = o.at("amsgrad"), c.alpha = o.at("alpha"), c.centered = o.at("centered");
-    c.backbone_lr_mult = o.at("backbone_lr_mult");
+    c.lr_mult = train::parse_lr_mult(o.at("lr_mult").get<std::string>());
     a.train.sched = j.at("sched"), a.train.clip_norm = j.at("clip_norm"), a.train.clip_value = j.at("clip_value");
     a.train.label_smoothing = j.at("label_smoothing");
     a.train.freeze = train::parse_freeze(j.at("freeze").get<std::string>());
