@@ -9,6 +9,7 @@ endif()
 
 set(RTUNE_CUDA_KERNEL_SOURCES
   kernels/cuda/elementwise.cu
+  kernels/cuda/images.cu
   kernels/cuda/conv2d.cu
   kernels/cuda/batchnorm.cu
   kernels/cuda/pool.cu

@@ -1,5 +1,5 @@
 # models/ (ResNet family, weight loading) and engine/nn (modules).
-add_library(rtune_models STATIC engine/nn/module.cpp models/resnet.cpp models/weights.cpp models/model_file.cpp)
+add_library(rtune_models STATIC engine/nn/module.cpp engine/nn/autocast.cpp models/resnet.cpp models/weights.cpp models/model_file.cpp)
 target_link_libraries(rtune_models PUBLIC rtune_core rtune_io_formats)
 rtune_add_test(models_resnet_parity SOURCES tests/models/test_resnet_parity.cpp LIBS rtune_models rtune_test_util)
 

@@ -17,6 +17,20 @@ MemoryFormat format_of(const Tensor& x) {
 }
 }  // namespace
 
+Tensor cast(const Tensor& x, DType dtype, MemoryFormat fmt) {
+  if (x.dim() != 4) fmt = MemoryFormat::contiguous;
+  if (x.dtype() == dtype && x.is_contiguous(fmt)) return x;
+  Tensor y = empty(x.shape(), {dtype, x.device(), fmt});
+  kernels::copy(x, y);
+  const TensorOptions back{x.dtype(), x.device(), format_of(x)};
+  record("cast", {x}, y, [back](const Tensor& gy, const Needs&) {
+    Tensor g = empty(gy.shape(), back);
+    kernels::copy(gy, g);
+    return Grads{g};
+  });
+  return y;
+}
+
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dArgs& a) {
   Tensor y = empty(kernels::conv2d_out_shape(x.shape(), w.shape(), a), {x.dtype(), x.device(), format_of(x)});
   kernels::conv2d_forward(x, w, bias, a, y);
@@ -30,7 +44,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2d
       kernels::conv2d_backward_input(gy, ws, a, g[0]);
     }
     if (n[1]) {
-      g[1] = empty(w_shape, like(gy));
+      g[1] = empty(w_shape, {gy.dtype(), gy.device(), format_of(gy)});  // KRSC for channels-last
       kernels::conv2d_backward_weight(gy, xs, a, g[1]);
     }
     if (n[2]) {
@@ -45,10 +59,12 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2d
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
                   Tensor& running_var, bool training, double momentum, double eps) {
   Tensor y = empty_like(x);
+  // Statistics in fp32 for bf16/f16 activations (as cuDNN and torch.autocast keep them), else x's dtype.
+  const TensorOptions stats{x.dtype() == DType::f64 ? DType::f64 : DType::f32, x.device()};
   Tensor mean, invstd;
   if (training) {
-    mean = empty({x.size(1)}, like(x));
-    invstd = empty({x.size(1)}, like(x));
+    mean = empty({x.size(1)}, stats);
+    invstd = empty({x.size(1)}, stats);
     kernels::batch_norm_forward_train(x, weight, bias, running_mean, running_var, momentum, eps, y, mean, invstd);
   } else {
     kernels::batch_norm_forward_eval(x, weight, bias, running_mean, running_var, eps, y);
@@ -60,15 +76,15 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Ten
       kernels::add_scalar(running_var, eps, tmp);
       std::vector<double> v = tmp.to_vector<double>();
       for (double& e : v) e = 1.0 / std::sqrt(e);
-      invstd = from_vector(v, {x.size(1)}, x.dtype()).to(x.device());
+      invstd = from_vector(v, {x.size(1)}, running_var.dtype()).to(x.device());
     }
   }
   Tensor xs = x.detach(), ws = maybe_detach(weight);
-  record("batch_norm", {x, weight, bias}, y, [xs, ws, mean, invstd, training](const Tensor& gy, const Needs& n) {
+  record("batch_norm", {x, weight, bias}, y, [xs, ws, mean, invstd, training, stats](const Tensor& gy, const Needs& n) {
     Grads g(3);
     if (n[0]) g[0] = empty(xs.shape(), {gy.dtype(), gy.device(), format_of(gy)});
-    if (n[1]) g[1] = empty({xs.size(1)}, like(gy));
-    if (n[2]) g[2] = empty({xs.size(1)}, like(gy));
+    if (n[1]) g[1] = empty({xs.size(1)}, stats);  // the parameters' dtype: fp32 under bf16 autocast
+    if (n[2]) g[2] = empty({xs.size(1)}, stats);
     kernels::batch_norm_backward(gy, xs, ws, mean, invstd, training, g[0], g[1], g[2]);
     return g;
   });
@@ -239,6 +255,18 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_sm
     return Grads{g};
   });
   return loss;
+}
+
+Tensor add_relu(const Tensor& a, const Tensor& b) {
+  Tensor y = empty_like(a);
+  kernels::add_relu_forward(a, b, y);
+  Tensor ys = y.detach();
+  record("add_relu", {a, b}, y, [ys](const Tensor& gy, const Needs& n) {
+    Tensor gx = empty_like(ys);
+    kernels::relu_backward(gy, ys, gx);
+    return Grads{n[0] ? gx : Tensor(), n[1] ? gx : Tensor()};
+  });
+  return y;
 }
 
 }  // namespace rtune

@@ -11,6 +11,11 @@ using kernels::Conv2dArgs;
 using kernels::Pool2dArgs;
 using kernels::Reduction;
 
+// x converted to `dtype` and laid out in `fmt` (channels_last applies to 4-d tensors only), as torch's
+// x.to(dtype, memory_format=fmt); the gradient flows back converted to x's dtype and layout. Returns x
+// itself when it already has both.
+Tensor cast(const Tensor& x, DType dtype, MemoryFormat fmt = MemoryFormat::contiguous);
+
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dArgs& a);
 // Batch norm over channel dim 1. Training: batch statistics, running stats updated in place
 // (when defined). Eval: running statistics.
@@ -36,5 +41,9 @@ Tensor softmax(const Tensor& x);      // over dim 1 of N×C
 Tensor log_softmax(const Tensor& x);  // over dim 1 of N×C
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_smoothing = 0.0,
                      Reduction r = Reduction::mean);
+
+// relu(a + b) as one op and one autograd node (a ResNet block's `relu(out + identity)`): same values
+// as relu(add(a, b)); the backward computes relu_backward once and hands it to both inputs.
+Tensor add_relu(const Tensor& a, const Tensor& b);
 
 }  // namespace rtune

@@ -58,6 +58,52 @@ void require_float_same(const char* op, std::initializer_list<const Tensor*> ts)
 }
 }  // namespace
 
+bool supports_bf16(Device d) {
+#ifdef RTUNE_HAS_CUDA_BACKEND
+  return d.is_cuda() && cuda::supports_bf16(d.index);
+#else
+  (void)d;
+  return false;
+#endif
+}
+
+DeviceMemoryStats device_memory_stats(Device d) {
+  DeviceMemoryStats m;
+#ifdef RTUNE_HAS_CUDA_BACKEND
+  if (d.is_cuda()) {
+    const cuda::AllocatorStats a = cuda::allocator_stats();
+    m = {a.in_use_bytes, a.peak_in_use_bytes, a.cached_bytes, a.device_mallocs};
+  }
+#else
+  (void)d;
+#endif
+  return m;
+}
+
+void reset_device_peak(Device d) {
+#ifdef RTUNE_HAS_CUDA_BACKEND
+  if (d.is_cuda()) cuda::reset_peak_memory();
+#else
+  (void)d;
+#endif
+}
+
+void* pinned_alloc(size_t bytes) {
+#ifdef RTUNE_HAS_CUDA_BACKEND
+  return cuda::pinned_alloc(bytes);
+#else
+  fail("pinned host memory: this rtune was built without CUDA ({} bytes asked)", bytes);
+#endif
+}
+
+void pinned_free(void* p) {
+#ifdef RTUNE_HAS_CUDA_BACKEND
+  cuda::pinned_free(p);
+#else
+  RTUNE_CHECK(p == nullptr, "pinned host memory: this rtune was built without CUDA");
+#endif
+}
+
 void copy(const Tensor& src, Tensor& dst) { RTUNE_ON_DEVICE(copy, one_device("copy", {&src, &dst}), src, dst); }
 void fill(Tensor& t, double v) { RTUNE_ON_DEVICE(fill, t.device(), t, v); }
 
@@ -73,6 +119,29 @@ void relu_forward(const Tensor& x, Tensor& y) { RTUNE_ON_DEVICE(relu_forward, on
 void relu_backward(const Tensor& gy, const Tensor& y, Tensor& gx) {
   RTUNE_ON_DEVICE(relu_backward, one_device("relu_backward", {&gy, &y, &gx}), gy, y, gx);
 }
+void add_relu_forward(const Tensor& a, const Tensor& b, Tensor& y) {
+  RTUNE_ON_DEVICE(add_relu_forward, one_device("add_relu", {&a, &b, &y}), a, b, y);
+}
+
+void normalize_images(const Tensor& images, const std::array<float, 3>& mean, const std::array<float, 3>& stddev,
+                      Tensor& y) {
+  const char* op = "normalize_images";
+  Device d = one_device(op, {&images, &y});
+  RTUNE_CHECK(images.defined() && y.defined(), "{}: images and output must both be given", op);
+  RTUNE_CHECK(images.dtype() == DType::u8, "{}: images must be uint8, got {}", op, images.str());
+  RTUNE_CHECK(images.dim() == 4 && images.size(1) == 3, "{}: images must be [N, 3, H, W], got {}", op, images.str());
+  RTUNE_CHECK(images.is_contiguous(MemoryFormat::channels_last),
+              "{}: images must be channels-last (interleaved HWC bytes), got strides {}", op,
+              shape_str(images.strides()));
+  RTUNE_CHECK(y.dtype() == DType::f32 || y.dtype() == DType::f64 || y.dtype() == DType::bf16 ||
+                  y.dtype() == DType::f16,
+              "{}: output must be float32, float64, bfloat16 or float16, got {}", op, y.str());
+  require_shape(op, "output", y, images.shape());
+  RTUNE_CHECK(y.is_contiguous() || y.is_contiguous(MemoryFormat::channels_last),
+              "{}: output must be dense NCHW or channels-last, got strides {}", op, shape_str(y.strides()));
+  RTUNE_ON_DEVICE(normalize_images, d, images, mean, stddev, y);
+}
+
 void sum_all(const Tensor& x, Tensor& out) { RTUNE_ON_DEVICE(sum_all, one_device("sum", {&x, &out}), x, out); }
 Tensor sum_to(const Tensor& x, const Shape& shape) { RTUNE_ON_DEVICE_RET(sum_to, x.device(), x, shape); }
 

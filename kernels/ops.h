@@ -3,11 +3,28 @@
 // caller with the documented shape; inputs of the "dense" ops may have any strides (they are made
 // contiguous here), outputs are written densely. Nothing here records autograd: engine/functional.h does.
 #pragma once
+#include <array>
 #include "engine/tensor.h"
 #include "engine/optim/update_rules.h"
 #include "kernels/op_args.h"
 
 namespace rtune::kernels {
+
+// ----------------------------------------------------------------- devices
+// Whether `d` computes in bfloat16 (a CUDA device with compute capability >= 8.0; never the CPU backend).
+bool supports_bf16(Device d);
+// The CUDA caching allocator's counters (all zero on the CPU): bytes held by tensors now and at the
+// peak since the last reset, and how many blocks came from cudaMalloc.
+struct DeviceMemoryStats {
+  size_t in_use_bytes = 0, peak_in_use_bytes = 0, cached_bytes = 0;
+  uint64_t device_mallocs = 0;
+};
+DeviceMemoryStats device_memory_stats(Device d);
+void reset_device_peak(Device d);
+// Page-locked host memory (cudaMallocHost) for fast host->device copies; throws rtune::Error in a
+// build without CUDA. pinned_free takes only what pinned_alloc returned.
+void* pinned_alloc(size_t bytes);
+void pinned_free(void* p);
 
 // ----------------------------------------------------------------- elementwise and copies
 // copy: dst[i] = convert(src[i]); same shape and device, any strides and dtypes (u8/i64/f16/bf16/f32/f64).
@@ -23,6 +40,19 @@ void add_scalar(const Tensor& x, double s, Tensor& y);
 // relu: y = max(x, 0); backward gx = gy where y > 0 (torch's threshold_backward on the output).
 void relu_forward(const Tensor& x, Tensor& y);
 void relu_backward(const Tensor& gy, const Tensor& y, Tensor& gx);
+// add_relu: y = max(a + b, 0) in one pass (a ResNet block's residual `relu(out + identity)`); NaN -> 0
+// as relu. a, b, y: same shape, dtype and device; a, b any strides, y dense (NCHW or channels-last).
+// 16-bit floats compute in float. Backward is relu_backward(gy, y) handed to both inputs.
+void add_relu_forward(const Tensor& a, const Tensor& b, Tensor& y);
+
+// ----------------------------------------------------------------- input images
+// normalize_images: torchvision's ToTensor + Normalize on a uint8 batch,
+// y[n,c,h,w] = (float(images[n,c,h,w]) / 255 - mean[c]) / stddev[c], computed in float32 and then rounded
+// (or, for f64, widened) to y's dtype. requires: images u8 {N, 3, H, W} dense channels-last (the
+// loader's interleaved HWC bytes); y f32/f64/bf16/f16 {N, 3, H, W}, dense NCHW or channels-last, on
+// the device of images.
+void normalize_images(const Tensor& images, const std::array<float, 3>& mean, const std::array<float, 3>& stddev,
+                      Tensor& y);
 
 // ----------------------------------------------------------------- reductions
 void sum_all(const Tensor& x, Tensor& out);  // out: 0-d, same dtype; accumulates in double

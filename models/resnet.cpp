@@ -44,7 +44,7 @@ Tensor BasicBlock::forward(const Tensor& x) {
   Tensor out = relu(bn1->forward(conv1->forward(x)));
   out = bn2->forward(conv2->forward(out));
   Tensor identity = down_conv ? down_bn->forward(down_conv->forward(x)) : x;
-  return relu(add(out, identity));
+  return add_relu(out, identity);  // relu(out + identity) in one pass
 }
 
 Bottleneck::Bottleneck(int64_t in, int64_t planes, int64_t stride, Rng& rng) {
@@ -66,7 +66,7 @@ Tensor Bottleneck::forward(const Tensor& x) {
   out = relu(bn2->forward(conv2->forward(out)));
   out = bn3->forward(conv3->forward(out));
   Tensor identity = down_conv ? down_bn->forward(down_conv->forward(x)) : x;
-  return relu(add(out, identity));
+  return add_relu(out, identity);  // relu(out + identity) in one pass
 }
 
 void Stage::add(std::shared_ptr<nn::Module> block, std::function<Tensor(const Tensor&)> fwd, const std::string& name) {

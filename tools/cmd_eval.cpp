@@ -2,6 +2,7 @@
 // a model file on an image folder (classes matched to the model's class names by name) or list file.
 #include <cstdio>
 #include <memory>
+#include "engine/train/batch.h"
 #include "io/report/html.h"
 #include "io/report/run_report.h"
 #include "io/report/svg.h"
@@ -49,9 +50,10 @@ void run_eval(const Opts& o) {
   io::LoaderOptions lo;
   lo.batch_size = int(o.batch);
   lo.threads = o.threads;
+  lo.host_memory = train::pinned_host_memory(dev);
   lo.shuffle = false;
   io::Loader loader(ds, m.pipeline, lo);
-  train::EvalResult r = train::evaluate(*m.loaded.model, loader, m.norm, c, DType::f32, dev, 0, 32);
+  train::EvalResult r = train::evaluate(*m.loaded.model, loader, m.norm, c, DType::f32, dev, nn::Precision::fp32, 0, 32);
   const auto& mt = r.metrics;
   auto acc = mt.per_class_accuracy();
   auto cnt = mt.per_class_count();

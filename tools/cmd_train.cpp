@@ -85,6 +85,10 @@ void register_train(CLI::App& app) {
   sub->add_option("--resume", *resume, "continue the run in this folder exactly where it stopped");
   sub->add_option("--seed", a->seed, "seed for initialisation, shuffling and augmentation (0)");
   sub->add_option("--device", a->device, "auto | cpu | cuda | cuda:N (auto)");
+  sub->add_option("--precision", a->precision,
+                  "auto | fp32 | bf16: bf16 mixed precision (fp32 master weights, BN statistics and loss) on CUDA; "
+                  "auto = bf16 where the GPU has it, fp32 on the CPU")
+      ->check(CLI::IsMember({"auto", "fp32", "bf16"}));
   sub->add_flag("--no-progress", *no_progress, "no progress bar even on a terminal");
   sub->add_option("--stop-after", a->stop_after, "stop once this many epochs are done; --resume continues (train in chunks)")
       ->check(CLI::PositiveNumber);

@@ -2,6 +2,7 @@
 #include <cmath>
 #include "engine/autograd.h"
 #include "engine/functional.h"
+#include "engine/nn/autocast.h"
 #include "kernels/ops.h"
 
 namespace rtune::nn {
@@ -91,7 +92,12 @@ Conv2d::Conv2d(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t 
   if (has_bias) register_parameter("bias", bias, zeros({out}));
 }
 
-Tensor Conv2d::forward(const Tensor& x) { return conv2d(x, weight, bias, args); }
+Tensor Conv2d::forward(const Tensor& x) {
+  if (const ComputeMode* m = autocast_mode())
+    return conv2d(cast(x, m->dtype, m->format), cast(weight, m->dtype, m->format),
+                  bias.defined() ? cast(bias, m->dtype) : Tensor(), args);
+  return conv2d(x, weight, bias, args);
+}
 
 BatchNorm2d::BatchNorm2d(int64_t c, double eps_, double momentum_) : eps(eps_), momentum(momentum_) {
   register_parameter("weight", weight, ones({c}));
@@ -125,6 +131,10 @@ void Linear::reset_parameters(Rng& rng) {
   if (bias.defined()) bias.copy_(uniform(bias.shape(), -bound, bound, rng, {bias.dtype()}).to(bias.device()));
 }
 
-Tensor Linear::forward(const Tensor& x) { return linear(x, weight, bias); }
+Tensor Linear::forward(const Tensor& x) {
+  if (const ComputeMode* m = autocast_mode())
+    return linear(cast(x, m->dtype), cast(weight, m->dtype), bias.defined() ? cast(bias, m->dtype) : Tensor());
+  return linear(x, weight, bias);
+}
 
 }  // namespace rtune::nn

@@ -27,11 +27,52 @@ void Optimizer::zero_grad() {
 }
 
 Tensor& Optimizer::state(size_t group, size_t index, const std::string& name, const Tensor& like) {
-  auto& bufs = slots_[group][index].buffers;
-  for (auto& [n, t] : bufs)
+  Slot& slot = slots_[group][index];
+  for (auto& [n, t] : slot.buffers)
     if (n == name) return t;
-  bufs.emplace_back(name, zeros(like.shape(), {like.dtype(), like.device()}));
-  return bufs.back().second;
+  for (auto it = slot.reserved.begin(); it != slot.reserved.end(); ++it)
+    if (it->first == name && it->second.shape() == like.shape() && it->second.dtype() == like.dtype() &&
+        it->second.device() == like.device()) {
+      slot.buffers.push_back(std::move(*it));
+      slot.reserved.erase(it);
+      return slot.buffers.back().second;
+    }
+  slot.buffers.emplace_back(name, zeros(like.shape(), {like.dtype(), like.device()}));
+  return slot.buffers.back().second;
+}
+
+void Optimizer::reserve_state() {
+  for (size_t g = 0; g < groups_.size(); ++g)
+    for (size_t i = 0; i < groups_[g].params.size(); ++i) {
+      const Tensor& p = *groups_[g].params[i];
+      Slot& slot = slots_[g][i];
+      for (const std::string& name : buffer_names(groups_[g])) {
+        auto held = [&](const auto& list) {
+          for (auto& [n, t] : list)
+            if (n == name) return true;
+          return false;
+        };
+        if (!held(slot.buffers) && !held(slot.reserved))
+          slot.reserved.emplace_back(name, zeros(p.shape(), {p.dtype(), p.device()}));
+      }
+    }
+}
+
+std::vector<std::string> SGD::buffer_names(const ParamGroup& g) const {
+  if (g.momentum != 0) return {"momentum_buffer"};
+  return {};
+}
+
+std::vector<std::string> Adam::buffer_names(const ParamGroup&) const {
+  if (amsgrad_) return {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
+  return {"exp_avg", "exp_avg_sq"};
+}
+
+std::vector<std::string> RMSprop::buffer_names(const ParamGroup& g) const {
+  std::vector<std::string> names{"square_avg"};
+  if (centered_) names.push_back("grad_avg");
+  if (g.momentum > 0) names.push_back("momentum_buffer");
+  return names;
 }
 
 bool Optimizer::has_state(size_t group, size_t index, const std::string& name) const {
@@ -84,7 +125,9 @@ void Optimizer::load_state_tensors(const std::vector<std::pair<std::string, Tens
     const bool counter = t.dim() == 0;
     RTUNE_CHECK(counter || t.shape() == p->shape(), "checkpoint: optimizer state '{}' has shape {}, parameter {}", name,
                 shape_str(t.shape()), shape_str(p->shape()));
-    slots_[g][i].buffers.emplace_back(buf, counter ? t.to(DType::f64).clone() : t.to(p->dtype()).to(p->device()).clone());
+    Slot& slot = slots_[g][i];
+    slot.buffers.emplace_back(buf, counter ? t.to(DType::f64).clone() : t.to(p->dtype()).to(p->device()).clone());
+    std::erase_if(slot.reserved, [&](const auto& r) { return r.first == slot.buffers.back().first; });
   }
 }
 

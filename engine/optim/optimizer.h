@@ -31,9 +31,16 @@ class Optimizer {
   std::vector<std::pair<std::string, Tensor>> state_tensors() const;
   void load_state_tensors(const std::vector<std::pair<std::string, Tensor>>& tensors);
   virtual std::string kind() const = 0;
+  // Allocates now every per-parameter buffer step() will create, kept aside until step() asks for it,
+  // so the state and its checkpoints stay PyTorch's lazy ones. A training loop calls this before its
+  // first forward: step 1 then holds all the device memory later steps use, and later steps allocate
+  // none (otherwise step 1's state takes blocks its activations freed, and step 2 allocates again).
+  void reserve_state();
 
  protected:
   explicit Optimizer(std::vector<ParamGroup> groups);
+  // The buffers step() keeps for a parameter of group `g` (e.g. {"exp_avg", "exp_avg_sq"}).
+  virtual std::vector<std::string> buffer_names(const ParamGroup& g) const = 0;
   // Per-parameter buffers (e.g. exp_avg), created lazily with the parameter's shape, dtype and device.
   Tensor& state(size_t group, size_t index, const std::string& name, const Tensor& like);
   bool has_state(size_t group, size_t index, const std::string& name) const;
@@ -43,6 +50,7 @@ class Optimizer {
  private:
   struct Slot {
     std::vector<std::pair<std::string, Tensor>> buffers;
+    std::vector<std::pair<std::string, Tensor>> reserved;  // zeros from reserve_state(), not yet state
   };
   std::vector<std::vector<Slot>> slots_;
 };
@@ -53,6 +61,7 @@ class SGD : public Optimizer {
   void step() override;
   std::string kind() const override { return "sgd"; }
  private:
+  std::vector<std::string> buffer_names(const ParamGroup& g) const override;
   double dampening_;
   bool nesterov_;
 };
@@ -64,6 +73,7 @@ class Adam : public Optimizer {  // AdamW when decoupled
   void step() override;
   std::string kind() const override { return decoupled_ ? "adamw" : "adam"; }
  private:
+  std::vector<std::string> buffer_names(const ParamGroup& g) const override;
   double beta2_, eps_;
   bool amsgrad_, decoupled_;
 };
@@ -74,6 +84,7 @@ class RMSprop : public Optimizer {
   void step() override;
   std::string kind() const override { return "rmsprop"; }
  private:
+  std::vector<std::string> buffer_names(const ParamGroup& g) const override;
   double alpha_, eps_;
   bool centered_;
 };

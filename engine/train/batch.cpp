@@ -1,26 +1,38 @@
 #include "engine/train/batch.h"
+#include "kernels/ops.h"
 
 namespace rtune::train {
 
-Tensor images_to_tensor(const io::Batch& b, const io::Normalize& norm, DType dtype, Device device) {
-  const int64_t n = b.size, h = b.height, w = b.width, plane = h * w;
-  RTUNE_CHECK(int64_t(b.images.size()) == n * plane * 3, "images_to_tensor: batch holds {} bytes, {}x{}x{}x3 needs {}",
-              b.images.size(), n, h, w, n * plane * 3);
-  RTUNE_CHECK(dtype == DType::f32 || dtype == DType::f64, "images_to_tensor: dtype must be float32 or float64");
-  Tensor out = empty({n, 3, h, w}, {dtype});
-  auto fill = [&](auto* o) {
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t c = 0; c < 3; ++c) {
-        const uint8_t* src = b.images.data() + i * plane * 3 + c;
-        auto* dst = o + (i * 3 + c) * plane;
-        const float m = norm.mean[size_t(c)], s = norm.std[size_t(c)];
-        for (int64_t p = 0; p < plane; ++p) dst[p] = (float(src[p * 3]) / 255.0f - m) / s;
-      }
-  };
-  if (dtype == DType::f32) fill(out.data<float>());
-  else fill(out.data<double>());
-  return device.is_cpu() ? out : out.to(device);
+Tensor images_to_tensor(const io::Batch& b, const io::Normalize& norm, DType dtype, Device device, MemoryFormat fmt) {
+  const int64_t n = b.size, h = b.height, w = b.width, bytes = n * h * w * 3;
+  RTUNE_CHECK(int64_t(b.images.size()) == bytes, "images_to_tensor: batch holds {} bytes, {}x{}x{}x3 needs {}",
+              b.images.size(), n, h, w, bytes);
+  RTUNE_CHECK(dtype == DType::f32 || dtype == DType::f64 || dtype == DType::bf16 || dtype == DType::f16,
+              "images_to_tensor: dtype must be float32, float64, bfloat16 or float16, got {}", dtype_name(dtype));
+  // The loader's interleaved HWC bytes are exactly a channels-last uint8 [N, 3, H, W] tensor: viewed in
+  // place (no host copy), they are normalised on the CPU or copied as they are (pinned, when the
+  // loader was given pinned_host_memory()) to the device.
+  auto view = std::make_shared<TensorImpl>();
+  view->storage = Storage::wrap(const_cast<uint8_t*>(b.images.data()), size_t(bytes), Device::cpu(), nullptr);
+  view->shape = {n, 3, h, w};
+  view->strides = {h * w * 3, 1, w * 3, 3};
+  view->dtype = DType::u8;
+  Tensor images = device.is_cpu() ? Tensor(view) : Tensor(view).to(device);
+  Tensor out = empty({n, 3, h, w}, {dtype, device, fmt});
+  kernels::normalize_images(images, norm.mean, norm.std, out);
+  return out;
+}
+
+Tensor input_tensor(const io::Batch& b, const io::Normalize& norm, DType dtype, Device device, nn::Precision p) {
+  nn::ComputeMode mode;
+  if (dtype == DType::f32 && nn::compute_mode_for(p, device, mode))
+    return images_to_tensor(b, norm, mode.dtype, device, mode.format);
+  return images_to_tensor(b, norm, dtype, device);
+}
+
+const io::HostMemory* pinned_host_memory(Device device) {
+  static const io::HostMemory pinned{kernels::pinned_alloc, kernels::pinned_free};
+  return device.is_cuda() ? &pinned : nullptr;
 }
 
 Tensor labels_to_tensor(const io::Batch& b, Device device) {

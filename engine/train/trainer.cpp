@@ -4,6 +4,7 @@
 #include "engine/functional.h"
 #include "engine/sched/spec.h"
 #include "engine/train/batch.h"
+#include "kernels/ops.h"
 
 namespace rtune::train {
 
@@ -22,7 +23,8 @@ nlohmann::json TrainConfig::to_json() const {
           {"clip_value", clip_value}, {"label_smoothing", label_smoothing}, {"freeze", freeze.str()},
           {"frozen_bn", std::string(frozen_bn_name(frozen_bn))}, {"unfreeze_at", unfreeze_at},
           {"unfreeze_lr", unfreeze_lr}, {"train_norm", norm_json(train_norm)}, {"val_norm", norm_json(val_norm)},
-          {"dtype", std::string(dtype_name(dtype))}, {"device", device.str()}};
+          {"dtype", std::string(dtype_name(dtype))}, {"device", device.str()},
+          {"precision", nn::precision_name(precision)}};
 }
 
 nlohmann::json EpochRecord::to_json() const {
@@ -56,9 +58,10 @@ EpochRecord EpochRecord::from_json(const nlohmann::json& j) {
 }
 
 EvalResult evaluate(models::ResNet& model, io::Loader& loader, const io::Normalize& norm, int64_t num_classes,
-                    DType dtype, Device device, double label_smoothing, int64_t keep_samples,
-                    const std::function<void(const Progress&)>& on_batch) {
+                    DType dtype, Device device, nn::Precision precision, double label_smoothing,
+                    int64_t keep_samples, const std::function<void(const Progress&)>& on_batch) {
   NoGradGuard no_grad;
+  nn::Autocast autocast(precision, device);
   const bool was_training = model.is_training();
   model.eval();
   EvalResult r{ClassMetrics(num_classes), {}};
@@ -69,9 +72,9 @@ EvalResult evaluate(models::ResNet& model, io::Loader& loader, const io::Normali
   p.batches = int64_t(loader.batches_per_epoch());
   auto t0 = Clock::now();
   while (loader.next(b)) {
-    Tensor x = images_to_tensor(b, norm, dtype, device);
+    Tensor x = input_tensor(b, norm, dtype, device, precision);
     Tensor y = labels_to_tensor(b, device);
-    Tensor logits = model.forward(x);
+    Tensor logits = cast(model.forward(x), dtype);  // the loss and softmax in the master dtype
     Tensor loss = cross_entropy(logits, y, label_smoothing, Reduction::sum);
     r.metrics.add(logits, y, loss.cpu().to(DType::f64).item<double>());
     if (int64_t(r.samples.size()) < keep_samples) {
@@ -94,6 +97,9 @@ EvalResult evaluate(models::ResNet& model, io::Loader& loader, const io::Normali
 Trainer::Trainer(models::ResNet& model, io::Loader& train, io::Loader* val, int64_t num_classes, TrainConfig cfg)
     : model_(model), train_(train), val_(val), num_classes_(num_classes), cfg_(std::move(cfg)) {
   RTUNE_CHECK(cfg_.epochs >= 1, "train: --epochs must be >= 1, got {}", cfg_.epochs);
+  RTUNE_CHECK(cfg_.precision == nn::Precision::fp32 || (cfg_.dtype == DType::f32 && kernels::supports_bf16(cfg_.device)),
+              "train: bf16 mixed precision needs fp32 master weights on a CUDA device with bf16, not {} on {}",
+              dtype_name(cfg_.dtype), cfg_.device.str());
   RTUNE_CHECK(model_.config().num_classes == num_classes, "train: the model has {} outputs but the data {} classes",
               model_.config().num_classes, num_classes);
   RTUNE_CHECK(cfg_.unfreeze_at < 0 || (cfg_.unfreeze_at >= 1 && cfg_.unfreeze_at < cfg_.epochs),
@@ -119,6 +125,7 @@ void Trainer::start_phase(int64_t phase) {
   trainable_.clear();
   for (auto& g : groups) trainable_.insert(trainable_.end(), g.params.begin(), g.params.end());
   opt_ = make_optimizer(cfg_.opt, std::move(groups));
+  opt_->reserve_state();  // before the first forward: no device allocation after step 1
   sched_.reset();
   if (!cfg_.sched.empty()) {
     std::vector<double> base;
@@ -143,10 +150,15 @@ void Trainer::apply_sched_lrs() {
 double Trainer::current_lr() const { return opt_->groups().back().lr; }
 
 double Trainer::step_batch(const io::Batch& b, ClassMetrics& m) {
-  Tensor x = images_to_tensor(b, cfg_.train_norm, cfg_.dtype, cfg_.device);
+  Tensor x = input_tensor(b, cfg_.train_norm, cfg_.dtype, cfg_.device, cfg_.precision);
   Tensor y = labels_to_tensor(b, cfg_.device);
   opt_->zero_grad();
-  Tensor logits = model_.forward(x);
+  Tensor logits;
+  {
+    nn::Autocast autocast(cfg_.precision, cfg_.device);
+    logits = model_.forward(x);
+  }
+  logits = cast(logits, cfg_.dtype);  // the loss in the master dtype (fp32 under bf16)
   Tensor loss = cross_entropy(logits, y, cfg_.label_smoothing);
   loss.backward();
   if (cfg_.clip_norm > 0) optim::clip_grad_norm(trainable_, cfg_.clip_norm);
@@ -205,7 +217,7 @@ EpochRecord Trainer::run_epoch(const Hooks& hooks) {
       if (hooks.on_batch) hooks.on_batch(vp);
     };
     last_eval_ = std::make_unique<EvalResult>(evaluate(model_, *val_, cfg_.val_norm, num_classes_, cfg_.dtype,
-                                                       cfg_.device, cfg_.label_smoothing, cfg_.keep_val_samples, on_val));
+                                                       cfg_.device, cfg_.precision, cfg_.label_smoothing, cfg_.keep_val_samples, on_val));
     r.has_val = true;
     r.val_loss = last_eval_->metrics.loss();
     r.val_top1 = last_eval_->metrics.top1();

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 #include <nlohmann/json.hpp>
+#include "engine/nn/autocast.h"
 #include "engine/sched/scheduler.h"
 #include "engine/train/freeze.h"
 #include "engine/train/metrics.h"
@@ -37,8 +38,9 @@ struct TrainConfig {
   int64_t unfreeze_at = -1;         // frozen for this many epochs, then everything trains; -1 = never
   double unfreeze_lr = 0;           // head LR of the unfrozen phase; 0 = opt.lr / 10
   io::Normalize train_norm, val_norm;
-  DType dtype = DType::f32;
+  DType dtype = DType::f32;         // master weights (and the CPU path's compute); f64 for parity tests
   Device device = Device::cpu();
+  nn::Precision precision = nn::Precision::fp32;  // CUDA: channels-last in fp32 or bf16 (autocast)
   int64_t keep_val_samples = 32;    // validation predictions kept for the report grid
   nlohmann::json to_json() const;
 };
@@ -76,8 +78,9 @@ struct Hooks {
 };
 
 // Evaluates `model` on every batch of `loader` (no grad, eval mode; restores the previous mode).
+// On CUDA it computes in `precision`, channels-last (engine/nn/autocast.h).
 EvalResult evaluate(models::ResNet& model, io::Loader& loader, const io::Normalize& norm, int64_t num_classes,
-                    DType dtype, Device device, double label_smoothing = 0, int64_t keep_samples = 0,
+                    DType dtype, Device device, nn::Precision precision, double label_smoothing = 0, int64_t keep_samples = 0,
                     const std::function<void(const Progress&)>& on_batch = {});
 
 class Trainer {

@@ -92,6 +92,9 @@ void Loader::submit(size_t batch_no, int slot) {
   b.size = int64_t(count);
   b.height = out_h_;
   b.width = out_w_;
+  // The caller's buffers rotate into the slots (next()): give a slot the loader's memory kind back.
+  if (b.images.get_allocator().memory != opt_.host_memory) b.images = ImageBytes(HostAllocator<uint8_t>(opt_.host_memory));
+  b.images.reserve(size_t(opt_.batch_size) * size_t(out_h_) * size_t(out_w_) * 3);  // a short batch, then full ones
   b.images.resize(count * size_t(out_h_) * size_t(out_w_) * 3);
   b.labels.resize(count);
   b.indices.resize(count);

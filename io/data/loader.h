@@ -17,6 +17,7 @@
 
 #include "io/data/cache.h"
 #include "io/data/dataset.h"
+#include "io/data/host_memory.h"
 #include "io/transforms/pipeline.h"
 
 namespace rtune::io {
@@ -31,12 +32,13 @@ struct LoaderOptions {
   bool dct_scaling = false; // let JPEG decode shrink by 1/2..1/8 (see cache_plan() for the bounds)
   int prefetch = 2;         // batches decoded ahead of the caller (>= 1)
   size_t cache_bytes = 0;   // decoded-image cache budget; 0: no cache
+  const HostMemory* host_memory = nullptr;  // batch image bytes from here (e.g. pinned); nullptr: heap
 };
 
 struct Batch {
   int64_t size = 0;             // samples in this batch (the last one may be short)
   int height = 0, width = 0;
-  std::vector<uint8_t> images;  // size x height x width x 3
+  ImageBytes images;            // size x height x width x 3 (HWC per sample)
   std::vector<int64_t> labels;  // size
   std::vector<int64_t> indices; // dataset index of each sample
 };

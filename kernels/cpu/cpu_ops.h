@@ -16,6 +16,9 @@ void scale(const Tensor& x, double s, Tensor& y);
 void add_scalar(const Tensor& x, double s, Tensor& y);
 void relu_forward(const Tensor& x, Tensor& y);
 void relu_backward(const Tensor& gy, const Tensor& y, Tensor& gx);
+void add_relu_forward(const Tensor& a, const Tensor& b, Tensor& y);
+void normalize_images(const Tensor& images, const std::array<float, 3>& mean, const std::array<float, 3>& stddev,
+                      Tensor& y);
 void sum_all(const Tensor& x, Tensor& out);
 Tensor sum_to(const Tensor& x, const Shape& shape);
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dArgs& a, Tensor& y);

@@ -1,5 +1,5 @@
 // CPU elementwise ops, copies and reductions: torch.add/sub/mul/relu/sum semantics (no broadcasting
-// except sum_to, which undoes an expand).
+// except sum_to, which undoes an expand); add_relu is relu(a + b) fused.
 #include <cmath>
 #include <omp.h>
 #include "kernels/cpu/cpu_ops.h"
@@ -128,6 +128,15 @@ void relu_forward(const Tensor& x, Tensor& y) {
 }
 void relu_backward(const Tensor& gy, const Tensor& y, Tensor& gx) {
   binary("relu_backward", gy, y, gx, [](auto g, auto v) { return v > 0 ? g : decltype(g)(0); });
+}
+
+// One pass, no temporary sum: the sum is rounded to T once and clamped as relu_forward does (NaN -> 0),
+// so the result equals relu(add(a, b)) bit for bit.
+void add_relu_forward(const Tensor& a, const Tensor& b, Tensor& y) {
+  binary("add_relu_forward", a, b, y, [](auto x, auto z) {
+    auto v = x + z;
+    return v > 0 ? v : decltype(v)(0);
+  });
 }
 
 void sum_all(const Tensor& x0, Tensor& out) {

@@ -1,8 +1,8 @@
 // CUDA elementwise ops, copies and reductions with the CPU oracle's semantics (kernels/cpu/
-// elementwise.cpp: torch.add/sub/mul/relu/sum, no broadcasting except sum_to). Own kernels, compiled
-// by nvcc and, for the simulated device, as host C++. Copies convert between every dtype pair
-// (u8/i64/f16/bf16/f32/f64) through arbitrary strides; 16-bit floats compute in float; sums
-// accumulate in double in a fixed tree order (deterministic run to run).
+// elementwise.cpp: torch.add/sub/mul/relu/sum and the fused relu(a + b), no broadcasting except
+// sum_to). Own kernels, compiled by nvcc and, for the simulated device, as host C++. Copies convert
+// between every dtype pair (u8/i64/f16/bf16/f32/f64) through arbitrary strides; 16-bit floats
+// compute in float; sums accumulate in double in a fixed tree order (deterministic run to run).
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/handles.h"
 #include "kernels/cuda/kernel_util.cuh"
@@ -46,6 +46,10 @@ template <class C> struct ScaleF { C s; RT_HOST_DEVICE C operator()(C v) const {
 template <class C> struct AddScalarF { C s; RT_HOST_DEVICE C operator()(C v) const { return v + s; } };
 // As the CPU oracle: NaN maps to 0 (the comparison is false).
 struct ReluF { template <class C> RT_HOST_DEVICE C operator()(C v) const { return v > C(0) ? v : C(0); } };
+// relu(a + b) in one pass (a ResNet block's residual); the sum is clamped as ReluF clamps.
+struct AddReluF {
+  template <class C> RT_HOST_DEVICE C operator()(C a, C b) const { return ReluF{}(C(a + b)); }
+};
 
 // Per-block partial sums in double (grid-stride), then one block adds the partials in order.
 template <class T>
@@ -202,6 +206,7 @@ void relu_forward(const Tensor& x0, Tensor& y) {
   });
 }
 void relu_backward(const Tensor& gy, const Tensor& y, Tensor& gx) { binary("relu_backward", gy, y, gx, ReluBackF{}); }
+void add_relu_forward(const Tensor& a, const Tensor& b, Tensor& y) { binary("add_relu_forward", a, b, y, AddReluF{}); }
 
 void sum_all(const Tensor& x0, Tensor& out) {
   require_same_dtype("sum_all", x0, out);

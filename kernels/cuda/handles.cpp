@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "kernels/cuda/allocator.h"
+#include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/check.h"
 #ifdef RTUNE_CUDA_SIM
 #include "kernels/cuda/sim/call_log.h"
@@ -59,6 +60,17 @@ Handles* create_handles() {
   return h;
 }
 }  // namespace
+
+bool supports_bf16(int device) {
+  try {
+    return rt::device_props(device).bf16;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+void* pinned_alloc(size_t bytes) { return rt::pinned_malloc(bytes); }
+void pinned_free(void* p) { rt::pinned_free(p); }
 
 Handles& handles() {
   static Handles* h = create_handles();

@@ -140,6 +140,17 @@ void max_pool2d_backward(const Tensor& gy0, const Tensor& indices0, Tensor& gx0)
   check4(op, gx0);
   require_dtype(op, indices0, DType::i64);
   Tensor gy = is_dense(gy0) ? gy0 : gy0.contiguous(), indices = indices0.contiguous();
+  if (gy.dtype() == DType::bf16 || gy.dtype() == DType::f16) {
+    // Overlapping windows add into one input element: atomicAdd, which 16-bit floats lack here, so
+    // accumulate in an fp32 scratch gradient and round once (as autocast's fp32 accumulation would).
+    require_same_dtype(op, gy, gx0);
+    Tensor gy32 = empty(gy.shape(), {DType::f32, gy.device(), format_of(gy)});
+    copy(gy, gy32);
+    Tensor gx32 = empty(gx0.shape(), {DType::f32, gx0.device(), format_of(gx0)});
+    max_pool2d_backward(gy32, indices, gx32);
+    copy(gx32, gx0);
+    return;
+  }
   dense_out(gx0, [&](Tensor& gx) {
     dispatch_f32_f64(op, gy, [&](auto tag) {  // atomicAdd: float and double
       using T = decltype(tag);

@@ -118,6 +118,29 @@ TEST_CASE("gradcheck elementwise and reductions") {
   CHECK_GRADCHECK([](const std::vector<Tensor>& in) { return mul(in[0], in[0]); }, {a}, {true}, 58);
 }
 
+TEST_CASE("gradcheck add_relu: both inputs, channels-last and strided, one tensor used twice") {
+  Rng r(56);
+  // b = s - a with |s| >= 0.05, so a + b stays 5e4·eps away from relu's kink while a and b are independent.
+  Tensor a = rn({2, 3, 5, 4}, r);
+  Tensor s = test::randn_away_from_zero({2, 3, 5, 4}, r);
+  Tensor b = from_vector([&] {
+    std::vector<double> sv = s.to_vector<double>(), av = a.to_vector<double>();
+    for (size_t i = 0; i < sv.size(); ++i) sv[i] -= av[i];
+    return sv;
+  }(), a.shape(), DType::f64);
+  // Layout variants made before gradcheck marks a and b as requiring grad (it sets the flag in place).
+  Tensor a_cl = a.contiguous(MemoryFormat::channels_last), b_wide = zeros({2, 3, 5, 7}, {DType::f64});
+  b_wide.narrow(3, 2, 4).copy_(b);
+  Tensor b_strided = b_wide.narrow(3, 2, 4);
+  CHECK_FALSE(b_strided.is_contiguous());
+  auto f = [](const std::vector<Tensor>& in) { return add_relu(in[0], in[1]); };
+  CHECK_GRADCHECK(f, {a_cl, b_strided}, {true, true}, 59);
+  CHECK_GRADCHECK(f, {a, b}, {false, true}, 58);  // only one input needs a gradient
+  CHECK_GRADCHECK(f, {a, b}, {true, true}, 57);
+  Tensor x = test::randn_away_from_zero({3, 7}, r);  // x + x = 2x: away from 0 as x is
+  CHECK_GRADCHECK([](const std::vector<Tensor>& in) { return add_relu(in[0], in[0]); }, {x}, {true}, 60);
+}
+
 TEST_CASE("gradcheck softmax, log_softmax, cross_entropy (mean, sum, label smoothing)") {
   Rng r(61);
   Tensor x = rn({4, 6}, r);

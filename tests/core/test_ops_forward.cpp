@@ -1,9 +1,11 @@
 // Forward values against independent references: small hand-computed cases and PyTorch's numbers in
-// tests/fixtures/training_reference.json (cross-entropy and softmax, float64).
+// tests/fixtures/training_reference.json (cross-entropy and softmax, float64); the fused add_relu
+// against the unfused relu(add()) it replaces.
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include "engine/functional.h"
+#include "kernels/ops.h"
 #include "tests/core/test_util.h"
 
 using namespace rtune;
@@ -103,4 +105,49 @@ TEST_CASE("float32 ops match float64 ops to float32 precision") {
   Tensor y64 = conv2d(x, w, Tensor(), {2, 2, 1, 1});
   Tensor y32 = conv2d(x.to(DType::f32), w.to(DType::f32), Tensor(), {2, 2, 1, 1});
   CHECK_CLOSE(y32, y64, 1e-5, 1e-5);
+}
+
+TEST_CASE("add_relu equals relu(add()) bit for bit, values and gradients (f32, f64; NCHW, channels-last, strided)") {
+  Rng r(6);
+  for (DType dt : {DType::f32, DType::f64})
+    for (MemoryFormat fmt : {MemoryFormat::contiguous, MemoryFormat::channels_last}) {
+      CAPTURE(dtype_name(dt));
+      CAPTURE(int(fmt));
+      Tensor a = randn({3, 4, 5, 6}, r, {dt}).contiguous(fmt);
+      Tensor b = randn({3, 4, 5, 9}, r, {dt}).narrow(3, 2, 6);  // strided along W
+      // Exact ties at the kink and NaN: NaN + x -> 0 as relu maps NaN to 0.
+      a.narrow(0, 0, 1).copy_(b.narrow(0, 0, 1) * -1.0);
+      a.narrow(0, 1, 1).narrow(1, 0, 1).fill_(std::nan(""));
+      Tensor y_ref = relu(add(a, b));
+      Tensor y = add_relu(a, b);
+      REQUIRE(y.is_contiguous(fmt));
+      CHECK(y.to_vector<double>() == y_ref.to_vector<double>());
+      CHECK(y.narrow(0, 1, 1).narrow(1, 0, 1).to_vector<double>() == std::vector<double>(30, 0.0));
+      // Gradients through autograd: the same relu_backward handed to both inputs.
+      Tensor probe = randn(a.shape(), r, {dt});
+      auto grads = [&](bool fused) {
+        Tensor ai = a.detach().clone(fmt).set_requires_grad(true), bi = b.detach().clone().set_requires_grad(true);
+        Tensor out = fused ? add_relu(ai, bi) : relu(add(ai, bi));
+        sum(mul(out, probe)).backward();
+        return std::pair{ai.grad(), bi.grad()};
+      };
+      auto [ga, gb] = grads(true);
+      auto [ga0, gb0] = grads(false);
+      CHECK(ga.to_vector<double>() == ga0.to_vector<double>());
+      CHECK(gb.to_vector<double>() == gb0.to_vector<double>());
+    }
+}
+
+TEST_CASE("add_relu: the output is written everywhere and bad arguments throw") {
+  Rng r(7);
+  Tensor a = randn({2, 3, 4, 5}, r), b = randn({2, 3, 4, 5}, r);
+  Tensor y = full(a.shape(), std::nan(""));
+  kernels::add_relu_forward(a, b, y);
+  CHECK(y.to_vector<double>() == relu(add(a, b)).to_vector<double>());
+  Tensor bad_shape = empty({2, 3, 4, 4});
+  CHECK_THROWS_AS(kernels::add_relu_forward(a, b, bad_shape), Error);
+  CHECK_THROWS_AS(add_relu(a, b.to(DType::f64)), Error);
+  CHECK_THROWS_AS(add_relu(a, randn({2, 3, 4, 4}, r)), Error);
+  Tensor not_dense = empty({2, 3, 4, 7}).narrow(3, 0, 5);
+  CHECK_THROWS_AS(kernels::add_relu_forward(a, b, not_dense), Error);
 }

@@ -123,3 +123,20 @@ TEST_CASE("bf16 elementwise, pooling, linear, softmax and cross-entropy") {
   check_bf16(dloss, loss);
   check_bf16(dlp, lp);
 }
+
+TEST_CASE("bf16 add_relu: exact against the float32 CPU result rounded once (NCHW, channels-last, strided)") {
+  Rng r(24);
+  for (MemoryFormat fmt : {MemoryFormat::contiguous, kNHWC}) {
+    CAPTURE(int(fmt));
+    Shape s{2, 8, 7, 7};
+    auto [a, da] = pair_of(s, r, fmt);
+    auto [wide, dwide] = pair_of({2, 8, 7, 10}, r);
+    Tensor b = wide.narrow(3, 1, 7), db = dwide.narrow(3, 1, 7);  // strided second operand
+    Tensor ref = empty_like(a);
+    K::add_relu_forward(a, b, ref);  // float32 sum and clamp of the bf16 values
+    Tensor out = nan_out(s, DType::bf16, fmt);
+    K::add_relu_forward(da, db, out);
+    REQUIRE(out.is_contiguous(fmt));
+    CHECK(out.cpu().to_vector<double>() == ref.to(DType::bf16).to_vector<double>());
+  }
+}

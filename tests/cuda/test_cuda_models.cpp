@@ -5,12 +5,15 @@
 // sees 12 values per channel, so its gradients are compared norm-wise at 1e-3 (see
 // tests/models/test_resnet_parity.cpp for the conditioning). Against the float64 PyTorch
 // trajectories, float32 (either device) is held to 1e-3 relative on losses and parameters.
+#include <fstream>
 #include <functional>
 #include <map>
 
 #include "engine/autograd.h"
 #include "engine/functional.h"
+#include "engine/nn/autocast.h"
 #include "engine/optim/optimizer.h"
+#include <nlohmann/json.hpp>
 #include "io/safetensors.h"
 #include "models/weights.h"
 #include "tests/cuda/cuda_test_util.h"
@@ -50,8 +53,10 @@ struct StepResult {
   std::map<std::string, Tensor> grads, params, buffers;
 };
 
+// With `mode`, the forward runs under nn::Autocast (rtune train's CUDA path) and the loss in fp32.
 StepResult train_step(const char* arch, const char* weights, const char* ref_file, int64_t classes, Device d,
-                      DType dt = DType::f32, MemoryFormat fmt = MemoryFormat::contiguous) {
+                      DType dt = DType::f32, MemoryFormat fmt = MemoryFormat::contiguous,
+                      const nn::ComputeMode* mode = nullptr) {
   io::SafetensorsFile ref = io::SafetensorsFile::open(test::fixture(ref_file));
   auto model = make_model(arch, weights, classes, d, dt);
   model->train();
@@ -63,7 +68,13 @@ StepResult train_step(const char* arch, const char* weights, const char* ref_fil
   g.momentum = 0.9;
   optim::Adam opt({g});
   Tensor x = ref_tensor(ref, "input").to(dt).contiguous(fmt).to(d).detach().set_requires_grad(true);
-  Tensor logits = model->forward(x);
+  Tensor logits;
+  if (mode) {
+    nn::Autocast autocast(*mode);
+    logits = cast(model->forward(x), dt);
+  } else {
+    logits = model->forward(x);
+  }
   Tensor loss = cross_entropy(logits, ref_tensor(ref, "target").to(d));
   loss.backward();
   StepResult r{logits.cpu(), loss.cpu(), x.grad().cpu(), {}, {}, {}};
@@ -119,6 +130,62 @@ TEST_CASE("tiny ResNet-18 with channels-last activations on the device == CPU (f
                             DType::f32, MemoryFormat::channels_last);
   CHECK(g.input_grad.is_contiguous(MemoryFormat::channels_last));
   compare_steps(g, c, kF32);
+}
+
+// rtune train's CUDA fp32 path: master weights stay NCHW fp32, each conv casts its weight to KRSC per
+// call (differentiably: the KRSC weight gradient comes back NCHW), activations are channels-last.
+TEST_CASE("tiny ResNet-18 under fp32 channels-last autocast on the device == CPU (fp32)") {
+  StepResult c = train_step("resnet18", "tiny_resnet18.safetensors", "tiny_resnet18_ref.safetensors", 10, Device::cpu());
+  const nn::ComputeMode mode{DType::f32, MemoryFormat::channels_last};
+  StepResult g = train_step("resnet18", "tiny_resnet18.safetensors", "tiny_resnet18_ref.safetensors", 10, gpu(),
+                            DType::f32, MemoryFormat::contiguous, &mode);
+  for (auto& [n, grad] : g.grads) {
+    CAPTURE(n);
+    CHECK(grad.dtype() == DType::f32);
+    CHECK(grad.is_contiguous());
+  }
+  compare_steps(g, c, kF32);
+}
+
+// bf16 mixed precision (torch.autocast style): bf16 convs/linear on bf16-rounded weights, fp32 BN
+// statistics, fp32 loss, fp32 master weights and gradients. The tiny model is ill-conditioned: bf16
+// rounding alone moves PyTorch's own gradients by up to 128% norm-wise (tests/gen/make_bf16_reference.py
+// measures torch.autocast's bf16 step against its fp32 step). Each of our tensors is held to twice
+// PyTorch's own deviation plus 1e-2; a layout or precision bug would be off by ~100% everywhere.
+TEST_CASE("tiny ResNet-18 bf16 mixed precision on the device deviates from fp32 no more than torch.autocast does") {
+  std::ifstream f(test::fixture("tiny_resnet18_bf16_deviation.json"));
+  REQUIRE(f.good());
+  const nlohmann::json torch_dev = nlohmann::json::parse(f);
+  StepResult c = train_step("resnet18", "tiny_resnet18.safetensors", "tiny_resnet18_ref.safetensors", 10, Device::cpu());
+  const nn::ComputeMode mode{DType::bf16, MemoryFormat::channels_last};
+  StepResult g = train_step("resnet18", "tiny_resnet18.safetensors", "tiny_resnet18_ref.safetensors", 10, gpu(),
+                            DType::f32, MemoryFormat::contiguous, &mode);
+  CHECK(g.logits.dtype() == DType::f32);
+  auto bound = [](double torch_err) { return 2 * torch_err + 1e-2; };
+  const double e_logits = normwise_error(g.logits, c.logits), e_gx = normwise_error(g.input_grad, c.input_grad);
+  MESSAGE("bf16 vs fp32 norm-wise: logits " << e_logits << " (torch " << torch_dev["logits"].get<double>()
+                                             << "), input grad " << e_gx << " (torch "
+                                             << torch_dev["input_grad"].get<double>() << ")");
+  CHECK(e_logits <= bound(torch_dev["logits"]));
+  CHECK(normwise_error(g.loss, c.loss) <= bound(torch_dev["loss"]));
+  CHECK(e_gx <= bound(torch_dev["input_grad"]));
+  double worst_ratio = 0;
+  std::string worst;
+  for (auto& [n, grad] : g.grads) {
+    CAPTURE(n);
+    REQUIRE(torch_dev["grad"].contains(n));
+    CHECK(g.params.at(n).dtype() == DType::f32);
+    CHECK(grad.dtype() == DType::f32);
+    const double e = normwise_error(grad, c.grads.at(n)), t = torch_dev["grad"][n].get<double>();
+    if (e / bound(t) > worst_ratio) worst_ratio = e / bound(t), worst = n;
+    CHECK(e <= bound(t));
+  }
+  MESSAGE("worst gradient: " << worst << " at " << worst_ratio << " of its bound");
+  for (auto& [n, b] : c.buffers) {  // BN statistics are fp32 sums of bf16 activations
+    CAPTURE(n);
+    if (b.dtype() == DType::i64) CHECK(g.buffers.at(n).to_vector<int64_t>() == b.to_vector<int64_t>());
+    else CHECK(normwise_error(g.buffers.at(n), b) <= 2e-2);
+  }
 }
 
 // float64 removes the conditioning question: device and CPU agree to rounding.

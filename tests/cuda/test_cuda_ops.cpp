@@ -2,7 +2,8 @@
 // downsample, dilation, NCHW and channels-last, non-contiguous inputs). Every device output starts as
 // NaN, so an element the backend never writes fails. Runs on the simulated device in the sim build
 // and unchanged on a GPU. Tolerances (|got − ref| ≤ atol + rtol·|ref|):
-//   exact (0): copies/conversions, fill, add/sub/mul/scale/relu, max-pool values and indices, clamp;
+//   exact (0): copies/conversions, fill, add/sub/mul/scale/relu/add_relu, max-pool values and indices,
+//              clamp, normalize_images (uint8 -> every float dtype);
 //   fp32 1e-5 / 1e-6: reductions in double (sum, softmax family, cross-entropy, BN, pools, linear bias);
 //   fp32 1e-4 / 1e-5: cuDNN convolutions and cuBLAS GEMMs against Eigen's float GEMMs (FMA math, no TF32).
 #include <cmath>
@@ -130,6 +131,100 @@ TEST_CASE("add/sub/mul/add_/scale/add_scalar/relu: exact, NCHW, channels-last an
     K::add_(dacc, db);
     check_dev(dacc, acc, 0, 0);
   }
+}
+
+TEST_CASE("add_relu: exact, f32/f64, NCHW, channels-last and strided inputs, NaN -> 0 as relu") {
+  Rng r(31);
+  for (DType dt : {DType::f32, DType::f64})
+    for (MemoryFormat fmt : {kNCHW, kNHWC}) {
+      CAPTURE(dtype_name(dt));
+      CAPTURE(int(fmt));
+      Shape s{3, 5, 7, 9};  // 945 elements: several blocks and a grid-stride tail
+      Tensor a = randn_f(s, r, fmt).to(dt);
+      Tensor wide = randn_f({3, 5, 7, 12}, r).to(dt);
+      Tensor b = wide.narrow(3, 2, 9);                       // strided along W on the CPU ...
+      Tensor db = dev(wide).narrow(3, 2, 9);                 // ... and the same view on the device
+      a.narrow(0, 0, 1).copy_(b.narrow(0, 0, 1) * -1.0);     // exact zeros at the kink
+      a.narrow(0, 1, 1).narrow(1, 2, 1).fill_(std::nan(""));  // NaN + x -> 0
+      Tensor ref = empty_like(a), unfused = empty_like(a);
+      K::add_relu_forward(a, b, ref);
+      K::add(a, b, unfused);
+      K::relu_forward(unfused, unfused);
+      CHECK(ref.to_vector<double>() == unfused.to_vector<double>());
+      Tensor da = dev(a), out = nan_out(s, dt, fmt);
+      K::add_relu_forward(da, db, out);
+      REQUIRE(out.is_contiguous(fmt));
+      check_dev(out, ref, 0, 0);
+      Tensor out2 = nan_out(s, dt, fmt), ref2 = empty_like(a);  // both operands dense
+      K::add_relu_forward(a, b.contiguous(), ref2);
+      K::add_relu_forward(da, dev(b.contiguous()), out2);
+      check_dev(out2, ref2, 0, 0);
+    }
+}
+
+TEST_CASE("add_relu autograd on the device == CPU (values and both gradients)") {
+  Rng r(32);
+  Shape s{2, 4, 5, 5};
+  Tensor a = randn_f(s, r, kNHWC), b = randn_f(s, r, kNHWC), probe = randn_f(s, r, kNHWC);
+  auto run = [&](Device d) {
+    Tensor ai = a.to(d).detach().set_requires_grad(true), bi = b.to(d).detach().set_requires_grad(true);
+    Tensor y = add_relu(ai, bi);
+    sum(mul(y, probe.to(d))).backward();
+    return std::tuple{y.cpu(), ai.grad().cpu(), bi.grad().cpu()};
+  };
+  auto [y, ga, gb] = run(Device::cpu());
+  auto [dy, dga, dgb] = run(gpu());
+  CHECK_CLOSE(dy, y, 0, 0);
+  CHECK_CLOSE(dga, ga, 0, 0);
+  CHECK_CLOSE(dgb, gb, 0, 0);
+}
+
+// ------------------------------------------------------------------------------------ input images
+
+namespace {
+constexpr std::array<float, 3> kMean{0.485f, 0.456f, 0.406f}, kStd{0.229f, 0.224f, 0.225f};
+// Channels-last u8 [n, 3, h, w] (interleaved HWC bytes) with every byte value, on the CPU.
+Tensor image_bytes(int64_t n, int64_t h, int64_t w) {
+  std::vector<uint8_t> bytes(size_t(n * h * w * 3));
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = uint8_t((i * 37 + 11 + i / 256) % 256);
+  return from_bytes(bytes.data(), bytes.size(), {n, h, w, 3}, DType::u8).permute({0, 3, 1, 2});
+}
+}  // namespace
+
+TEST_CASE("normalize_images: exact vs the CPU, every output dtype, NCHW and channels-last outputs") {
+  Tensor images = image_bytes(3, 13, 11);  // 1287 elements: several blocks and a grid-stride tail
+  REQUIRE(images.is_contiguous(kNHWC));
+  Tensor dimages = dev(images);
+  REQUIRE(dimages.is_contiguous(kNHWC));
+  for (DType dt : {DType::f32, DType::f64, DType::bf16, DType::f16})
+    for (MemoryFormat fmt : {kNCHW, kNHWC}) {
+      CAPTURE(dtype_name(dt));
+      CAPTURE(int(fmt));
+      Tensor ref = empty(images.shape(), {dt, Device::cpu(), fmt});
+      K::normalize_images(images, kMean, kStd, ref);
+      Tensor out = nan_out(images.shape(), dt, fmt);
+      K::normalize_images(dimages, kMean, kStd, out);
+      REQUIRE(out.is_contiguous(fmt));
+      CHECK(out.cpu().to_vector<double>() == ref.to_vector<double>());
+    }
+}
+
+TEST_CASE("normalize_images: 1x1 images, an offset view, and mismatched devices") {
+  Tensor small = image_bytes(5, 1, 1);
+  Tensor ref = empty({5, 3, 1, 1}), out = nan_out({5, 3, 1, 1});
+  K::normalize_images(small, kMean, kStd, ref);
+  K::normalize_images(dev(small), kMean, kStd, out);
+  check_dev(out, ref, 0, 0);
+  Tensor tail = dev(image_bytes(3, 4, 6)).narrow(0, 1, 2);  // storage offset on the device
+  Tensor tail_ref = empty({2, 3, 4, 6}, {DType::f32, Device::cpu(), kNHWC});
+  Tensor tail_out = nan_out({2, 3, 4, 6}, DType::f32, kNHWC);
+  K::normalize_images(image_bytes(3, 4, 6).narrow(0, 1, 2), kMean, kStd, tail_ref);
+  K::normalize_images(tail, kMean, kStd, tail_out);
+  check_dev(tail_out, tail_ref, 0, 0);
+  Tensor host_out = empty({5, 3, 1, 1});
+  CHECK_THROWS_WITH_AS(K::normalize_images(dev(small), kMean, kStd, host_out), doctest::Contains("device"), Error);
+  Tensor dev_out = nan_out({5, 3, 1, 1});
+  CHECK_THROWS_WITH_AS(K::normalize_images(small, kMean, kStd, dev_out), doctest::Contains("device"), Error);
 }
 
 TEST_CASE("sum_all and sum_to: double accumulation") {

@@ -134,3 +134,54 @@ TEST_CASE("a pipeline without a fixed output size is rejected") {
   Tree tr;
   CHECK_THROWS_WITH_AS(Loader(tr.ds, parse_pipeline("resize=20"), {}), doctest::Contains("one size"), Error);
 }
+
+namespace {
+// A HostMemory that counts and remembers its blocks (stands in for the CUDA backend's pinned memory).
+struct CountingMemory {
+  static inline std::set<void*> live;
+  static inline int allocations = 0;
+  static void* allocate(size_t n) {
+    void* p = ::operator new(n);
+    live.insert(p);
+    ++allocations;
+    return p;
+  }
+  static void deallocate(void* p) {
+    REQUIRE(live.erase(p) == 1);  // only blocks it handed out come back to it
+    ::operator delete(p);
+  }
+};
+const HostMemory kCounting{CountingMemory::allocate, CountingMemory::deallocate};
+}  // namespace
+
+TEST_CASE("batch bytes come from the given host memory (pinned on CUDA), reused without new blocks") {
+  Tree tr;
+  LoaderOptions plain{.batch_size = 4, .threads = 2, .shuffle = true, .seed = 9};
+  LoaderOptions pinned = plain;
+  pinned.host_memory = &kCounting;
+  std::vector<Batch> expect;
+  {
+    Loader l(tr.ds, parse_pipeline("resize=20,center_crop=16x12"), plain);
+    expect = run_epoch(l, 0);
+  }
+  {
+    Loader l(tr.ds, parse_pipeline("resize=20,center_crop=16x12"), pinned);
+    Batch b;
+    int after_first_epoch = 0;
+    for (uint64_t epoch = 0; epoch < 3; ++epoch) {
+      l.start_epoch(epoch);
+      size_t i = 0;
+      while (l.next(b)) {
+        CHECK(b.images.get_allocator().memory == &kCounting);
+        CHECK(CountingMemory::live.count(b.images.data()) == 1);
+        if (epoch == 0) CHECK(std::equal(b.images.begin(), b.images.end(), expect[i].images.begin(), expect[i].images.end()));
+        ++i;
+      }
+      if (epoch == 0) after_first_epoch = CountingMemory::allocations;
+    }
+    // The short last batch shrinks a buffer in place; full ones are reused: nothing new after epoch 1.
+    CHECK(CountingMemory::allocations == after_first_epoch);
+    CHECK(after_first_epoch <= 2 + pinned.prefetch);
+  }
+  CHECK(CountingMemory::live.empty());  // every block went back to its memory
+}

@@ -264,6 +264,19 @@ TEST_CASE("--device cuda in a build without CUDA: a clear error, no silent CPU r
 }
 #endif
 
+TEST_CASE("--precision bf16 on the CPU is a clear error before any work") {
+  test::TempDir tmp("e2e_bf16_cpu");
+  test::make_shapes(tmp.path / "data", 2, 1, 16);
+  Run r = run_rtune(tmp.path, fmt::format("train --data {} --out {} --pretrained none --width 4 --epochs 1 --image-size 16 "
+                                          "--device cpu --precision bf16",
+                                          (tmp.path / "data").string(), (tmp.path / "o").string()));
+  CAPTURE(r.err);
+  CHECK(r.rc == 1);
+  CHECK(r.err.find("--precision bf16") != std::string::npos);
+  CHECK(r.err.find("--precision fp32") != std::string::npos);
+  CHECK_FALSE(fs::exists(tmp.path / "o" / "last.ckpt"));
+}
+
 TEST_CASE("demo --quick runs end to end and says where the report is") {
   test::TempDir tmp("e2e_demo");
   Run r = run_rtune(tmp.path, fmt::format("demo --quick --out {} --threads 2", (tmp.path / "demo").string()));
@@ -287,7 +300,10 @@ TEST_CASE("demo --quick runs end to end and says where the report is") {
 // the CPU run's losses: epoch 1 within 1e-4 relative (measured ~1e-7 on the simulated device); after a
 // further epoch of SGD updates the rounding differences have compounded (measured 4.5e-4), so epoch 2
 // is held to 2e-3.
-TEST_CASE("train --device cuda matches --device cpu (epoch 1 losses within 1e-4 relative)") {
+// bf16 mixed precision (the default on a GPU) rounds activations and weights to 8 significant bits:
+// epoch 1's losses are held to 1e-2 relative of the CPU's (measured 2.5e-3 on the simulated device);
+// by epoch 2 the bf16 trajectory has drifted on this 6-image set (measured 4-7%), held to 15%.
+TEST_CASE("train --device cuda matches --device cpu (epoch 1 losses: fp32 within 1e-4 relative, bf16 within 1e-2)") {
   if (cuda::rt::device_count() == 0) {
     MESSAGE("skipped: no CUDA device present");
     return;
@@ -295,25 +311,32 @@ TEST_CASE("train --device cuda matches --device cpu (epoch 1 losses within 1e-4 
   test::TempDir tmp("e2e_cuda_vs_cpu");
   test::make_shapes(tmp.path / "data", 3, 2, 64);
   std::vector<std::vector<nlohmann::json>> runs;
-  for (const char* dev : {"cpu", "cuda"}) {
-    fs::path out = tmp.path / dev;
+  struct Variant {
+    const char *device, *precision, *dir;
+  };
+  for (const Variant v : {Variant{"cpu", "auto", "cpu"}, Variant{"cuda", "fp32", "fp32"}, Variant{"cuda", "bf16", "bf16"}}) {
+    fs::path out = tmp.path / v.dir;
     Run r = run_rtune(tmp.path, fmt::format("train --data {} --out {} --pretrained none --width 4 --epochs 2 --batch 8 "
                                             "--image-size 64 --transforms center_crop=64,{} --val-transforms "
-                                            "center_crop=64,{} --opt sgd --lr 0.01 --seed 5 --no-progress --device {}",
-                                            (tmp.path / "data").string(), out.string(), kNorm, kNorm, dev));
+                                            "center_crop=64,{} --opt sgd --lr 0.01 --seed 5 --no-progress --device {} "
+                                            "--precision {}",
+                                            (tmp.path / "data").string(), out.string(), kNorm, kNorm, v.device,
+                                            v.precision));
     CAPTURE(r.err);
     REQUIRE(r.rc == 0);
     CHECK(fs::exists(out / "best.safetensors"));
+    CHECK(r.out.find(std::string(v.precision) == "bf16" ? "cuda:0, bf16" : ", fp32") != std::string::npos);
     runs.push_back(read_jsonl(out / "metrics.jsonl"));
   }
-  REQUIRE(runs[0].size() == 2);
-  REQUIRE(runs[1].size() == 2);
+  for (auto& run : runs) REQUIRE(run.size() == 2);
   for (size_t e = 0; e < 2; ++e)
     for (const char* key : {"train_loss", "val_loss"}) {
       CAPTURE(e);
       CAPTURE(key);
-      double a = runs[0][e][key].get<double>(), b = runs[1][e][key].get<double>();
+      const double a = runs[0][e][key].get<double>(), b = runs[1][e][key].get<double>(), h = runs[2][e][key].get<double>();
+      MESSAGE("epoch " << e + 1 << " " << std::string(key) << ": cpu " << a << ", cuda fp32 " << b << ", cuda bf16 " << h);
       CHECK(std::abs(a - b) <= (e == 0 ? 1e-4 : 2e-3) * std::abs(a));
+      CHECK(std::abs(a - h) <= (e == 0 ? 1e-2 : 1.5e-1) * std::abs(a));
     }
 }
 #endif

@@ -30,6 +30,23 @@ TEST_CASE("images_to_tensor equals io::to_tensor (ToTensor + Normalize) for ever
   CHECK_THROWS_AS(train::images_to_tensor(b, io::kImageNetNormalize), Error);
 }
 
+TEST_CASE("images_to_tensor: channels-last and f64/bf16 outputs hold the same float32 values") {
+  io::Batch b;
+  b.size = 3, b.height = 4, b.width = 7;
+  for (int i = 0; i < 3 * 4 * 7 * 3; ++i) b.images.push_back(uint8_t((i * 53 + 5) % 256));
+  Tensor ref = train::images_to_tensor(b, io::kImageNetNormalize);
+  REQUIRE(ref.is_contiguous());
+  const MemoryFormat nhwc = MemoryFormat::channels_last;
+  Tensor cl = train::images_to_tensor(b, io::kImageNetNormalize, DType::f32, Device::cpu(), nhwc);
+  CHECK(cl.is_contiguous(nhwc));
+  CHECK(cl.to_vector<float>() == ref.to_vector<float>());
+  Tensor wide = train::images_to_tensor(b, io::kImageNetNormalize, DType::f64);
+  CHECK(wide.to_vector<double>() == ref.to(DType::f64).to_vector<double>());  // widened, not recomputed
+  Tensor half = train::images_to_tensor(b, io::kImageNetNormalize, DType::bf16, Device::cpu(), nhwc);
+  CHECK(half.to_vector<double>() == ref.to(DType::bf16).to_vector<double>());  // rounded once
+  CHECK_THROWS_AS(train::images_to_tensor(b, io::kImageNetNormalize, DType::i64), Error);
+}
+
 TEST_CASE("freeze specs parse, and reject typos") {
   CHECK(train::parse_freeze("none").kind == train::FreezeSpec::Kind::none);
   CHECK(train::parse_freeze("backbone").kind == train::FreezeSpec::Kind::backbone);

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include "engine/autograd.h"
 #include "engine/functional.h"
+#include "engine/nn/autocast.h"
 #include "engine/optim/optimizer.h"
 #include "kernels/ops.h"
 #include "models/resnet.h"
@@ -65,7 +66,7 @@ void bench_conv(int64_t N, int reps, Device dev, const std::function<void(const 
 }
 
 TrainBenchResult bench_train(const TrainBenchOptions& o, const std::function<void(const std::string&)>& out) {
-  RTUNE_CHECK(o.precision == "fp32", "bench train: --precision {} is not available yet (fp32 only)", o.precision);
+  const nn::Precision precision = nn::parse_precision(o.precision, o.device);
   models::ResNet model({o.arch, o.width, o.classes});
   model.to(o.device);
   model.train();
@@ -81,6 +82,7 @@ TrainBenchResult bench_train(const TrainBenchOptions& o, const std::function<voi
   g.lr = 1e-3;
   g.momentum = 0.9;
   optim::Adam opt({g});
+  opt.reserve_state();
   Rng rng(0);
   Tensor x = randn({o.batch, 3, o.input, o.input}, rng, {DType::f32, o.device});
   std::vector<int64_t> labels(size_t(o.batch));
@@ -89,15 +91,22 @@ TrainBenchResult bench_train(const TrainBenchOptions& o, const std::function<voi
   Tensor loss;
   auto step = [&] {
     opt.zero_grad();
-    loss = cross_entropy(model.forward(x), y);
+    Tensor logits;
+    {
+      nn::Autocast autocast(precision, o.device);  // channels-last (and bf16) on CUDA, as rtune train
+      logits = model.forward(x);
+    }
+    loss = cross_entropy(cast(logits, DType::f32), y);
     loss.backward();
     opt.step();
   };
   out(fmt::format("rtune train benchmark: {} width {} on {}, batch {} at {} px, {}, {}, {} OpenMP threads", o.arch,
-                  o.width, o.device.str(), o.batch, o.input, o.precision,
+                  o.width, o.device.str(), o.batch, o.input, nn::precision_name(precision),
                   o.freeze_backbone ? "backbone frozen (fc trained)" : "all layers trained", omp_get_max_threads()));
   for (int i = 0; i < o.warmup; ++i) step();
   sync(loss);
+  kernels::reset_device_peak(o.device);
+  const uint64_t mallocs_before = kernels::device_memory_stats(o.device).device_mallocs;
   double t0 = now_s();
   for (int i = 0; i < o.steps; ++i) step();
   sync(loss);
@@ -106,7 +115,13 @@ TrainBenchResult bench_train(const TrainBenchOptions& o, const std::function<voi
   r.step_ms = dt / o.steps * 1e3;
   r.img_per_s = double(o.batch) * o.steps / dt;
   out(fmt::format("{} warm-up + {} timed steps: {:.1f} ms/step, {:.1f} img/s (last loss {:.4f})", o.warmup, o.steps,
-                  r.step_ms, r.img_per_s, loss.item<double>()));
+                  r.step_ms, r.img_per_s, loss.cpu().item<double>()));
+  if (o.device.is_cuda()) {
+    const kernels::DeviceMemoryStats m = kernels::device_memory_stats(o.device);
+    r.peak_device_bytes = double(m.peak_in_use_bytes);
+    out(fmt::format("device memory: peak {:.1f} MiB held by tensors during the timed steps; {} device allocations in them",
+                    r.peak_device_bytes / double(1 << 20), m.device_mallocs - mallocs_before));
+  }
   return r;
 }
 

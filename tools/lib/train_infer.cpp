@@ -58,16 +58,18 @@ std::vector<Prediction> predict_files(InferenceModel& m, const std::vector<fs::p
   io::LoaderOptions lo;
   lo.batch_size = int(batch);
   lo.threads = threads;
+  lo.host_memory = train::pinned_host_memory(device);
   lo.shuffle = false;
   lo.strict = true;  // a file that does not decode is an error naming it, not a silent substitute
   io::Loader loader(ds, m.pipeline, lo);
   loader.start_epoch(0);
   NoGradGuard no_grad;
+  nn::Autocast channels_last(nn::Precision::fp32, device);  // fp32 scores; channels-last on CUDA
   const int64_t c = m.loaded.info.num_classes;
   std::vector<Prediction> out(files.size());
   io::Batch b;
   while (loader.next(b)) {
-    Tensor probs = softmax(m.loaded.model->forward(train::images_to_tensor(b, m.norm, DType::f32, device)));
+    Tensor probs = softmax(m.loaded.model->forward(train::input_tensor(b, m.norm, DType::f32, device, nn::Precision::fp32)));
     auto pv = probs.cpu().to(DType::f64).to_vector<double>();
     for (int64_t i = 0; i < b.size; ++i) {
       Prediction& p = out[size_t(b.indices[size_t(i)])];

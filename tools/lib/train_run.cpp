@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <fmt/format.h>
 #include "engine/sched/spec.h"
+#include "engine/train/batch.h"
 #include "io/checkpoint.h"
 #include "io/report/metrics_log.h"
 #include "io/report/run_report.h"
@@ -29,7 +30,7 @@ nlohmann::json TrainArgs::to_json() const {
           {"sched", t.sched}, {"clip_norm", t.clip_norm}, {"clip_value", t.clip_value},
           {"label_smoothing", t.label_smoothing}, {"freeze", t.freeze.str()},
           {"frozen_bn", std::string(train::frozen_bn_name(t.frozen_bn))}, {"unfreeze_at", t.unfreeze_at},
-          {"unfreeze_lr", t.unfreeze_lr}, {"seed", seed}, {"device", device}, {"threads", threads}, {"out", out}};
+          {"unfreeze_lr", t.unfreeze_lr}, {"seed", seed}, {"device", device}, {"precision", precision}, {"threads", threads}, {"out", out}};
 }
 
 TrainArgs TrainArgs::from_json(const nlohmann::json& j) {
@@ -51,7 +52,7 @@ TrainArgs TrainArgs::from_json(const nlohmann::json& j) {
     a.train.freeze = train::parse_freeze(j.at("freeze").get<std::string>());
     a.train.frozen_bn = train::parse_frozen_bn(j.at("frozen_bn").get<std::string>());
     a.train.unfreeze_at = j.at("unfreeze_at"), a.train.unfreeze_lr = j.at("unfreeze_lr");
-    a.seed = j.at("seed"), a.device = j.at("device"), a.threads = j.at("threads"), a.out = j.at("out");
+    a.seed = j.at("seed"), a.device = j.at("device"), a.precision = j.at("precision"), a.threads = j.at("threads"), a.out = j.at("out");
   } catch (const nlohmann::json::exception& e) {
     fail("the run's saved arguments are malformed: {}", e.what());
   }
@@ -279,6 +280,7 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
   lo.batch_size = int(a.batch);
   lo.threads = a.threads;
   lo.seed = a.seed;
+  lo.host_memory = train::pinned_host_memory(device);  // batches copied to the GPU as DMA from pinned memory
   io::Loader train_loader(d.train, tp, lo);
   lo.shuffle = false;
   std::unique_ptr<io::Loader> val_loader;
@@ -287,6 +289,7 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
   train::TrainConfig cfg = a.train;
   cfg.epochs = a.epochs;
   cfg.device = device;
+  cfg.precision = nn::parse_precision(a.precision, device);
   cfg.train_norm = tp.normalize.value_or(io::Normalize{});
   cfg.val_norm = vp.normalize.value_or(cfg.train_norm);
   train::Trainer trainer(*model, train_loader, val_loader.get(), num_classes, cfg);
@@ -309,8 +312,9 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
   say(io, fmt::format("data: {} classes, {} training images{}", num_classes, d.train.samples.size(),
                       d.has_val ? fmt::format(", {} validation images", d.val.samples.size()) : std::string()));
   for (auto& n : d.notes) say(io, "  " + n);
-  say(io, fmt::format("device: {}{}; train transforms: {}; val transforms: {}", device.str(),
-                      dev_note.empty() ? "" : " (" + dev_note + ")", tp.describe(), vp.describe()));
+  say(io, fmt::format("device: {}{}, {}; train transforms: {}; val transforms: {}", device.str(),
+                      dev_note.empty() ? "" : " (" + dev_note + ")", nn::precision_name(cfg.precision), tp.describe(),
+                      vp.describe()));
   const auto& fr = trainer.freeze_result();
   say(io, fmt::format("freeze: {} ({} trainable / {} frozen parameters, frozen BN: {}); optimizer: {} lr {:g}{}",
                       cfg.freeze.str(), fr.trainable_params, fr.frozen_params, train::frozen_bn_name(cfg.frozen_bn),
@@ -334,7 +338,7 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
                                        cfg.opt.lr, cfg.opt.weight_decay, cfg.sched.empty() ? "" : ", " + cfg.sched,
                                        cfg.freeze.kind == train::FreezeSpec::Kind::none ? "" : ", freeze " + cfg.freeze.str())},
                 {"transforms", "train: " + tp.describe() + "; val: " + vp.describe()},
-                {"device", device.str()},
+                {"device", fmt::format("{}, {}", device.str(), nn::precision_name(cfg.precision))},
                 {"best", fmt::format("val top-1 {:.2f}% at epoch {}", 100 * trainer.best_top1(), trainer.best_epoch())}};
     in.history = &trainer.history();
     in.steps = &trainer.steps();

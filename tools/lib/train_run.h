@@ -32,6 +32,7 @@ struct TrainArgs {
   train::TrainConfig train;         // optimizer, scheduler, clipping, freezing (epochs/norm/device filled in)
   uint64_t seed = 0;
   std::string device = "auto";
+  std::string precision = "auto";   // auto (bf16 on a CUDA GPU that has it) | fp32 | bf16
   int threads = 0;                  // loader threads; 0 = all cores
   std::string out;                  // run folder
   bool progress = true;             // a progress bar when stderr is a terminal
