@@ -34,7 +34,11 @@ for arch in resnet50 resnet18; do
 done
 # The whole workflow (decode, augment, train) for one epoch on a JPEG folder, rtune vs PyTorch, on the GPU.
 if python3 -c "import torch, torchvision, PIL, numpy; assert torch.cuda.is_available()" 2> /dev/null; then
-  DEVICE=cuda RTUNE=./build-gpu/rtune WORKERS="$(nproc)" BATCH=256 bash bench/compare_cpu_epoch.sh 10000 224 \
-    > "$logs/epoch-compare.log" 2>&1
+  for prec in fp32 bf16; do
+    DEVICE=cuda RTUNE=./build-gpu/rtune WORKERS="$(nproc)" BATCH=256 PRECISION=$prec bash bench/compare_cpu_epoch.sh \
+      10000 224 > "$logs/epoch-compare-$prec.log" 2>&1
+  done
 fi
+# The figures, one line per run, for bench/RESULTS.md.
+grep -H -E "img/s|img_per_s|device memory" "$logs"/*.log
 echo "done: $logs"

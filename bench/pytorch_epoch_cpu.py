@@ -13,6 +13,8 @@ ap.add_argument("--batch", type=int, default=16)
 ap.add_argument("--workers", type=int, default=2)
 ap.add_argument("--freeze", choices=["none", "backbone"], default="none")
 ap.add_argument("--device", default="cpu", help="cpu or cuda (bench/gpu.sh runs the same epoch on a GPU)")
+ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                help="bf16: torch.autocast(bfloat16) + channels_last, as rtune --precision bf16 (GPU)")
 a = ap.parse_args()
 dev = torch.device(a.device)
 torch.manual_seed(0)
@@ -21,6 +23,8 @@ train = torchvision.datasets.ImageFolder(a.data, T.Compose([T.RandomResizedCrop(
 loader = torch.utils.data.DataLoader(train, batch_size=a.batch, shuffle=True, num_workers=a.workers,
                                      pin_memory=dev.type == "cuda")
 model = torchvision.models.resnet18(num_classes=len(train.classes)).to(dev)
+if a.precision == "bf16":
+    model = model.to(memory_format=torch.channels_last)
 if a.freeze == "backbone":
     for n, p in model.named_parameters():
         p.requires_grad = n.startswith("fc.")
@@ -31,7 +35,9 @@ seen = 0
 for x, y in loader:
     x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
     opt.zero_grad(set_to_none=True)
-    loss = torch.nn.functional.cross_entropy(model(x), y)
+    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+        logits = model(x.to(memory_format=torch.channels_last) if a.precision == "bf16" else x)
+    loss = torch.nn.functional.cross_entropy(logits.float(), y)
     loss.backward()
     opt.step()
     seen += len(y)
@@ -39,4 +45,4 @@ if dev.type == "cuda":
     torch.cuda.synchronize()
 dt = time.perf_counter() - t0
 print(json.dumps({"framework": f"pytorch {torch.__version__}", "images": seen, "epoch_seconds": round(dt, 2),
-                  "img_per_s": round(seen / dt, 1), "freeze": a.freeze, "device": a.device, "threads": torch.get_num_threads()}))
+                  "img_per_s": round(seen / dt, 1), "freeze": a.freeze, "device": a.device, "precision": a.precision, "threads": torch.get_num_threads()}))

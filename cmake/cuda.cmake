@@ -16,7 +16,8 @@ set(RTUNE_CUDA_KERNEL_SOURCES
   kernels/cuda/linear.cu
   kernels/cuda/softmax.cu
   kernels/cuda/optim.cu)
-add_library(rtune_cuda STATIC ${RTUNE_CUDA_KERNEL_SOURCES} kernels/cuda/allocator.cpp kernels/cuda/handles.cpp)
+add_library(rtune_cuda STATIC ${RTUNE_CUDA_KERNEL_SOURCES} kernels/cuda/allocator.cpp kernels/cuda/handles.cpp
+            kernels/cuda/transfer.cpp)
 target_link_libraries(rtune_cuda PUBLIC rtune_core)
 
 if(RTUNE_CUDA_SIM)
@@ -41,8 +42,10 @@ if(RTUNE_CUDA_SIM)  # the stand-ins' call log and the simulated runtime's counte
   rtune_add_test(cuda_calllog SOURCES tests/cuda/test_cuda_calllog.cpp LIBS rtune_cuda_test_util rtune_models rtune_optim)
 endif()
 rtune_add_test(cuda_bf16 SOURCES tests/cuda/test_cuda_bf16.cpp LIBS rtune_cuda_test_util)
+rtune_add_test(cuda_optim_multi SOURCES tests/cuda/test_cuda_optim_multi.cpp
+               LIBS rtune_cuda_test_util rtune_models rtune_optim)
 # CI runs these under ASan + UBSan too (the root labels only cuda_sim*/cuda_standin*).
-foreach(t cuda_ops cuda_bf16 cuda_calllog cuda_models)
+foreach(t cuda_ops cuda_bf16 cuda_calllog cuda_models cuda_optim_multi)
   if(TEST ${t})
     set_tests_properties(${t} PROPERTIES LABELS asan)
   endif()

@@ -71,12 +71,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Ten
     if (any_needs_grad({x, weight, bias})) {  // eval backward uses the running statistics
       mean = running_mean.detach();
       invstd = empty_like(running_var);
-      NoGradGuard ng;
-      Tensor tmp = empty_like(running_var);
-      kernels::add_scalar(running_var, eps, tmp);
-      std::vector<double> v = tmp.to_vector<double>();
-      for (double& e : v) e = 1.0 / std::sqrt(e);
-      invstd = from_vector(v, {x.size(1)}, running_var.dtype()).to(x.device());
+      kernels::inv_sqrt_add(running_var, eps, invstd);  // on the device: no host round trip
     }
   }
   Tensor xs = x.detach(), ws = maybe_detach(weight);

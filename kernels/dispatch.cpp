@@ -104,6 +104,54 @@ void pinned_free(void* p) {
 #endif
 }
 
+void Fence::wait() const {
+#ifdef RTUNE_HAS_CUDA_BACKEND
+  if (event_) cuda::fence_wait(event_.get());
+#endif
+}
+
+Fence fence(Device d) {
+#ifdef RTUNE_HAS_CUDA_BACKEND
+  if (d.is_cuda()) return Fence(cuda::fence_record());
+#else
+  (void)d;
+#endif
+  return Fence();
+}
+
+namespace {
+// `host` on the CPU, `dev` on any device, both dense with the same shape, dtype and strides.
+void check_transfer(const char* op, const Tensor& host, const Tensor& dev) {
+  RTUNE_CHECK(host.device().is_cpu(), "{}: the host side must be a CPU tensor, got {}", op, host.str());
+  require_same_shape(op, host, dev);
+  require_same_dtype(op, host, dev);
+  auto dense = [](const Tensor& t) { return t.is_contiguous() || t.is_contiguous(MemoryFormat::channels_last); };
+  RTUNE_CHECK(dense(host) && dense(dev) && host.strides() == dev.strides(),
+              "{}: both sides must be dense with the same strides, got {} and {}", op, shape_str(host.strides()),
+              shape_str(dev.strides()));
+}
+}  // namespace
+
+void upload(const Tensor& src, Tensor& dst) {
+  check_transfer("upload", src, dst);
+  if (dst.device().is_cpu()) return kernels::copy(src, dst);
+#ifdef RTUNE_HAS_CUDA_BACKEND
+  cuda::upload(src, dst);
+#else
+  fail("upload: this rtune was built without CUDA");
+#endif
+}
+
+void download(const Tensor& src, Tensor& dst) {
+  check_transfer("download", dst, src);
+  if (src.device().is_cpu()) return kernels::copy(src, dst);
+#ifdef RTUNE_HAS_CUDA_BACKEND
+  cuda::download(src, dst);
+#else
+  fail("download: this rtune was built without CUDA");
+#endif
+}
+
 void copy(const Tensor& src, Tensor& dst) { RTUNE_ON_DEVICE(copy, one_device("copy", {&src, &dst}), src, dst); }
 void fill(Tensor& t, double v) { RTUNE_ON_DEVICE(fill, t.device(), t, v); }
 
@@ -114,6 +162,9 @@ void add_(Tensor& a, const Tensor& b) { RTUNE_ON_DEVICE(add_, one_device("add_",
 void scale(const Tensor& x, double s, Tensor& y) { RTUNE_ON_DEVICE(scale, one_device("scale", {&x, &y}), x, s, y); }
 void add_scalar(const Tensor& x, double s, Tensor& y) {
   RTUNE_ON_DEVICE(add_scalar, one_device("add_scalar", {&x, &y}), x, s, y);
+}
+void inv_sqrt_add(const Tensor& x, double s, Tensor& y) {
+  RTUNE_ON_DEVICE(inv_sqrt_add, one_device("inv_sqrt_add", {&x, &y}), x, s, y);
 }
 void relu_forward(const Tensor& x, Tensor& y) { RTUNE_ON_DEVICE(relu_forward, one_device("relu", {&x, &y}), x, y); }
 void relu_backward(const Tensor& gy, const Tensor& y, Tensor& gx) {
@@ -318,17 +369,53 @@ void cross_entropy_backward(const Tensor& gloss, const Tensor& log_probs, const 
 
 // ------------------------------------------------------------------------------------ optimizer updates
 
-void sgd_update(Tensor& p, const Tensor& g, Tensor& buf, const optim::SgdHyper& h, bool first_step) {
-  Device d = one_device("sgd_update", {&p, &g, &buf});
-  RTUNE_ON_DEVICE(sgd_update, d, p, g, buf, h, first_step);
+namespace {
+// The one device of a list update's tensors (null state pointers skipped), all f32 or all f64.
+Device list_device(const char* op, const std::vector<const Tensor*>& all) {
+  const Tensor* ref = nullptr;
+  for (const Tensor* t : all) {
+    if (!t) continue;
+    RTUNE_CHECK(t->defined(), "{}: a slot holds an undefined tensor (pass null for unused state)", op);
+    if (!ref) {
+      ref = t;
+      RTUNE_CHECK(t->dtype() == DType::f32 || t->dtype() == DType::f64,
+                  "{}: parameters and state must be float32 or float64, got {}", op, t->str());
+    } else {
+      require_same_device(op, *ref, *t);
+      require_same_dtype(op, *ref, *t);
+    }
+  }
+  return ref->device();
 }
-void adam_update(Tensor& p, const Tensor& g, Tensor& m, Tensor& v, Tensor& vmax, const optim::AdamStep& s) {
-  Device d = one_device("adam_update", {&p, &g, &m, &v, &vmax});
-  RTUNE_ON_DEVICE(adam_update, d, p, g, m, v, vmax, s);
+template <class Slot> void require_param_grad(const char* op, const std::vector<Slot>& slots) {
+  for (size_t i = 0; i < slots.size(); ++i)
+    RTUNE_CHECK(slots[i].param && slots[i].grad, "{}: slot {} has no param or no grad", op, i);
 }
-void rmsprop_update(Tensor& p, const Tensor& g, Tensor& sq, Tensor& ga, Tensor& buf, const optim::RmspropHyper& h) {
-  Device d = one_device("rmsprop_update", {&p, &g, &sq, &ga, &buf});
-  RTUNE_ON_DEVICE(rmsprop_update, d, p, g, sq, ga, buf, h);
+}  // namespace
+
+void sgd_update_many(const std::vector<SgdSlot>& slots) {
+  if (slots.empty()) return;
+  require_param_grad("sgd_update_many", slots);
+  std::vector<const Tensor*> all;
+  for (const SgdSlot& s : slots) all.insert(all.end(), {s.param, s.grad, s.momentum_buf});
+  Device d = list_device("sgd_update_many", all);
+  RTUNE_ON_DEVICE(sgd_update_many, d, slots);
+}
+void adam_update_many(const std::vector<AdamSlot>& slots) {
+  if (slots.empty()) return;
+  require_param_grad("adam_update_many", slots);
+  std::vector<const Tensor*> all;
+  for (const AdamSlot& s : slots) all.insert(all.end(), {s.param, s.grad, s.exp_avg, s.exp_avg_sq, s.max_exp_avg_sq});
+  Device d = list_device("adam_update_many", all);
+  RTUNE_ON_DEVICE(adam_update_many, d, slots);
+}
+void rmsprop_update_many(const std::vector<RmspropSlot>& slots) {
+  if (slots.empty()) return;
+  require_param_grad("rmsprop_update_many", slots);
+  std::vector<const Tensor*> all;
+  for (const RmspropSlot& s : slots) all.insert(all.end(), {s.param, s.grad, s.square_avg, s.grad_avg, s.momentum_buf});
+  Device d = list_device("rmsprop_update_many", all);
+  RTUNE_ON_DEVICE(rmsprop_update_many, d, slots);
 }
 std::vector<double> norms(const std::vector<Tensor>& xs, double norm_type) {
   if (xs.empty()) return {};

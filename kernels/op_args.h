@@ -2,6 +2,12 @@
 #pragma once
 #include <cstdint>
 
+#include "engine/optim/update_rules.h"
+
+namespace rtune {
+class Tensor;
+}
+
 namespace rtune::kernels {
 
 struct Conv2dArgs {
@@ -13,5 +19,34 @@ struct Pool2dArgs {
 };
 
 enum class Reduction : uint8_t { mean, sum };
+
+// One parameter of a list optimizer update (sgd/adam/rmsprop_update_many, PyTorch's multi-tensor
+// "foreach"/"fused" step). The slot borrows the tensors: they must outlive the call. A state pointer is
+// null when its configuration never touches it (momentum_buf when momentum == 0, max_exp_avg_sq without
+// amsgrad, grad_avg when not centered); otherwise it names a tensor shaped, typed and placed as param.
+// Hyper-parameters are per slot: parameter groups differ in lr, and Adam keeps a step count per parameter.
+struct SgdSlot {
+  Tensor* param = nullptr;
+  const Tensor* grad = nullptr;
+  Tensor* momentum_buf = nullptr;
+  optim::SgdHyper hyper;
+  bool first_step = false;  // PyTorch's "momentum_buffer is None": the buffer starts as the gradient
+};
+struct AdamSlot {
+  Tensor* param = nullptr;
+  const Tensor* grad = nullptr;
+  Tensor* exp_avg = nullptr;
+  Tensor* exp_avg_sq = nullptr;
+  Tensor* max_exp_avg_sq = nullptr;
+  optim::AdamStep step;  // make_adam_step(hyper, this parameter's step count)
+};
+struct RmspropSlot {
+  Tensor* param = nullptr;
+  const Tensor* grad = nullptr;
+  Tensor* square_avg = nullptr;
+  Tensor* grad_avg = nullptr;
+  Tensor* momentum_buf = nullptr;
+  optim::RmspropHyper hyper;
+};
 
 }  // namespace rtune::kernels

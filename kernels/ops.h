@@ -4,6 +4,7 @@
 // contiguous here), outputs are written densely. Nothing here records autograd: engine/functional.h does.
 #pragma once
 #include <array>
+#include <memory>
 #include "engine/tensor.h"
 #include "engine/optim/update_rules.h"
 #include "kernels/op_args.h"
@@ -26,6 +27,26 @@ void reset_device_peak(Device d);
 void* pinned_alloc(size_t bytes);
 void pinned_free(void* p);
 
+// ----------------------------------------------------------------- transfers queued with the compute
+// A point in a device's queued work the host can wait for (a CUDA event); on the CPU always reached.
+class Fence {
+ public:
+  Fence() = default;
+  explicit Fence(std::shared_ptr<void> event) : event_(std::move(event)) {}
+  void wait() const;  // blocks until the device has done everything queued before the fence
+ private:
+  std::shared_ptr<void> event_;  // the backend's event, back to its pool when the last copy goes
+};
+// A fence after everything queued on `d` so far.
+Fence fence(Device d);
+// Queues a copy of dense CPU `src` into dense device `dst` (same shape, dtype and strides) behind the
+// device's queued compute, without waiting for it. Pageable `src` may be reused at once; pinned `src`
+// (kernels::pinned_alloc) is read by DMA later and must stay unchanged until a fence after the copy.
+void upload(const Tensor& src, Tensor& dst);
+// Queues a copy of dense device `src` into dense CPU `dst` (pinned for the host not to wait); `dst`
+// holds the values once a fence after the copy is reached.
+void download(const Tensor& src, Tensor& dst);
+
 // ----------------------------------------------------------------- elementwise and copies
 // copy: dst[i] = convert(src[i]); same shape and device, any strides and dtypes (u8/i64/f16/bf16/f32/f64).
 void copy(const Tensor& src, Tensor& dst);
@@ -37,6 +58,9 @@ void mul(const Tensor& a, const Tensor& b, Tensor& y);
 void add_(Tensor& a, const Tensor& b);               // a += b in place (a dense)
 void scale(const Tensor& x, double s, Tensor& y);    // y = s * x
 void add_scalar(const Tensor& x, double s, Tensor& y);
+// y = 1 / sqrt(x + s): the add in x's dtype (as add_scalar), the root and division in double, rounded once
+// (batch norm's inverse standard deviation from running_var and eps).
+void inv_sqrt_add(const Tensor& x, double s, Tensor& y);
 // relu: y = max(x, 0); backward gx = gy where y > 0 (torch's threshold_backward on the output).
 void relu_forward(const Tensor& x, Tensor& y);
 void relu_backward(const Tensor& gy, const Tensor& y, Tensor& gx);
@@ -112,17 +136,16 @@ void cross_entropy_backward(const Tensor& gloss, const Tensor& log_probs, const 
                             double label_smoothing, Reduction r, Tensor& glogits);
 
 // ----------------------------------------------------------------- optimizer updates and clipping
-// Fused per-parameter updates applying engine/optim/update_rules.h to every element (PyTorch's
-// single-tensor SGD / Adam / AdamW / RMSprop). param and all state tensors: same shape, dtype and
-// device, dense and contiguous; grad: same shape and dtype (any strides). State a configuration never
-// touches may be undefined (momentum_buf when momentum == 0, max_exp_avg_sq without amsgrad, grad_avg
-// when not centered). The CPU backend runs the same per-element functions, so results are bit-identical
-// to the span drivers of update_rules.cpp.
-void sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum_buf, const optim::SgdHyper& h, bool first_step);
-void adam_update(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, Tensor& max_exp_avg_sq,
-                 const optim::AdamStep& s);
-void rmsprop_update(Tensor& param, const Tensor& grad, Tensor& square_avg, Tensor& grad_avg, Tensor& momentum_buf,
-                    const optim::RmspropHyper& h);
+// Fused updates of a list of parameters (op_args.h's slots), applying engine/optim/update_rules.h to
+// every element: PyTorch's SGD / Adam / AdamW / RMSprop with each parameter's own hyper-parameters, so
+// the result is bit-identical to the span drivers of update_rules.cpp run parameter by parameter.
+// requires: every tensor of the call on one device and of one dtype (f32 or f64); param and state dense
+// and contiguous, state shaped as param; grad shaped as param (any strides). An empty list does nothing.
+// The CPU backend loops over the parameters; the CUDA backend launches one kernel per
+// cuda::k*TensorsPerLaunch parameters (multi-tensor apply), not one per parameter.
+void sgd_update_many(const std::vector<SgdSlot>& slots);
+void adam_update_many(const std::vector<AdamSlot>& slots);
+void rmsprop_update_many(const std::vector<RmspropSlot>& slots);
 // The p-norm (norm_type > 0 or infinity) of each tensor, accumulated in double (engine/optim/clip.h's
 // grad_norm on every backend), returned to the host in one transfer. NaN propagates through the inf-norm.
 std::vector<double> norms(const std::vector<Tensor>& xs, double norm_type);

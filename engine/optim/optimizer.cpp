@@ -1,4 +1,6 @@
 #include "engine/optim/optimizer.h"
+#include <algorithm>
+#include <deque>
 #include "engine/optim/clip.h"
 #include "kernels/ops.h"
 
@@ -9,6 +11,22 @@ namespace {
 void check_master(const Tensor& p) {
   RTUNE_CHECK(p.dtype() == DType::f32 || p.dtype() == DType::f64,
               "optimizer: parameters must be float32 or float64 master weights, got {}", p.str());
+}
+
+// One list update per (device, dtype) of the parameters, in first-seen order: a single call, i.e. a
+// handful of kernel launches on the GPU, for the usual model on one device in one dtype.
+template <class Slot>
+void update_lists(const std::vector<Slot>& slots, void (*update_many)(const std::vector<Slot>&)) {
+  std::vector<std::vector<Slot>> lists;
+  for (const Slot& s : slots) {
+    auto same = [&](const std::vector<Slot>& l) {
+      return l[0].param->device() == s.param->device() && l[0].param->dtype() == s.param->dtype();
+    };
+    auto it = std::find_if(lists.begin(), lists.end(), same);
+    if (it == lists.end()) lists.push_back({s});
+    else it->push_back(s);
+  }
+  for (const auto& l : lists) update_many(l);
 }
 }  // namespace
 
@@ -139,6 +157,8 @@ SGD::SGD(std::vector<ParamGroup> groups, double dampening, bool nesterov)
 
 void SGD::step() {
   ++step_count_;
+  std::deque<Tensor> held;  // gradients and state handles the slots point to (stable addresses)
+  std::vector<kernels::SgdSlot> slots;
   for (size_t gi = 0; gi < groups_.size(); ++gi) {
     ParamGroup& g = groups_[gi];
     SgdHyper h{g.lr, g.momentum, dampening_, g.weight_decay, nesterov_, false};
@@ -146,12 +166,16 @@ void SGD::step() {
       Tensor& p = *g.params[i];
       Tensor grad = p.grad();
       if (!grad.defined()) continue;
-      bool first = g.momentum != 0 && !has_state(gi, i, "momentum_buffer");
-      Tensor buf = g.momentum != 0 ? state(gi, i, "momentum_buffer", p) : Tensor();
       check_master(p);
-      kernels::sgd_update(p, grad, buf, h, first);  // fused: one kernel on the GPU
+      kernels::SgdSlot s{&p, &held.emplace_back(std::move(grad)), nullptr, h, false};
+      if (g.momentum != 0) {
+        s.first_step = !has_state(gi, i, "momentum_buffer");
+        s.momentum_buf = &held.emplace_back(state(gi, i, "momentum_buffer", p));
+      }
+      slots.push_back(s);
     }
   }
+  update_lists(slots, kernels::sgd_update_many);  // fused: a few multi-tensor kernels on the GPU
 }
 
 Adam::Adam(std::vector<ParamGroup> groups, double beta2, double eps, bool amsgrad, bool decoupled)
@@ -159,6 +183,8 @@ Adam::Adam(std::vector<ParamGroup> groups, double beta2, double eps, bool amsgra
 
 void Adam::step() {
   ++step_count_;
+  std::deque<Tensor> held;
+  std::vector<kernels::AdamSlot> slots;
   for (size_t gi = 0; gi < groups_.size(); ++gi) {
     ParamGroup& g = groups_[gi];
     AdamHyper h{g.lr, g.momentum, beta2_, eps_, g.weight_decay, amsgrad_, decoupled_, false};
@@ -166,18 +192,22 @@ void Adam::step() {
       Tensor& p = *g.params[i];
       Tensor grad = p.grad();
       if (!grad.defined()) continue;
+      check_master(p);
       // PyTorch keeps a step count per parameter; it advances only when the parameter had a gradient.
       Tensor steps = state(gi, i, "step", scalar_tensor(0, {DType::f64}));
       double n = steps.item<double>() + 1;
       steps.fill_(n);
-      AdamStep s = make_adam_step(h, int64_t(n));
-      Tensor m = state(gi, i, "exp_avg", p);
-      Tensor v = state(gi, i, "exp_avg_sq", p);
-      Tensor vmax = amsgrad_ ? state(gi, i, "max_exp_avg_sq", p) : Tensor();
-      check_master(p);
-      kernels::adam_update(p, grad, m, v, vmax, s);
+      kernels::AdamSlot s;
+      s.param = &p;
+      s.grad = &held.emplace_back(std::move(grad));
+      s.exp_avg = &held.emplace_back(state(gi, i, "exp_avg", p));
+      s.exp_avg_sq = &held.emplace_back(state(gi, i, "exp_avg_sq", p));
+      if (amsgrad_) s.max_exp_avg_sq = &held.emplace_back(state(gi, i, "max_exp_avg_sq", p));
+      s.step = make_adam_step(h, int64_t(n));
+      slots.push_back(s);
     }
   }
+  update_lists(slots, kernels::adam_update_many);
 }
 
 RMSprop::RMSprop(std::vector<ParamGroup> groups, double alpha, double eps, bool centered)
@@ -185,6 +215,8 @@ RMSprop::RMSprop(std::vector<ParamGroup> groups, double alpha, double eps, bool 
 
 void RMSprop::step() {
   ++step_count_;
+  std::deque<Tensor> held;
+  std::vector<kernels::RmspropSlot> slots;
   for (size_t gi = 0; gi < groups_.size(); ++gi) {
     ParamGroup& g = groups_[gi];
     RmspropHyper h{g.lr, alpha_, eps_, g.weight_decay, g.momentum, centered_, false};
@@ -192,13 +224,18 @@ void RMSprop::step() {
       Tensor& p = *g.params[i];
       Tensor grad = p.grad();
       if (!grad.defined()) continue;
-      Tensor sq = state(gi, i, "square_avg", p);
-      Tensor ga = centered_ ? state(gi, i, "grad_avg", p) : Tensor();
-      Tensor buf = g.momentum > 0 ? state(gi, i, "momentum_buffer", p) : Tensor();
       check_master(p);
-      kernels::rmsprop_update(p, grad, sq, ga, buf, h);
+      kernels::RmspropSlot s;
+      s.param = &p;
+      s.grad = &held.emplace_back(std::move(grad));
+      s.square_avg = &held.emplace_back(state(gi, i, "square_avg", p));
+      if (centered_) s.grad_avg = &held.emplace_back(state(gi, i, "grad_avg", p));
+      if (g.momentum > 0) s.momentum_buf = &held.emplace_back(state(gi, i, "momentum_buffer", p));
+      s.hyper = h;
+      slots.push_back(s);
     }
   }
+  update_lists(slots, kernels::rmsprop_update_many);
 }
 
 namespace {

@@ -17,7 +17,11 @@ Tensor images_to_tensor(const io::Batch& b, const io::Normalize& norm, DType dty
   view->shape = {n, 3, h, w};
   view->strides = {h * w * 3, 1, w * 3, 3};
   view->dtype = DType::u8;
-  Tensor images = device.is_cpu() ? Tensor(view) : Tensor(view).to(device);
+  Tensor images = Tensor(view);
+  if (device.is_cuda()) {  // queued behind the compute: the host does not wait for the device here
+    images = empty({n, 3, h, w}, {DType::u8, device, MemoryFormat::channels_last});
+    kernels::upload(Tensor(view), images);
+  }
   Tensor out = empty({n, 3, h, w}, {dtype, device, fmt});
   kernels::normalize_images(images, norm.mean, norm.std, out);
   return out;
@@ -38,7 +42,10 @@ const io::HostMemory* pinned_host_memory(Device device) {
 Tensor labels_to_tensor(const io::Batch& b, Device device) {
   RTUNE_CHECK(int64_t(b.labels.size()) == b.size, "labels_to_tensor: {} labels for a batch of {}", b.labels.size(), b.size);
   Tensor t = from_vector_i64(b.labels, {b.size});
-  return device.is_cpu() ? t : t.to(device);
+  if (device.is_cpu()) return t;
+  Tensor d = empty({b.size}, {DType::i64, device});
+  kernels::upload(t, d);  // pageable: staged by the driver, so `t` may go at once
+  return d;
 }
 
 }  // namespace rtune::train

@@ -14,6 +14,8 @@ namespace rtune::train {
 // requires: b.images holds b.size * height * width * 3 bytes; dtype f32, f64, bf16 or f16.
 // ensures: a tensor [N, 3, H, W] of `dtype` on `device`, dense in `fmt` (NCHW or channels-last); each
 // value is the float32 result rounded to `dtype` (f64: widened).
+// On a CUDA device the bytes are uploaded asynchronously (kernels::upload): keep `b` unchanged until
+// a kernels::fence(device) taken after this call is reached.
 Tensor images_to_tensor(const io::Batch& b, const io::Normalize& norm, DType dtype = DType::f32,
                         Device device = Device::cpu(), MemoryFormat fmt = MemoryFormat::contiguous);
 // The model's input as rtune computes it: on CUDA with fp32 master weights, the autocast dtype and

@@ -1,5 +1,6 @@
 #include "engine/train/trainer.h"
 #include <cmath>
+#include <optional>
 #include "engine/autograd.h"
 #include "engine/functional.h"
 #include "engine/sched/spec.h"
@@ -76,6 +77,7 @@ EvalResult evaluate(models::ResNet& model, io::Loader& loader, const io::Normali
     Tensor y = labels_to_tensor(b, device);
     Tensor logits = cast(model.forward(x), dtype);  // the loss and softmax in the master dtype
     Tensor loss = cross_entropy(logits, y, label_smoothing, Reduction::sum);
+    kernels::fence(device).wait();  // raises what the device found (an out-of-range label); eval syncs anyway
     r.metrics.add(logits, y, loss.cpu().to(DType::f64).item<double>());
     if (int64_t(r.samples.size()) < keep_samples) {
       Tensor probs = softmax(logits).cpu().to(DType::f64);
@@ -149,9 +151,37 @@ void Trainer::apply_sched_lrs() {
 
 double Trainer::current_lr() const { return opt_->groups().back().lr; }
 
-double Trainer::step_batch(const io::Batch& b, ClassMetrics& m) {
+namespace {
+// A CPU tensor in pinned memory on a CUDA run (downloads into it do not make the host wait), else heap.
+Tensor host_buffer(const Shape& shape, DType dt, Device device) {
+  if (!device.is_cuda()) return empty(shape, {dt});
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  const size_t bytes = size_t(std::max<int64_t>(n, 1)) * dtype_size(dt);
+  void* p = kernels::pinned_alloc(bytes);
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = Storage::wrap(p, bytes, Device::cpu(), std::shared_ptr<void>(p, kernels::pinned_free));
+  impl->shape = shape;
+  impl->strides = contiguous_strides(shape);
+  impl->dtype = dt;
+  return Tensor(impl);
+}
+}  // namespace
+
+// The step's loss and logits travel to the host behind its compute; finish_step() reads them one
+// step later, so the host queues step k+1 while the device still runs step k.
+struct Trainer::PendingStep {
+  Tensor loss, logits;  // host copies, valid once `ready` is reached
+  kernels::Fence ready;
+  Tensor labels;        // host
+  int64_t size = 0, step = 0, epoch = 0;
+  double lr = 0;
+};
+
+Trainer::PendingStep Trainer::queue_step(const io::Batch& b) {
   Tensor x = input_tensor(b, cfg_.train_norm, cfg_.dtype, cfg_.device, cfg_.precision);
   Tensor y = labels_to_tensor(b, cfg_.device);
+  upload_done_ = kernels::fence(cfg_.device);  // b's (pinned) bytes are free once the device gets here
   opt_->zero_grad();
   Tensor logits;
   {
@@ -163,15 +193,37 @@ double Trainer::step_batch(const io::Batch& b, ClassMetrics& m) {
   loss.backward();
   if (cfg_.clip_norm > 0) optim::clip_grad_norm(trainable_, cfg_.clip_norm);
   if (cfg_.clip_value > 0) optim::clip_grad_value(trainable_, cfg_.clip_value);
-  const double lr = current_lr();
+  PendingStep s;
+  s.lr = current_lr();
   opt_->step();
-  const double l = loss.cpu().to(DType::f64).item<double>();
-  m.add(logits.detach(), y, l * double(b.size));
-  steps_.push_back({global_step_++, epoch_ + 1, l, lr});
+  // Two alternating sets of host buffers: step k's are read by finish_step before step k+2 reuses them.
+  Tensor& lb = loss_host_[size_t(s_parity_)];
+  Tensor& gb = logits_host_[size_t(s_parity_)];
+  s_parity_ ^= 1;
+  if (!lb.defined() || lb.dtype() != loss.dtype()) lb = host_buffer({}, loss.dtype(), cfg_.device);
+  if (!gb.defined() || gb.size(0) < logits.size(0) || gb.size(1) != logits.size(1) || gb.dtype() != logits.dtype())
+    gb = host_buffer(logits.shape(), logits.dtype(), cfg_.device);  // a short last batch uses the first rows
+  s.loss = lb;
+  s.logits = gb.narrow(0, 0, logits.size(0));
+  kernels::download(loss, s.loss);
+  kernels::download(logits.detach(), s.logits);
+  s.ready = kernels::fence(cfg_.device);
+  s.labels = from_vector_i64(b.labels, {b.size});
+  s.size = b.size;
+  s.step = global_step_++;
+  s.epoch = epoch_ + 1;
   if (sched_ && sched_->step_unit() == sched::StepUnit::batch) {
     sched_->step();
     apply_sched_lrs();
   }
+  return s;
+}
+
+double Trainer::finish_step(const PendingStep& s, ClassMetrics& m) {
+  s.ready.wait();
+  const double l = s.loss.to(DType::f64).item<double>();
+  m.add(s.logits, s.labels, l * double(s.size));
+  steps_.push_back({s.step, s.epoch, l, s.lr});
   return l;
 }
 
@@ -189,16 +241,24 @@ EpochRecord Trainer::run_epoch(const Hooks& hooks) {
   ClassMetrics tm(num_classes_);
   io::Batch b;
   Progress p{epoch_ + 1, cfg_.epochs, 0, int64_t(train_.batches_per_epoch()), 0, 0, 0, 0, false};
-  while (train_.next(b)) {
-    p.lr = current_lr();
-    p.loss = step_batch(b, tm);
+  std::optional<PendingStep> pending;
+  auto finish = [&] {  // the previous step's loss and metrics, and the progress report
+    p.lr = pending->lr;
+    p.loss = finish_step(*pending, tm);
     p.batch++;
-    p.images += b.size;
+    p.images += pending->size;
     p.seconds = seconds_since(t0);
     RTUNE_CHECK(std::isfinite(p.loss), "train: the loss became {} at epoch {} step {} (try a lower --lr)", p.loss,
                 epoch_ + 1, p.batch);
     if (hooks.on_batch) hooks.on_batch(p);
+  };
+  while (train_.next(b)) {
+    PendingStep s = queue_step(b);
+    if (pending) finish();
+    pending = std::move(s);
+    upload_done_.wait();  // before the loader refills b's buffer
   }
+  if (pending) finish();
   const double train_seconds = seconds_since(t0);
   EpochRecord r;
   r.epoch = epoch_ + 1;

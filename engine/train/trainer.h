@@ -10,6 +10,7 @@
 // ReduceLROnPlateau steps on it (on the training loss when there is no validation set); "best" is
 // the highest validation top-1 (training top-1 without validation), ties keeping the earlier epoch.
 #pragma once
+#include <array>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -17,6 +18,7 @@
 #include <vector>
 #include <nlohmann/json.hpp>
 #include "engine/nn/autocast.h"
+#include "kernels/ops.h"
 #include "engine/sched/scheduler.h"
 #include "engine/train/freeze.h"
 #include "engine/train/metrics.h"
@@ -114,8 +116,13 @@ class Trainer {
  private:
   void start_phase(int64_t phase);
   void apply_sched_lrs();
-  double step_batch(const io::Batch& b, ClassMetrics& m);
+  struct PendingStep;
+  PendingStep queue_step(const io::Batch& b);  // uploads, forward, backward, update; results still in flight
+  double finish_step(const PendingStep& s, ClassMetrics& m);  // waits for them; returns the loss
 
+  kernels::Fence upload_done_;
+  std::array<Tensor, 2> loss_host_, logits_host_;  // pinned on CUDA, reused step after step
+  int s_parity_ = 0;
   models::ResNet& model_;
   io::Loader& train_;
   io::Loader* val_;

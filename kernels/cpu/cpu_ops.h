@@ -14,6 +14,7 @@ void mul(const Tensor& a, const Tensor& b, Tensor& y);
 void add_(Tensor& a, const Tensor& b);
 void scale(const Tensor& x, double s, Tensor& y);
 void add_scalar(const Tensor& x, double s, Tensor& y);
+void inv_sqrt_add(const Tensor& x, double s, Tensor& y);
 void relu_forward(const Tensor& x, Tensor& y);
 void relu_backward(const Tensor& gy, const Tensor& y, Tensor& gx);
 void add_relu_forward(const Tensor& a, const Tensor& b, Tensor& y);
@@ -48,11 +49,9 @@ void cross_entropy_forward(const Tensor& logits, const Tensor& target, double la
                            Tensor& loss, Tensor& log_probs);
 void cross_entropy_backward(const Tensor& gloss, const Tensor& log_probs, const Tensor& target,
                             double label_smoothing, Reduction r, Tensor& glogits);
-void sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum_buf, const optim::SgdHyper& h, bool first_step);
-void adam_update(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, Tensor& max_exp_avg_sq,
-                 const optim::AdamStep& s);
-void rmsprop_update(Tensor& param, const Tensor& grad, Tensor& square_avg, Tensor& grad_avg, Tensor& momentum_buf,
-                    const optim::RmspropHyper& h);
+void sgd_update_many(const std::vector<kernels::SgdSlot>& slots);
+void adam_update_many(const std::vector<kernels::AdamSlot>& slots);
+void rmsprop_update_many(const std::vector<kernels::RmspropSlot>& slots);
 std::vector<double> norms(const std::vector<Tensor>& xs, double norm_type);
 void clamp(const Tensor& x, double lo, double hi, Tensor& y);
 }  // namespace rtune::cpu

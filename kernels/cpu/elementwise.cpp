@@ -120,6 +120,12 @@ void add_(Tensor& a, const Tensor& b) { binary("add_", a, b, a, [](auto x, auto 
 void scale(const Tensor& x, double s, Tensor& y) {
   unary("scale", x, y, [s](auto v) { return decltype(v)(s) * v; });
 }
+void inv_sqrt_add(const Tensor& x, double s, Tensor& y) {
+  unary("inv_sqrt_add", x, y, [s](auto v) {
+    using T = decltype(v);
+    return T(1.0 / std::sqrt(double(v + T(s))));
+  });
+}
 void add_scalar(const Tensor& x, double s, Tensor& y) {
   unary("add_scalar", x, y, [s](auto v) { return v + decltype(v)(s); });
 }

@@ -11,6 +11,10 @@ using kernels::Reduction;
 bool supports_bf16(int device);  // compute capability >= 8.0; false when the device cannot be queried
 void* pinned_alloc(size_t bytes);
 void pinned_free(void* p);
+std::shared_ptr<void> fence_record();  // an event recorded on the backend stream (kernels/cuda/transfer.cpp)
+void fence_wait(void* event);
+void upload(const Tensor& src, Tensor& dst);
+void download(const Tensor& src, Tensor& dst);
 void copy(const Tensor& src, Tensor& dst);
 void fill(Tensor& t, double value);
 void add(const Tensor& a, const Tensor& b, Tensor& y);
@@ -19,6 +23,7 @@ void mul(const Tensor& a, const Tensor& b, Tensor& y);
 void add_(Tensor& a, const Tensor& b);
 void scale(const Tensor& x, double s, Tensor& y);
 void add_scalar(const Tensor& x, double s, Tensor& y);
+void inv_sqrt_add(const Tensor& x, double s, Tensor& y);
 void relu_forward(const Tensor& x, Tensor& y);
 void relu_backward(const Tensor& gy, const Tensor& y, Tensor& gx);
 void add_relu_forward(const Tensor& a, const Tensor& b, Tensor& y);
@@ -53,11 +58,14 @@ void cross_entropy_forward(const Tensor& logits, const Tensor& target, double la
                            Tensor& loss, Tensor& log_probs);
 void cross_entropy_backward(const Tensor& gloss, const Tensor& log_probs, const Tensor& target,
                             double label_smoothing, Reduction r, Tensor& glogits);
-void sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum_buf, const optim::SgdHyper& h, bool first_step);
-void adam_update(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, Tensor& max_exp_avg_sq,
-                 const optim::AdamStep& s);
-void rmsprop_update(Tensor& param, const Tensor& grad, Tensor& square_avg, Tensor& grad_avg, Tensor& momentum_buf,
-                    const optim::RmspropHyper& h);
+void sgd_update_many(const std::vector<kernels::SgdSlot>& slots);
+void adam_update_many(const std::vector<kernels::AdamSlot>& slots);
+void rmsprop_update_many(const std::vector<kernels::RmspropSlot>& slots);
+// Parameters per kernel launch of the list updates: each launch's argument struct (pointers, sizes and
+// per-parameter hyper-parameters of this many tensors) stays under 3 KB of the 4 KB kernel-parameter limit.
+inline constexpr int kSgdTensorsPerLaunch = 36;
+inline constexpr int kAdamTensorsPerLaunch = 24;
+inline constexpr int kRmspropTensorsPerLaunch = 30;
 std::vector<double> norms(const std::vector<Tensor>& xs, double norm_type);
 void clamp(const Tensor& x, double lo, double hi, Tensor& y);
 }  // namespace rtune::cuda

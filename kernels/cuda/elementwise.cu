@@ -3,6 +3,8 @@
 // sum_to). Own kernels, compiled by nvcc and, for the simulated device, as host C++. Copies convert
 // between every dtype pair (u8/i64/f16/bf16/f32/f64) through arbitrary strides; 16-bit floats
 // compute in float; sums accumulate in double in a fixed tree order (deterministic run to run).
+#include <cmath>
+
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/handles.h"
 #include "kernels/cuda/kernel_util.cuh"
@@ -44,6 +46,10 @@ struct MulF { template <class C> RT_HOST_DEVICE C operator()(C a, C b) const { r
 struct ReluBackF { template <class C> RT_HOST_DEVICE C operator()(C g, C y) const { return y > C(0) ? g : C(0); } };
 template <class C> struct ScaleF { C s; RT_HOST_DEVICE C operator()(C v) const { return s * v; } };
 template <class C> struct AddScalarF { C s; RT_HOST_DEVICE C operator()(C v) const { return v + s; } };
+template <class C> struct InvSqrtAddF {
+  C s;
+  RT_HOST_DEVICE C operator()(C v) const { return C(1.0 / sqrt(double(v + s))); }
+};
 // As the CPU oracle: NaN maps to 0 (the comparison is false).
 struct ReluF { template <class C> RT_HOST_DEVICE C operator()(C v) const { return v > C(0) ? v : C(0); } };
 // relu(a + b) in one pass (a ResNet block's residual); the sum is clamped as ReluF clamps.
@@ -190,6 +196,7 @@ void mul(const Tensor& a, const Tensor& b, Tensor& y) { binary("mul", a, b, y, M
 void add_(Tensor& a, const Tensor& b) { binary("add_", a, b, a, AddF{}); }
 void scale(const Tensor& x, double s, Tensor& y) { unary_scalar<ScaleF>("scale", x, s, y); }
 void add_scalar(const Tensor& x, double s, Tensor& y) { unary_scalar<AddScalarF>("add_scalar", x, s, y); }
+void inv_sqrt_add(const Tensor& x, double s, Tensor& y) { unary_scalar<InvSqrtAddF>("inv_sqrt_add", x, s, y); }
 void relu_forward(const Tensor& x0, Tensor& y) {
   require_same_shape("relu_forward", x0, y);
   require_same_dtype("relu_forward", x0, y);

@@ -55,6 +55,8 @@ Handles* create_handles() {
   // Our own workspace from the caching allocator, so cuBLAS allocates nothing in the loop.
   h->cublas_workspace = Storage::allocate(kCublasWorkspace, Device::cuda(0));
   CUBLAS_CHECK(cublasSetWorkspace(h->cublas, h->cublas_workspace.data(), kCublasWorkspace), "CUDA backend start-up");
+  h->error_record = Storage::allocate(sizeof(DeviceErrorRecord), Device::cuda(0));
+  rt::memset_device(h->error_record.data(), 0xff, sizeof(DeviceErrorRecord));
   // fp32 GEMMs in full FMA precision (no TF32): the f32 parity target is 1e-4.
   CUBLAS_CHECK(cublasSetMathMode(h->cublas, CUBLAS_DEFAULT_MATH), "CUDA backend start-up");
   return h;

@@ -11,15 +11,27 @@
 
 namespace rtune::cuda {
 
+// An error a kernel found on the device (an out-of-range cross-entropy target), reported to the host at
+// the next fence instead of by a synchronising check in the op (kernels/cuda/transfer.cpp).
+struct DeviceErrorRecord {
+  int row;         // -1: no error; set once by atomicCAS
+  int classes;
+  long long target;
+};
+
 struct Handles {
   cudnnHandle_t cudnn = nullptr;
   cublasHandle_t cublas = nullptr;
   rt::Stream stream;
   Storage cublas_workspace;  // from the caching allocator, kept for the process
+  Storage error_record;      // one DeviceErrorRecord, all bytes 0xFF (row -1) when clear
 };
 // Created on first use (needs a device); throws rtune::Error if the libraries cannot start.
 Handles& handles();
 inline rt::Stream stream() { return handles().stream; }
+inline DeviceErrorRecord* device_error_record() {
+  return static_cast<DeviceErrorRecord*>(handles().error_record.data());
+}
 
 // cuDNN data type of a floating tensor dtype (f32, f64, bf16, f16); throws for others.
 cudnnDataType_t cudnn_dtype(DType t, const char* op);

@@ -151,3 +151,18 @@ TEST_CASE("add_relu: the output is written everywhere and bad arguments throw") 
   Tensor not_dense = empty({2, 3, 4, 7}).narrow(3, 0, 5);
   CHECK_THROWS_AS(kernels::add_relu_forward(a, b, not_dense), Error);
 }
+
+TEST_CASE("inv_sqrt_add: 1/sqrt(x + s) with the add in the tensor's dtype and the root in double") {
+  const std::vector<double> v{0.0, 1e-3, 0.25, 1.0, 3.7, 1234.5};
+  for (DType dt : {DType::f32, DType::f64}) {
+    CAPTURE(dtype_name(dt));
+    Tensor x = from_vector(v, {6}, dt), y = empty({6}, {dt});
+    kernels::inv_sqrt_add(x, 1e-5, y);
+    std::vector<double> got = y.to_vector<double>();
+    for (size_t i = 0; i < v.size(); ++i) {
+      const double expect = dt == DType::f32 ? double(float(1.0 / std::sqrt(double(float(v[i]) + float(1e-5)))))
+                                             : 1.0 / std::sqrt(v[i] + 1e-5);
+      CHECK(got[i] == expect);
+    }
+  }
+}

@@ -498,10 +498,15 @@ TEST_CASE("cross_entropy with label smoothing, mean and sum: loss, log-probs and
         K::cross_entropy_backward(dev(g), dlp, dev(target), ls, red, dgx);
         check_dev(dgx, gx, 1e-6, 1e-7);
       }
+  // An out-of-range target is found on the device: the loss is NaN at once, and the error is raised at
+  // the next fence (no synchronising check inside the op), once.
   Tensor bad = from_vector_i64({1, 5}, {2});
-  Tensor loss = nan_out({}), lp = nan_out({2, 4});
-  CHECK_THROWS_WITH(K::cross_entropy_forward(dev(randn_f({2, 4}, r)), dev(bad), 0.0, K::Reduction::mean, loss, lp),
-                    doctest::Contains("target 5 at index 1 out of range for 4 classes"));
+  Tensor loss = empty({}, {DType::f32, gpu()}), lp = nan_out({2, 4});
+  K::cross_entropy_forward(dev(randn_f({2, 4}, r)), dev(bad), 0.0, K::Reduction::mean, loss, lp);
+  CHECK_THROWS_WITH_AS(K::fence(gpu()).wait(), doctest::Contains("target 5 at index 1 out of range for 4 classes"),
+                       Error);
+  CHECK(std::isnan(loss.cpu().item<float>()));
+  CHECK_NOTHROW(K::fence(gpu()).wait());
 }
 
 // -------------------------------------------------------------------------------- optimizer updates
@@ -527,19 +532,19 @@ TEST_CASE("fused SGD / Adam / AdamW / RMSprop updates: device == CPU over 3 step
     for (int i = 0; i < 3; ++i) check_dev(sd[size_t(i)], sc[size_t(i)], 1e-6, 1e-7);
   };
   check_run("sgd nesterov wd", [](Tensor& p, const Tensor& g, std::vector<Tensor>& st, int k) {
-    K::sgd_update(p, g, st[0], optim::SgdHyper{0.05, 0.9, 0.0, 5e-4, true, false}, k == 1);
+    K::sgd_update_many({{&p, &g, &st[0], optim::SgdHyper{0.05, 0.9, 0.0, 5e-4, true, false}, k == 1}});
   });
   check_run("adam amsgrad", [](Tensor& p, const Tensor& g, std::vector<Tensor>& st, int k) {
     optim::AdamHyper h{1e-2, 0.9, 0.999, 1e-8, 1e-4, true, false, false};
-    K::adam_update(p, g, st[0], st[1], st[2], optim::make_adam_step(h, k));
+    K::adam_update_many({{&p, &g, &st[0], &st[1], &st[2], optim::make_adam_step(h, k)}});
   });
   check_run("adamw", [](Tensor& p, const Tensor& g, std::vector<Tensor>& st, int k) {
     optim::AdamHyper h{2e-3, 0.9, 0.999, 1e-8, 1e-2, false, true, false};
-    Tensor none;
-    K::adam_update(p, g, st[0], st[1], none, optim::make_adam_step(h, k));
+    K::adam_update_many({{&p, &g, &st[0], &st[1], nullptr, optim::make_adam_step(h, k)}});
   });
   check_run("rmsprop centered momentum", [](Tensor& p, const Tensor& g, std::vector<Tensor>& st, int) {
-    K::rmsprop_update(p, g, st[0], st[1], st[2], optim::RmspropHyper{1e-2, 0.99, 1e-8, 1e-4, 0.9, true, false});
+    optim::RmspropHyper h{1e-2, 0.99, 1e-8, 1e-4, 0.9, true, false};
+    K::rmsprop_update_many({{&p, &g, &st[0], &st[1], &st[2], h}});
   });
 }
 
@@ -570,4 +575,51 @@ TEST_CASE("caching allocator: freed blocks are reused without new device allocat
   CHECK(cuda::allocator_stats().device_mallocs == before);
   CHECK(cuda::round_size(1) == 512);
   CHECK(cuda::round_size((size_t(1) << 20) + 1) == (size_t(2) << 20));
+}
+
+TEST_CASE("inv_sqrt_add (batch norm's eval invstd) on the device equals the CPU exactly") {
+  Rng r(77);
+  for (DType dt : {DType::f32, DType::f64}) {
+    CAPTURE(dtype_name(dt));
+    Tensor x = K::sum_to(randn_cpu({3, 37}, r, dt), {37});
+    Tensor var = empty({37}, {dt});
+    K::mul(x, x, var);  // non-negative, like a running variance
+    Tensor y = empty({37}, {dt}), dy = nan_out({37}, dt);
+    K::inv_sqrt_add(var, 1e-5, y);
+    K::inv_sqrt_add(dev(var), 1e-5, dy);
+    check_dev(dy, y, 0, 0);
+  }
+}
+
+TEST_CASE("upload / download queued with the compute, from pinned and pageable memory, and fences") {
+  Rng r(91);
+  Tensor host = randn_f({2, 3, 4, 5}, r, MemoryFormat::channels_last);
+  // Pinned host memory, as the loader's batches and the trainer's loss buffers use.
+  void* pinned = K::pinned_alloc(size_t(host.numel()) * sizeof(float));
+  {
+    Tensor pin = empty(host.shape(), {DType::f32, Device::cpu(), MemoryFormat::channels_last});
+    Tensor d = empty(host.shape(), {DType::f32, gpu(), MemoryFormat::channels_last});
+    K::upload(host, d);  // pageable
+    K::fence(gpu()).wait();
+    check_dev(d, host, 0, 0);
+    auto impl = std::make_shared<TensorImpl>();
+    impl->storage = Storage::wrap(pinned, size_t(host.numel()) * sizeof(float), Device::cpu(), nullptr);
+    impl->shape = host.shape();
+    impl->strides = host.strides();
+    Tensor back(impl);
+    K::download(d, back);
+    K::fence(gpu()).wait();
+    CHECK(back.to_vector<float>() == host.to_vector<float>());
+    // The CPU "device": plain copies, fences always reached.
+    K::upload(host, pin);
+    K::fence(Device::cpu()).wait();
+    CHECK(pin.to_vector<float>() == host.to_vector<float>());
+    // Misuse: different strides, a device tensor on the host side, shape mismatch.
+    Tensor nchw = empty(host.shape(), {DType::f32, gpu()});
+    CHECK_THROWS_WITH_AS(K::upload(host, nchw), doctest::Contains("same strides"), Error);
+    CHECK_THROWS_WITH_AS(K::upload(d, nchw), doctest::Contains("CPU tensor"), Error);
+    Tensor small = empty({2, 3}, {DType::f32, gpu()});
+    CHECK_THROWS_AS(K::download(small, pin), Error);
+  }
+  K::pinned_free(pinned);
 }
