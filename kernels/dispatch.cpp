@@ -417,6 +417,20 @@ void rmsprop_update_many(const std::vector<RmspropSlot>& slots) {
   Device d = list_device("rmsprop_update_many", all);
   RTUNE_ON_DEVICE(rmsprop_update_many, d, slots);
 }
+void clip_grad_norm_on_device(const std::vector<Tensor>& grads, double max_norm, double norm_type) {
+  if (grads.empty()) return;
+  std::vector<const Tensor*> ps;
+  for (const Tensor& g : grads) ps.push_back(&g);
+  for (const Tensor* g : ps) require_same_device("clip_grad_norm_", *ps[0], *g);
+#ifdef RTUNE_HAS_CUDA_BACKEND
+  RTUNE_CHECK(grads[0].is_cuda(), "clip_grad_norm_on_device: gradients on {}, not a CUDA device",
+              grads[0].device().str());
+  cuda::clip_grad_norm(grads, max_norm, norm_type);
+#else
+  fail("clip_grad_norm_on_device: this rtune was built without CUDA ({} gradients)", grads.size());
+#endif
+}
+
 std::vector<double> norms(const std::vector<Tensor>& xs, double norm_type) {
   if (xs.empty()) return {};
   for (const Tensor& x : xs) require_same_device("norms", xs[0], x);

@@ -149,6 +149,11 @@ void rmsprop_update_many(const std::vector<RmspropSlot>& slots);
 // The p-norm (norm_type > 0 or infinity) of each tensor, accumulated in double (engine/optim/clip.h's
 // grad_norm on every backend), returned to the host in one transfer. NaN propagates through the inf-norm.
 std::vector<double> norms(const std::vector<Tensor>& xs, double norm_type);
+// torch.nn.utils.clip_grad_norm_'s scaling without the host reading any norm (CUDA only: the CPU path
+// is engine/optim's clip_grad_norm): per-tensor norms, the total and clip_coef = clamp(max_norm /
+// (total + 1e-6), max=1), each rounded to the gradients' dtype as PyTorch's 0-dim tensors are, then
+// every gradient scaled by clip_coef. Gradients dense, one dtype (f32/f64), on one CUDA device.
+void clip_grad_norm_on_device(const std::vector<Tensor>& grads, double max_norm, double norm_type);
 // y = clamp(x, lo, hi) elementwise (torch.clamp; NaN stays NaN); y dense, may alias x.
 void clamp(const Tensor& x, double lo, double hi, Tensor& y);
 

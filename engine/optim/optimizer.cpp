@@ -253,20 +253,22 @@ template <class T> double clip_norm_impl(std::vector<Tensor>& grads, double max_
 }
 }  // namespace
 
-double clip_grad_norm(const std::vector<Tensor*>& params, double max_norm, double norm_type) {
+void clip_grad_norm(const std::vector<Tensor*>& params, double max_norm, double norm_type) {
   RTUNE_CHECK(norm_type > 0.0, "clip_grad_norm_: norm_type must be > 0 or inf, got {}", norm_type);
   RTUNE_CHECK(max_norm >= 0.0, "clip_grad_norm_: max_norm must be >= 0, got {}", max_norm);
   std::vector<Tensor> grads;
   for (Tensor* p : params)
     if (p->grad().defined()) grads.push_back(p->grad());
-  if (grads.empty()) return 0.0;
+  if (grads.empty()) return;
   for (Tensor& g : grads) {
     require_same_dtype("clip_grad_norm_", grads[0], g);
     RTUNE_CHECK(g.is_contiguous(), "clip_grad_norm_: gradients must be dense, got {}", g.str());
   }
-  if (grads[0].dtype() == DType::f32) return clip_norm_impl<float>(grads, max_norm, norm_type);
-  RTUNE_CHECK(grads[0].dtype() == DType::f64, "clip_grad_norm_: float32 or float64 gradients, got {}", grads[0].str());
-  return clip_norm_impl<double>(grads, max_norm, norm_type);
+  // On a GPU the norms never come to the host: no wait for the device in mid-step.
+  if (grads[0].is_cuda()) return kernels::clip_grad_norm_on_device(grads, max_norm, norm_type);
+  if (grads[0].dtype() == DType::f32) clip_norm_impl<float>(grads, max_norm, norm_type);
+  else if (grads[0].dtype() == DType::f64) clip_norm_impl<double>(grads, max_norm, norm_type);
+  else fail("clip_grad_norm_: float32 or float64 gradients, got {}", grads[0].str());
 }
 
 void clip_grad_value(const std::vector<Tensor*>& params, double clip_value) {

@@ -89,8 +89,9 @@ class RMSprop : public Optimizer {
   bool centered_;
 };
 
-// torch.nn.utils.clip_grad_norm_ / clip_grad_value_ over the parameters' gradients.
-double clip_grad_norm(const std::vector<Tensor*>& params, double max_norm, double norm_type = 2.0);
+// torch.nn.utils.clip_grad_norm_ / clip_grad_value_ over the parameters' gradients. (The total norm is
+// not returned: on a GPU it stays on the device, so the step never waits for it.)
+void clip_grad_norm(const std::vector<Tensor*>& params, double max_norm, double norm_type = 2.0);
 void clip_grad_value(const std::vector<Tensor*>& params, double clip_value);
 
 }  // namespace rtune::optim

@@ -67,5 +67,6 @@ inline constexpr int kSgdTensorsPerLaunch = 36;
 inline constexpr int kAdamTensorsPerLaunch = 24;
 inline constexpr int kRmspropTensorsPerLaunch = 30;
 std::vector<double> norms(const std::vector<Tensor>& xs, double norm_type);
+void clip_grad_norm(const std::vector<Tensor>& grads, double max_norm, double norm_type);
 void clamp(const Tensor& x, double lo, double hi, Tensor& y);
 }  // namespace rtune::cuda

@@ -249,10 +249,12 @@ void rmsprop_update_many(const std::vector<kernels::RmspropSlot>& slots) {
   });
 }
 
-std::vector<double> norms(const std::vector<Tensor>& xs, double p) {
-  RTUNE_CHECK(p > 0.0, "norms: norm_type must be > 0 or inf, got {}", p);
-  if (xs.empty()) return {};
-  const int kind = std::isinf(p) ? 2 : p == 2.0 ? 0 : p == 1.0 ? 1 : 3;
+namespace {
+int norm_kind(double p) { return std::isinf(p) ? 2 : p == 2.0 ? 0 : p == 1.0 ? 1 : 3; }
+
+// Per-tensor sums (of squares, |x|, |x|^p) or maxima, in double, left on the device.
+Tensor raw_norms(const std::vector<Tensor>& xs, double p) {
+  const int kind = norm_kind(p);
   Tensor results = empty({int64_t(xs.size())}, {DType::f64, Device::cuda(0)});
   Tensor partial = empty({int64_t(kMaxGridBlocks)}, {DType::f64, Device::cuda(0)});
   for (size_t t = 0; t < xs.size(); ++t) {
@@ -266,12 +268,83 @@ std::vector<double> norms(const std::vector<Tensor>& xs, double p) {
     launch(norm_final_kernel, dim3(1), kThreads, 0, stream(), dptr<const double>(partial), int64_t(grid.x), kind,
            dptr<double>(results) + t);
   }
-  std::vector<double> out = results.to_vector<double>();
+  return results;
+}
+
+// clip_grad_norm_'s coefficient from the raw per-tensor norms, in one thread, in the arithmetic of
+// engine/optim (clip.cpp: combine_norms; optimizer.cpp: clip_norm_impl): each norm finished and
+// rounded to T, the total rounded to T, clamp(T(max_norm) / (total + T(1e-6)), max=1) in T.
+template <class T>
+RT_GLOBAL void clip_coef_kernel(const double* raw, int64_t count, int kind, double p, double max_norm, T* coef) {
+  if (blockIdx.x != 0 || threadIdx.x != 0) return;
+  double s = 0, m = 0, total = 0;
+  bool nan = false;
+  for (int64_t t = 0; t < count; ++t) {
+    double v = raw[t];
+    if (kind == 0) v = sqrt(v);
+    else if (kind == 3) v = pow(v, 1.0 / p);
+    v = double(T(v));
+    const double a = fabs(v);
+    if (kind == 2) {
+      if (a != a) nan = true;
+      m = a > m ? a : m;
+    } else if (kind == 0) {
+      s += v * v;
+    } else if (kind == 1) {
+      s += a;
+    } else {
+      s += pow(a, p);
+    }
+  }
+  if (kind == 2) total = nan ? NAN : m;
+  else if (kind == 0) total = sqrt(s);
+  else if (kind == 1) total = s;
+  else total = pow(s, 1.0 / p);
+  T c = T(max_norm) / (T(total) + T(1e-6));
+  if (c > T(1)) c = T(1);
+  *coef = c;
+}
+
+template <class T>
+RT_GLOBAL void scale_by_kernel(T* x, const T* coef, int64_t n) {
+  const T c = *coef;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    x[i] = c * x[i];
+}
+}  // namespace
+
+std::vector<double> norms(const std::vector<Tensor>& xs, double p) {
+  RTUNE_CHECK(p > 0.0, "norms: norm_type must be > 0 or inf, got {}", p);
+  if (xs.empty()) return {};
+  const int kind = norm_kind(p);
+  std::vector<double> out = raw_norms(xs, p).to_vector<double>();
   for (double& v : out) {
     if (kind == 0) v = std::sqrt(v);
     else if (kind == 3) v = std::pow(v, 1.0 / p);
   }
   return out;
+}
+
+void clip_grad_norm(const std::vector<Tensor>& grads, double max_norm, double p) {
+  RTUNE_CHECK(p > 0.0, "clip_grad_norm_: norm_type must be > 0 or inf, got {}", p);
+  if (grads.empty()) return;
+  for (const Tensor& g : grads) {
+    require_same_dtype("clip_grad_norm_", grads[0], g);
+    RTUNE_CHECK(g.is_contiguous(), "clip_grad_norm_: gradients must be dense, got {}", g.str());
+  }
+  Tensor raw = raw_norms(grads, p);
+  dispatch_f32_f64("clip_grad_norm_", grads[0], [&](auto tag) {
+    using T = decltype(tag);
+    Tensor coef = empty({1}, {grads[0].dtype(), Device::cuda(0)});
+    launch(clip_coef_kernel<T>, dim3(1), 1, 0, stream(), dptr<const double>(raw), int64_t(grads.size()),
+           norm_kind(p), p, max_norm, dptr<T>(coef));
+    for (const Tensor& g : grads) {
+      const int64_t n = g.numel();
+      if (n == 0) continue;
+      Tensor gv = g;
+      launch(scale_by_kernel<T>, grid_for(n, kThreads), kThreads, 0, stream(), dptr<T>(gv), dptr<const T>(coef), n);
+    }
+  });
 }
 
 void clamp(const Tensor& x0, double lo, double hi, Tensor& y) {

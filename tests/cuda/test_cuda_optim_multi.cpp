@@ -6,6 +6,7 @@
 // FMA, hence f32 1e-6 / 1e-7 and f64 1e-12 / 1e-14 there. In the simulated build the launches are
 // counted: N non-empty parameters take ceil(N / K) kernels (161 for a ResNet-50 before, one per tensor).
 #include <functional>
+#include <limits>
 
 #include "engine/optim/optimizer.h"
 #include "kernels/cuda/cuda_ops.h"
@@ -258,4 +259,39 @@ TEST_CASE("optimizer step over ResNet-50's 161 parameters: ceil(161 / K) launche
       CHECK_CLOSE(dps[i]->cpu(), *cps[i], kRtol32, kAtol32);
     }
   }
+}
+
+// clip_grad_norm on the device keeps every norm on the device (no host read in mid-step) and must
+// scale exactly as the CPU path does: same per-tensor rounding to the gradients' dtype, same total,
+// same coefficient. The per-tensor sums add in another order than the CPU's (a tree, not a loop):
+// rounding to float32 hides that (bit-exact), in float64 it shows in the last bits (held to 1e-14).
+// Sizes include an empty tensor; norm types 2, 1, inf and 3; clipping and not.
+TEST_CASE("clip_grad_norm on the device equals the CPU (f32 bit for bit, f64 to 1e-14; norm 2, 1, inf, 3)") {
+  const std::vector<int64_t> sizes{7, 1000, 0, 4097, 1, 33};
+  for (DType dt : {DType::f32, DType::f64})
+    for (double p : {2.0, 1.0, std::numeric_limits<double>::infinity(), 3.0})
+      for (double max_norm : {0.5, 1e6}) {
+        CAPTURE(dtype_name(dt));
+        CAPTURE(p);
+        CAPTURE(max_norm);
+        Rng r(5);
+        std::vector<Tensor> cpu_p, dev_p;
+        for (int64_t n : sizes) {
+          Tensor w = randn_cpu({n}, r, dt);
+          cpu_p.push_back(w.clone().set_requires_grad(true));
+          dev_p.push_back(dev(w).set_requires_grad(true));
+          Tensor g = randn_cpu({n}, r, dt);
+          cpu_p.back().set_grad(g.clone());
+          dev_p.back().set_grad(dev(g));
+        }
+        std::vector<Tensor*> cp, dp;
+        for (auto& t : cpu_p) cp.push_back(&t);
+        for (auto& t : dev_p) dp.push_back(&t);
+        optim::clip_grad_norm(cp, max_norm, p);
+        optim::clip_grad_norm(dp, max_norm, p);
+        for (size_t i = 0; i < sizes.size(); ++i) {
+          if (dt == DType::f32) CHECK(dev_p[i].grad().cpu().to_vector<double>() == cpu_p[i].grad().to_vector<double>());
+          else CHECK_CLOSE(dev_p[i].grad().cpu(), cpu_p[i].grad(), 1e-14, 1e-300);
+        }
+      }
 }
