@@ -1,10 +1,30 @@
 #include "tests/core/test_util.h"
 #include <cmath>
+#include <cstdlib>
 #include <fmt/format.h>
 #include "engine/autograd.h"
 #include "engine/functional.h"
 
 namespace rtune::test {
+
+TempDir::TempDir(const std::string& tag) {
+  std::string t = (std::filesystem::temp_directory_path() / fmt::format("rtune_{}_XXXXXX", tag)).string();
+  REQUIRE(::mkdtemp(t.data()) != nullptr);
+  path = t;
+}
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
 
 std::string compare(const std::vector<double>& got, const std::vector<double>& ref, Tol tol) {
   if (got.size() != ref.size()) return fmt::format("size mismatch: got {} values, expected {}", got.size(), ref.size());

@@ -2,6 +2,7 @@
 // element, fixture paths, and the float64 central-difference gradient checker.
 #pragma once
 #include <doctest/doctest.h>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
@@ -11,6 +12,18 @@
 namespace rtune::test {
 
 inline std::string fixture(const std::string& name) { return std::string(RTUNE_SOURCE_DIR) + "/tests/fixtures/" + name; }
+
+// A fresh empty folder under the system temp dir, unique to this process and object, removed with it.
+struct TempDir {
+  std::filesystem::path path;
+  explicit TempDir(const std::string& tag);
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+};
+
+// The message of the rtune::Error `f` throws; "" when it throws none.
+std::string error_of(const std::function<void()>& f);
 
 struct Tol {
   double rtol = 1e-6, atol = 1e-9;

@@ -17,16 +17,14 @@
 #include "io/safetensors.h"
 #include "models/weights.h"
 #include "tests/cuda/cuda_test_util.h"
+#include "tests/train/three_step_recipes.h"
 
 using namespace rtune;
 using namespace rtune::cudatest;
 
 namespace {
 
-Tensor ref_tensor(const io::SafetensorsFile& f, const std::string& name) {
-  const io::SafetensorsView& v = f.at(name);
-  return from_bytes(v.bytes.data(), v.bytes.size(), v.shape, v.dtype);
-}
+using test::ref_tensor;
 
 double normwise_error(const Tensor& a, const Tensor& b) {
   std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
@@ -207,45 +205,22 @@ TEST_CASE("tiny ResNet-50: forward + backward + Adam step on the device == CPU (
 // ------------------------------------------------------------------- the 3-step training fixtures
 
 namespace {
-struct Recipe {
-  const char* fixture;
-  std::function<bool(const std::string&)> trainable;
-  std::function<std::unique_ptr<optim::Optimizer>(std::vector<Tensor*>)> make_opt;
-  double clip_norm = 0, clip_value = 0;
-};
-
 struct Trajectory {
   std::vector<double> losses;
   std::map<std::string, Tensor> params, buffers;
 };
 
-Trajectory run_recipe(const Recipe& r, Device d) {
-  io::SafetensorsFile inputs = io::SafetensorsFile::open(test::fixture("tiny_resnet18_steps_inputs.safetensors"));
+Trajectory run_recipe(const test::Recipe& r, Device d) {
   auto model = make_model("resnet18", "tiny_resnet18.safetensors", 10, d);
-  std::vector<Tensor*> trainable;
-  for (auto& [name, p] : model->named_parameters()) {
-    if (r.trainable(name)) trainable.push_back(p);
-    else p->set_requires_grad(false);
-  }
-  auto opt = r.make_opt(trainable);
   model->train();
   Trajectory t;
-  for (int s = 0; s < 3; ++s) {
-    opt->zero_grad();
-    Tensor x = ref_tensor(inputs, fmt::format("step{}.input", s)).to(DType::f32).to(d);
-    Tensor loss = cross_entropy(model->forward(x), ref_tensor(inputs, fmt::format("step{}.target", s)).to(d));
-    loss.backward();
-    if (r.clip_norm > 0) optim::clip_grad_norm(trainable, r.clip_norm);
-    if (r.clip_value > 0) optim::clip_grad_value(trainable, r.clip_value);
-    opt->step();
-    t.losses.push_back(loss.item<double>());
-  }
+  t.losses = test::run_three_steps(r, *model, DType::f32, d);
   for (auto& [n, p] : model->named_parameters()) t.params[n] = p->cpu();
   for (auto& [n, b] : model->named_buffers()) t.buffers[n] = b->cpu();
   return t;
 }
 
-void check_recipe(const Recipe& r) {
+void check_recipe(const test::Recipe& r) {
   io::SafetensorsFile ref = io::SafetensorsFile::open(test::fixture(r.fixture));
   Trajectory g = run_recipe(r, gpu()), c = run_recipe(r, Device::cpu());
   CHECK_CLOSE(g.losses, c.losses, 1e-5, 1e-6);
@@ -263,35 +238,14 @@ void check_recipe(const Recipe& r) {
   }
 }
 
-optim::ParamGroup group(std::vector<Tensor*> ps, double lr, double wd, double momentum) {
-  optim::ParamGroup g;
-  g.name = "all";
-  g.params = std::move(ps);
-  g.lr = lr;
-  g.weight_decay = wd;
-  g.momentum = momentum;
-  return g;
-}
 }  // namespace
 
-TEST_CASE("3 steps on the device (fp32): fc only, Adam(lr=1e-3, wd=1e-4)") {
-  check_recipe({"tiny_resnet18_fc_adam_3steps.safetensors", [](const std::string& n) { return n.rfind("fc.", 0) == 0; },
-                [](std::vector<Tensor*> ps) { return std::make_unique<optim::Adam>(std::vector{group(ps, 1e-3, 1e-4, 0.9)}); }});
-}
+TEST_CASE("3 steps on the device (fp32): fc only, Adam(lr=1e-3, wd=1e-4)") { check_recipe(test::fc_adam_recipe()); }
 
 TEST_CASE("3 steps on the device (fp32): all layers, SGD nesterov + clip_grad_norm_(1.0)") {
-  check_recipe({"tiny_resnet18_full_sgd_nesterov_clipnorm_3steps.safetensors", [](const std::string&) { return true; },
-                [](std::vector<Tensor*> ps) {
-                  return std::make_unique<optim::SGD>(std::vector{group(ps, 0.05, 5e-4, 0.9)}, 0.0, true);
-                },
-                1.0, 0});
+  check_recipe(test::sgd_nesterov_clipnorm_recipe());
 }
 
 TEST_CASE("3 steps on the device (fp32): layer4 + fc, AdamW + clip_grad_value_(0.1)") {
-  check_recipe({"tiny_resnet18_layer4fc_adamw_clipvalue_3steps.safetensors",
-                [](const std::string& n) { return n.rfind("layer4.", 0) == 0 || n.rfind("fc.", 0) == 0; },
-                [](std::vector<Tensor*> ps) {
-                  return std::make_unique<optim::Adam>(std::vector{group(ps, 2e-3, 1e-2, 0.9)}, 0.999, 1e-8, false, true);
-                },
-                0, 0.1});
+  check_recipe(test::layer4fc_adamw_clipvalue_recipe());
 }

@@ -18,22 +18,7 @@ using namespace rtune;
 namespace fs = std::filesystem;
 
 namespace {
-fs::path temp_dir() {
-  static int n = 0;
-  fs::path d = fs::temp_directory_path() / fmt::format("rtune_convert_{}_{}", ::getpid(), n++);
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 void write_file(const fs::path& p, const std::string& text) {
   std::ofstream f(p, std::ios::binary);
@@ -80,7 +65,8 @@ const Flavour kFlavours[] = {
 }  // namespace
 
 TEST_CASE("convert: every .pth flavour converts and the tensors equal the source exactly") {
-  fs::path dir = temp_dir();
+  test::TempDir tmp("convert");
+  const fs::path dir = tmp.path;
   for (const Flavour& fl : kFlavours) {
     CAPTURE(fl.file);
     tools::ConvertOptions o{.input = test::fixture(fl.file), .output = dir / (std::string(fl.file) + ".safetensors")};
@@ -120,7 +106,8 @@ TEST_CASE("convert: every .pth flavour converts and the tensors equal the source
 }
 
 TEST_CASE("convert: .pth -> model file -> ResNet gives bit-identical eval logits to loading the .pth") {
-  fs::path dir = temp_dir();
+  test::TempDir tmp("convert");
+  const fs::path dir = tmp.path;
   for (auto [file, arch, classes] : {std::tuple{"tiny_resnet18.pth", "resnet18", 10}, {"tiny_resnet50.pth", "resnet50", 7}}) {
     CAPTURE(file);
     Rng rng(11);
@@ -140,7 +127,8 @@ TEST_CASE("convert: .pth -> model file -> ResNet gives bit-identical eval logits
 }
 
 TEST_CASE("convert: class names from text and JSON files") {
-  fs::path dir = temp_dir();
+  test::TempDir tmp("convert");
+  const fs::path dir = tmp.path;
   auto convert_with = [&](const std::string& name, const std::string& text) {
     write_file(dir / name, text);
     return tools::convert_model(
@@ -187,7 +175,8 @@ TEST_CASE("convert: class names from text and JSON files") {
 }
 
 TEST_CASE("convert: errors are clear and leave no output behind") {
-  fs::path dir = temp_dir();
+  test::TempDir tmp("convert");
+  const fs::path dir = tmp.path;
   fs::path out = dir / "m.safetensors";
   SUBCASE("unknown or contradicting --arch") {
     CHECK(error_of([&] { tools::convert_model({.input = test::fixture("tiny_resnet18.pth"), .output = out, .arch = "resnet19"}); })
@@ -237,7 +226,8 @@ TEST_CASE("convert: errors are clear and leave no output behind") {
 }
 
 TEST_CASE("convert CLI: the built rtune binary converts, and bad arguments are usage errors") {
-  fs::path dir = temp_dir();
+  test::TempDir tmp("convert");
+  const fs::path dir = tmp.path;
   write_file(dir / "names.txt", "a\nb\nc\nd\ne\nf\ng\n");
   Run ok = run_rtune(fmt::format("convert '{}' '{}' --classes '{}' --input-size 160", test::fixture("tiny_resnet50.pth"),
                                  (dir / "r50.safetensors").string(), (dir / "names.txt").string()));

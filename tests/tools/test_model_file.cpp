@@ -11,22 +11,7 @@ using namespace rtune;
 namespace fs = std::filesystem;
 
 namespace {
-fs::path temp_dir() {
-  static int n = 0;
-  fs::path d = fs::temp_directory_path() / fmt::format("rtune_model_file_{}_{}", ::getpid(), n++);
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 bool same_bytes(const Tensor& a, const Tensor& b) {
   if (a.dtype() != b.dtype() || a.shape() != b.shape()) return false;
@@ -57,7 +42,8 @@ void rewrite(const fs::path& src, const fs::path& dst, const std::function<void(
 }  // namespace
 
 TEST_CASE("model file: save -> load is bit-exact and keeps the metadata") {
-  fs::path dir = temp_dir();
+  test::TempDir tmp("model_file");
+  const fs::path dir = tmp.path;
   models::LoadedModel src = models::load_model(test::fixture("tiny_resnet18.pth"));
   CHECK_FALSE(src.had_metadata);
   CHECK(src.info.arch == "resnet18");
@@ -93,7 +79,8 @@ TEST_CASE("model file: save -> load is bit-exact and keeps the metadata") {
 }
 
 TEST_CASE("model file: the layout is the safetensors library's (tensor bytes equal a Python-written file)") {
-  fs::path dir = temp_dir();
+  test::TempDir tmp("model_file");
+  const fs::path dir = tmp.path;
   models::LoadedModel src = models::load_model(test::fixture("tiny_resnet18.safetensors"));
   models::save_model(dir / "m.safetensors", *src.model, {});
   io::SafetensorsFile ours = io::SafetensorsFile::open(dir / "m.safetensors");
@@ -116,7 +103,8 @@ TEST_CASE("model file: the layout is the safetensors library's (tensor bytes equ
 }
 
 TEST_CASE("model file: float16 on disk stores the rounded values; int64 buffers stay int64") {
-  fs::path dir = temp_dir();
+  test::TempDir tmp("model_file");
+  const fs::path dir = tmp.path;
   models::LoadedModel src = models::load_model(test::fixture("tiny_resnet18.pth"));
   models::save_model(dir / "h.safetensors", *src.model, {}, DType::f16);
   io::SafetensorsFile f = io::SafetensorsFile::open(dir / "h.safetensors");
@@ -133,7 +121,8 @@ TEST_CASE("model file: float16 on disk stores the rounded values; int64 buffers 
 }
 
 TEST_CASE("model file: damaged metadata is refused naming the key") {
-  fs::path dir = temp_dir();
+  test::TempDir tmp("model_file");
+  const fs::path dir = tmp.path;
   models::LoadedModel src = models::load_model(test::fixture("tiny_resnet18.pth"));
   fs::path good = dir / "good.safetensors", bad = dir / "bad.safetensors";
   models::save_model(good, *src.model, tiny_info());
@@ -174,7 +163,8 @@ TEST_CASE("model file: damaged metadata is refused naming the key") {
 }
 
 TEST_CASE("model file: load options and save contracts") {
-  fs::path dir = temp_dir();
+  test::TempDir tmp("model_file");
+  const fs::path dir = tmp.path;
   models::LoadedModel src = models::load_model(test::fixture("tiny_resnet18.pth"));
   models::save_model(dir / "m.safetensors", *src.model, tiny_info());
   SUBCASE("a different class count needs an explicit head replacement") {

@@ -8,51 +8,24 @@
 #include "io/safetensors.h"
 #include "models/weights.h"
 #include "tests/core/test_util.h"
+#include "tests/train/three_step_recipes.h"
 
 using namespace rtune;
 
 namespace {
-Tensor ref_tensor(const io::SafetensorsFile& f, const std::string& name) {
-  const io::SafetensorsView& v = f.at(name);
-  return from_bytes(v.bytes.data(), v.bytes.size(), v.shape, v.dtype);
-}
 
-struct Recipe {
-  const char* fixture;
-  std::function<bool(const std::string&)> trainable;
-  std::function<std::unique_ptr<optim::Optimizer>(std::vector<Tensor*>)> make_opt;
-  double clip_norm = 0, clip_value = 0;
-};
+using test::ref_tensor;
 
-void run_recipe(const Recipe& r) {
-  io::SafetensorsFile inputs = io::SafetensorsFile::open(test::fixture("tiny_resnet18_steps_inputs.safetensors"));
+void run_recipe(const test::Recipe& r) {
   io::SafetensorsFile ref = io::SafetensorsFile::open(test::fixture(r.fixture));
   models::ResNet model({"resnet18", 8, 10});
   model.to(DType::f64);
   models::load_weights(model, models::read_weight_file(test::fixture("tiny_resnet18.safetensors")).tensors);
-  std::vector<Tensor*> trainable;
   std::map<std::string, std::vector<double>> frozen_start;
-  for (auto& [name, p] : model.named_parameters()) {
-    if (r.trainable(name)) {
-      trainable.push_back(p);
-    } else {
-      p->set_requires_grad(false);
-      frozen_start[name] = p->to_vector<double>();
-    }
-  }
-  auto opt = r.make_opt(trainable);
+  for (auto& [name, p] : model.named_parameters())
+    if (!r.trainable(name)) frozen_start[name] = p->to_vector<double>();
   model.train();
-  std::vector<double> losses;
-  for (int s = 0; s < 3; ++s) {
-    opt->zero_grad();
-    Tensor x = ref_tensor(inputs, fmt::format("step{}.input", s)).to(DType::f64);
-    Tensor loss = cross_entropy(model.forward(x), ref_tensor(inputs, fmt::format("step{}.target", s)));
-    loss.backward();
-    if (r.clip_norm > 0) optim::clip_grad_norm(trainable, r.clip_norm);
-    if (r.clip_value > 0) optim::clip_grad_value(trainable, r.clip_value);
-    opt->step();
-    losses.push_back(loss.item<double>());
-  }
+  std::vector<double> losses = test::run_three_steps(r, model, DType::f64, Device::cpu());
   CHECK_CLOSE(losses, ref_tensor(ref, "losses").to_vector<double>(), 1e-10, 1e-12);
   for (auto& [name, p] : model.named_parameters()) {
     CAPTURE(name);
@@ -70,38 +43,14 @@ void run_recipe(const Recipe& r) {
   }
 }
 
-optim::ParamGroup group(std::vector<Tensor*> ps, double lr, double wd, double momentum) {
-  optim::ParamGroup g;
-  g.name = "all";
-  g.params = std::move(ps);
-  g.lr = lr;
-  g.weight_decay = wd;
-  g.momentum = momentum;
-  return g;
-}
 }  // namespace
 
-TEST_CASE("3 steps: fc only, Adam(lr=1e-3, wd=1e-4)") {
-  run_recipe({"tiny_resnet18_fc_adam_3steps.safetensors",
-              [](const std::string& n) { return n.rfind("fc.", 0) == 0; },
-              [](std::vector<Tensor*> ps) {
-                return std::make_unique<optim::Adam>(std::vector{group(ps, 1e-3, 1e-4, 0.9)});
-              }});
-}
+TEST_CASE("3 steps: fc only, Adam(lr=1e-3, wd=1e-4)") { run_recipe(test::fc_adam_recipe()); }
 
 TEST_CASE("3 steps: all layers, SGD(lr=0.05, momentum=0.9, nesterov, wd=5e-4) + clip_grad_norm_(1.0)") {
-  run_recipe({"tiny_resnet18_full_sgd_nesterov_clipnorm_3steps.safetensors", [](const std::string&) { return true; },
-              [](std::vector<Tensor*> ps) {
-                return std::make_unique<optim::SGD>(std::vector{group(ps, 0.05, 5e-4, 0.9)}, 0.0, true);
-              },
-              1.0, 0});
+  run_recipe(test::sgd_nesterov_clipnorm_recipe());
 }
 
 TEST_CASE("3 steps: layer4 + fc, AdamW(lr=2e-3, wd=1e-2) + clip_grad_value_(0.1)") {
-  run_recipe({"tiny_resnet18_layer4fc_adamw_clipvalue_3steps.safetensors",
-              [](const std::string& n) { return n.rfind("layer4.", 0) == 0 || n.rfind("fc.", 0) == 0; },
-              [](std::vector<Tensor*> ps) {
-                return std::make_unique<optim::Adam>(std::vector{group(ps, 2e-3, 1e-2, 0.9)}, 0.999, 1e-8, false, true);
-              },
-              0, 0.1});
+  run_recipe(test::layer4fc_adamw_clipvalue_recipe());
 }

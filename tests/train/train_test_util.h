@@ -6,21 +6,12 @@
 #include <unistd.h>
 #include <fmt/format.h>
 #include "engine/train/synthetic.h"
+#include "tests/core/test_util.h"
 #include "engine/train/trainer.h"
 #include "io/data/dataset.h"
 #include "io/data/loader.h"
 
 namespace rtune::test {
-
-struct TempDir {
-  std::filesystem::path path;
-  explicit TempDir(const std::string& tag) {
-    path = std::filesystem::temp_directory_path() / fmt::format("rtune_{}_{}", tag, ::getpid());
-    std::filesystem::remove_all(path);
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
 
 // A shapes dataset with separate train/val folders under `root`.
 inline void make_shapes(const std::filesystem::path& root, int train_per_class, int val_per_class, int size) {
