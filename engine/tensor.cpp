@@ -391,6 +391,18 @@ Tensor empty(const Shape& shape, TensorOptions o) {
   return Tensor(impl);
 }
 
+Tensor from_storage(Storage storage, const Shape& shape, DType dtype, MemoryFormat fmt) {
+  const size_t need = size_t(shape_numel(shape)) * dtype_size(dtype);
+  RTUNE_CHECK(storage.nbytes() >= need, "from_storage: {} bytes cannot hold {} {}", storage.nbytes(), shape_str(shape),
+              dtype_name(dtype));
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = std::move(storage);
+  impl->shape = shape;
+  impl->strides = contiguous_strides(shape, fmt);
+  impl->dtype = dtype;
+  return Tensor(impl);
+}
+
 Tensor zeros(const Shape& shape, TensorOptions o) { return full(shape, 0.0, o); }
 Tensor ones(const Shape& shape, TensorOptions o) { return full(shape, 1.0, o); }
 Tensor full(const Shape& shape, double value, TensorOptions o) {

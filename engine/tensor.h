@@ -121,6 +121,9 @@ Tensor arange(int64_t n, TensorOptions o = {});
 Tensor from_vector(const std::vector<double>& values, const Shape& shape, DType dtype = DType::f32);
 Tensor from_vector_i64(const std::vector<int64_t>& values, const Shape& shape);
 Tensor from_bytes(const void* bytes, size_t nbytes, const Shape& shape, DType dtype);  // CPU copy
+// A tensor over existing memory (no copy), dense in `fmt`; `storage` (e.g. Storage::wrap of a loader
+// batch or of pinned memory) must hold the whole shape.
+Tensor from_storage(Storage storage, const Shape& shape, DType dtype, MemoryFormat fmt = MemoryFormat::contiguous);
 
 // Errors naming the op and both operands.
 void require_same_device(const char* op, const Tensor& a, const Tensor& b);

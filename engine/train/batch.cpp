@@ -12,15 +12,13 @@ Tensor images_to_tensor(const io::Batch& b, const io::Normalize& norm, DType dty
   // The loader's interleaved HWC bytes are exactly a channels-last uint8 [N, 3, H, W] tensor: viewed in
   // place (no host copy), they are normalised on the CPU or copied as they are (pinned, when the
   // loader was given pinned_host_memory()) to the device.
-  auto view = std::make_shared<TensorImpl>();
-  view->storage = Storage::wrap(const_cast<uint8_t*>(b.images.data()), size_t(bytes), Device::cpu(), nullptr);
-  view->shape = {n, 3, h, w};
-  view->strides = {h * w * 3, 1, w * 3, 3};
-  view->dtype = DType::u8;
-  Tensor images = Tensor(view);
+  const Tensor bytes_view =
+      from_storage(Storage::wrap(const_cast<uint8_t*>(b.images.data()), size_t(bytes), Device::cpu(), nullptr),
+                   {n, 3, h, w}, DType::u8, MemoryFormat::channels_last);
+  Tensor images = bytes_view;
   if (device.is_cuda()) {  // queued behind the compute: the host does not wait for the device here
     images = empty({n, 3, h, w}, {DType::u8, device, MemoryFormat::channels_last});
-    kernels::upload(Tensor(view), images);
+    kernels::upload(bytes_view, images);
   }
   Tensor out = empty({n, 3, h, w}, {dtype, device, fmt});
   kernels::normalize_images(images, norm.mean, norm.std, out);

@@ -155,16 +155,9 @@ namespace {
 // A CPU tensor in pinned memory on a CUDA run (downloads into it do not make the host wait), else heap.
 Tensor host_buffer(const Shape& shape, DType dt, Device device) {
   if (!device.is_cuda()) return empty(shape, {dt});
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  const size_t bytes = size_t(std::max<int64_t>(n, 1)) * dtype_size(dt);
+  const size_t bytes = size_t(std::max<int64_t>(shape_numel(shape), 1)) * dtype_size(dt);
   void* p = kernels::pinned_alloc(bytes);
-  auto impl = std::make_shared<TensorImpl>();
-  impl->storage = Storage::wrap(p, bytes, Device::cpu(), std::shared_ptr<void>(p, kernels::pinned_free));
-  impl->shape = shape;
-  impl->strides = contiguous_strides(shape);
-  impl->dtype = dt;
-  return Tensor(impl);
+  return from_storage(Storage::wrap(p, bytes, Device::cpu(), std::shared_ptr<void>(p, kernels::pinned_free)), shape, dt);
 }
 }  // namespace
 

@@ -47,26 +47,12 @@ Tensor param_or(const Tensor& p, int64_t C, DType dt, double fill, const char* o
 // always pass the saved mean / invstd (which already contain the forward's eps).
 constexpr double kUnusedEps = 1e-5;
 
-struct Scalars {
-  float f1 = 1.f, f0 = 0.f;
-  double d1 = 1.0, d0 = 0.0;
-  bool dbl;
-  explicit Scalars(DType t) : dbl(t == DType::f64) {}
-  const void* one() const { return dbl ? static_cast<const void*>(&d1) : &f1; }
-  const void* zero() const { return dbl ? static_cast<const void*>(&d0) : &f0; }
-};
-
 // Runs body(o) on a dense 4-d view of y, or on a temporary copied back into y.
 template <class F> void dense_output(Tensor& y, MemoryFormat fmt, F&& body) {
-  if (is_dense(y)) {
-    Tensor v = out4d(y);
+  into_layout(y, is_dense(y) ? format_of(y) : (y.dim() == 4 ? fmt : MemoryFormat::contiguous), [&](Tensor& t) {
+    Tensor v = out4d(t);
     body(v);
-    return;
-  }
-  Tensor tmp = empty(y.shape(), {y.dtype(), y.device(), y.dim() == 4 ? fmt : MemoryFormat::contiguous});
-  Tensor v = out4d(tmp);
-  body(v);
-  copy(tmp, y);
+  });
 }
 
 // Eval-mode backward: gx = gy·w·invstd; gw = Σ gy·(x−mean)·invstd; gb = Σ gy (one block per channel).

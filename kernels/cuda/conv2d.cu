@@ -109,26 +109,6 @@ AlgoChoice choose(Dir d, const AlgoKey& key, cudnnTensorDescriptor_t xd, cudnnFi
 Storage workspace(size_t bytes) { return bytes ? Storage::allocate(bytes, Device::cuda(0)) : Storage(); }
 
 // Runs body(out) with `out` = t when t is dense in fmt, else a temporary copied into t afterwards.
-template <class F> void into_layout(Tensor& t, MemoryFormat fmt, F&& body) {
-  if (t.is_contiguous(fmt)) {
-    body(t);
-    return;
-  }
-  Tensor tmp = empty(t.shape(), {t.dtype(), t.device(), fmt});
-  body(tmp);
-  copy(tmp, t);
-}
-
-// alpha/beta are float for FLOAT/HALF/BFLOAT16 tensors and double for DOUBLE (semantics §0).
-struct Scalars {
-  float f1 = 1.f, f0 = 0.f;
-  double d1 = 1.0, d0 = 0.0;
-  bool dbl;
-  explicit Scalars(DType t) : dbl(t == DType::f64) {}
-  const void* one() const { return dbl ? static_cast<const void*>(&d1) : &f1; }
-  const void* zero() const { return dbl ? static_cast<const void*>(&d0) : &f0; }
-};
-
 std::string shapes_of(const Tensor& a, const Tensor& b, const Tensor& c) {
   return fmt::format("{} / {} -> {}", a.str(), b.str(), c.str());
 }

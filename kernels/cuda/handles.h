@@ -7,6 +7,7 @@
 #include <cudnn.h>
 
 #include "engine/tensor.h"
+#include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/runtime.h"
 
 namespace rtune::cuda {
@@ -42,6 +43,32 @@ MemoryFormat format_of(const Tensor& t);
 Tensor dense_in(const Tensor& t, MemoryFormat fmt);
 // Whether t is dense in either layout (so a kernel may write it through its strides).
 bool is_dense(const Tensor& t);
+
+// Runs body(out) with out = t when t is dense in `fmt`, else a temporary in `fmt` copied into t after:
+// ops write their outputs densely, callers may pass any strides.
+template <class F> void into_layout(Tensor& t, MemoryFormat fmt, F&& body) {
+  if (t.is_contiguous(fmt)) {
+    body(t);
+    return;
+  }
+  Tensor tmp = empty(t.shape(), {t.dtype(), t.device(), fmt});
+  body(tmp);
+  copy(tmp, t);
+}
+// into_layout in t's own layout when t is dense, NCHW otherwise.
+template <class F> void dense_out(Tensor& t, F&& body) {
+  into_layout(t, is_dense(t) ? format_of(t) : MemoryFormat::contiguous, std::forward<F>(body));
+}
+
+// cuDNN's alpha = 1 and beta = 0: float for FLOAT/HALF/BFLOAT16 tensors, double for DOUBLE (semantics §0).
+struct Scalars {
+  float f1 = 1.f, f0 = 0.f;
+  double d1 = 1.0, d0 = 0.0;
+  bool dbl;
+  explicit Scalars(DType t) : dbl(t == DType::f64) {}
+  const void* one() const { return dbl ? static_cast<const void*>(&d1) : &f1; }
+  const void* zero() const { return dbl ? static_cast<const void*>(&d0) : &f0; }
+};
 
 class TensorDesc {
  public:

@@ -68,23 +68,13 @@ RT_GLOBAL void column_sum_kernel(const T* gy, int64_t rows, int64_t cols, T* out
   }
 }
 
-template <class F> void contiguous_out(Tensor& y, F&& body) {
-  if (y.is_contiguous()) {
-    body(y);
-    return;
-  }
-  Tensor tmp = empty(y.shape(), {y.dtype(), y.device()});
-  body(tmp);
-  copy(tmp, y);
-}
-
 }  // namespace
 
 void linear_forward(const Tensor& x0, const Tensor& w0, const Tensor& bias, Tensor& y0) {
   const char* op = "linear_forward";
   Tensor x = x0.contiguous(), w = w0.contiguous();
   int64_t N = x.size(0), I = x.size(1), O = w.size(0);
-  contiguous_out(y0, [&](Tensor& y) {
+  into_layout(y0, MemoryFormat::contiguous, [&](Tensor& y) {
     gemm(op, true, false, O, N, I, w, I, x, I, y, O);
     if (bias.defined() && N * O > 0) {
       Tensor b = bias.contiguous();
@@ -100,20 +90,22 @@ void linear_forward(const Tensor& x0, const Tensor& w0, const Tensor& bias, Tens
 void linear_backward_input(const Tensor& gy0, const Tensor& w0, Tensor& gx0) {
   Tensor gy = gy0.contiguous(), w = w0.contiguous();
   int64_t N = gy.size(0), O = gy.size(1), I = w.size(1);
-  contiguous_out(gx0, [&](Tensor& gx) { gemm("linear_backward_input", false, false, I, N, O, w, I, gy, O, gx, I); });
+  into_layout(gx0, MemoryFormat::contiguous,
+              [&](Tensor& gx) { gemm("linear_backward_input", false, false, I, N, O, w, I, gy, O, gx, I); });
 }
 
 void linear_backward_weight(const Tensor& gy0, const Tensor& x0, Tensor& gw0) {
   Tensor gy = gy0.contiguous(), x = x0.contiguous();
   int64_t N = gy.size(0), O = gy.size(1), I = x.size(1);
-  contiguous_out(gw0, [&](Tensor& gw) { gemm("linear_backward_weight", false, true, I, O, N, x, I, gy, O, gw, I); });
+  into_layout(gw0, MemoryFormat::contiguous,
+              [&](Tensor& gw) { gemm("linear_backward_weight", false, true, I, O, N, x, I, gy, O, gw, I); });
 }
 
 void linear_backward_bias(const Tensor& gy0, Tensor& gb0) {
   Tensor gy = gy0.contiguous();
   int64_t N = gy.size(0), O = gy.size(1);
   if (O == 0) return;
-  contiguous_out(gb0, [&](Tensor& gb) {
+  into_layout(gb0, MemoryFormat::contiguous, [&](Tensor& gb) {
     dispatch_floating("linear_backward_bias", gy, [&](auto tag) {
       using T = decltype(tag);
       launch(column_sum_kernel<T>, grid_for(O, kThreads), kThreads, 0, stream(), dptr<const T>(gy), N, O, dptr<T>(gb));

@@ -103,16 +103,6 @@ RT_GLOBAL void adaptive_avg_backward_kernel(const T* gy, Plane4 gyp, T* gx, Plan
 }
 
 // Output must be writable through its strides: dense in a layout (else a temporary is used).
-template <class F> void dense_out(Tensor& y, F&& body) {
-  if (is_dense(y)) {
-    body(y);
-    return;
-  }
-  Tensor tmp = empty(y.shape(), {y.dtype(), y.device()});
-  body(tmp);
-  copy(tmp, y);
-}
-
 void check4(const char* op, const Tensor& t) { RTUNE_CHECK(t.dim() == 4, "{}: expected a 4-d tensor, got {}", op, t.str()); }
 
 }  // namespace

@@ -113,22 +113,12 @@ RT_GLOBAL void ce_backward_kernel(const T* gloss, const T* lp, const int64_t* ta
 
 void check_2d(const char* op, const Tensor& x) { RTUNE_CHECK(x.dim() == 2, "{}: expected an N×C tensor, got {}", op, x.str()); }
 
-template <class F> void contiguous_out(Tensor& y, F&& body) {
-  if (y.is_contiguous()) {
-    body(y);
-    return;
-  }
-  Tensor tmp = empty(y.shape(), {y.dtype(), y.device()});
-  body(tmp);
-  copy(tmp, y);
-}
-
 void run_log_softmax(const char* op, const Tensor& x0, Tensor& y0, bool exp_out) {
   check_2d(op, x0);
   Tensor x = x0.contiguous();
   int64_t N = x.size(0), C = x.size(1);
   if (N == 0 || C == 0) return;
-  contiguous_out(y0, [&](Tensor& y) {
+  into_layout(y0, MemoryFormat::contiguous, [&](Tensor& y) {
     dispatch_floating(op, x, [&](auto tag) {
       using T = decltype(tag);
       launch(log_softmax_kernel<T>, dim3(row_blocks(N)), kRowThreads, 0, stream(), dptr<const T>(x), dptr<T>(y), N, C,
@@ -142,7 +132,7 @@ void run_softmax_backward(const char* op, const Tensor& gy0, const Tensor& y0, T
   Tensor gy = gy0.contiguous(), y = y0.contiguous();
   int64_t N = y.size(0), C = y.size(1);
   if (N == 0 || C == 0) return;
-  contiguous_out(gx0, [&](Tensor& gx) {
+  into_layout(gx0, MemoryFormat::contiguous, [&](Tensor& gx) {
     dispatch_floating(op, y, [&](auto tag) {
       using T = decltype(tag);
       launch(softmax_backward_kernel<T>, dim3(row_blocks(N)), kRowThreads, 0, stream(), dptr<const T>(gy),
@@ -195,7 +185,7 @@ void cross_entropy_backward(const Tensor& gloss, const Tensor& log_probs0, const
   int64_t N = lp.size(0), C = lp.size(1);
   if (N == 0 || C == 0) return;
   double scale = r == Reduction::mean ? 1.0 / double(N) : 1.0;
-  contiguous_out(glogits, [&](Tensor& gx) {
+  into_layout(glogits, MemoryFormat::contiguous, [&](Tensor& gx) {
     dispatch_floating(op, lp, [&](auto tag) {
       using T = decltype(tag);
       launch(ce_backward_kernel<T>, grid_for(N * C, kThreads), kThreads, 0, stream(), dptr<const T>(gloss),

@@ -602,11 +602,8 @@ TEST_CASE("upload / download queued with the compute, from pinned and pageable m
     K::upload(host, d);  // pageable
     K::fence(gpu()).wait();
     check_dev(d, host, 0, 0);
-    auto impl = std::make_shared<TensorImpl>();
-    impl->storage = Storage::wrap(pinned, size_t(host.numel()) * sizeof(float), Device::cpu(), nullptr);
-    impl->shape = host.shape();
-    impl->strides = host.strides();
-    Tensor back(impl);
+    Tensor back = from_storage(Storage::wrap(pinned, size_t(host.numel()) * sizeof(float), Device::cpu(), nullptr),
+                               host.shape(), DType::f32, MemoryFormat::channels_last);
     K::download(d, back);
     K::fence(gpu()).wait();
     CHECK(back.to_vector<float>() == host.to_vector<float>());
