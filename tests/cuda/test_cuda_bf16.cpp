@@ -104,6 +104,12 @@ TEST_CASE("bf16 elementwise, pooling, linear, softmax and cross-entropy") {
   K::max_pool2d_forward(da, pa, dpy, dpi);
   check_bf16(dpy, py);
   CHECK(dpi.cpu().to_vector<int64_t>() == pi.to_vector<int64_t>());  // same bf16 values, same argmax
+  // Backward: overlapping 3x3/2 windows add into shared inputs (an fp32 scratch on the device).
+  auto [pg, dpg] = pair_of(ps, r, kNHWC);
+  Tensor pgx = empty(s), dpgx = nan_out(s, DType::bf16, kNHWC);
+  K::max_pool2d_backward(pg, pi, pgx);
+  K::max_pool2d_backward(dpg, dpi, dpgx);
+  check_bf16(dpgx, pgx);
   Tensor ay = empty({2, 8, 1, 1}), day = nan_out({2, 8, 1, 1}, DType::bf16);
   K::adaptive_avg_pool2d_forward(a, ay);
   K::adaptive_avg_pool2d_forward(da, day);
