@@ -1,11 +1,14 @@
 # io/image (decode), io/transforms (torchvision-equal transforms), io/data (datasets, loader).
 find_path(TURBOJPEG_INCLUDE_DIR turbojpeg.h REQUIRED)
 find_library(TURBOJPEG_LIBRARY turbojpeg REQUIRED)
+# The libjpeg API of the same libjpeg-turbo, for partial (cropped) decoding: io/image/jpeg_region.cpp.
+find_package(JPEG REQUIRED)
 find_path(STB_INCLUDE_DIR stb/stb_image.h REQUIRED)
 
 add_library(rtune_data STATIC
   io/image/decode.cpp
   io/image/jpeg.cpp
+  io/image/jpeg_region.cpp
   io/image/stb_backend.cpp
   io/transforms/resize.cpp
   io/transforms/geometry.cpp
@@ -19,7 +22,7 @@ add_library(rtune_data STATIC
   io/data/loader_bench.cpp
 )
 target_include_directories(rtune_data PRIVATE ${TURBOJPEG_INCLUDE_DIR} ${STB_INCLUDE_DIR})
-target_link_libraries(rtune_data PUBLIC rtune_base Threads::Threads PRIVATE ${TURBOJPEG_LIBRARY})
+target_link_libraries(rtune_data PUBLIC rtune_base Threads::Threads PRIVATE ${TURBOJPEG_LIBRARY} JPEG::JPEG)
 # PIL's float arithmetic (blend, HSV, bilinear rotate) is reproduced operation by operation: no FMA
 # contraction, even under RTUNE_NATIVE.
 target_compile_options(rtune_data PRIVATE -ffp-contract=off -Wall -Wextra)

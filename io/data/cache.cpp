@@ -22,18 +22,18 @@ CachePlan cache_plan(const Pipeline& pipeline, bool dct_scaling) {
   return plan;
 }
 
-void load_prefix_into(const std::filesystem::path& path, const Pipeline& pipeline, const CachePlan& plan,
-                      std::vector<std::byte>& file_buf, Image& out) {
-  read_file(path, file_buf);
-  decode_image_into(file_buf, path.string(), plan.hint, out);
+void decode_prefix_into(std::span<const std::byte> bytes, std::string_view name, const Pipeline& pipeline,
+                        const CachePlan& plan, Image& out) {
+  decode_image_into(bytes, name, plan.hint, out);
   Rng unused(0);  // prefix transforms are deterministic; apply() still takes an Rng
   for (size_t i = 0; i < plan.prefix; ++i) out = apply(pipeline.transforms[i], out, unused);
 }
 
 Image load_prefix(const std::filesystem::path& path, const Pipeline& pipeline, const CachePlan& plan) {
   std::vector<std::byte> file_buf;
+  read_file(path, file_buf);
   Image img;
-  load_prefix_into(path, pipeline, plan, file_buf, img);
+  decode_prefix_into(file_buf, path.string(), pipeline, plan, img);
   return img;
 }
 
@@ -53,6 +53,11 @@ void DecodedCache::clear() {
 }
 
 size_t DecodedCache::cost(const Image& img) { return img.pixels.capacity() + sizeof(Image); }
+
+bool DecodedCache::has_room_for(size_t pixel_bytes) const {
+  size_t used = used_.load(std::memory_order_relaxed);
+  return pixel_bytes + sizeof(Image) <= budget_ - std::min(used, budget_);
+}
 
 const Image* DecodedCache::find(size_t index) const {
   RTUNE_CHECK(index < n_, "DecodedCache: index {} out of range (cache has {} slots)", index, n_);

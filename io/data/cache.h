@@ -37,9 +37,9 @@ CachePlan cache_plan(const Pipeline& pipeline, bool dct_scaling);
 
 // Decode + the plan's prefix: the image the cache stores for `path`.
 Image load_prefix(const std::filesystem::path& path, const Pipeline& pipeline, const CachePlan& plan);
-// The same, reusing the caller's file buffer and `out`'s pixel buffer (a loader worker's scratch).
-void load_prefix_into(const std::filesystem::path& path, const Pipeline& pipeline, const CachePlan& plan,
-                      std::vector<std::byte>& file_buf, Image& out);
+// Decode + prefix of a file already read, into `out` (its pixel buffer reused); `name` for errors.
+void decode_prefix_into(std::span<const std::byte> bytes, std::string_view name, const Pipeline& pipeline,
+                        const CachePlan& plan, Image& out);
 
 class DecodedCache {
  public:
@@ -56,6 +56,9 @@ class DecodedCache {
   // stored one, or the one another thread stored first. Over budget: nullptr, `img` left intact.
   // Thread-safe.
   const Image* insert(size_t index, Image&& img);
+  // Whether an image of `pixel_bytes` would still fit in the budget (it never will again once false:
+  // entries are never evicted).
+  bool has_room_for(size_t pixel_bytes) const;
   // Drops every entry. Not safe while other threads use the cache.
   void clear();
 

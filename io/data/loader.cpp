@@ -35,6 +35,7 @@ Loader::Loader(const Dataset& data, Pipeline pipeline, LoaderOptions opt)
   };
   if (std::all_of(ts.begin() + ptrdiff_t(first), ts.end(), is_flip)) flips_at_ = first;
   else rrc_ = nullptr;
+  crop_only_decode_ = rrc_ && plan_.prefix == 0 && !plan_.hint.any();
   if (opt_.cache_bytes > 0) cache_ = std::make_unique<DecodedCache>(data_.samples.size(), opt_.cache_bytes);
   int n = opt_.threads > 0 ? opt_.threads : int(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < n; ++i) workers_.emplace_back([this] { worker_loop(); });
@@ -105,13 +106,31 @@ void Loader::submit(size_t batch_no, int slot) {
   work_cv_.notify_all();
 }
 
-const Image* Loader::source(size_t index, Scratch& scratch) const {
+void Loader::produce(size_t index, uint64_t epoch, uint8_t* out, Scratch& scratch) const {
   if (cache_)
-    if (const Image* hit = cache_->find(index)) return hit;
-  load_prefix_into(data_.samples[index].path, pipeline_, plan_, scratch.file, scratch.decoded);
+    if (const Image* hit = cache_->find(index)) return finish(index, epoch, whole(*hit), out, scratch);
+  const auto& path = data_.samples[index].path;
+  read_file(path, scratch.file);
+  if (crop_only_decode_ && decode_crop_only(index, epoch, scratch)) {
+    const ImageWindow& w = scratch.window;
+    return finish(index, epoch, {&w.pixels, w.top, w.left, w.full_height, w.full_width}, out, scratch);
+  }
+  decode_prefix_into(scratch.file, path.string(), pipeline_, plan_, scratch.decoded);
+  const Image* src = &scratch.decoded;  // no cache, or over its budget (insert leaves the image intact)
   if (cache_)  // the cache takes the buffer; the worker's next decode allocates a fresh one
-    if (const Image* stored = cache_->insert(index, std::move(scratch.decoded))) return stored;
-  return &scratch.decoded;  // no cache, or over its budget (insert left the image intact)
+    if (const Image* stored = cache_->insert(index, std::move(scratch.decoded))) src = stored;
+  finish(index, epoch, whole(*src), out, scratch);
+}
+
+bool Loader::decode_crop_only(size_t index, uint64_t epoch, Scratch& scratch) const {
+  auto want = [&](int height, int width) -> std::optional<CropBox> {
+    if (cache_ && cache_->has_room_for(size_t(height) * size_t(width) * 3)) return std::nullopt;  // keep it whole
+    Rng rng = Rng::for_key(opt_.seed, epoch, index);  // the draw finish() makes again
+    return random_resized_crop_params(height, width, rng, rrc_->scale, rrc_->ratio);
+  };
+  if (!decode_jpeg_region(scratch.file, data_.samples[index].path.string(), want, scratch.window)) return false;
+  partial_decodes_.fetch_add(1, std::memory_order_relaxed);
+  return true;
 }
 
 namespace {
@@ -131,17 +150,20 @@ void vflip_inplace(uint8_t* p, int h, int w) {
 
 }  // namespace
 
-void Loader::finish(size_t index, uint64_t epoch, const Image& src, uint8_t* out, Scratch& scratch) const {
+void Loader::finish(size_t index, uint64_t epoch, const Source& source, uint8_t* out, Scratch& scratch) const {
   Rng rng = Rng::for_key(opt_.seed, epoch, index);
   const auto& ts = pipeline_.transforms;
+  const Image& src = *source.image;
   if (flips_at_ != SIZE_MAX) {
     // Same draws, in the same order, as apply(): the crop box, then one Bernoulli per flip.
     if (rrc_) {
-      RTUNE_CHECK(!src.empty(), "{}: empty input image", describe(*rrc_));
-      CropBox b = random_resized_crop_params(src.height, src.width, rng, rrc_->scale, rrc_->ratio);
+      const int full_h = source.full_height, full_w = source.full_width;
+      RTUNE_CHECK(full_h > 0 && full_w > 0, "{}: empty input image", describe(*rrc_));
+      CropBox b = random_resized_crop_params(full_h, full_w, rng, rrc_->scale, rrc_->ratio);
       // The largest intermediate any crop of this image can need, so the buffer stops growing early.
-      scratch.resize.reserve(size_t(std::max(src.height * out_w_, out_h_ * src.width)) * 3);
-      resize_region_into(src, b.top, b.left, b.height, b.width, out_h_, out_w_, rrc_->interp, out, scratch.resize);
+      scratch.resize.reserve(size_t(std::max(full_h * out_w_, out_h_ * full_w)) * 3);
+      resize_region_into(src, b.top - source.top, b.left - source.left, b.height, b.width, out_h_, out_w_,
+                         rrc_->interp, out, scratch.resize);
     } else {
       if (src.height != out_h_ || src.width != out_w_)
         fail("Loader: sample {} came out {}x{}, expected {}x{}", data_.samples[index].path.string(), src.height,
@@ -172,7 +194,7 @@ void Loader::finish(size_t index, uint64_t epoch, const Image& src, uint8_t* out
 Image Loader::load_sample(size_t index, uint64_t epoch) const {
   Scratch scratch;
   Image out(out_h_, out_w_);
-  finish(index, epoch, *source(index, scratch), out.pixels.data(), scratch);
+  produce(index, epoch, out.pixels.data(), scratch);
   return out;
 }
 
@@ -185,7 +207,7 @@ void Loader::run_task(const Task& t, Scratch& scratch) {
   // (deterministically), or is an error when strict; at most one full pass over the dataset is tried.
   for (size_t attempt = 0;; ++attempt) {
     try {
-      finish(index, epoch_, *source(index, scratch), out, scratch);
+      produce(index, epoch_, out, scratch);
       break;
     } catch (const Error& e) {
       if (opt_.strict || attempt + 1 >= data_.samples.size()) throw;

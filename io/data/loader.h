@@ -6,6 +6,7 @@
 // the slots rotate, so in steady state no batch buffer is allocated. With `cache_bytes` > 0 a
 // DecodedCache (cache.h) keeps decoded images across epochs; cached and uncached batches are identical.
 #pragma once
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -58,6 +59,8 @@ class Loader {
   bool next(Batch& out);
   size_t batches_per_epoch() const;
   size_t replaced_samples() const { return replaced_; }  // failed decodes replaced this epoch
+  // Samples whose JPEG was decoded only as far as their RandomResizedCrop box needs (since construction).
+  size_t partial_decodes() const { return partial_decodes_.load(std::memory_order_relaxed); }
   // The sample the loader makes for dataset index `i` in `epoch` (what a batch holds for it).
   Image load_sample(size_t index, uint64_t epoch) const;
   // The decoded cache, or nullptr when cache_bytes is 0.
@@ -81,15 +84,27 @@ class Loader {
   struct Scratch {
     std::vector<std::byte> file;
     Image decoded;
+    ImageWindow window;  // a partially decoded JPEG (the crop box's part)
     std::vector<uint8_t> resize;
   };
+  // What the rest of the pipeline starts from: an image, or a window of one (`image` holds rows and
+  // columns from (top, left) of a full_height x full_width image).
+  struct Source {
+    const Image* image;
+    int top = 0, left = 0, full_height = 0, full_width = 0;
+  };
+  static Source whole(const Image& img) { return {&img, 0, 0, img.height, img.width}; }
   void submit(size_t batch_no, int slot);
   void run_task(const Task& t, Scratch& scratch);
-  // The image before the first random transform: from the cache, or decoded into `scratch` (and
-  // offered to the cache).
-  const Image* source(size_t index, Scratch& scratch) const;
-  // Runs the rest of the pipeline on `src` into `out` (out_h_ x out_w_ x 3 bytes).
-  void finish(size_t index, uint64_t epoch, const Image& src, uint8_t* out, Scratch& scratch) const;
+  // Makes sample `index` of `epoch` into `out` (out_h_ x out_w_ x 3 bytes): the image before the first
+  // random transform comes from the cache, or is decoded (and offered to the cache), or, for a
+  // RandomResizedCrop that the cache will not keep, only its crop box is decoded from the JPEG.
+  void produce(size_t index, uint64_t epoch, uint8_t* out, Scratch& scratch) const;
+  // Decodes only the crop box `index` draws in `epoch` into scratch.window; false when the file or
+  // the situation does not allow it (see produce()).
+  bool decode_crop_only(size_t index, uint64_t epoch, Scratch& scratch) const;
+  // Runs the rest of the pipeline on `src` into `out`.
+  void finish(size_t index, uint64_t epoch, const Source& src, uint8_t* out, Scratch& scratch) const;
   void worker_loop();
   void drain();
 
@@ -101,6 +116,10 @@ class Loader {
   // RandomResizedCrop (cropped and resized in one go), then only flips (done in place) from flips_at_.
   const RandomResizedCrop* rrc_ = nullptr;
   size_t flips_at_ = SIZE_MAX;  // SIZE_MAX: the general path (apply() transform by transform)
+  // The RandomResizedCrop comes first (nothing cached before it, full-size decode): a JPEG that the
+  // cache will not keep can be decoded only as far as the crop box needs.
+  bool crop_only_decode_ = false;
+  mutable std::atomic<size_t> partial_decodes_{0};
   std::unique_ptr<DecodedCache> cache_;
   int out_h_ = 0, out_w_ = 0;
   std::vector<size_t> order_;

@@ -122,7 +122,10 @@ LoaderBenchResult run_loader_bench(const LoaderBenchOptions& opt, const std::fun
     Rate train = epoch_pass(loader, 0, r.images);
     r.train_img_s = train.wall;
     r.train_img_cpu_s = train.cpu;
-    say(line("train transforms (no cache)", train));
+    r.partial_decodes = loader.partial_decodes();
+    say(line("train transforms (no cache)", train) +
+        (r.partial_decodes ? fmt::format(" {} of {} JPEGs decoded only down to their crop box", r.partial_decodes, r.images)
+                           : std::string()));
   }
 
   if (opt.cache) {
@@ -153,9 +156,10 @@ std::string to_json(const LoaderBenchResult& r) {
       "{{\"bench\": \"loader\", \"images\": {}, \"threads\": {}, \"batch\": {}, \"pipeline\": \"{}\", "
       "\"decode_img_s\": {:.1f}, \"train_img_s\": {:.1f}, \"cache_fill_img_s\": {:.1f}, \"cached_img_s\": {:.1f}, "
       "\"decode_img_cpu_s\": {:.1f}, \"train_img_cpu_s\": {:.1f}, \"cached_img_cpu_s\": {:.1f}, "
-      "\"cache_entries\": {}, \"cache_bytes\": {}}}",
+      "\"cache_entries\": {}, \"cache_bytes\": {}, \"partial_decodes\": {}}}",
       r.images, r.threads, r.batch_size, pipeline, r.decode_img_s, r.train_img_s, r.cache_fill_img_s, r.cached_img_s,
-      r.decode_img_cpu_s, r.train_img_cpu_s, r.cached_img_cpu_s, r.cache_entries, r.cache_bytes_used);
+      r.decode_img_cpu_s, r.train_img_cpu_s, r.cached_img_cpu_s, r.cache_entries, r.cache_bytes_used,
+      r.partial_decodes);
 }
 
 }  // namespace rtune::io

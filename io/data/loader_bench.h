@@ -35,6 +35,7 @@ struct LoaderBenchResult {
   // could deliver, less disturbed than wall time when other jobs share the machine.
   double decode_img_cpu_s = 0, train_img_cpu_s = 0, cached_img_cpu_s = 0;
   size_t cache_entries = 0, cache_bytes_used = 0;
+  size_t partial_decodes = 0;  // train pass: JPEGs decoded only down to their RandomResizedCrop box
 };
 
 // Runs the passes in order; `log` (optional) gets a line per pass. Throws rtune::Error for a bad

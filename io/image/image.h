@@ -20,4 +20,16 @@ struct Image {
   const uint8_t* at(int y, int x) const { return pixels.data() + (size_t(y) * size_t(width) + size_t(x)) * 3; }
 };
 
+// A rectangle of pixels: rows [top, top + height), columns [left, left + width).
+struct CropBox {
+  int top = 0, left = 0, height = 0, width = 0;
+};
+
+// Part of a larger image: `pixels` holds rows [top, top + pixels.height) and columns
+// [left, left + pixels.width) of a full_height x full_width image (a partially decoded JPEG).
+struct ImageWindow {
+  Image pixels;
+  int top = 0, left = 0, full_height = 0, full_width = 0;
+};
+
 }  // namespace rtune::io

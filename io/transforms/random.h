@@ -13,10 +13,6 @@
 
 namespace rtune::io {
 
-struct CropBox {
-  int top = 0, left = 0, height = 0, width = 0;
-};
-
 // T.RandomResizedCrop.get_params: scale and ratio ranges as torchvision's defaults.
 CropBox random_resized_crop_params(int height, int width, Rng& rng, std::array<double, 2> scale = {0.08, 1.0},
                                    std::array<double, 2> ratio = {3.0 / 4.0, 4.0 / 3.0});

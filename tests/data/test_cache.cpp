@@ -253,7 +253,9 @@ TEST_CASE("loader fast paths (crop+resize into the batch, in-place flips) equal 
                          "resize=30,center_crop=20,hflip=0.7,vflip", "resize=18x22", "random_resized_crop=16"};
   for (const char* spec : specs) {
     Pipeline p = parse_pipeline(spec);
-    for (size_t cache : {size_t(0), size_t(1) << 30}) {
+    // No cache (JPEGs decoded only down to the crop box), a cache too small for the 300x200 JPEGs
+    // (those are decoded partially, the rest cached), and a cache that keeps everything.
+    for (size_t cache : {size_t(0), size_t(100000), size_t(1) << 30}) {
       Loader l(tr.ds, p, {.batch_size = 5, .threads = 2, .seed = 21, .cache_bytes = cache});
       for (uint64_t epoch : {0, 1}) {
         auto batches = run_epoch(l, epoch);
@@ -267,6 +269,10 @@ TEST_CASE("loader fast paths (crop+resize into the batch, in-place flips) equal 
             CHECK_IMAGE_NEAR(got, want, 0, fmt::format("{} cache {} epoch {} sample {}", spec, cache, epoch, index));
           }
       }
+      bool rrc_first = std::string_view(spec).starts_with("random_resized_crop");
+      INFO(spec << ", cache " << cache);
+      if (!rrc_first || cache == size_t(1) << 30) CHECK(l.partial_decodes() == 0);
+      else CHECK(l.partial_decodes() > 0);
     }
   }
 }

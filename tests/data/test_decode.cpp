@@ -1,6 +1,7 @@
 // data_decode: decoding equals PIL's Image.open(f).convert("RGB") (tests/fixtures/image_transforms_ref
 // from torchvision's fixture script, tests/fixtures/data/image_refs from tests/gen/make_image_fixtures.py),
-// DCT-scaled JPEG equals PIL's draft mode, and every kind of bad file is an rtune::Error naming it.
+// DCT-scaled JPEG equals PIL's draft mode, a partial (crop box) JPEG decode equals the full decode in
+// its box, and every kind of bad file is an rtune::Error naming it.
 #include <doctest/doctest.h>
 
 #include <fstream>
@@ -8,6 +9,7 @@
 
 #include "engine/error.h"
 #include "io/image/decode.h"
+#include "io/transforms/random.h"
 #include "tests/data/image_test_util.h"
 
 using namespace rtune;
@@ -109,4 +111,71 @@ TEST_CASE("bad files are errors naming the file and the reason") {
   check_error([&] { decode_image(fixture("data/decode")); }, {"decode", "directory"});
   std::vector<std::byte> none;
   check_error([&] { decode_image(std::span<const std::byte>(none), "mem.jpg"); }, {"mem.jpg", "empty"});
+}
+
+namespace {
+
+// Every pixel of `box` in the window equals the full decode's; the window must hold the box.
+void check_window(const ImageWindow& w, const Image& full, const CropBox& box, const std::string& what) {
+  INFO(what << ": box (" << box.top << ", " << box.left << ") " << box.height << "x" << box.width << ", window ("
+            << w.top << ", " << w.left << ") " << w.pixels.height << "x" << w.pixels.width);
+  REQUIRE(w.full_height == full.height);
+  REQUIRE(w.full_width == full.width);
+  REQUIRE(w.top <= box.top);
+  REQUIRE(w.left <= box.left);
+  REQUIRE(w.top + w.pixels.height >= box.top + box.height);
+  REQUIRE(w.left + w.pixels.width >= box.left + box.width);
+  int bad = 0;
+  for (int y = box.top; y < box.top + box.height; ++y)
+    bad += std::memcmp(w.pixels.at(y - w.top, box.left - w.left), full.at(y, box.left), size_t(box.width) * 3) != 0;
+  CHECK_MESSAGE(bad == 0, bad << " rows of the box differ from the full decode");
+}
+
+}  // namespace
+
+TEST_CASE("partial JPEG decode equals the full decode inside the box, for every subsampling and edge") {
+  const char* files[] = {"s420_131x97.jpg", "s422_75x203.jpg", "s444_64x80.jpg", "s420_restart_120x150.jpg",
+                         "gray_99x61.jpg", "s420_1x40.jpg", "s420_20x34.jpg"};
+  for (const char* f : files) {
+    auto bytes = slurp(fixture(std::string("data/region/") + f));
+    Image full = decode_jpeg(bytes, f);
+    const int H = full.height, W = full.width;
+    std::vector<CropBox> boxes;
+    for (int x = 0; x < W; ++x) boxes.push_back({(x * 7) % H, x, std::max(1, H - (x * 7) % H - x % 5), 1});  // each column
+    for (int y = 0; y < H; ++y) boxes.push_back({y, (y * 5) % W, 1, std::max(1, W - (y * 5) % W - y % 3)});  // each row
+    Rng r(99);
+    for (int i = 0; i < 200; ++i) boxes.push_back(random_resized_crop_params(H, W, r, {0.01, 1.0}));
+    boxes.push_back({0, 0, H, W});
+    boxes.push_back({H - 1, W - 1, 1, 1});
+    ImageWindow w;
+    for (const CropBox& box : boxes) {
+      bool took = decode_jpeg_region(bytes, f, [&](int h, int wd) {
+        CHECK(h == H);
+        CHECK(wd == W);
+        return std::optional<CropBox>(box);
+      }, w);
+      REQUIRE(took);
+      check_window(w, full, box, f);
+    }
+  }
+}
+
+TEST_CASE("partial JPEG decode declines what a full decode must handle, and names errors") {
+  auto take_all = [](int h, int w) { return std::optional<CropBox>(CropBox{0, 0, h, w}); };
+  ImageWindow w;
+  for (const char* f : {"data/region/progressive_60x70.jpg", "data/decode/cmyk.jpg", "data/decode/rgb.png",
+                        "data/decode/truncated.jpg", "data/decode/empty.jpg"}) {
+    INFO(f);
+    auto bytes = slurp(fixture(f));
+    CHECK_FALSE(decode_jpeg_region(bytes, f, take_all, w));
+  }
+  auto bytes = slurp(fixture("data/region/s420_131x97.jpg"));
+  CHECK_FALSE(decode_jpeg_region(bytes, "x.jpg", [](int, int) { return std::optional<CropBox>(); }, w));
+  check_error([&] { decode_jpeg_region(bytes, "x.jpg", [](int h, int w) { return std::optional<CropBox>(CropBox{1, 0, h, w}); }, w); },
+              {"x.jpg", "not inside"});
+  // Garbage after a JPEG signature, with an end-of-image marker so that it is attempted.
+  auto garbage = slurp(fixture("data/decode/garbage.jpg"));
+  garbage.push_back(std::byte{0xFF});
+  garbage.push_back(std::byte{0xD9});
+  check_error([&] { decode_jpeg_region(garbage, "garbage.jpg", take_all, w); }, {"garbage.jpg", "corrupt JPEG"});
 }

@@ -1,6 +1,7 @@
 // data_transforms: transforms on a noisy 37x53 image against Pillow called as torchvision calls it
 // (tests/gen/make_image_fixtures.py: enlarging/shrinking/one-axis resizes, rotations with fill and the
 // 90/180/270 fast paths, every colour op on both sides of 1, all pad modes, center crops that pad),
+// crop + bilinear resize over 60 boxes (tests/gen/make_resize_cases.py, F.resized_crop on PIL),
 // sampling-algorithm properties of the random transforms, seeded reproducibility, and spec parsing.
 #include <doctest/doctest.h>
 
@@ -262,4 +263,27 @@ TEST_CASE("a full train pipeline is reproducible and produces its declared size"
     CHECK(x.size() == size_t(3 * 40 * 48));
   }
   CHECK(p.describe().find("RandomResizedCrop((40, 48)") != std::string::npos);
+}
+
+// tests/gen/make_resize_cases.py: PIL img.crop(box).resize((ow, oh), BILINEAR) (F.resized_crop) for 60
+// boxes of a 61x83 noise image, many touching the bottom-right corner where the vector horizontal pass
+// must fall back to the scalar loop. Both the copying and the in-place region paths must be bit-exact.
+TEST_CASE("crop + bilinear resize equals PIL over many boxes, via resize(crop()) and resize_region_into") {
+  SafetensorsFile f = SafetensorsFile::open(fixture("data/resize_cases.safetensors"));
+  Image src = test::ref_image(f, "source");
+  std::vector<int64_t> boxes = f.copy_as<int64_t>("boxes"), sizes = f.copy_as<int64_t>("sizes");
+  REQUIRE(f.at("boxes").shape == std::vector<int64_t>{int64_t(sizes.size() / 2), 4});
+  REQUIRE(sizes.size() / 2 >= 60);
+  std::vector<uint8_t> scratch;
+  for (size_t i = 0; i < sizes.size() / 2; ++i) {
+    int top = int(boxes[i * 4]), left = int(boxes[i * 4 + 1]), h = int(boxes[i * 4 + 2]), w = int(boxes[i * 4 + 3]);
+    int oh = int(sizes[i * 2]), ow = int(sizes[i * 2 + 1]);
+    std::string label = fmt::format("case {}: box top={} left={} {}x{} -> {}x{}", i, top, left, h, w, oh, ow);
+    Image want = test::ref_image(f, fmt::format("out.{}", i));
+    std::string copying = label + " resize(crop())", region = label + " resize_region_into";
+    CHECK_IMAGE_NEAR(resize(crop(src, top, left, h, w), oh, ow, Interp::bilinear), want, 0, copying);
+    Image got(oh, ow, 0xAB);  // junk-filled: an unwritten byte would show
+    resize_region_into(src, top, left, h, w, oh, ow, Interp::bilinear, got.pixels.data(), scratch);
+    CHECK_IMAGE_NEAR(got, want, 0, region);
+  }
 }

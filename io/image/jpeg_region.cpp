@@ -1,0 +1,119 @@
+// Partial JPEG decoding through libjpeg-turbo's libjpeg API (jpeg_skip_scanlines, jpeg_crop_scanline,
+// then stop after the last row wanted): a RandomResizedCrop keeps ~half of the image on average, and
+// the rows below its box and the columns beside it need no IDCT, upsampling or colour conversion.
+// Same library defaults as TurboJPEG's full decode (accurate integer IDCT, fancy upsampling), so the
+// pixels are the full decode's, except where libjpeg-turbo's fancy upsampling treats a partial row's
+// ends as image edges (libjpeg.txt, "Decompressing partial scanlines"): one column of margin on each
+// side that is not an image edge keeps those columns out of the box. Tested against the full decode
+// for every subsampling, row and column (tests/data/test_decode.cpp).
+#include <cstddef>
+#include <cstdio>  // jpeglib.h needs size_t and FILE declared first
+// clang-format off
+#include <jpeglib.h>
+#include <jerror.h>
+// clang-format on
+
+#include <algorithm>
+#include <csetjmp>
+
+#include "engine/error.h"
+#include "io/image/decode.h"
+
+namespace rtune::io {
+
+namespace {
+
+// libjpeg reports fatal errors through error_exit, which must not return: it longjmps back to
+// decode_jpeg_region, which throws. Warnings are tolerated as TurboJPEG's full decode tolerates them,
+// except "Premature end of JPEG file" (Pillow's "image file is truncated").
+struct ErrorManager {
+  jpeg_error_mgr mgr;
+  std::jmp_buf jump;
+  char message[JMSG_LENGTH_MAX];
+  bool premature_end;
+};
+
+void on_error(j_common_ptr cinfo) {
+  auto* e = reinterpret_cast<ErrorManager*>(cinfo->err);
+  (*cinfo->err->format_message)(cinfo, e->message);
+  std::longjmp(e->jump, 1);
+}
+
+void on_message(j_common_ptr cinfo, int level) {
+  if (level >= 0) return;  // trace messages
+  auto* e = reinterpret_cast<ErrorManager*>(cinfo->err);
+  if (cinfo->err->msg_code == JWRN_JPEG_EOF) e->premature_end = true;
+  ++cinfo->err->num_warnings;
+}
+
+// Owns the decompressor. Built before setjmp, so a longjmp skips no destructor (C++ allows longjmp
+// only where a throw would run no non-trivial destructor).
+struct Decompressor {
+  jpeg_decompress_struct cinfo{};
+  ErrorManager err{};
+  ~Decompressor() { jpeg_destroy_decompress(&cinfo); }
+};
+
+bool ends_with_eoi(std::span<const std::byte> b) {
+  return b.size() >= 4 && b[b.size() - 2] == std::byte{0xFF} && b[b.size() - 1] == std::byte{0xD9};
+}
+
+}  // namespace
+
+bool decode_jpeg_region(std::span<const std::byte> bytes, std::string_view name,
+                        const std::function<std::optional<CropBox>(int height, int width)>& want, ImageWindow& out) {
+  bool is_jpeg = bytes.size() >= 3 && bytes[0] == std::byte{0xFF} && bytes[1] == std::byte{0xD8} &&
+                 bytes[2] == std::byte{0xFF};
+  if (!is_jpeg || !ends_with_eoi(bytes)) return false;
+  Decompressor d;
+  d.cinfo.err = jpeg_std_error(&d.err.mgr);
+  d.err.mgr.error_exit = on_error;
+  d.err.mgr.emit_message = on_message;
+  if (setjmp(d.err.jump)) fail("decode_image: {}: corrupt JPEG data ({})", name, d.err.message);
+  jpeg_create_decompress(&d.cinfo);
+  jpeg_mem_src(&d.cinfo, reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<unsigned long>(bytes.size()));
+  jpeg_read_header(&d.cinfo, TRUE);
+  if (d.cinfo.progressive_mode || (d.cinfo.jpeg_color_space != JCS_YCbCr && d.cinfo.jpeg_color_space != JCS_GRAYSCALE))
+    return false;
+  const int full_h = int(d.cinfo.image_height), full_w = int(d.cinfo.image_width);
+  if (full_h <= 0 || full_w <= 0) return false;  // the full decode names the problem
+  std::optional<CropBox> box = want(full_h, full_w);
+  if (!box) return false;
+  RTUNE_CHECK(box->height > 0 && box->width > 0 && box->top >= 0 && box->left >= 0 &&
+              box->top + box->height <= full_h && box->left + box->width <= full_w,
+              "decode_jpeg_region: {}: box ({}, {}) {}x{} is not inside the {}x{} image", name, box->top, box->left,
+              box->height, box->width, full_h, full_w);
+  d.cinfo.out_color_space = JCS_RGB;  // grayscale replicated, as TurboJPEG's TJPF_RGB
+  jpeg_start_decompress(&d.cinfo);
+
+  // One column of margin where the box does not touch an image edge (see the header), and at least
+  // 32 columns: libjpeg-turbo upsamples rows of 2 or fewer chroma samples without the fancy filter.
+  int left = std::max(0, box->left - 1), right = std::min(full_w, box->left + box->width + 1);
+  if (right - left < 32) {
+    right = std::min(full_w, left + 32);
+    left = std::max(0, right - 32);
+  }
+  JDIMENSION x0 = JDIMENSION(left), crop_w = JDIMENSION(right - left);
+  if (right - left < full_w) jpeg_crop_scanline(&d.cinfo, &x0, &crop_w);  // moves x0 to the iMCU grid
+  const int rows = box->height, width = int(d.cinfo.output_width);
+  out.pixels.height = out.pixels.width = 0;  // not a valid window until the rows are in
+  out.pixels.pixels.resize(size_t(rows) * size_t(width) * 3);
+  if (box->top > 0) jpeg_skip_scanlines(&d.cinfo, JDIMENSION(box->top));
+  for (int y = 0; y < rows;) {
+    JSAMPROW row = out.pixels.pixels.data() + size_t(y) * size_t(width) * 3;
+    JDIMENSION got = jpeg_read_scanlines(&d.cinfo, &row, 1);
+    if (got == 0) fail("decode_image: {}: JPEG data stopped at row {}", name, box->top + y);
+    y += int(got);
+  }
+  if (d.err.premature_end) fail("decode_image: {}: truncated JPEG (Premature end of JPEG file)", name);
+  jpeg_abort_decompress(&d.cinfo);
+  out.pixels.height = rows;
+  out.pixels.width = width;
+  out.top = box->top;
+  out.left = int(x0);
+  out.full_height = full_h;
+  out.full_width = full_w;
+  return true;
+}
+
+}  // namespace rtune::io
