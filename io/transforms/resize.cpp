@@ -142,23 +142,29 @@ inline void horizontal_pixel_scalar(const uint8_t* p, const int32_t* k, int coun
 }
 
 #if defined(__AVX2__)
-// One output pixel from `groups` 4-tap blocks; reads 12 * (groups - 1) + 16 bytes from p.
-inline void horizontal_pixel_avx2(const uint8_t* p, const int32_t* k, int groups, uint8_t* o) {
+// Output pixel x of two rows at once (they share x's weights): `groups` 4-tap blocks from each of
+// p0 and p1 (12 * (groups - 1) + 16 bytes read from each), results to o0 and o1.
+inline void horizontal_pixel_pair_avx2(const uint8_t* p0, const uint8_t* p1, const int32_t* k, int groups,
+                                       uint8_t* o0, uint8_t* o1) {
   const __m128i spread = _mm_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1);
-  __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
-  for (int t = 0; t < groups; ++t, p += 12, k += 16) {
-    __m128i px = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), spread);
-    __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(k));
-    __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(k + 8));
-    acc0 = _mm256_add_epi32(acc0, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(px), w0));
-    acc1 = _mm256_add_epi32(acc1, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_unpackhi_epi64(px, px)), w1));
+  __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();  // rows 0 and 1: [taps 0,1 | taps 2,3]
+  for (int t = 0; t < groups; ++t, p0 += 12, p1 += 12, k += 16) {
+    __m256i w01 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(k));
+    __m256i w23 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(k + 8));
+    __m128i a = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p0)), spread);
+    __m128i b = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p1)), spread);
+    acc0 = _mm256_add_epi32(acc0, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(a), w01));
+    acc0 = _mm256_add_epi32(acc0, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_unpackhi_epi64(a, a)), w23));
+    acc1 = _mm256_add_epi32(acc1, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(b), w01));
+    acc1 = _mm256_add_epi32(acc1, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_unpackhi_epi64(b, b)), w23));
   }
-  __m256i acc = _mm256_add_epi32(acc0, acc1);
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
-  s = _mm_srai_epi32(_mm_add_epi32(s, _mm_set1_epi32(1 << (kPrecisionBits - 1))), kPrecisionBits);
-  s = _mm_packus_epi16(_mm_packs_epi32(s, s), s);  // saturating packs: clip8
-  uint32_t rgb = uint32_t(_mm_cvtsi128_si32(s));
-  std::memcpy(o, &rgb, 3);
+  // [row 0 half sums | row 1 half sums]: add the halves across the two accumulators in one step.
+  __m256i s = _mm256_add_epi32(_mm256_permute2x128_si256(acc0, acc1, 0x20), _mm256_permute2x128_si256(acc0, acc1, 0x31));
+  s = _mm256_srai_epi32(_mm256_add_epi32(s, _mm256_set1_epi32(1 << (kPrecisionBits - 1))), kPrecisionBits);
+  s = _mm256_packus_epi16(_mm256_packs_epi32(s, s), s);  // saturating packs per 128-bit lane: clip8
+  uint32_t rgb0 = uint32_t(_mm256_extract_epi32(s, 0)), rgb1 = uint32_t(_mm256_extract_epi32(s, 4));
+  std::memcpy(o0, &rgb0, 3);
+  std::memcpy(o1, &rgb1, 3);
 }
 #endif
 
@@ -167,18 +173,25 @@ void horizontal(const View& in, int y0, int rows, int out_w, uint8_t* out) {
   Coeffs c = precompute(in.w, out_w);
   TapGroups g;
   if (kVectorHorizontal) g = tap_groups(c, out_w);
-  for (int y = 0; y < rows; ++y) {
-    const uint8_t* line = in.row(y0 + y);
-    uint8_t* o = out + size_t(y) * size_t(out_w) * 3;
+  const size_t ob = size_t(out_w) * 3;
+  for (int y = 0; y < rows; y += 2) {
+    const bool pair = y + 1 < rows;
+    const uint8_t* line0 = in.row(y0 + y);
+    const uint8_t* line1 = pair ? in.row(y0 + y + 1) : line0;  // an odd last row is done twice
+    uint8_t* o0 = out + size_t(y) * ob;
+    uint8_t* o1 = pair ? o0 + ob : o0;
     for (int xx = 0; xx < out_w; ++xx) {
-      const uint8_t* p = line + size_t(c.first[xx]) * 3;
+      const size_t first = size_t(c.first[xx]) * 3;
 #if defined(__AVX2__)
-      if (p + size_t(g.groups[xx]) * 12 + 4 <= in.end) {
-        horizontal_pixel_avx2(p, &g.k[size_t(g.offset[xx]) * 16], g.groups[xx], o + xx * 3);
+      if (line1 + first + size_t(g.groups[xx]) * 12 + 4 <= in.end) {
+        horizontal_pixel_pair_avx2(line0 + first, line1 + first, &g.k[size_t(g.offset[xx]) * 16], g.groups[xx],
+                                   o0 + xx * 3, o1 + xx * 3);
         continue;
       }
 #endif
-      horizontal_pixel_scalar(p, &c.k[size_t(xx) * c.ksize], c.count[xx], o + xx * 3);
+      const int32_t* k = &c.k[size_t(xx) * c.ksize];
+      horizontal_pixel_scalar(line0 + first, k, c.count[xx], o0 + xx * 3);
+      horizontal_pixel_scalar(line1 + first, k, c.count[xx], o1 + xx * 3);
     }
   }
 }
