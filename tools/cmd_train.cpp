@@ -42,6 +42,10 @@ void register_train(CLI::App& app) {
   sub->add_option("--image-size", a->image_size, "crop size of the default transforms (224)")->check(CLI::Range(8, 4096))->group(g_data);
   sub->add_option("--batch", a->batch, "batch size (32)")->check(CLI::PositiveNumber)->group(g_data);
   sub->add_option("--threads", a->threads, "data-loading threads (0 = all cores)")->group(g_data);
+  sub->add_option("--cache-mib", a->cache_mib,
+                  "keep decoded images in RAM from epoch 2 on, up to this many MiB for the training set and as "
+                  "many for the validation set (0 = off; batches are identical either way)")
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 24))->group(g_data);
 
   auto g_model = "Model";
   sub->add_option("--arch", a->arch, "resnet18|resnet34|resnet50|resnet101|resnet152 (default: read from --weights; resnet18 from scratch)")
@@ -100,14 +104,15 @@ void register_train(CLI::App& app) {
       // The run's own arguments come from its checkpoint; only these may change.
       for (auto* opt : sub->get_options()) {
         const std::string n = opt->get_name();
-        if (opt->count() && n != "--resume" && n != "--epochs" && n != "--device" && n != "--threads" &&
+        if (opt->count() && n != "--resume" && n != "--epochs" && n != "--device" && n != "--threads" && n != "--cache-mib" &&
             n != "--no-progress" && n != "--stop-after" && n != "--help")
           throw CLI::ValidationError(n, "cannot be changed when resuming (the run keeps its own settings); "
-                                        "only --epochs, --device, --threads and --stop-after may be given with --resume");
+                                        "only --epochs, --device, --threads, --cache-mib and --stop-after may be given with --resume");
       }
       auto* ep = sub->get_option("--epochs");
       auto* dv = sub->get_option("--device");
-      resume_training(*resume, ep->count() ? a->epochs : 0, dv->count() ? a->device : "", a->threads, a->stop_after);
+      resume_training(*resume, ep->count() ? a->epochs : 0, dv->count() ? a->device : "", a->threads, a->cache_mib,
+                      a->stop_after);
       return;
     }
     if (a->out.empty()) throw CLI::RequiredError("--out");

@@ -1,6 +1,7 @@
 // End to end through the `rtune` binary: train on a generated 4-shape dataset and reach a stated
 // accuracy; eval agrees with training's validation; predict --json conforms to its schema; a run
-// stopped and resumed equals an uninterrupted one bit for bit; bad arguments are usage errors; and
+// stopped and resumed (with the decoded-image cache on in two of its parts) equals an uninterrupted one
+// bit for bit; bad arguments are usage errors; and
 // --device cuda is a clear error (never a silent CPU run) in a build without CUDA.
 #include <doctest/doctest.h>
 #include <cstdlib>
@@ -159,13 +160,16 @@ TEST_CASE("--stop-after then --resume equals an uninterrupted run, bit for bit (
   Run full = run_rtune(tmp.path, common + " --out " + (tmp.path / "full").string());
   INFO(full.out, full.err);
   REQUIRE(full.rc == 0);
-  Run part = run_rtune(tmp.path, common + " --out " + (tmp.path / "part").string() + " --stop-after 1");
+  // The interrupted run uses the decoded-image cache in its first two parts: batches are the same.
+  Run part = run_rtune(tmp.path, common + " --out " + (tmp.path / "part").string() + " --stop-after 1 --cache-mib 64");
   REQUIRE(part.rc == 0);
   CHECK(part.out.find("stopped after epoch 1 of 4") != std::string::npos);
+  CHECK(part.out.find("decoded-image cache: train 24 of 24 images") != std::string::npos);
   CHECK(read_jsonl(tmp.path / "part" / "metrics.jsonl").size() == 1);
-  Run res1 = run_rtune(tmp.path, "train --resume " + (tmp.path / "part").string() + " --stop-after 3 --threads 1");
+  Run res1 = run_rtune(tmp.path, "train --resume " + (tmp.path / "part").string() + " --stop-after 3 --threads 1 --cache-mib 1");
   INFO(res1.out, res1.err);
   REQUIRE(res1.rc == 0);
+  CHECK(res1.out.find("decoded-image cache: train") != std::string::npos);
   Run res2 = run_rtune(tmp.path, "train --resume " + (tmp.path / "part").string() + " --no-progress");
   INFO(res2.out, res2.err);
   REQUIRE(res2.rc == 0);

@@ -232,6 +232,20 @@ struct Bar {
   }
 };
 
+// How full the decoded-image caches are (printed after the first epoch that filled them).
+std::string cache_line(const io::Loader& train, const io::Loader* val) {
+  auto one = [](const io::Loader& l) {
+    const io::DecodedCache& c = *l.cache();
+    return fmt::format("{} of {} images, {:.0f} of {:.0f} MiB", c.entries(), c.size(), double(c.bytes_used()) / (1 << 20),
+                       double(c.budget()) / (1 << 20));
+  };
+  std::string s = "decoded-image cache: train " + one(train);
+  if (val) s += "; val " + one(*val);
+  if (train.cache()->entries() < train.cache()->size())
+    s += " (images over the budget are decoded every epoch; JPEGs then only down to their crop box)";
+  return s;
+}
+
 void say(const TrainIO& io, const std::string& line) {
   if (io.out) io.out(line);
   else std::printf("%s\n", line.c_str()), std::fflush(stdout);
@@ -280,6 +294,7 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
   lo.batch_size = int(a.batch);
   lo.threads = a.threads;
   lo.seed = a.seed;
+  lo.cache_bytes = size_t(a.cache_mib) << 20;  // each loader: its own budget (batches are the same either way)
   lo.host_memory = train::pinned_host_memory(device);  // batches copied to the GPU as DMA from pinned memory
   io::Loader train_loader(d.train, tp, lo);
   lo.shuffle = false;
@@ -355,6 +370,7 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
     bar.clear();
     say(io, s);
   };
+  bool cache_reported = false;
   hooks.on_epoch = [&](const train::EpochRecord& r) {
     bar.clear();
     say(io, fmt::format("epoch {}/{}: train loss {:.4f} top-1 {:.2f}%{} | lr {:.3g} | {:.1f}s, {:.0f} img/s{}", r.epoch,
@@ -363,6 +379,8 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
                                                 100 * r.val_top1, 100 * r.val_top5)
                                   : std::string(),
                         r.lr, r.seconds, r.images_per_s, r.best ? " *best" : ""));
+    if (train_loader.cache() && !cache_reported) say(io, cache_line(train_loader, val_loader.get()));
+    cache_reported = true;  // after this process's first epoch, which filled the caches
     if (r.best) {
       model->to(Device::cpu());
       models::save_model(outc.best, *model, info);
@@ -404,7 +422,7 @@ TrainOutcome run_training(const TrainArgs& args, const TrainIO& io) {
 }
 
 TrainOutcome resume_training(const fs::path& run_dir, int64_t epochs, const std::string& device, int threads,
-                             int64_t stop_after, const TrainIO& io) {
+                             int64_t cache_mib, int64_t stop_after, const TrainIO& io) {
   const fs::path last = run_dir / "last.ckpt";
   if (!fs::exists(last)) fail("--resume {}: no last.ckpt in that folder", run_dir.string());
   io::Checkpoint ck = io::load_checkpoint(last);
@@ -418,6 +436,7 @@ TrainOutcome resume_training(const fs::path& run_dir, int64_t epochs, const std:
   }
   if (!device.empty()) a.device = device;
   if (threads > 0) a.threads = threads;
+  a.cache_mib = cache_mib;
   a.stop_after = stop_after;
   return run(a, &ck, io);
 }

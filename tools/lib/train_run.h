@@ -34,6 +34,7 @@ struct TrainArgs {
   std::string device = "auto";
   std::string precision = "auto";   // auto (bf16 on a CUDA GPU that has it) | fp32 | bf16
   int threads = 0;                  // loader threads; 0 = all cores
+  int64_t cache_mib = 0;            // decoded-image cache per loader, MiB; 0 = none (speed only: not saved)
   std::string out;                  // run folder
   bool progress = true;             // a progress bar when stderr is a terminal
   int64_t stop_after = 0;           // stop once this many epochs are done (resumable); 0 = run all (not saved)
@@ -59,9 +60,9 @@ struct TrainIO {
 // Throws rtune::Error for bad arguments (caught by main and printed as "rtune: error: …").
 TrainOutcome run_training(const TrainArgs& args, const TrainIO& io = {});
 // Continues the run in `run_dir` from its last.ckpt (args from the checkpoint); `epochs` > 0 raises the
-// epoch count, `device` / `threads` may differ (no effect on the results on the CPU).
+// epoch count, `device` / `threads` / `cache_mib` may differ (no effect on the results on the CPU).
 TrainOutcome resume_training(const std::filesystem::path& run_dir, int64_t epochs, const std::string& device,
-                             int threads, int64_t stop_after = 0, const TrainIO& io = {});
+                             int threads, int64_t cache_mib = 0, int64_t stop_after = 0, const TrainIO& io = {});
 
 // "cpu", "cuda", "cuda:N", "auto". A CUDA device that this build cannot use is a clear error, never a
 // silent CPU run; "auto" picks cuda:0 when it works, else the CPU, and says which in `note`.
