@@ -22,9 +22,66 @@ CachePlan cache_plan(const Pipeline& pipeline, bool dct_scaling) {
   return plan;
 }
 
+namespace {
+
+// Where a Resize (+ CenterCrop) prefix lands for an image of a given size: the resized size and the
+// box of it that is kept.
+struct ResizeCrop {
+  int resized_h = 0, resized_w = 0;
+  CropBox keep;
+};
+
+// nullopt when the prefix is not Resize [+ CenterCrop] or the crop needs padding (general path).
+std::optional<ResizeCrop> resize_crop_of(const Pipeline& pipeline, const CachePlan& plan, int h, int w) {
+  const auto& ts = pipeline.transforms;
+  if (plan.hint.any() || plan.prefix == 0 || plan.prefix > 2) return std::nullopt;
+  const auto* r = std::get_if<Resize>(&ts[0]);
+  const auto* c = plan.prefix == 2 ? std::get_if<CenterCrop>(&ts[1]) : nullptr;
+  if (!r || (plan.prefix == 2 && !c)) return std::nullopt;
+  ResizeCrop rc;
+  std::tie(rc.resized_h, rc.resized_w) = r->size > 0 ? shorter_side_size(h, w, r->size) : std::pair{r->height, r->width};
+  rc.keep = {0, 0, rc.resized_h, rc.resized_w};
+  if (c) {
+    if (c->height > rc.resized_h || c->width > rc.resized_w) return std::nullopt;
+    rc.keep = center_crop_box(rc.resized_h, rc.resized_w, c->height, c->width);
+  }
+  return rc;
+}
+
+}  // namespace
+
 void decode_prefix_into(std::span<const std::byte> bytes, std::string_view name, const Pipeline& pipeline,
-                        const CachePlan& plan, Image& out) {
-  decode_image_into(bytes, name, plan.hint, out);
+                        const CachePlan& plan, Image& out, PrefixScratch& scratch) {
+  const bool fusable = !plan.hint.any() && plan.prefix >= 1 && plan.prefix <= 2;
+  std::optional<ResizeCrop> rc;
+  ImageWindow& win = scratch.window;
+  if (fusable) {
+    const auto* resize = std::get_if<Resize>(&pipeline.transforms[0]);
+    const Interp interp = resize ? resize->interp : Interp::bilinear;
+    auto want = [&](int h, int w) -> std::optional<CropBox> {
+      rc = resize_crop_of(pipeline, plan, h, w);
+      if (!rc) return std::nullopt;
+      return resize_source_box(h, w, rc->resized_h, rc->resized_w, rc->keep, interp);
+    };
+    if (!decode_jpeg_region(bytes, name, want, win)) {
+      decode_image_into(bytes, name, {}, win.pixels);
+      win.top = win.left = 0;
+      win.full_height = win.pixels.height, win.full_width = win.pixels.width;
+      rc = resize_crop_of(pipeline, plan, win.full_height, win.full_width);
+    }
+    if (rc) {
+      out.height = out.width = 0;
+      out.pixels.resize(size_t(rc->keep.height) * size_t(rc->keep.width) * 3);
+      resize_into(win.pixels, win.top, win.left, {0, 0, win.full_height, win.full_width}, rc->resized_h,
+                  rc->resized_w, rc->keep, interp, out.pixels.data(), scratch.resize);
+      out.height = rc->keep.height;
+      out.width = rc->keep.width;
+      return;
+    }
+    out = win.pixels;  // decoded whole; the transforms below run one by one
+  } else {
+    decode_image_into(bytes, name, plan.hint, out);
+  }
   Rng unused(0);  // prefix transforms are deterministic; apply() still takes an Rng
   for (size_t i = 0; i < plan.prefix; ++i) out = apply(pipeline.transforms[i], out, unused);
 }
@@ -33,7 +90,8 @@ Image load_prefix(const std::filesystem::path& path, const Pipeline& pipeline, c
   std::vector<std::byte> file_buf;
   read_file(path, file_buf);
   Image img;
-  decode_prefix_into(file_buf, path.string(), pipeline, plan, img);
+  PrefixScratch scratch;
+  decode_prefix_into(file_buf, path.string(), pipeline, plan, img, scratch);
   return img;
 }
 

@@ -37,9 +37,18 @@ CachePlan cache_plan(const Pipeline& pipeline, bool dct_scaling);
 
 // Decode + the plan's prefix: the image the cache stores for `path`.
 Image load_prefix(const std::filesystem::path& path, const Pipeline& pipeline, const CachePlan& plan);
+// Buffers decode_prefix_into reuses from call to call.
+struct PrefixScratch {
+  ImageWindow window;           // the decoded image, or the part of a JPEG a Resize(+CenterCrop) reads
+  std::vector<uint8_t> resize;  // the resize's intermediate pass
+};
+
 // Decode + prefix of a file already read, into `out` (its pixel buffer reused); `name` for errors.
+// A prefix of Resize, or Resize then a CenterCrop that fits, is one resize computing only the crop's
+// pixels, from a JPEG decoded only as far as they need (decode_jpeg_region); same pixels as
+// decoding everything and applying the transforms one by one.
 void decode_prefix_into(std::span<const std::byte> bytes, std::string_view name, const Pipeline& pipeline,
-                        const CachePlan& plan, Image& out);
+                        const CachePlan& plan, Image& out, PrefixScratch& scratch);
 
 class DecodedCache {
  public:

@@ -112,10 +112,10 @@ void Loader::produce(size_t index, uint64_t epoch, uint8_t* out, Scratch& scratc
   const auto& path = data_.samples[index].path;
   read_file(path, scratch.file);
   if (crop_only_decode_ && decode_crop_only(index, epoch, scratch)) {
-    const ImageWindow& w = scratch.window;
+    const ImageWindow& w = scratch.prefix.window;
     return finish(index, epoch, {&w.pixels, w.top, w.left, w.full_height, w.full_width}, out, scratch);
   }
-  decode_prefix_into(scratch.file, path.string(), pipeline_, plan_, scratch.decoded);
+  decode_prefix_into(scratch.file, path.string(), pipeline_, plan_, scratch.decoded, scratch.prefix);
   const Image* src = &scratch.decoded;  // no cache, or over its budget (insert leaves the image intact)
   if (cache_)  // the cache takes the buffer; the worker's next decode allocates a fresh one
     if (const Image* stored = cache_->insert(index, std::move(scratch.decoded))) src = stored;
@@ -128,7 +128,7 @@ bool Loader::decode_crop_only(size_t index, uint64_t epoch, Scratch& scratch) co
     Rng rng = Rng::for_key(opt_.seed, epoch, index);  // the draw finish() makes again
     return random_resized_crop_params(height, width, rng, rrc_->scale, rrc_->ratio);
   };
-  if (!decode_jpeg_region(scratch.file, data_.samples[index].path.string(), want, scratch.window)) return false;
+  if (!decode_jpeg_region(scratch.file, data_.samples[index].path.string(), want, scratch.prefix.window)) return false;
   partial_decodes_.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
@@ -161,9 +161,9 @@ void Loader::finish(size_t index, uint64_t epoch, const Source& source, uint8_t*
       RTUNE_CHECK(full_h > 0 && full_w > 0, "{}: empty input image", describe(*rrc_));
       CropBox b = random_resized_crop_params(full_h, full_w, rng, rrc_->scale, rrc_->ratio);
       // The largest intermediate any crop of this image can need, so the buffer stops growing early.
-      scratch.resize.reserve(size_t(std::max(full_h * out_w_, out_h_ * full_w)) * 3);
+      scratch.prefix.resize.reserve(size_t(std::max(full_h * out_w_, out_h_ * full_w)) * 3);
       resize_region_into(src, b.top - source.top, b.left - source.left, b.height, b.width, out_h_, out_w_,
-                         rrc_->interp, out, scratch.resize);
+                         rrc_->interp, out, scratch.prefix.resize);
     } else {
       if (src.height != out_h_ || src.width != out_w_)
         fail("Loader: sample {} came out {}x{}, expected {}x{}", data_.samples[index].path.string(), src.height,

@@ -84,8 +84,7 @@ class Loader {
   struct Scratch {
     std::vector<std::byte> file;
     Image decoded;
-    ImageWindow window;  // a partially decoded JPEG (the crop box's part)
-    std::vector<uint8_t> resize;
+    PrefixScratch prefix;  // also the RandomResizedCrop path's partially decoded window and resize pass
   };
   // What the rest of the pipeline starts from: an image, or a window of one (`image` holds rows and
   // columns from (top, left) of a full_height x full_width image).

@@ -123,7 +123,7 @@ LoaderBenchResult run_loader_bench(const LoaderBenchOptions& opt, const std::fun
     r.train_img_s = train.wall;
     r.train_img_cpu_s = train.cpu;
     r.partial_decodes = loader.partial_decodes();
-    say(line("train transforms (no cache)", train) +
+    say(line("the transforms (no cache)", train) +
         (r.partial_decodes ? fmt::format(" {} of {} JPEGs decoded only down to their crop box", r.partial_decodes, r.images)
                            : std::string()));
   }

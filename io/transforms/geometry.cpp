@@ -35,9 +35,14 @@ Image center_crop(const Image& in, int height, int width) {
     if (padded.width == width && padded.height == height) return padded;
     src = &padded;
   }
-  int top = int(std::nearbyint((src->height - height) / 2.0));   // Python round(): half to even
-  int left = int(std::nearbyint((src->width - width) / 2.0));
-  return crop(*src, top, left, height, width);
+  CropBox b = center_crop_box(src->height, src->width, height, width);
+  return crop(*src, b.top, b.left, height, width);
+}
+
+CropBox center_crop_box(int height, int width, int crop_height, int crop_width) {
+  int top = int(std::nearbyint((height - crop_height) / 2.0));  // Python round(): half to even
+  int left = int(std::nearbyint((width - crop_width) / 2.0));
+  return {top, left, crop_height, crop_width};
 }
 
 namespace {

@@ -17,6 +17,8 @@ Image crop(const Image& in, int top, int left, int height, int width);
 // torchvision F.center_crop: zero-pads first when the crop exceeds the image; the offset is
 // round((H - h) / 2) with Python's round-half-to-even.
 Image center_crop(const Image& in, int height, int width);
+// The box center_crop takes from a height x width image when the crop fits (no padding).
+CropBox center_crop_box(int height, int width, int crop_height, int crop_width);
 
 enum class PadMode { constant, edge, reflect, symmetric };
 

@@ -3,6 +3,7 @@
 // <= 12.1 always ran the horizontal pass first, which can differ by 1 LSB when only the height shrinks.
 #include "io/transforms/resize.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -73,24 +74,22 @@ Coeffs precompute(int in_size, int out_size) {
   return c;
 }
 
-// A read-only window of an HWC image: rows of `w` pixels, `stride` bytes apart (a crop box needs
-// no copy). `end` is one past the last readable byte of the buffer the window lies in: the vector
-// loads of the horizontal pass read up to 15 bytes past a row's last tap and must stop short of it.
+// A read-only source for the passes: logical pixel (y, x), for y in [0, h) and x in [0, w), of the
+// image being resized lives at data + (y - oy) * stride + (x - ox) * 3, i.e. the buffer starts at
+// logical (oy, ox) (a crop box, a partially decoded window or an intermediate holding some columns
+// need no copy; only pixels under some output's taps are read). `end` is one past the buffer's last
+// byte: the vector loads of the horizontal pass read up to 15 bytes past a row's last tap.
 struct View {
   const uint8_t* data;
   int h, w;
   size_t stride;
   const uint8_t* end;
-  const uint8_t* row(int y) const { return data + size_t(y) * stride; }
+  int oy = 0, ox = 0;
+  const uint8_t* at(int y, int x) const { return data + size_t(y - oy) * stride + size_t(x - ox) * 3; }
 };
 
-View view_of(const Image& in, int top, int left, int h, int w) {
-  return {in.pixels.data() + (size_t(top) * size_t(in.width) + size_t(left)) * 3, h, w, in.row_bytes(),
-          in.pixels.data() + in.pixels.size()};
-}
-
-View packed_view(const uint8_t* data, int h, int w) {
-  return {data, h, w, size_t(w) * 3, data + size_t(h) * size_t(w) * 3};
+View packed_view(const uint8_t* data, int h, int w, int oy, int ox, int cols) {
+  return {data, h, w, size_t(cols) * 3, data + size_t(h - oy) * size_t(cols) * 3, oy, ox};
 }
 
 // With AVX2 the horizontal pass does 4 taps (12 bytes, 4 RGB pixels) per step in two 8-lane int32
@@ -168,109 +167,166 @@ inline void horizontal_pixel_pair_avx2(const uint8_t* p0, const uint8_t* p1, con
 }
 #endif
 
-// Horizontal pass over input rows [y0, y0 + rows) into `out` (rows x out_w x 3, packed).
-void horizontal(const View& in, int y0, int rows, int out_w, uint8_t* out) {
-  Coeffs c = precompute(in.w, out_w);
-  TapGroups g;
-  if (kVectorHorizontal) g = tap_groups(c, out_w);
-  const size_t ob = size_t(out_w) * 3;
+// Horizontal pass: input rows [y0, y0 + rows), output columns [x0, x1) of `c`'s output width, into
+// `out` (rows x (x1 - x0) x 3, packed).
+void horizontal(const View& in, int y0, int rows, const Coeffs& c, const TapGroups& g, int x0, int x1, uint8_t* out) {
+  const size_t ob = size_t(x1 - x0) * 3;
   for (int y = 0; y < rows; y += 2) {
     const bool pair = y + 1 < rows;
-    const uint8_t* line0 = in.row(y0 + y);
-    const uint8_t* line1 = pair ? in.row(y0 + y + 1) : line0;  // an odd last row is done twice
+    const int ya = y0 + y, yb = pair ? ya + 1 : ya;  // an odd last row is done twice
     uint8_t* o0 = out + size_t(y) * ob;
     uint8_t* o1 = pair ? o0 + ob : o0;
-    for (int xx = 0; xx < out_w; ++xx) {
-      const size_t first = size_t(c.first[xx]) * 3;
+    for (int xx = x0; xx < x1; ++xx) {
+      const uint8_t* p0 = in.at(ya, c.first[xx]);
+      const uint8_t* p1 = in.at(yb, c.first[xx]);
+      uint8_t* q0 = o0 + size_t(xx - x0) * 3;
+      uint8_t* q1 = o1 + size_t(xx - x0) * 3;
 #if defined(__AVX2__)
-      if (line1 + first + size_t(g.groups[xx]) * 12 + 4 <= in.end) {
-        horizontal_pixel_pair_avx2(line0 + first, line1 + first, &g.k[size_t(g.offset[xx]) * 16], g.groups[xx],
-                                   o0 + xx * 3, o1 + xx * 3);
+      if (p1 + size_t(g.groups[xx]) * 12 + 4 <= in.end) {
+        horizontal_pixel_pair_avx2(p0, p1, &g.k[size_t(g.offset[xx]) * 16], g.groups[xx], q0, q1);
         continue;
       }
 #endif
       const int32_t* k = &c.k[size_t(xx) * c.ksize];
-      horizontal_pixel_scalar(line0 + first, k, c.count[xx], o0 + xx * 3);
-      horizontal_pixel_scalar(line1 + first, k, c.count[xx], o1 + xx * 3);
+      horizontal_pixel_scalar(p0, k, c.count[xx], q0);
+      horizontal_pixel_scalar(p1, k, c.count[xx], q1);
     }
   }
 }
 
-// Vertical pass into `out` (out_h x in.w x 3, packed); `row_offset` is the input row that `in` row 0
-// stands for.
-void vertical(const View& in, const Coeffs& c, int row_offset, int out_h, uint8_t* out) {
-  const size_t rb = size_t(in.w) * 3;
+// Vertical pass: output rows [y0, y1) of `c`'s output height over input columns [x0, x0 + cols), into
+// `out` ((y1 - y0) x cols x 3, packed).
+void vertical(const View& in, const Coeffs& c, int y0, int y1, int x0, int cols, uint8_t* out) {
+  const size_t rb = size_t(cols) * 3;
   std::vector<int32_t> acc(rb);
-  for (int yy = 0; yy < out_h; ++yy) {
+  for (int yy = y0; yy < y1; ++yy) {
     const int32_t* k = &c.k[size_t(yy) * c.ksize];
     std::fill(acc.begin(), acc.end(), 1 << (kPrecisionBits - 1));
     for (int y = 0; y < c.count[yy]; ++y) {
-      const uint8_t* line = in.row(c.first[yy] - row_offset + y);
+      const uint8_t* line = in.at(c.first[yy] + y, x0);
       const int32_t ky = k[y];
       for (size_t i = 0; i < rb; ++i) acc[i] += line[i] * ky;
     }
-    uint8_t* o = out + size_t(yy) * rb;
+    uint8_t* o = out + size_t(yy - y0) * rb;
     for (size_t i = 0; i < rb; ++i) o[i] = clip8(acc[i]);
   }
 }
 
-// `scratch` holds the intermediate image of a two-pass resize.
-void resample_bilinear(const View& in, int out_h, int out_w, uint8_t* out, std::vector<uint8_t>& scratch) {
-  bool need_h = out_w != in.w, need_v = out_h != in.h;
-  Coeffs cv = precompute(in.h, out_h);
-  if (!need_h) return vertical(in, cv, 0, out_h, out);
-  if (!need_v) return horizontal(in, 0, in.h, out_w, out);
+// The input span [first, end) that outputs [lo, hi) of `c` read.
+std::pair<int, int> taps_span(const Coeffs& c, int lo, int hi) {
+  int first = c.first[lo], end = c.first[lo] + c.count[lo];
+  for (int i = lo + 1; i < hi; ++i) end = std::max(end, c.first[i] + c.count[i]);
+  return {first, end};
+}
+
+// Output box `b` of the in.h x in.w -> out_h x out_w resize; `scratch` holds the intermediate pass.
+void resample_bilinear(const View& in, int out_h, int out_w, const CropBox& b, uint8_t* out, std::vector<uint8_t>& scratch) {
+  const bool need_h = out_w != in.w, need_v = out_h != in.h;
+  const int right = b.left + b.width, bottom = b.top + b.height;
+  Coeffs ch, cv;
+  TapGroups g;
+  if (need_h) {
+    ch = precompute(in.w, out_w);
+    if (kVectorHorizontal) g = tap_groups(ch, out_w);
+  }
+  if (need_v) cv = precompute(in.h, out_h);
+  if (!need_h) return vertical(in, cv, b.top, bottom, b.left, b.width, out);
+  if (!need_v) return horizontal(in, b.top, b.height, ch, g, b.left, right, out);
   // Pillow 13: when the height shrinks and the width does not, the vertical pass runs first (fewer
   // rows for the horizontal pass). The two orders round differently, so this is part of the result.
   if (out_w >= in.w && out_h < in.h) {
-    scratch.resize(size_t(out_h) * size_t(in.w) * 3);
-    vertical(in, cv, 0, out_h, scratch.data());
-    return horizontal(packed_view(scratch.data(), out_h, in.w), 0, out_h, out_w, out);
+    auto [c0, c1] = taps_span(ch, b.left, right);  // the input columns the box's outputs read
+    scratch.resize(size_t(b.height) * size_t(c1 - c0) * 3 + 16);
+    vertical(in, cv, b.top, bottom, c0, c1 - c0, scratch.data());
+    View mid = packed_view(scratch.data(), bottom, in.w, b.top, c0, c1 - c0);
+    mid.end = scratch.data() + scratch.size();
+    return horizontal(mid, b.top, b.height, ch, g, b.left, right, out);
   }
   // Otherwise horizontal first, over only the input rows the vertical pass reads.
-  int first_row = cv.first[0];
-  int last_row = cv.first[out_h - 1] + cv.count[out_h - 1];
-  scratch.resize(size_t(last_row - first_row) * size_t(out_w) * 3);
-  horizontal(in, first_row, last_row - first_row, out_w, scratch.data());
-  vertical(packed_view(scratch.data(), last_row - first_row, out_w), cv, first_row, out_h, out);
+  auto [r0, r1] = taps_span(cv, b.top, bottom);
+  scratch.resize(size_t(r1 - r0) * size_t(b.width) * 3);
+  horizontal(in, r0, r1 - r0, ch, g, b.left, right, scratch.data());
+  vertical(packed_view(scratch.data(), r1, out_w, r0, b.left, b.width), cv, b.top, bottom, b.left, b.width, out);
 }
 
 // COORD of Geometry.c: truncation toward zero, except negatives map to -1.
 inline int coord(double v) { return v < 0.0 ? -1 : int(v); }
 
-void resample_nearest(const View& in, int out_h, int out_w, uint8_t* out) {
-  double a0 = double(float(in.w)) / out_w, a4 = double(float(in.h)) / out_h;
-  std::vector<int> xin(out_w, 0);
-  int xmin = out_w, xmax = 0;
-  double xo = 0.0 + a0 * 0.5;
-  for (int x = 0; x < out_w; ++x, xo += a0) {
+// For each output index of an in_size -> out_size nearest resize, the input index, or -1 (outside).
+std::vector<int> nearest_sources(int in_size, int out_size) {
+  const double a = double(float(in_size)) / out_size;
+  std::vector<int> src(out_size, -1);
+  double xo = 0.0 + a * 0.5;
+  for (int x = 0; x < out_size; ++x, xo += a) {
     int xi = coord(xo);
-    if (xi >= 0 && xi < in.w) {
-      xmax = x + 1;
-      if (x < xmin) xmin = x;
-      xin[x] = xi;
-    }
+    if (xi >= 0 && xi < in_size) src[x] = xi;
   }
-  std::memset(out, 0, size_t(out_h) * size_t(out_w) * 3);
-  double yo = 0.0 + a4 * 0.5;
-  for (int y = 0; y < out_h; ++y, yo += a4) {
-    int yi = coord(yo);
-    if (yi < 0 || yi >= in.h) continue;
-    uint8_t* o = out + size_t(y) * size_t(out_w) * 3;
-    for (int x = xmin; x < xmax; ++x) std::memcpy(o + size_t(x) * 3, in.row(yi) + size_t(xin[x]) * 3, 3);
+  return src;
+}
+
+void resample_nearest(const View& in, int out_h, int out_w, const CropBox& b, uint8_t* out) {
+  std::vector<int> xin = nearest_sources(in.w, out_w), yin = nearest_sources(in.h, out_h);
+  const size_t ob = size_t(b.width) * 3;
+  std::memset(out, 0, size_t(b.height) * ob);
+  for (int y = b.top; y < b.top + b.height; ++y) {
+    if (yin[y] < 0) continue;
+    uint8_t* o = out + size_t(y - b.top) * ob;
+    for (int x = b.left; x < b.left + b.width; ++x)
+      if (xin[x] >= 0) std::memcpy(o + size_t(x - b.left) * 3, in.at(yin[y], xin[x]), 3);
   }
 }
 
-void resample(const View& in, int out_h, int out_w, Interp interp, uint8_t* out, std::vector<uint8_t>& scratch) {
+void resample(const View& in, int out_h, int out_w, const CropBox& b, Interp interp, uint8_t* out,
+              std::vector<uint8_t>& scratch) {
   if (out_h == in.h && out_w == in.w) {
-    for (int y = 0; y < in.h; ++y) std::memcpy(out + size_t(y) * size_t(in.w) * 3, in.row(y), size_t(in.w) * 3);
+    for (int y = 0; y < b.height; ++y)
+      std::memcpy(out + size_t(y) * size_t(b.width) * 3, in.at(b.top + y, b.left), size_t(b.width) * 3);
     return;
   }
-  if (interp == Interp::bilinear) resample_bilinear(in, out_h, out_w, out, scratch);
-  else resample_nearest(in, out_h, out_w, out);
+  if (interp == Interp::bilinear) resample_bilinear(in, out_h, out_w, b, out, scratch);
+  else resample_nearest(in, out_h, out_w, b, out);
+}
+
+bool inside(const CropBox& b, int h, int w) {
+  return b.height > 0 && b.width > 0 && b.top >= 0 && b.left >= 0 && b.top + b.height <= h && b.left + b.width <= w;
 }
 
 }  // namespace
+
+CropBox resize_source_box(int in_h, int in_w, int out_h, int out_w, const CropBox& out_box, Interp interp) {
+  RTUNE_CHECK(in_h > 0 && in_w > 0 && out_h > 0 && out_w > 0, "resize: sizes must be positive, got {}x{} -> {}x{}",
+              in_h, in_w, out_h, out_w);
+  RTUNE_CHECK(inside(out_box, out_h, out_w), "resize: output box ({}, {}) {}x{} is not inside the {}x{} output",
+              out_box.top, out_box.left, out_box.height, out_box.width, out_h, out_w);
+  auto axis = [&](int in_size, int out_size, int lo, int hi) -> std::pair<int, int> {
+    if (in_size == out_size) return {lo, hi};
+    if (interp == Interp::bilinear) return taps_span(precompute(in_size, out_size), lo, hi);
+    std::vector<int> src = nearest_sources(in_size, out_size);
+    int first = in_size, end = 0;
+    for (int i = lo; i < hi; ++i)
+      if (src[i] >= 0) first = std::min(first, src[i]), end = std::max(end, src[i] + 1);
+    return first < end ? std::pair{first, end} : std::pair{0, 1};
+  };
+  auto [y0, y1] = axis(in_h, out_h, out_box.top, out_box.top + out_box.height);
+  auto [x0, x1] = axis(in_w, out_w, out_box.left, out_box.left + out_box.width);
+  return {y0, x0, y1 - y0, x1 - x0};
+}
+
+void resize_into(const Image& pixels, int pixels_top, int pixels_left, const CropBox& region, int out_h, int out_w,
+                 const CropBox& out_box, Interp interp, uint8_t* out, std::vector<uint8_t>& scratch) {
+  RTUNE_CHECK(region.height > 0 && region.width > 0, "resize: region must be non-empty, got {}x{}", region.height,
+              region.width);
+  CropBox need = resize_source_box(region.height, region.width, out_h, out_w, out_box, interp);
+  need.top += region.top, need.left += region.left;
+  RTUNE_CHECK(need.top >= pixels_top && need.left >= pixels_left &&
+                  need.top + need.height <= pixels_top + pixels.height && need.left + need.width <= pixels_left + pixels.width,
+              "resize: region ({}, {}) {}x{} needs pixels ({}, {}) {}x{}, which the {}x{} image at ({}, {}) does not hold",
+              region.top, region.left, region.height, region.width, need.top, need.left, need.height, need.width,
+              pixels.height, pixels.width, pixels_top, pixels_left);
+  View v{pixels.pixels.data(), region.height, region.width, pixels.row_bytes(), pixels.pixels.data() + pixels.pixels.size(),
+         pixels_top - region.top, pixels_left - region.left};
+  resample(v, out_h, out_w, out_box, interp, out, scratch);
+}
 
 Image resize(const Image& in, int out_h, int out_w, Interp interp) {
   RTUNE_CHECK(out_h > 0 && out_w > 0, "resize: output size must be positive, got {}x{}", out_h, out_w);
@@ -278,17 +334,18 @@ Image resize(const Image& in, int out_h, int out_w, Interp interp) {
   if (out_h == in.height && out_w == in.width) return in;
   Image out(out_h, out_w);
   std::vector<uint8_t> scratch;
-  resample(view_of(in, 0, 0, in.height, in.width), out_h, out_w, interp, out.pixels.data(), scratch);
+  resize_into(in, 0, 0, {0, 0, in.height, in.width}, out_h, out_w, {0, 0, out_h, out_w}, interp, out.pixels.data(),
+              scratch);
   return out;
 }
 
 void resize_region_into(const Image& in, int top, int left, int height, int width, int out_h, int out_w,
                         Interp interp, uint8_t* out, std::vector<uint8_t>& scratch) {
   RTUNE_CHECK(out_h > 0 && out_w > 0, "resize: output size must be positive, got {}x{}", out_h, out_w);
-  RTUNE_CHECK(height > 0 && width > 0 && top >= 0 && left >= 0 && top + height <= in.height && left + width <= in.width,
+  RTUNE_CHECK(inside({top, left, height, width}, in.height, in.width),
               "resize: region ({}, {}) {}x{} is not inside the {}x{} image", top, left, height, width, in.height,
               in.width);
-  resample(view_of(in, top, left, height, width), out_h, out_w, interp, out, scratch);
+  resize_into(in, 0, 0, {top, left, height, width}, out_h, out_w, {0, 0, out_h, out_w}, interp, out, scratch);
 }
 
 std::pair<int, int> shorter_side_size(int height, int width, int size) {

@@ -247,6 +247,64 @@ TEST_CASE("resize_region_into == resize(crop()) for every branch of the resample
                        doctest::Contains("not inside"), Error);
 }
 
+TEST_CASE("resize_into: any output box of any region, from a window holding only the pixels it needs") {
+  Image img = decode_image(test::fixture("gradient_300x200_q90.jpg"));
+  for (auto& p : img.pixels) p = uint8_t(p * 37 + (&p - img.pixels.data()) * 11);  // texture, so a shifted tap shows
+  Rng r(5);
+  std::vector<uint8_t> scratch;
+  int cases = 0;
+  for (int i = 0; i < 300; ++i) {
+    CropBox region = i % 3 == 0 ? CropBox{0, 0, 200, 300} : random_resized_crop_params(200, 300, r, {0.02, 1.0});
+    int oh = int(r.randint(1, 261)), ow = int(r.randint(1, 261));
+    if (i % 7 == 0) oh = region.height;  // one axis not resized
+    if (i % 11 == 0) ow = region.width;
+    CropBox box = random_resized_crop_params(oh, ow, r, {0.05, 1.0});
+    Interp interp = i % 4 == 3 ? Interp::nearest : Interp::bilinear;
+    INFO("case " << i << ": region (" << region.top << ", " << region.left << ") " << region.height << "x" << region.width
+                 << " -> " << oh << "x" << ow << ", box (" << box.top << ", " << box.left << ") " << box.height << "x"
+                 << box.width << (interp == Interp::nearest ? " nearest" : " bilinear"));
+    Image want = crop(resize(crop(img, region.top, region.left, region.height, region.width), oh, ow, interp), box.top,
+                      box.left, box.height, box.width);
+    // The window: exactly the pixels resize_source_box names (in image coordinates), nothing more.
+    CropBox need = resize_source_box(region.height, region.width, oh, ow, box, interp);
+    need.top += region.top, need.left += region.left;
+    Image window = crop(img, need.top, need.left, need.height, need.width);
+    Image got(box.height, box.width, 0xAB);
+    resize_into(window, need.top, need.left, region, oh, ow, box, interp, got.pixels.data(), scratch);
+    CHECK_IMAGE_NEAR(got, want, 0, "resize_into");
+    ++cases;
+    if (need.height > 1) {  // one row short of what it needs: a clear error, never a read outside
+      Image short_window = crop(img, need.top + 1, need.left, need.height - 1, need.width);
+      CHECK_THROWS_WITH_AS(resize_into(short_window, need.top + 1, need.left, region, oh, ow, box, interp,
+                                       got.pixels.data(), scratch),
+                           doctest::Contains("does not hold"), Error);
+    }
+  }
+  CHECK(cases == 300);
+}
+
+TEST_CASE("Resize [+ CenterCrop] prefixes in one fused resize (JPEGs decoded partially) equal the transforms one by one") {
+  const char* files[] = {"region/s420_131x97.jpg", "region/s422_75x203.jpg", "region/s444_64x80.jpg",
+                         "region/gray_99x61.jpg",  "region/s420_20x34.jpg",  "region/progressive_60x70.jpg",
+                         "decode/rgb.png",         "decode/cmyk.jpg",        "decode/smooth.jpg"};
+  const char* specs[] = {"resize=40,center_crop=32", "resize=64x50,center_crop=20x48", "resize=23:nearest,center_crop=17",
+                         "resize=300,center_crop=256", "resize=50", "resize=17x90:bilinear",
+                         "resize=20,center_crop=40",  // the crop pads: the general path
+                         "resize=33,center_crop=33"};
+  for (const char* spec : specs) {
+    Pipeline p = parse_pipeline(spec);
+    CachePlan plan = cache_plan(p, false);
+    REQUIRE(plan.prefix == p.transforms.size());
+    for (const char* f : files) {
+      auto path = test::fixture(std::string("data/") + f);
+      Image want = decode_image(path);
+      Rng unused(0);
+      for (const Transform& t : p.transforms) want = apply(t, want, unused);
+      CHECK_IMAGE_NEAR(load_prefix(path, p, plan), want, 0, fmt::format("{} on {}", spec, f));
+    }
+  }
+}
+
 TEST_CASE("loader fast paths (crop+resize into the batch, in-place flips) equal Pipeline::apply") {
   Tree tr;
   const char* specs[] = {"random_resized_crop=24,hflip", "random_resized_crop=20x12:nearest:scale=0.3-1,vflip,hflip",
