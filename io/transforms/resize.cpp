@@ -143,8 +143,9 @@ inline void horizontal_pixel_scalar(const uint8_t* p, const int32_t* k, int coun
 #if defined(__AVX2__)
 // Output pixel x of two rows at once (they share x's weights): `groups` 4-tap blocks from each of
 // p0 and p1 (12 * (groups - 1) + 16 bytes read from each), results to o0 and o1.
+// With `spill`, 4 bytes are stored to each output (the fourth is the next pixel's, written after).
 inline void horizontal_pixel_pair_avx2(const uint8_t* p0, const uint8_t* p1, const int32_t* k, int groups,
-                                       uint8_t* o0, uint8_t* o1) {
+                                       uint8_t* o0, uint8_t* o1, bool spill) {
   const __m128i spread = _mm_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1);
   __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();  // rows 0 and 1: [taps 0,1 | taps 2,3]
   for (int t = 0; t < groups; ++t, p0 += 12, p1 += 12, k += 16) {
@@ -162,8 +163,13 @@ inline void horizontal_pixel_pair_avx2(const uint8_t* p0, const uint8_t* p1, con
   s = _mm256_srai_epi32(_mm256_add_epi32(s, _mm256_set1_epi32(1 << (kPrecisionBits - 1))), kPrecisionBits);
   s = _mm256_packus_epi16(_mm256_packs_epi32(s, s), s);  // saturating packs per 128-bit lane: clip8
   uint32_t rgb0 = uint32_t(_mm256_extract_epi32(s, 0)), rgb1 = uint32_t(_mm256_extract_epi32(s, 4));
-  std::memcpy(o0, &rgb0, 3);
-  std::memcpy(o1, &rgb1, 3);
+  if (spill) {
+    std::memcpy(o0, &rgb0, 4);
+    std::memcpy(o1, &rgb1, 4);
+  } else {
+    std::memcpy(o0, &rgb0, 3);
+    std::memcpy(o1, &rgb1, 3);
+  }
 }
 #endif
 
@@ -183,7 +189,7 @@ void horizontal(const View& in, int y0, int rows, const Coeffs& c, const TapGrou
       uint8_t* q1 = o1 + size_t(xx - x0) * 3;
 #if defined(__AVX2__)
       if (p1 + size_t(g.groups[xx]) * 12 + 4 <= in.end) {
-        horizontal_pixel_pair_avx2(p0, p1, &g.k[size_t(g.offset[xx]) * 16], g.groups[xx], q0, q1);
+        horizontal_pixel_pair_avx2(p0, p1, &g.k[size_t(g.offset[xx]) * 16], g.groups[xx], q0, q1, xx + 1 < x1);
         continue;
       }
 #endif
