@@ -34,7 +34,6 @@ Loader::Loader(const Dataset& data, Pipeline pipeline, LoaderOptions opt)
     return std::holds_alternative<RandomHorizontalFlip>(t) || std::holds_alternative<RandomVerticalFlip>(t);
   };
   if (std::all_of(ts.begin() + ptrdiff_t(first), ts.end(), is_flip)) flips_at_ = first;
-  else rrc_ = nullptr;
   crop_only_decode_ = rrc_ && plan_.prefix == 0 && !plan_.hint.any();
   if (opt_.cache_bytes > 0) cache_ = std::make_unique<DecodedCache>(data_.samples.size(), opt_.cache_bytes);
   int n = opt_.threads > 0 ? opt_.threads : int(std::max(1u, std::thread::hardware_concurrency()));
@@ -154,34 +153,39 @@ void Loader::finish(size_t index, uint64_t epoch, const Source& source, uint8_t*
   Rng rng = Rng::for_key(opt_.seed, epoch, index);
   const auto& ts = pipeline_.transforms;
   const Image& src = *source.image;
-  if (flips_at_ != SIZE_MAX) {
-    // Same draws, in the same order, as apply(): the crop box, then one Bernoulli per flip.
-    if (rrc_) {
-      const int full_h = source.full_height, full_w = source.full_width;
-      RTUNE_CHECK(full_h > 0 && full_w > 0, "{}: empty input image", describe(*rrc_));
-      CropBox b = random_resized_crop_params(full_h, full_w, rng, rrc_->scale, rrc_->ratio);
-      // The largest intermediate any crop of this image can need, so the buffer stops growing early.
-      scratch.prefix.resize.reserve(size_t(std::max(full_h * out_w_, out_h_ * full_w)) * 3);
-      resize_region_into(src, b.top - source.top, b.left - source.left, b.height, b.width, out_h_, out_w_,
-                         rrc_->interp, out, scratch.prefix.resize);
-    } else {
-      if (src.height != out_h_ || src.width != out_w_)
-        fail("Loader: sample {} came out {}x{}, expected {}x{}", data_.samples[index].path.string(), src.height,
-             src.width, out_h_, out_w_);
-      std::memcpy(out, src.pixels.data(), src.pixels.size());
-    }
+  const bool fast = flips_at_ != SIZE_MAX;  // only flips after the prefix (and the crop): done in place in `out`
+  const Image* cur = &src;
+  Image tmp;
+  size_t next = plan_.prefix;  // the first transform not yet applied
+  if (rrc_) {
+    // Same draws, in the same order, as apply(): the crop box first. The source may be a window of
+    // the image holding only the box (decode_crop_only).
+    const int full_h = source.full_height, full_w = source.full_width, h = rrc_->height, w = rrc_->width;
+    RTUNE_CHECK(full_h > 0 && full_w > 0, "{}: empty input image", describe(*rrc_));
+    CropBox b = random_resized_crop_params(full_h, full_w, rng, rrc_->scale, rrc_->ratio);
+    // The largest intermediate any crop of this image can need, so the buffer stops growing early.
+    scratch.prefix.resize.reserve(size_t(std::max(full_h * w, h * full_w)) * 3);
+    if (!fast) tmp = Image(h, w), cur = &tmp;
+    resize_into(src, source.top, source.left, b, h, w, {0, 0, h, w}, rrc_->interp, fast ? out : tmp.pixels.data(),
+                scratch.prefix.resize);
+    ++next;
+  } else if (fast) {
+    if (src.height != out_h_ || src.width != out_w_)
+      fail("Loader: sample {} came out {}x{}, expected {}x{}", data_.samples[index].path.string(), src.height,
+           src.width, out_h_, out_w_);
+    std::memcpy(out, src.pixels.data(), src.pixels.size());
+  }
+  if (fast) {
     for (size_t i = flips_at_; i < ts.size(); ++i) {
-      if (auto* h = std::get_if<RandomHorizontalFlip>(&ts[i])) {
-        if (rng.bernoulli(h->p)) hflip_inplace(out, out_h_, out_w_);
+      if (auto* hf = std::get_if<RandomHorizontalFlip>(&ts[i])) {
+        if (rng.bernoulli(hf->p)) hflip_inplace(out, out_h_, out_w_);
       } else if (rng.bernoulli(std::get<RandomVerticalFlip>(ts[i]).p)) {
         vflip_inplace(out, out_h_, out_w_);
       }
     }
     return;
   }
-  const Image* cur = &src;
-  Image tmp;
-  for (size_t i = plan_.prefix; i < ts.size(); ++i) {
+  for (size_t i = next; i < ts.size(); ++i) {
     tmp = apply(ts[i], *cur, rng);
     cur = &tmp;
   }

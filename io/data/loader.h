@@ -111,10 +111,11 @@ class Loader {
   Pipeline pipeline_;
   LoaderOptions opt_;
   CachePlan plan_;
-  // Fast paths for what follows the cached prefix, writing straight into the batch: `rrc_` a
-  // RandomResizedCrop (cropped and resized in one go), then only flips (done in place) from flips_at_.
+  // What follows the cached prefix: `rrc_` a RandomResizedCrop first (cropped and resized in one go,
+  // from a partially decoded JPEG when crop_only_decode_), then from flips_at_ only flips (done in
+  // place, the result written straight into the batch).
   const RandomResizedCrop* rrc_ = nullptr;
-  size_t flips_at_ = SIZE_MAX;  // SIZE_MAX: the general path (apply() transform by transform)
+  size_t flips_at_ = SIZE_MAX;  // SIZE_MAX: the rest runs transform by transform (apply())
   // The RandomResizedCrop comes first (nothing cached before it, full-size decode): a JPEG that the
   // cache will not keep can be decoded only as far as the crop box needs.
   bool crop_only_decode_ = false;

@@ -305,10 +305,11 @@ TEST_CASE("Resize [+ CenterCrop] prefixes in one fused resize (JPEGs decoded par
   }
 }
 
-TEST_CASE("loader fast paths (crop+resize into the batch, in-place flips) equal Pipeline::apply") {
+TEST_CASE("loader fast paths (partial decode, crop+resize into the batch, in-place flips) equal Pipeline::apply") {
   Tree tr;
   const char* specs[] = {"random_resized_crop=24,hflip", "random_resized_crop=20x12:nearest:scale=0.3-1,vflip,hflip",
-                         "resize=30,center_crop=20,hflip=0.7,vflip", "resize=18x22", "random_resized_crop=16"};
+                         "resize=30,center_crop=20,hflip=0.7,vflip", "resize=18x22", "random_resized_crop=16",
+                         "random_resized_crop=20,hflip,jitter=0.3:0.3:0.3:0.05,rotate=15"};  // crop, then the general path
   for (const char* spec : specs) {
     Pipeline p = parse_pipeline(spec);
     // No cache (JPEGs decoded only down to the crop box), a cache too small for the 300x200 JPEGs
