@@ -88,8 +88,10 @@ struct View {
   const uint8_t* at(int y, int x) const { return data + size_t(y - oy) * stride + size_t(x - ox) * 3; }
 };
 
-View packed_view(const uint8_t* data, int h, int w, int oy, int ox, int cols) {
-  return {data, h, w, size_t(cols) * 3, data + size_t(h - oy) * size_t(cols) * 3, oy, ox};
+// A packed intermediate: `rows` x `cols` pixels holding logical rows [oy, oy + rows) and columns
+// [ox, ox + cols).
+View packed_view(const uint8_t* data, int oy, int ox, int rows, int cols) {
+  return {data, oy + rows, ox + cols, size_t(cols) * 3, data + size_t(rows) * size_t(cols) * 3, oy, ox};
 }
 
 // With AVX2 the horizontal pass does 4 taps (12 bytes, 4 RGB pixels) per step in two 8-lane int32
@@ -244,15 +246,15 @@ void resample_bilinear(const View& in, int out_h, int out_w, const CropBox& b, u
     auto [c0, c1] = taps_span(ch, b.left, right);  // the input columns the box's outputs read
     scratch.resize(size_t(b.height) * size_t(c1 - c0) * 3 + 16);
     vertical(in, cv, b.top, bottom, c0, c1 - c0, scratch.data());
-    View mid = packed_view(scratch.data(), bottom, in.w, b.top, c0, c1 - c0);
-    mid.end = scratch.data() + scratch.size();
+    View mid = packed_view(scratch.data(), b.top, c0, b.height, c1 - c0);
+    mid.end = scratch.data() + scratch.size();  // 16 bytes of slack: vector loads at the last row
     return horizontal(mid, b.top, b.height, ch, g, b.left, right, out);
   }
   // Otherwise horizontal first, over only the input rows the vertical pass reads.
   auto [r0, r1] = taps_span(cv, b.top, bottom);
   scratch.resize(size_t(r1 - r0) * size_t(b.width) * 3);
   horizontal(in, r0, r1 - r0, ch, g, b.left, right, scratch.data());
-  vertical(packed_view(scratch.data(), r1, out_w, r0, b.left, b.width), cv, b.top, bottom, b.left, b.width, out);
+  vertical(packed_view(scratch.data(), r0, b.left, r1 - r0, b.width), cv, b.top, bottom, b.left, b.width, out);
 }
 
 // COORD of Geometry.c: truncation toward zero, except negatives map to -1.
