@@ -59,6 +59,12 @@ ImageFormat sniff_format(std::span<const std::byte> b) {
   return ImageFormat::unknown;
 }
 
+void check_pixel_count(std::string_view name, int64_t height, int64_t width) {
+  if (height * width > kMaxImagePixels)
+    fail("decode_image: {}: {}x{} = {} pixels is over the limit of {} (PIL's decompression-bomb limit); not "
+         "decoded", name, width, height, height * width, kMaxImagePixels);
+}
+
 Image decode_image(std::span<const std::byte> bytes, std::string_view name, const DecodeHint& hint) {
   if (bytes.empty()) fail("decode_image: {}: empty file (0 bytes)", name);
   switch (sniff_format(bytes)) {

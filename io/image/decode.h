@@ -4,6 +4,7 @@
 // cmyk2rgb with Adobe-inverted samples. No EXIF rotation, like PIL without ImageOps.exif_transpose.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <optional>
@@ -26,6 +27,12 @@ struct DecodeHint {
 };
 
 enum class ImageFormat { unknown, jpeg, png, bmp, gif, tga, pnm };
+
+// PIL refuses to open an image of more pixels (DecompressionBombError: 2 x Image.MAX_IMAGE_PIXELS).
+// rtune refuses it too, before allocating: a few hostile header bytes must not claim gigabytes.
+constexpr int64_t kMaxImagePixels = 178956970;
+// Throws rtune::Error naming the file when height x width exceeds kMaxImagePixels.
+void check_pixel_count(std::string_view name, int64_t height, int64_t width);
 
 // Sniffs the format from magic bytes (TGA has none: recognised by a plausible header only).
 ImageFormat sniff_format(std::span<const std::byte> bytes);

@@ -72,6 +72,7 @@ void decode_jpeg_into(std::span<const std::byte> bytes, std::string_view name, c
   if (tjDecompressHeader3(tj.h, src, size, &w, &h, &subsamp, &colorspace) != 0)
     fail("decode_image: {}: corrupt JPEG header ({})", name, tjGetErrorStr2(tj.h));
   if (w <= 0 || h <= 0) fail("decode_image: {}: JPEG has no pixels ({}x{})", name, w, h);
+  check_pixel_count(name, h, w);
 
   tjscalingfactor sf = choose_scale(w, h, hint);
   int ow = TJSCALED(w, sf), oh = TJSCALED(h, sf);

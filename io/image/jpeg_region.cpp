@@ -77,6 +77,7 @@ bool decode_jpeg_region(std::span<const std::byte> bytes, std::string_view name,
     return false;
   const int full_h = int(d.cinfo.image_height), full_w = int(d.cinfo.image_width);
   if (full_h <= 0 || full_w <= 0) return false;  // the full decode names the problem
+  check_pixel_count(name, full_h, full_w);
   std::optional<CropBox> box = want(full_h, full_w);
   if (!box) return false;
   RTUNE_CHECK(box->height > 0 && box->width > 0 && box->top >= 0 && box->left >= 0 &&

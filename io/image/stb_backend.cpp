@@ -63,7 +63,8 @@ std::pair<int, int> stb_header_size(std::span<const std::byte> bytes, std::strin
 Image decode_stb(std::span<const std::byte> bytes, std::string_view name) {
   if (bytes.empty()) fail("decode_image: {}: empty file (0 bytes)", name);
   if (bytes.size() > size_t(std::numeric_limits<int>::max())) fail("decode_image: {}: file too large for stb_image", name);
-  if (sniff_format(bytes) == ImageFormat::bmp) check_bmp_complete(bytes, name);
+  auto [header_h, header_w] = stb_header_size(bytes, name);  // also checks that a BMP is complete
+  check_pixel_count(name, header_h, header_w);
   int w = 0, h = 0, channels_in_file = 0;
   const auto* p = reinterpret_cast<const stbi_uc*>(bytes.data());
   std::unique_ptr<stbi_uc, void (*)(void*)> data(stbi_load_from_memory(p, int(bytes.size()), &w, &h, &channels_in_file, 3),

@@ -109,6 +109,26 @@ TEST_CASE("bad files are errors naming the file and the reason") {
   check_error([&] { decode_image(p("garbage.jpg")); }, {"garbage.jpg", "corrupt"});
   check_error([&] { decode_image(p("does_not_exist.png")); }, {"does_not_exist.png", "no such file"});
   check_error([&] { decode_image(fixture("data/decode")); }, {"decode", "directory"});
+  // Decompression bombs: a few header bytes claiming billions of pixels are refused before any
+  // allocation (PIL's limit), by the full and the partial JPEG decoder and by stb_image.
+  auto jpeg_bomb = slurp(p("rgb420.jpg"));
+  for (size_t i = 2; i + 8 < jpeg_bomb.size(); ++i)
+    if (jpeg_bomb[i] == std::byte{0xFF} && jpeg_bomb[i + 1] == std::byte{0xC0}) {  // SOF0: P, Y, X follow
+      for (size_t k : {i + 5, i + 6, i + 7, i + 8}) jpeg_bomb[k] = std::byte{0xEA};  // 60138 x 60138
+      break;
+    }
+  check_error([&] { decode_image(std::span<const std::byte>(jpeg_bomb), "bomb.jpg"); },
+              {"bomb.jpg", "60138x60138", "decompression-bomb"});
+  ImageWindow w;
+  check_error([&] { decode_jpeg_region(jpeg_bomb, "bomb.jpg", [](int, int) { return std::optional<CropBox>(CropBox{0, 0, 1, 1}); }, w); },
+              {"bomb.jpg", "decompression-bomb"});
+  auto png_bomb = slurp(p("rgb.png"));
+  for (size_t k : {16, 20}) {  // IHDR width and height, big-endian: 15000 x 15000 (stb's own limit is higher)
+    png_bomb[k] = png_bomb[k + 1] = std::byte{0};
+    png_bomb[k + 2] = std::byte{0x3A};
+    png_bomb[k + 3] = std::byte{0x98};
+  }
+  check_error([&] { decode_image(std::span<const std::byte>(png_bomb), "bomb.png"); }, {"bomb.png", "decompression-bomb"});
   std::vector<std::byte> none;
   check_error([&] { decode_image(std::span<const std::byte>(none), "mem.jpg"); }, {"mem.jpg", "empty"});
 }
