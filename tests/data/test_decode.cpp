@@ -22,7 +22,7 @@ std::vector<std::byte> slurp(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   std::vector<char> c((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   std::vector<std::byte> b(c.size());
-  std::memcpy(b.data(), c.data(), c.size());
+  if (!c.empty()) std::memcpy(b.data(), c.data(), c.size());  // memcpy from an empty vector: null pointer (UBSan)
   return b;
 }
 
