@@ -9,10 +9,12 @@ the same transforms, batch size and worker count, printing img/s for the same pa
                     over (it leaves ToTensor/Normalize to the consumer, e.g. the GPU)
   eval, eval_uint8  (only when asked for in --passes) Resize(256) + CenterCrop(224), float normalised or
                     uint8: compare with bench_loader --transforms imagenet-eval
+  jitter, jitter_uint8  (only when asked for) the train transforms + ColorJitter(0.4, 0.4, 0.4, 0.1):
+                    compare with --transforms random_resized_crop=224,hflip,jitter=0.4:0.4:0.4:0.1
   (PyTorch has no decoded cache: epoch 2 costs what epoch 1 costs.)
 
 Usage: python3 bench/pytorch_loader.py --data DIR [--workers N] [--batch B] [--images N]
-                                     [--passes decode,train,train_uint8[,eval,eval_uint8]]
+                                     [--passes decode,train,train_uint8[,eval,eval_uint8,jitter,jitter_uint8]]
 The last line is JSON. Run it after bench_loader (or twice) so both read the files from the page cache.
 img/s counts from the first batch to the end of the epoch (both benches); img per CPU-second counts the
 whole epoch's CPU time of the process and its workers.
@@ -77,6 +79,10 @@ def main():
         "train_uint8": T.Compose([T.RandomResizedCrop(224), T.RandomHorizontalFlip(), T.PILToTensor()]),
         "eval": T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), normalize]),
         "eval_uint8": T.Compose([T.Resize(256), T.CenterCrop(224), T.PILToTensor()]),
+        "jitter": T.Compose([T.RandomResizedCrop(224), T.RandomHorizontalFlip(), T.ColorJitter(0.4, 0.4, 0.4, 0.1),
+                             T.ToTensor(), normalize]),
+        "jitter_uint8": T.Compose([T.RandomResizedCrop(224), T.RandomHorizontalFlip(), T.ColorJitter(0.4, 0.4, 0.4, 0.1),
+                                   T.PILToTensor()]),
     }
     passes = [p for p in a.passes.split(",") if p]
     result = {"bench": "pytorch_loader", "torch": torch.__version__, "torchvision": torchvision.__version__,
