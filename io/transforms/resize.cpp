@@ -347,15 +347,6 @@ Image resize(const Image& in, int out_h, int out_w, Interp interp) {
   return out;
 }
 
-void resize_region_into(const Image& in, int top, int left, int height, int width, int out_h, int out_w,
-                        Interp interp, uint8_t* out, std::vector<uint8_t>& scratch) {
-  RTUNE_CHECK(out_h > 0 && out_w > 0, "resize: output size must be positive, got {}x{}", out_h, out_w);
-  RTUNE_CHECK(inside({top, left, height, width}, in.height, in.width),
-              "resize: region ({}, {}) {}x{} is not inside the {}x{} image", top, left, height, width, in.height,
-              in.width);
-  resize_into(in, 0, 0, {top, left, height, width}, out_h, out_w, {0, 0, out_h, out_w}, interp, out, scratch);
-}
-
 std::pair<int, int> shorter_side_size(int height, int width, int size) {
   RTUNE_CHECK(size > 0, "resize: size must be positive, got {}", size);
   bool w_short = width <= height;

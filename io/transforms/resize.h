@@ -17,14 +17,9 @@ enum class Interp { nearest, bilinear };
 // PIL img.resize((out_w, out_h), BILINEAR or NEAREST). Same size returns a copy.
 Image resize(const Image& in, int out_h, int out_w, Interp interp = Interp::bilinear);
 
-// resize(crop(in, top, left, height, width), out_h, out_w, interp), written to `out` (out_h x out_w x 3
-// bytes) without copying the crop; the region must lie inside `in`. `scratch` holds the intermediate
-// pass and keeps its capacity across calls (the loader's RandomResizedCrop path).
-void resize_region_into(const Image& in, int top, int left, int height, int width, int out_h, int out_w,
-                        Interp interp, uint8_t* out, std::vector<uint8_t>& scratch);
-
-// The general form of the two above. `pixels` holds rows [pixels_top, ...) and columns
-// [pixels_left, ...) of some larger image (0, 0: the image itself; else e.g. a partially decoded JPEG);
+// The general form, into caller-owned memory (the loader). `pixels` holds rows [pixels_top, ...) and
+// columns [pixels_left, ...) of some larger image (0, 0: the image itself; else e.g. a partially
+// decoded JPEG);
 // the `region` of that image (its coordinates) is resized to out_h x out_w, and only the rectangle
 // `out_box` of the result is computed, into `out` (out_box.height x out_box.width x 3 bytes):
 // crop(resize(crop(image, region), out_h, out_w), out_box), pixel for pixel. `pixels` must hold every

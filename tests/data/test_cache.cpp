@@ -221,7 +221,7 @@ TEST_CASE("prefetch depth: any depth gives the same batches; buffers rotate with
   CHECK_THROWS_WITH_AS(Loader(tr.ds, p, {.prefetch = 0}), doctest::Contains("prefetch"), Error);
 }
 
-TEST_CASE("resize_region_into == resize(crop()) for every branch of the resampler") {
+TEST_CASE("resize_into of a region == resize(crop()) for every branch of the resampler") {
   Image img = decode_image(test::fixture("gradient_300x200_q90.jpg"));
   REQUIRE(img.height == 200);
   struct Case { int top, left, h, w, oh, ow; };
@@ -239,12 +239,12 @@ TEST_CASE("resize_region_into == resize(crop()) for every branch of the resample
       INFO("box " << c.top << "," << c.left << " " << c.h << "x" << c.w << " -> " << c.oh << "x" << c.ow);
       Image want = resize(crop(img, c.top, c.left, c.h, c.w), c.oh, c.ow, interp);
       Image got(c.oh, c.ow, 0xAB);  // junk-filled: an unwritten byte would show
-      resize_region_into(img, c.top, c.left, c.h, c.w, c.oh, c.ow, interp, got.pixels.data(), scratch);
+      resize_into(img, 0, 0, {c.top, c.left, c.h, c.w}, c.oh, c.ow, {0, 0, c.oh, c.ow}, interp, got.pixels.data(), scratch);
       CHECK_IMAGE_NEAR(got, want, 0, "region resize");
     }
   std::vector<uint8_t> out(12);
-  CHECK_THROWS_WITH_AS(resize_region_into(img, 190, 0, 20, 10, 2, 2, Interp::bilinear, out.data(), scratch),
-                       doctest::Contains("not inside"), Error);
+  CHECK_THROWS_WITH_AS(resize_into(img, 0, 0, {190, 0, 20, 10}, 2, 2, {0, 0, 2, 2}, Interp::bilinear, out.data(), scratch),
+                       doctest::Contains("does not hold"), Error);
 }
 
 TEST_CASE("resize_into: any output box of any region, from a window holding only the pixels it needs") {

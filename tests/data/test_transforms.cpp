@@ -268,7 +268,7 @@ TEST_CASE("a full train pipeline is reproducible and produces its declared size"
 // tests/gen/make_resize_cases.py: PIL img.crop(box).resize((ow, oh), BILINEAR) (F.resized_crop) for 60
 // boxes of a 61x83 noise image, many touching the bottom-right corner where the vector horizontal pass
 // must fall back to the scalar loop. Both the copying and the in-place region paths must be bit-exact.
-TEST_CASE("crop + bilinear resize equals PIL over many boxes, via resize(crop()) and resize_region_into") {
+TEST_CASE("crop + bilinear resize equals PIL over many boxes, via resize(crop()) and resize_into") {
   SafetensorsFile f = SafetensorsFile::open(fixture("data/resize_cases.safetensors"));
   Image src = test::ref_image(f, "source");
   std::vector<int64_t> boxes = f.copy_as<int64_t>("boxes"), sizes = f.copy_as<int64_t>("sizes");
@@ -280,10 +280,10 @@ TEST_CASE("crop + bilinear resize equals PIL over many boxes, via resize(crop())
     int oh = int(sizes[i * 2]), ow = int(sizes[i * 2 + 1]);
     std::string label = fmt::format("case {}: box top={} left={} {}x{} -> {}x{}", i, top, left, h, w, oh, ow);
     Image want = test::ref_image(f, fmt::format("out.{}", i));
-    std::string copying = label + " resize(crop())", region = label + " resize_region_into";
+    std::string copying = label + " resize(crop())", region = label + " resize_into";
     CHECK_IMAGE_NEAR(resize(crop(src, top, left, h, w), oh, ow, Interp::bilinear), want, 0, copying);
     Image got(oh, ow, 0xAB);  // junk-filled: an unwritten byte would show
-    resize_region_into(src, top, left, h, w, oh, ow, Interp::bilinear, got.pixels.data(), scratch);
+    resize_into(src, 0, 0, {top, left, h, w}, oh, ow, {0, 0, oh, ow}, Interp::bilinear, got.pixels.data(), scratch);
     CHECK_IMAGE_NEAR(got, want, 0, region);
   }
 }
