@@ -31,6 +31,7 @@ set_source_files_properties(io/transforms/color.cpp PROPERTIES COMPILE_OPTIONS -
 
 # The tests read their references through the safetensors reader of cmake/io.cmake.
 rtune_add_test(data_decode SOURCES tests/data/test_decode.cpp LIBS rtune_data rtune_io_formats)
+rtune_add_test(data_jpeg_sampling SOURCES tests/data/test_jpeg_sampling.cpp LIBS rtune_data rtune_io_formats JPEG::JPEG)
 rtune_add_test(data_transforms SOURCES tests/data/test_transforms.cpp LIBS rtune_data rtune_io_formats)
 rtune_add_test(data_transforms_parity SOURCES tests/data/test_transforms_parity.cpp LIBS rtune_data rtune_io_formats)
 rtune_add_test(data_color_exact SOURCES tests/data/test_color_exact.cpp LIBS rtune_data rtune_io_formats)

@@ -63,12 +63,13 @@ ImageInfo probe_image(const std::filesystem::path& path);
 // The pieces, for tests and callers that know the format.
 Image decode_jpeg(std::span<const std::byte> bytes, std::string_view name, const DecodeHint& hint = {});
 void decode_jpeg_into(std::span<const std::byte> bytes, std::string_view name, const DecodeHint& hint, Image& out);
-// Decodes only what `want(height, width)` asks for of a baseline JPEG (given the image's size, it
-// returns the box needed, or nullopt for none): rows above the box are only entropy-decoded, rows
-// below it not at all, columns beside it (beyond the iMCU grid) get no IDCT or colour conversion. The box's pixels are bit-identical to decode_jpeg()'s; `out` gets a window holding
-// at least the box. Returns false, decoding nothing, for files a full decode must handle: not JPEG,
-// progressive, CMYK/YCCK/RGB-coded, or not ending in the end-of-image marker (so that a truncated
-// file is rejected as decode_jpeg() rejects it, never half-read). Throws like decode_image for
+// Decodes only what `want(height, width)` asks for of a JPEG (given the image's size, it returns the
+// box needed, or nullopt for none): rows above the box are only entropy-decoded, rows below it not at
+// all, columns beside it (beyond the iMCU grid) get no IDCT or colour conversion. The box's pixels are
+// bit-identical to decode_jpeg()'s; `out` gets a window holding at least the box. Returns false,
+// decoding nothing, for files a full decode must handle: not JPEG, CMYK/YCCK/RGB-coded, not ending in
+// the end-of-image marker (so that a truncated file is rejected as decode_jpeg() rejects it, never
+// half-read), or progressive (unless the box is the whole image). Throws like decode_image for
 // corrupt data.
 bool decode_jpeg_region(std::span<const std::byte> bytes, std::string_view name,
                         const std::function<std::optional<CropBox>(int height, int width)>& want, ImageWindow& out);

@@ -51,8 +51,18 @@ std::pair<int, int> jpeg_header_size(std::span<const std::byte> bytes, std::stri
   if (!tj.h) fail("decode_image: {}: cannot initialise TurboJPEG: {}", name, tjGetErrorStr2(nullptr));
   int w = 0, h = 0, subsamp = 0, colorspace = 0;
   if (tjDecompressHeader3(tj.h, reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<unsigned long>(bytes.size()),
-                          &w, &h, &subsamp, &colorspace) != 0)
-    fail("decode_image: {}: corrupt JPEG header ({})", name, tjGetErrorStr2(tj.h));
+                          &w, &h, &subsamp, &colorspace) != 0) {
+    std::string why = tjGetErrorStr2(tj.h);
+    if (why.find("subsampling") == std::string::npos) fail("decode_image: {}: corrupt JPEG header ({})", name, why);
+    // A sampling TurboJPEG 2.x does not know (see decode_jpeg_into): libjpeg reads the header.
+    ImageWindow unused;
+    auto size_only = [&](int height, int width) {
+      h = height, w = width;
+      return std::optional<CropBox>();  // decode nothing
+    };
+    decode_jpeg_region(bytes, name, size_only, unused);
+    if (w <= 0 || h <= 0) fail("decode_image: {}: corrupt JPEG header ({})", name, why);
+  }
   return {h, w};
 }
 
@@ -69,8 +79,20 @@ void decode_jpeg_into(std::span<const std::byte> bytes, std::string_view name, c
   auto* src = reinterpret_cast<const unsigned char*>(bytes.data());
   auto size = static_cast<unsigned long>(bytes.size());
   int w = 0, h = 0, subsamp = 0, colorspace = 0;
-  if (tjDecompressHeader3(tj.h, src, size, &w, &h, &subsamp, &colorspace) != 0)
-    fail("decode_image: {}: corrupt JPEG header ({})", name, tjGetErrorStr2(tj.h));
+  if (tjDecompressHeader3(tj.h, src, size, &w, &h, &subsamp, &colorspace) != 0) {
+    std::string why = tjGetErrorStr2(tj.h);
+    // TurboJPEG 2.x knows only the standard chroma samplings; libjpeg (Pillow's decoder) takes any,
+    // e.g. 4:1:0 or 3x1: decode those whole through it (full size: a hint is only a lower bound).
+    if (why.find("subsampling") != std::string::npos) {
+      ImageWindow whole;
+      auto all = [](int height, int width) { return std::optional<CropBox>(CropBox{0, 0, height, width}); };
+      if (decode_jpeg_region(bytes, name, all, whole)) {
+        out = std::move(whole.pixels);
+        return;
+      }
+    }
+    fail("decode_image: {}: corrupt JPEG header ({})", name, why);
+  }
   if (w <= 0 || h <= 0) fail("decode_image: {}: JPEG has no pixels ({}x{})", name, w, h);
   check_pixel_count(name, h, w);
 

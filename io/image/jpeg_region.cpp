@@ -73,8 +73,7 @@ bool decode_jpeg_region(std::span<const std::byte> bytes, std::string_view name,
   jpeg_create_decompress(&d.cinfo);
   jpeg_mem_src(&d.cinfo, reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<unsigned long>(bytes.size()));
   jpeg_read_header(&d.cinfo, TRUE);
-  if (d.cinfo.progressive_mode || (d.cinfo.jpeg_color_space != JCS_YCbCr && d.cinfo.jpeg_color_space != JCS_GRAYSCALE))
-    return false;
+  if (d.cinfo.jpeg_color_space != JCS_YCbCr && d.cinfo.jpeg_color_space != JCS_GRAYSCALE) return false;
   const int full_h = int(d.cinfo.image_height), full_w = int(d.cinfo.image_width);
   if (full_h <= 0 || full_w <= 0) return false;  // the full decode names the problem
   check_pixel_count(name, full_h, full_w);
@@ -84,6 +83,10 @@ bool decode_jpeg_region(std::span<const std::byte> bytes, std::string_view name,
               box->top + box->height <= full_h && box->left + box->width <= full_w,
               "decode_jpeg_region: {}: box ({}, {}) {}x{} is not inside the {}x{} image", name, box->top, box->left,
               box->height, box->width, full_h, full_w);
+  // Skipping rows and columns: only for baseline files (see decode.h). The whole image is an ordinary
+  // full decode.
+  const bool whole = box->top == 0 && box->left == 0 && box->height == full_h && box->width == full_w;
+  if (!whole && d.cinfo.progressive_mode) return false;
   d.cinfo.out_color_space = JCS_RGB;  // grayscale replicated, as TurboJPEG's TJPF_RGB
   jpeg_start_decompress(&d.cinfo);
 

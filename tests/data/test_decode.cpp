@@ -182,13 +182,18 @@ TEST_CASE("partial JPEG decode equals the full decode inside the box, for every 
 
 TEST_CASE("partial JPEG decode declines what a full decode must handle, and names errors") {
   auto take_all = [](int h, int w) { return std::optional<CropBox>(CropBox{0, 0, h, w}); };
+  auto take_corner = [](int, int) { return std::optional<CropBox>(CropBox{0, 0, 1, 1}); };
   ImageWindow w;
   for (const char* f : {"data/region/progressive_60x70.jpg", "data/decode/cmyk.jpg", "data/decode/rgb.png",
                         "data/decode/truncated.jpg", "data/decode/empty.jpg"}) {
     INFO(f);
     auto bytes = slurp(fixture(f));
-    CHECK_FALSE(decode_jpeg_region(bytes, f, take_all, w));
+    CHECK_FALSE(decode_jpeg_region(bytes, f, take_corner, w));
   }
+  // A progressive file decodes whole (no row or column skipped), equal to the full decode.
+  auto progressive = slurp(fixture("data/region/progressive_60x70.jpg"));
+  REQUIRE(decode_jpeg_region(progressive, "p.jpg", take_all, w));
+  CHECK(w.pixels.pixels == decode_jpeg(progressive, "p.jpg").pixels);
   auto bytes = slurp(fixture("data/region/s420_131x97.jpg"));
   CHECK_FALSE(decode_jpeg_region(bytes, "x.jpg", [](int, int) { return std::optional<CropBox>(); }, w));
   check_error([&] { decode_jpeg_region(bytes, "x.jpg", [](int h, int w) { return std::optional<CropBox>(CropBox{1, 0, h, w}); }, w); },

@@ -34,6 +34,15 @@ cases = {
 }
 for name, (im, kw) in cases.items():
     im.save(f"{OUT}/{name}", **kw)
+# Samplings Pillow cannot write (4:1:0, 3x1) come from libjpeg, through the encoder in
+# tests/data/test_jpeg_sampling.cpp (committed files); Pillow's decode of them is the reference.
+from safetensors.numpy import save_file
+refs = {}
+for name in ("s410_53x91.jpg", "s31_53x91.jpg"):
+    refs[name] = np.asarray(Image.open(f"{OUT}/{name}").convert("RGB")).copy()
+save_file(refs, f"{OUT}/pil_decoded.safetensors", metadata={"pillow": PIL.__version__})
 with open(f"{OUT}/README", "w") as f:
-    f.write(f"Written by tests/gen/make_region_jpegs.py with Pillow {PIL.__version__}.\n")
+    f.write(f"Written by tests/gen/make_region_jpegs.py with Pillow {PIL.__version__}; s410_53x91.jpg and "
+            "s31_53x91.jpg by libjpeg-turbo 2.1.5 (the encoder of tests/data/test_jpeg_sampling.cpp), decoded by "
+            "Pillow into pil_decoded.safetensors.\n")
 print("wrote", len(cases), "files to", OUT)
