@@ -11,6 +11,7 @@ add_library(rtune_data STATIC
   io/image/jpeg_region.cpp
   io/image/stb_backend.cpp
   io/transforms/resize.cpp
+  io/transforms/resample_passes.cpp
   io/transforms/geometry.cpp
   io/transforms/color.cpp
   io/transforms/tensor.cpp
@@ -33,6 +34,7 @@ set_source_files_properties(io/transforms/color.cpp PROPERTIES COMPILE_OPTIONS -
 rtune_add_test(data_decode SOURCES tests/data/test_decode.cpp LIBS rtune_data rtune_io_formats)
 rtune_add_test(data_jpeg_sampling SOURCES tests/data/test_jpeg_sampling.cpp LIBS rtune_data rtune_io_formats JPEG::JPEG)
 rtune_add_test(data_transforms SOURCES tests/data/test_transforms.cpp LIBS rtune_data rtune_io_formats)
+rtune_add_test(data_resample_passes SOURCES tests/data/test_resample_passes.cpp LIBS rtune_data rtune_io_formats)
 rtune_add_test(data_transforms_parity SOURCES tests/data/test_transforms_parity.cpp LIBS rtune_data rtune_io_formats)
 rtune_add_test(data_color_exact SOURCES tests/data/test_color_exact.cpp LIBS rtune_data rtune_io_formats)
 target_compile_options(test_data_color_exact PRIVATE -ffp-contract=off)  # its Pillow oracle, as Pillow's C
