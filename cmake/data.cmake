@@ -20,6 +20,7 @@ add_library(rtune_data STATIC
   io/data/dataset.cpp
   io/data/loader.cpp
   io/data/cache.cpp
+  io/data/byte_arena.cpp
   io/data/loader_bench.cpp
 )
 target_include_directories(rtune_data PRIVATE ${TURBOJPEG_INCLUDE_DIR} ${STB_INCLUDE_DIR})

@@ -1,8 +1,10 @@
 // Decoded-image cache (see cache.h): one atomic pointer per dataset index, a byte budget reserved
-// with compare-and-swap, entries never evicted.
+// with compare-and-swap, entries copied into an arena and never evicted.
 #include "io/data/cache.h"
 
 #include <algorithm>
+#include <cstring>
+#include <new>
 #include <variant>
 
 #include "engine/error.h"
@@ -95,52 +97,68 @@ Image load_prefix(const std::filesystem::path& path, const Pipeline& pipeline, c
   return img;
 }
 
+namespace {
+
+// An entry is its ImageView, then the pixels at this offset (the arena's alignment).
+constexpr size_t kEntryHeader = 64;
+static_assert(sizeof(ImageView) <= kEntryHeader);
+
+}  // namespace
+
 DecodedCache::DecodedCache(size_t num_samples, size_t budget_bytes)
-    : n_(num_samples), budget_(budget_bytes), slots_(new std::atomic<const Image*>[num_samples]) {
+    : n_(num_samples),
+      budget_(budget_bytes),
+      arena_(std::min<size_t>(budget_bytes, size_t(64) << 20)),
+      slots_(new std::atomic<const ImageView*>[num_samples]) {
   for (size_t i = 0; i < n_; ++i) slots_[i].store(nullptr, std::memory_order_relaxed);
 }
 
 DecodedCache::~DecodedCache() { clear(); }
 
 void DecodedCache::clear() {
-  for (size_t i = 0; i < n_; ++i) delete slots_[i].exchange(nullptr, std::memory_order_acq_rel);
+  for (size_t i = 0; i < n_; ++i) slots_[i].store(nullptr, std::memory_order_relaxed);
+  arena_.clear();
   used_ = 0;
   entries_ = 0;
   hits_ = 0;
   misses_ = 0;
 }
 
-size_t DecodedCache::cost(const Image& img) { return img.pixels.capacity() + sizeof(Image); }
+size_t DecodedCache::cost(size_t pixel_bytes) { return pixel_bytes + kEntryHeader; }
 
 bool DecodedCache::has_room_for(size_t pixel_bytes) const {
   size_t used = used_.load(std::memory_order_relaxed);
-  return pixel_bytes + sizeof(Image) <= budget_ - std::min(used, budget_);
+  return cost(pixel_bytes) <= budget_ - std::min(used, budget_);
 }
 
-const Image* DecodedCache::find(size_t index) const {
+std::optional<ImageView> DecodedCache::find(size_t index) const {
   RTUNE_CHECK(index < n_, "DecodedCache: index {} out of range (cache has {} slots)", index, n_);
-  const Image* p = slots_[index].load(std::memory_order_acquire);
+  const ImageView* p = slots_[index].load(std::memory_order_acquire);
   (p ? hits_ : misses_).fetch_add(1, std::memory_order_relaxed);
-  return p;
+  if (!p) return std::nullopt;
+  return *p;
 }
 
-const Image* DecodedCache::insert(size_t index, Image&& img) {
+std::optional<ImageView> DecodedCache::insert(size_t index, ImageView img) {
   RTUNE_CHECK(index < n_, "DecodedCache: index {} out of range (cache has {} slots)", index, n_);
-  if (const Image* p = slots_[index].load(std::memory_order_acquire)) return p;
-  img.pixels.shrink_to_fit();
-  const size_t c = cost(img);
+  if (const ImageView* p = slots_[index].load(std::memory_order_acquire)) return *p;
+  const size_t c = cost(img.bytes());
   size_t used = used_.load(std::memory_order_relaxed);
   do {
-    if (c > budget_ - std::min(used, budget_)) return nullptr;
+    if (c > budget_ - std::min(used, budget_)) return std::nullopt;
   } while (!used_.compare_exchange_weak(used, used + c, std::memory_order_relaxed));
-  auto owned = std::make_unique<Image>(std::move(img));
-  const Image* expected = nullptr;
-  if (!slots_[index].compare_exchange_strong(expected, owned.get(), std::memory_order_acq_rel)) {
-    used_.fetch_sub(c, std::memory_order_relaxed);  // another thread stored this index first
-    return expected;
+  uint8_t* mem = arena_.allocate(c);
+  uint8_t* pixels = mem + kEntryHeader;
+  if (img.bytes()) std::memcpy(pixels, img.data, img.bytes());
+  const ImageView* entry = new (mem) ImageView(pixels, img.height, img.width);
+  const ImageView* expected = nullptr;
+  if (!slots_[index].compare_exchange_strong(expected, entry, std::memory_order_acq_rel)) {
+    // Another thread stored this index first: its entry is used; this copy stays unused in the arena.
+    used_.fetch_sub(c, std::memory_order_relaxed);
+    return *expected;
   }
   entries_.fetch_add(1, std::memory_order_relaxed);
-  return owned.release();
+  return *entry;
 }
 
 }  // namespace rtune::io

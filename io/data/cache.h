@@ -10,14 +10,16 @@
 // Policy: first come, first kept. An image is stored if it fits in what is left of the byte budget,
 // and is never evicted. With a shuffled epoch every sample is touched once per epoch, so LRU would
 // give the same hit rate (budget / dataset size) while paying for churn and locks; keeping the first
-// arrivals gives that hit rate with lock-free lookups and no copying.
+// arrivals gives that hit rate with lock-free lookups and no eviction bookkeeping.
 #pragma once
 #include <atomic>
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "io/data/byte_arena.h"
 #include "io/image/decode.h"
 #include "io/transforms/pipeline.h"
 
@@ -58,21 +60,21 @@ class DecodedCache {
   DecodedCache(const DecodedCache&) = delete;
   DecodedCache& operator=(const DecodedCache&) = delete;
 
-  // The stored image for `index`, or nullptr. Thread-safe, lock-free; a returned pointer stays valid
-  // until clear() or destruction.
-  const Image* find(size_t index) const;
-  // Stores `img` for `index` when it fits in the remaining budget and returns the image to use: the
-  // stored one, or the one another thread stored first. Over budget: nullptr, `img` left intact.
-  // Thread-safe.
-  const Image* insert(size_t index, Image&& img);
+  // The stored image for `index`, or nullopt. Thread-safe, lock-free; the pixels stay valid until
+  // clear() or destruction.
+  std::optional<ImageView> find(size_t index) const;
+  // Stores a copy of `img` for `index` when it fits in the remaining budget and returns the image to
+  // use: the stored one, or the one another thread stored first. Over budget: nullopt. Thread-safe.
+  // The copy goes into the cache's arena (byte_arena.h), so the caller's buffer stays warm for reuse.
+  std::optional<ImageView> insert(size_t index, ImageView img);
   // Whether an image of `pixel_bytes` would still fit in the budget (it never will again once false:
   // entries are never evicted).
   bool has_room_for(size_t pixel_bytes) const;
   // Drops every entry. Not safe while other threads use the cache.
   void clear();
 
-  // Bytes charged for an image: its pixel buffer plus the bookkeeping.
-  static size_t cost(const Image& img);
+  // Bytes charged for an image of `pixel_bytes`: the pixels plus the bookkeeping.
+  static size_t cost(size_t pixel_bytes);
   size_t size() const { return n_; }
   size_t budget() const { return budget_; }
   size_t bytes_used() const { return used_.load(std::memory_order_relaxed); }
@@ -83,7 +85,8 @@ class DecodedCache {
 
  private:
   size_t n_, budget_;
-  std::unique_ptr<std::atomic<const Image*>[]> slots_;
+  ByteArena arena_;  // entries: an ImageView, then its pixels
+  std::unique_ptr<std::atomic<const ImageView*>[]> slots_;
   std::atomic<size_t> used_{0}, entries_{0};
   mutable std::atomic<size_t> hits_{0}, misses_{0};
 };

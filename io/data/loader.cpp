@@ -107,18 +107,16 @@ void Loader::submit(size_t batch_no, int slot) {
 
 void Loader::produce(size_t index, uint64_t epoch, uint8_t* out, Scratch& scratch) const {
   if (cache_)
-    if (const Image* hit = cache_->find(index)) return finish(index, epoch, whole(*hit), out, scratch);
+    if (auto hit = cache_->find(index)) return finish(index, epoch, whole(*hit), out, scratch);
   const auto& path = data_.samples[index].path;
   read_file(path, scratch.file);
   if (crop_only_decode_ && decode_crop_only(index, epoch, scratch)) {
     const ImageWindow& w = scratch.prefix.window;
-    return finish(index, epoch, {&w.pixels, w.top, w.left, w.full_height, w.full_width}, out, scratch);
+    return finish(index, epoch, {w.pixels, &w.pixels, w.top, w.left, w.full_height, w.full_width}, out, scratch);
   }
   decode_prefix_into(scratch.file, path.string(), pipeline_, plan_, scratch.decoded, scratch.prefix);
-  const Image* src = &scratch.decoded;  // no cache, or over its budget (insert leaves the image intact)
-  if (cache_)  // the cache takes the buffer; the worker's next decode allocates a fresh one
-    if (const Image* stored = cache_->insert(index, std::move(scratch.decoded))) src = stored;
-  finish(index, epoch, whole(*src), out, scratch);
+  if (cache_) cache_->insert(index, scratch.decoded);  // a copy (if it fits): scratch.decoded stays this worker's
+  finish(index, epoch, whole(scratch.decoded), out, scratch);
 }
 
 bool Loader::decode_crop_only(size_t index, uint64_t epoch, Scratch& scratch) const {
@@ -152,9 +150,9 @@ void vflip_inplace(uint8_t* p, int h, int w) {
 void Loader::finish(size_t index, uint64_t epoch, const Source& source, uint8_t* out, Scratch& scratch) const {
   Rng rng = Rng::for_key(opt_.seed, epoch, index);
   const auto& ts = pipeline_.transforms;
-  const Image& src = *source.image;
+  const ImageView src = source.pixels;
   const bool fast = flips_at_ != SIZE_MAX;  // only flips after the prefix (and the crop): done in place in `out`
-  const Image* cur = &src;
+  const Image* cur = source.owner;
   Image tmp;
   size_t next = plan_.prefix;  // the first transform not yet applied
   if (rrc_) {
@@ -173,7 +171,7 @@ void Loader::finish(size_t index, uint64_t epoch, const Source& source, uint8_t*
     if (src.height != out_h_ || src.width != out_w_)
       fail("Loader: sample {} came out {}x{}, expected {}x{}", data_.samples[index].path.string(), src.height,
            src.width, out_h_, out_w_);
-    std::memcpy(out, src.pixels.data(), src.pixels.size());
+    std::memcpy(out, src.data, src.bytes());
   }
   if (fast) {
     for (size_t i = flips_at_; i < ts.size(); ++i) {
@@ -185,6 +183,7 @@ void Loader::finish(size_t index, uint64_t epoch, const Source& source, uint8_t*
     }
     return;
   }
+  if (!cur) tmp = src.copy(), cur = &tmp;  // a cached image, for transforms that take an Image
   for (size_t i = next; i < ts.size(); ++i) {
     tmp = apply(ts[i], *cur, rng);
     cur = &tmp;

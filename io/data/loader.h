@@ -86,13 +86,16 @@ class Loader {
     Image decoded;
     PrefixScratch prefix;  // also the RandomResizedCrop path's partially decoded window and resize pass
   };
-  // What the rest of the pipeline starts from: an image, or a window of one (`image` holds rows and
-  // columns from (top, left) of a full_height x full_width image).
+  // What the rest of the pipeline starts from: an image, or a window of one (`pixels` holds rows and
+  // columns from (top, left) of a full_height x full_width image). `owner` is the Image holding them
+  // (null for a cached image), for transforms that take an Image.
   struct Source {
-    const Image* image;
+    ImageView pixels;
+    const Image* owner = nullptr;
     int top = 0, left = 0, full_height = 0, full_width = 0;
   };
-  static Source whole(const Image& img) { return {&img, 0, 0, img.height, img.width}; }
+  static Source whole(const Image& img) { return {img, &img, 0, 0, img.height, img.width}; }
+  static Source whole(ImageView img) { return {img, nullptr, 0, 0, img.height, img.width}; }
   void submit(size_t batch_no, int slot);
   void run_task(const Task& t, Scratch& scratch);
   // Makes sample `index` of `epoch` into `out` (out_h_ x out_w_ x 3 bytes): the image before the first

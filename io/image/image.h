@@ -1,5 +1,6 @@
 // An 8-bit RGB image in HWC order: what PIL's Image.convert("RGB") holds, as a plain buffer.
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -18,6 +19,24 @@ struct Image {
   size_t row_bytes() const { return size_t(width) * 3; }
   uint8_t* at(int y, int x) { return pixels.data() + (size_t(y) * size_t(width) + size_t(x)) * 3; }
   const uint8_t* at(int y, int x) const { return pixels.data() + (size_t(y) * size_t(width) + size_t(x)) * 3; }
+};
+
+// Read-only pixels of a packed HWC RGB image held elsewhere (an Image, the decoded-image cache).
+struct ImageView {
+  const uint8_t* data = nullptr;
+  int height = 0, width = 0;
+
+  ImageView() = default;
+  ImageView(const uint8_t* d, int h, int w) : data(d), height(h), width(w) {}
+  ImageView(const Image& img) : data(img.pixels.data()), height(img.height), width(img.width) {}  // NOLINT: implicit
+
+  size_t row_bytes() const { return size_t(width) * 3; }
+  size_t bytes() const { return size_t(height) * row_bytes(); }
+  Image copy() const {
+    Image img(height, width);
+    if (bytes()) std::copy_n(data, bytes(), img.pixels.data());
+    return img;
+  }
 };
 
 // A rectangle of pixels: rows [top, top + height), columns [left, left + width).

@@ -137,7 +137,7 @@ CropBox resize_source_box(int in_h, int in_w, int out_h, int out_w, const CropBo
   return source_box(axis_map(in_h, out_h, interp), axis_map(in_w, out_w, interp), out_box);
 }
 
-void resize_into(const Image& pixels, int pixels_top, int pixels_left, const CropBox& region, int out_h, int out_w,
+void resize_into(ImageView pixels, int pixels_top, int pixels_left, const CropBox& region, int out_h, int out_w,
                  const CropBox& out_box, Interp interp, uint8_t* out, std::vector<uint8_t>& scratch) {
   RTUNE_CHECK(region.height > 0 && region.width > 0, "resize: region must be non-empty, got {}x{}", region.height,
               region.width);
@@ -150,8 +150,8 @@ void resize_into(const Image& pixels, int pixels_top, int pixels_left, const Cro
               "resize: region ({}, {}) {}x{} needs pixels ({}, {}) {}x{}, which the {}x{} image at ({}, {}) does not hold",
               region.top, region.left, region.height, region.width, need.top, need.left, need.height, need.width,
               pixels.height, pixels.width, pixels_top, pixels_left);
-  View v{pixels.pixels.data(), region.height, region.width, pixels.row_bytes(), pixels.pixels.data() + pixels.pixels.size(),
-         pixels_top - region.top, pixels_left - region.left};
+  View v{pixels.data, region.height, region.width, pixels.row_bytes(), pixels.data + pixels.bytes(), pixels_top - region.top,
+         pixels_left - region.left};
   resample_box(v, rows, cols, out_box, out, scratch);
 }
 

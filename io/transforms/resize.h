@@ -24,7 +24,7 @@ Image resize(const Image& in, int out_h, int out_w, Interp interp = Interp::bili
 // `out_box` of the result is computed, into `out` (out_box.height x out_box.width x 3 bytes):
 // crop(resize(crop(image, region), out_h, out_w), out_box), pixel for pixel. `pixels` must hold every
 // pixel resize_source_box() names.
-void resize_into(const Image& pixels, int pixels_top, int pixels_left, const CropBox& region, int out_h, int out_w,
+void resize_into(ImageView pixels, int pixels_top, int pixels_left, const CropBox& region, int out_h, int out_w,
                  const CropBox& out_box, Interp interp, uint8_t* out, std::vector<uint8_t>& scratch);
 
 // The input pixels (in the in_h x in_w input's coordinates) that `out_box` of an in_h x in_w ->

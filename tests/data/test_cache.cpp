@@ -1,10 +1,11 @@
 // data_cache: the decoded-image cache. Cached and uncached loaders give identical batches for the
 // same seed (several pipelines, thread counts, partial budgets, DCT scaling); epoch 2 really skips
 // decoding (the files are deleted and the epoch still matches); first-come budget accounting; and
-// concurrent inserts/finds agree on one image per index.
+// concurrent inserts/finds agree on one image per index; the arena the entries live in.
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <cstring>
 #include <set>
 #include <thread>
 
@@ -72,48 +73,56 @@ TEST_CASE("cache_plan: leading Resize/CenterCrop are cached; DCT hints only when
 }
 
 TEST_CASE("DecodedCache: first come, first kept, within the byte budget") {
-  const size_t c = DecodedCache::cost(filled(4, 5, 0));
+  const size_t c = DecodedCache::cost(4 * 5 * 3);
   DecodedCache cache(6, 3 * c + c / 2);  // room for three 4x5 images
-  CHECK(cache.find(0) == nullptr);
-  const Image* a = cache.insert(0, filled(4, 5, 10));
-  REQUIRE(a != nullptr);
-  CHECK(a->pixels[0] == 10);
-  CHECK(cache.find(0) == a);
-  CHECK(cache.insert(0, filled(4, 5, 99)) == a);  // already stored: the first image stays
-  CHECK(a->pixels[0] == 10);
-  CHECK(cache.insert(1, filled(4, 5, 11)) != nullptr);
-  CHECK(cache.insert(2, filled(4, 5, 12)) != nullptr);
-  Image big = filled(4, 5, 13);
-  CHECK(cache.insert(3, std::move(big)) == nullptr);  // over budget
-  CHECK(big.pixels.size() == 60);                     // left intact for the caller
-  CHECK(big.pixels[7] == 13);
-  CHECK(cache.find(3) == nullptr);
+  CHECK(!cache.find(0));
+  Image first = filled(4, 5, 10);
+  std::optional<ImageView> a = cache.insert(0, first);
+  REQUIRE(a);
+  CHECK(a->data != first.pixels.data());  // a copy, in the cache's memory
+  first.pixels.assign(first.pixels.size(), 0);
+  CHECK(a->data[0] == 10);
+  CHECK(a->height == 4);
+  CHECK(a->width == 5);
+  CHECK(reinterpret_cast<uintptr_t>(a->data) % 64 == 0);
+  CHECK(cache.find(0)->data == a->data);
+  CHECK(cache.insert(0, filled(4, 5, 99))->data == a->data);  // already stored: the first image stays
+  CHECK(a->data[0] == 10);
+  CHECK(cache.insert(1, filled(4, 5, 11)));
+  CHECK(cache.insert(2, filled(4, 5, 12)));
+  CHECK(!cache.insert(3, filled(4, 5, 13)));  // over budget
+  CHECK(!cache.find(3));
   CHECK(cache.entries() == 3);
   CHECK(cache.bytes_used() == 3 * c);
   CHECK(cache.bytes_used() <= cache.budget());
   CHECK(cache.hits() == 1);
   CHECK(cache.misses() == 2);
+  for (int i = 0; i < 3; ++i) {  // every entry's pixels intact after the later inserts
+    std::optional<ImageView> e = cache.find(size_t(i));
+    REQUIRE(e);
+    for (size_t k = 0; k < e->bytes(); ++k) REQUIRE(e->data[k] == uint8_t(10 + i));
+  }
   CHECK_THROWS_WITH_AS(cache.find(6), doctest::Contains("out of range"), Error);
   cache.clear();
   CHECK(cache.entries() == 0);
   CHECK(cache.bytes_used() == 0);
-  CHECK(cache.find(0) == nullptr);
-  CHECK(cache.insert(3, filled(4, 5, 13)) != nullptr);  // budget is free again
+  CHECK(!cache.find(0));
+  CHECK(cache.insert(3, filled(4, 5, 13)));  // budget is free again
 }
 
 TEST_CASE("DecodedCache: concurrent inserts and finds agree on one image per index") {
   const int n = 64, threads = 8;
-  const size_t c = DecodedCache::cost(filled(3, 3, 0));
+  const size_t c = DecodedCache::cost(3 * 3 * 3);
   DecodedCache cache(n, 40 * c);  // room for 40 of the 64
-  std::vector<std::vector<const Image*>> got(threads, std::vector<const Image*>(n));
+  std::vector<std::vector<const uint8_t*>> got(threads, std::vector<const uint8_t*>(n));
   std::vector<std::thread> pool;
   for (int t = 0; t < threads; ++t)
     pool.emplace_back([&, t] {
       for (int k = 0; k < n; ++k) {
         int i = (k * 7 + t * 13) % n;  // each thread visits the indices in its own order
-        const Image* p = cache.find(size_t(i));
+        std::optional<ImageView> p = cache.find(size_t(i));
         if (!p) p = cache.insert(size_t(i), filled(3, 3, uint8_t(i)));
-        got[size_t(t)][size_t(i)] = p;
+        got[size_t(t)][size_t(i)] = p ? p->data : nullptr;
       }
     });
   for (auto& th : pool) th.join();
@@ -121,13 +130,31 @@ TEST_CASE("DecodedCache: concurrent inserts and finds agree on one image per ind
   CHECK(cache.bytes_used() == 40 * c);
   size_t stored = 0;
   for (int i = 0; i < n; ++i) {
-    const Image* p = cache.find(size_t(i));
-    stored += p != nullptr;
-    if (p) CHECK(p->pixels[4] == uint8_t(i));
+    std::optional<ImageView> p = cache.find(size_t(i));
+    stored += p.has_value();
+    if (p) CHECK(p->data[4] == uint8_t(i));
     for (int t = 0; t < threads; ++t)  // a thread saw either nothing (over budget) or the stored image
-      if (got[size_t(t)][size_t(i)]) CHECK(got[size_t(t)][size_t(i)] == p);
+      if (got[size_t(t)][size_t(i)]) CHECK(got[size_t(t)][size_t(i)] == (p ? p->data : nullptr));
   }
   CHECK(stored == 40);
+}
+
+TEST_CASE("ByteArena: aligned, disjoint, chunked; oversized requests get their own mapping") {
+  ByteArena arena(4096);
+  std::vector<std::pair<uint8_t*, size_t>> blocks;
+  for (size_t n : {1, 63, 64, 65, 1000, 3000, 10000, 5, 4096}) {
+    uint8_t* p = arena.allocate(n);
+    REQUIRE(p != nullptr);
+    CHECK(reinterpret_cast<uintptr_t>(p) % 64 == 0);
+    std::memset(p, int(blocks.size() + 1), n);
+    blocks.emplace_back(p, n);
+  }
+  for (size_t b = 0; b < blocks.size(); ++b)  // no block overwrote another
+    for (size_t k = 0; k < blocks[b].second; ++k) REQUIRE(blocks[b].first[k] == uint8_t(b + 1));
+  CHECK(arena.mapped_bytes() >= 10000 + 4096);
+  arena.clear();
+  CHECK(arena.mapped_bytes() == 0);
+  CHECK(arena.allocate(100) != nullptr);
 }
 
 TEST_CASE("cached and uncached loaders give identical batches for the same seed") {
@@ -167,8 +194,8 @@ TEST_CASE("the cache stores the image after the leading deterministic transforms
   Loader a(tr.ds, p, dct), b(tr.ds, p, dct_nocache);
   for (uint64_t epoch : {0, 1}) check_same(run_epoch(a, epoch), run_epoch(b, epoch), "dct");
   for (size_t i = 0; i < 12; ++i) {
-    const Image* img = a.cache()->find(i);
-    REQUIRE(img != nullptr);
+    std::optional<ImageView> img = a.cache()->find(i);
+    REQUIRE(img);
     CHECK(img->height == 48);  // resize + center_crop were applied before caching
     CHECK(img->width == 48);
   }
@@ -179,7 +206,7 @@ TEST_CASE("the cache stores the image after the leading deterministic transforms
   CachePlan plan = cache_plan(p, true);
   Image full = load_prefix(tr.ds.samples[g].path, p, cache_plan(p, false));
   Image scaled = load_prefix(tr.ds.samples[g].path, p, plan);
-  CHECK(scaled.pixels == a.cache()->find(g)->pixels);
+  CHECK(scaled.pixels == a.cache()->find(g)->copy().pixels);
   CHECK(decode_image(tr.ds.samples[g].path, plan.hint).height == 100);
   CHECK(full.pixels != scaled.pixels);
 }
