@@ -132,11 +132,13 @@ bool Loader::decode_crop_only(size_t index, uint64_t epoch, Scratch& scratch) co
 
 namespace {
 
-// In-place twins of hflip/vflip (PIL transpose) on a packed HWC buffer.
-void hflip_inplace(uint8_t* p, int h, int w) {
+// In-place twins of hflip/vflip (PIL transpose) on a packed HWC buffer; `row` is scratch.
+void hflip_inplace(uint8_t* p, int h, int w, std::vector<uint8_t>& row) {
+  const size_t rb = size_t(w) * 3;
+  row.resize(rb);
   for (int y = 0; y < h; ++y) {
-    uint8_t* row = p + size_t(y) * size_t(w) * 3;
-    for (int a = 0, b = w - 1; a < b; ++a, --b) std::swap_ranges(row + a * 3, row + a * 3 + 3, row + b * 3);
+    std::memcpy(row.data(), p + size_t(y) * rb, rb);
+    reverse_pixels(row.data(), w, p + size_t(y) * rb);
   }
 }
 
@@ -176,7 +178,7 @@ void Loader::finish(size_t index, uint64_t epoch, const Source& source, uint8_t*
   if (fast) {
     for (size_t i = flips_at_; i < ts.size(); ++i) {
       if (auto* hf = std::get_if<RandomHorizontalFlip>(&ts[i])) {
-        if (rng.bernoulli(hf->p)) hflip_inplace(out, out_h_, out_w_);
+        if (rng.bernoulli(hf->p)) hflip_inplace(out, out_h_, out_w_, scratch.row);
       } else if (rng.bernoulli(std::get<RandomVerticalFlip>(ts[i]).p)) {
         vflip_inplace(out, out_h_, out_w_);
       }

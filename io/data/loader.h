@@ -85,6 +85,7 @@ class Loader {
     std::vector<std::byte> file;
     Image decoded;
     PrefixScratch prefix;  // also the RandomResizedCrop path's partially decoded window and resize pass
+    std::vector<uint8_t> row;  // the in-place horizontal flip's copy of a row
   };
   // What the rest of the pipeline starts from: an image, or a window of one (`pixels` holds rows and
   // columns from (top, left) of a full_height x full_width image). `owner` is the Image holding them

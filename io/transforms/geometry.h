@@ -28,6 +28,9 @@ Image pad(const Image& in, int left, int top, int right, int bottom, PadMode mod
 
 Image hflip(const Image& in);
 Image vflip(const Image& in);
+// hflip's kernel: one row of `width` RGB pixels, from `src` into `dst` (distinct buffers), in
+// reverse pixel order. The loader flips its batch rows in place through a copy of the row.
+void reverse_pixels(const uint8_t* src, int width, uint8_t* dst);
 
 // F.rotate on PIL: counter-clockwise by `degrees` about the image centre, output the input's size,
 // nearest (Pillow's 16.16 fixed-point affine) or bilinear (its generic transform, truncating to 8

@@ -287,3 +287,21 @@ TEST_CASE("crop + bilinear resize equals PIL over many boxes, via resize(crop())
     CHECK_IMAGE_NEAR(got, want, 0, region);
   }
 }
+
+// hflip's kernel runs 5 pixels per vector step with a 16-byte load starting before and a store
+// reaching past them: every width from 0 to 70 (steps, tails, rows shorter than one step) against the
+// pixel-by-pixel definition, with guard bytes around the destination.
+TEST_CASE("reverse_pixels (hflip's kernel) at every width, without touching bytes outside the row") {
+  Rng r(17);
+  for (int w = 0; w <= 70; ++w) {
+    std::vector<uint8_t> src(size_t(w) * 3), dst(size_t(w) * 3 + 32, 0xEE);
+    for (auto& v : src) v = uint8_t(r.next_u64() >> 56);
+    reverse_pixels(src.data(), w, dst.data() + 16);
+    for (int j = 0; j < w; ++j)
+      for (int c = 0; c < 3; ++c) REQUIRE(dst[16 + size_t(j) * 3 + c] == src[size_t(w - 1 - j) * 3 + c]);
+    for (size_t k = 0; k < 16; ++k) {
+      REQUIRE(dst[k] == 0xEE);
+      REQUIRE(dst[16 + size_t(w) * 3 + k] == 0xEE);
+    }
+  }
+}
