@@ -1,7 +1,8 @@
 // PIL's bilinear resampling passes: see resample_passes.h. With AVX2 both passes use vpmaddwd on
-// int16 pixels. A 22-bit weight k is split as k = 2048 * hi + lo (hi and lo fit int16), so
-// sum(p * k) = 2048 * sum(p * hi) + sum(p * lo): integer sums in int32, exact in any order, hence
-// equal bit for bit to Pillow's tap-by-tap loop, which is the fallback (and the code without AVX2).
+// int16 pixels (fused with the accumulation, vpdpwssd, where the CPU has VNNI). A 22-bit weight k
+// is split as k = 2048 * hi + lo (hi and lo fit int16), so sum(p * k) = 2048 * sum(p * hi) +
+// sum(p * lo): integer sums in int32, exact in any order, hence equal bit for bit to Pillow's
+// tap-by-tap loop, which is the fallback (and the code without AVX2).
 #include "io/transforms/resample_passes.h"
 
 #include <algorithm>
@@ -71,6 +72,17 @@ TapGroups tap_groups(const Coeffs& c, int x0, int x1) {
   return g;
 }
 
+// acc + vpmaddwd(a, b): one fused instruction with AVX-VNNI / AVX512-VNNI.
+inline __m256i madd_add(__m256i acc, __m256i a, __m256i b) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  return _mm256_dpwssd_epi32(acc, a, b);
+#elif defined(__AVXVNNI__)
+  return _mm256_dpwssd_avx_epi32(acc, a, b);
+#else
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b));
+#endif
+}
+
 // One output pixel of rows a (low 128-bit lane) and b (high lane), rounded and shifted, not yet
 // clipped: [R G B 0 | R G B 0]. Reads 12 * (groups - 1) + 16 bytes from each of pa and pb.
 template <int kGroups>
@@ -86,10 +98,8 @@ inline __m256i horizontal_pixel_pair(const uint8_t* pa, const uint8_t* pb, const
     __m256i px = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pa))),
                                          _mm_loadu_si128(reinterpret_cast<const __m128i*>(pb)), 1);
     __m256i a = _mm256_shuffle_epi8(px, taps01), b = _mm256_shuffle_epi8(px, taps23);
-    hi = _mm256_add_epi32(hi, _mm256_add_epi32(_mm256_madd_epi16(a, _mm256_set1_epi32(k[0])),
-                                               _mm256_madd_epi16(b, _mm256_set1_epi32(k[2]))));
-    lo = _mm256_add_epi32(lo, _mm256_add_epi32(_mm256_madd_epi16(a, _mm256_set1_epi32(k[1])),
-                                               _mm256_madd_epi16(b, _mm256_set1_epi32(k[3]))));
+    hi = madd_add(madd_add(hi, a, _mm256_set1_epi32(k[0])), b, _mm256_set1_epi32(k[2]));
+    lo = madd_add(madd_add(lo, a, _mm256_set1_epi32(k[1])), b, _mm256_set1_epi32(k[3]));
   }
   __m256i s = _mm256_add_epi32(_mm256_slli_epi32(hi, 11), _mm256_add_epi32(lo, _mm256_set1_epi32(kHalf)));
   return _mm256_srai_epi32(s, kPrecisionBits);
@@ -136,10 +146,10 @@ inline __m128i vertical16(const uint8_t* const* lines, const int32_t* hilo, int 
     __m256i b = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lines[2 * t + 1] + i)));
     __m256i ab0 = _mm256_unpacklo_epi16(a, b), ab1 = _mm256_unpackhi_epi16(a, b);  // per 128-bit lane
     __m256i kh = _mm256_set1_epi32(hilo[0]), kl = _mm256_set1_epi32(hilo[1]);
-    hi0 = _mm256_add_epi32(hi0, _mm256_madd_epi16(ab0, kh));
-    lo0 = _mm256_add_epi32(lo0, _mm256_madd_epi16(ab0, kl));
-    hi1 = _mm256_add_epi32(hi1, _mm256_madd_epi16(ab1, kh));
-    lo1 = _mm256_add_epi32(lo1, _mm256_madd_epi16(ab1, kl));
+    hi0 = madd_add(hi0, ab0, kh);
+    lo0 = madd_add(lo0, ab0, kl);
+    hi1 = madd_add(hi1, ab1, kh);
+    lo1 = madd_add(lo1, ab1, kl);
   }
   const __m256i half = _mm256_set1_epi32(kHalf);
   __m256i s0 = _mm256_srai_epi32(_mm256_add_epi32(_mm256_slli_epi32(hi0, 11), _mm256_add_epi32(lo0, half)), kPrecisionBits);
