@@ -1,12 +1,35 @@
 // `rtune train`: fine-tune (or train from scratch) a ResNet on an image folder or list file; see
 // tools/lib/train_run.h for what lands in the run folder.
 #include <memory>
+
+#include <fmt/format.h>
+
 #include "tools/commands.h"
 #include "tools/lib/train_omp.h"
+#include "io/data/cache.h"
 #include "io/transforms/pipeline.h"
 #include "tools/lib/train_run.h"
 
 namespace rtune::tools {
+
+namespace {
+
+// Two caches of --cache-mib each (training and validation set) must fit in 3/4 of the RAM: a budget
+// the machine cannot hold would end in the kernel's OOM killer mid-run instead of this message.
+CLI::Validator cache_fits_in_memory() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        const size_t ram = io::physical_memory_bytes();
+        const uint64_t mib = std::stoull(value), limit_mib = (ram / 4 * 3) >> 20;
+        if (ram == 0 || 2 * mib <= limit_mib) return {};
+        return fmt::format("{} MiB for the training set's cache and as much for the validation set's is more than "
+                           "3/4 of this machine's {} MiB of RAM: lower --cache-mib to at most {}",
+                           mib, ram >> 20, limit_mib / 2);
+      },
+      "fits in RAM");
+}
+
+}  // namespace
 
 void register_train(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
@@ -45,7 +68,9 @@ void register_train(CLI::App& app) {
   sub->add_option("--cache-mib", a->cache_mib,
                   "keep decoded images in RAM from epoch 2 on, up to this many MiB for the training set and as "
                   "many for the validation set (0 = off; batches are identical either way)")
-      ->check(CLI::Range(int64_t(0), int64_t(1) << 24))->group(g_data);
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 24))
+      ->check(cache_fits_in_memory())
+      ->group(g_data);
 
   auto g_model = "Model";
   sub->add_option("--arch", a->arch, "resnet18|resnet34|resnet50|resnet101|resnet152 (default: read from --weights; resnet18 from scratch)")

@@ -2,6 +2,8 @@
 // with compare-and-swap, entries copied into an arena and never evicted.
 #include "io/data/cache.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstring>
 #include <new>
@@ -95,6 +97,11 @@ Image load_prefix(const std::filesystem::path& path, const Pipeline& pipeline, c
   PrefixScratch scratch;
   decode_prefix_into(file_buf, path.string(), pipeline, plan, img, scratch);
   return img;
+}
+
+size_t physical_memory_bytes() {
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? size_t(pages) * size_t(page) : 0;
 }
 
 namespace {

@@ -52,6 +52,10 @@ struct PrefixScratch {
 void decode_prefix_into(std::span<const std::byte> bytes, std::string_view name, const Pipeline& pipeline,
                         const CachePlan& plan, Image& out, PrefixScratch& scratch);
 
+// This machine's physical memory in bytes (0 when the system does not say): what cache budgets are
+// held against.
+size_t physical_memory_bytes();
+
 class DecodedCache {
  public:
   // Slots for dataset indices [0, num_samples); at most budget_bytes of images (see cost()).

@@ -4,7 +4,6 @@
 #include "io/data/loader_bench.h"
 
 #include <sys/resource.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -47,8 +46,8 @@ Rate timed(size_t images, Fn fn) {
 }
 
 size_t half_physical_memory() {
-  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
-  return pages > 0 && page > 0 ? size_t(pages) * size_t(page) / 2 : size_t(4) << 30;
+  const size_t ram = physical_memory_bytes();
+  return ram > 0 ? ram / 2 : size_t(4) << 30;
 }
 
 // Decodes every sample at full size on `threads` threads, with per-thread buffers as the loader's

@@ -237,6 +237,7 @@ TEST_CASE("bad arguments are usage errors naming the problem") {
       {"train --data " + d + " --out " + out + " --lr -1", "--lr"},
       {"train --data " + d + " --out " + out + " --val-split 2", "--val-split"},
       {"train --data " + d + " --out " + out + " --no-such-flag", "no-such-flag"},
+      {"train --data " + d + " --out " + out + " --cache-mib 16777216", "lower --cache-mib to at most"},  // 16 TiB
       {"predict --topk 3 x.png", "--weights"},
       {"eval --weights /nonexistent.safetensors --data " + d, "nonexistent"},
       {"demo --size 4", "--size"},
