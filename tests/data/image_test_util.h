@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include <fmt/format.h>
@@ -67,5 +68,21 @@ inline ImageDiff diff(const io::Image& got, const io::Image& want) {
     CHECK(_d.max_abs <= (tol));                                                                              \
     return _d;                                                                                               \
   }()
+
+// A partial decode's window: it holds `box`, and every pixel of the box equals the full decode's.
+inline void check_window(const io::ImageWindow& w, const io::Image& full, const io::CropBox& box, const std::string& what) {
+  INFO(what << ": box (" << box.top << ", " << box.left << ") " << box.height << "x" << box.width << ", window ("
+            << w.top << ", " << w.left << ") " << w.pixels.height << "x" << w.pixels.width);
+  REQUIRE(w.full_height == full.height);
+  REQUIRE(w.full_width == full.width);
+  REQUIRE(w.top <= box.top);
+  REQUIRE(w.left <= box.left);
+  REQUIRE(w.top + w.pixels.height >= box.top + box.height);
+  REQUIRE(w.left + w.pixels.width >= box.left + box.width);
+  int bad = 0;
+  for (int y = box.top; y < box.top + box.height; ++y)
+    bad += std::memcmp(w.pixels.at(y - w.top, box.left - w.left), full.at(y, box.left), size_t(box.width) * 3) != 0;
+  CHECK_MESSAGE(bad == 0, bad << " rows of the box differ from the full decode");
+}
 
 }  // namespace rtune::test

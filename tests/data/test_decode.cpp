@@ -133,26 +133,6 @@ TEST_CASE("bad files are errors naming the file and the reason") {
   check_error([&] { decode_image(std::span<const std::byte>(none), "mem.jpg"); }, {"mem.jpg", "empty"});
 }
 
-namespace {
-
-// Every pixel of `box` in the window equals the full decode's; the window must hold the box.
-void check_window(const ImageWindow& w, const Image& full, const CropBox& box, const std::string& what) {
-  INFO(what << ": box (" << box.top << ", " << box.left << ") " << box.height << "x" << box.width << ", window ("
-            << w.top << ", " << w.left << ") " << w.pixels.height << "x" << w.pixels.width);
-  REQUIRE(w.full_height == full.height);
-  REQUIRE(w.full_width == full.width);
-  REQUIRE(w.top <= box.top);
-  REQUIRE(w.left <= box.left);
-  REQUIRE(w.top + w.pixels.height >= box.top + box.height);
-  REQUIRE(w.left + w.pixels.width >= box.left + box.width);
-  int bad = 0;
-  for (int y = box.top; y < box.top + box.height; ++y)
-    bad += std::memcmp(w.pixels.at(y - w.top, box.left - w.left), full.at(y, box.left), size_t(box.width) * 3) != 0;
-  CHECK_MESSAGE(bad == 0, bad << " rows of the box differ from the full decode");
-}
-
-}  // namespace
-
 TEST_CASE("partial JPEG decode equals the full decode inside the box, for every subsampling and edge") {
   const char* files[] = {"s420_131x97.jpg", "s422_75x203.jpg", "s444_64x80.jpg", "s420_restart_120x150.jpg",
                          "gray_99x61.jpg", "s420_1x40.jpg", "s420_20x34.jpg"};
@@ -175,7 +155,7 @@ TEST_CASE("partial JPEG decode equals the full decode inside the box, for every 
         return std::optional<CropBox>(box);
       }, w);
       REQUIRE(took);
-      check_window(w, full, box, f);
+      test::check_window(w, full, box, f);
     }
   }
 }
