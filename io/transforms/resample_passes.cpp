@@ -242,7 +242,7 @@ void horizontal(const View& in, int y0, int rows, const Coeffs& c, int x0, int x
 
 void vertical(const View& in, const Coeffs& c, int y0, int y1, int x0, int cols, uint8_t* out) {
   const size_t rb = size_t(cols) * 3;
-  std::vector<int32_t> acc(rb);
+  std::vector<int32_t> acc;  // the scalar loop's sums (with AVX2: only a row's last rb % 16 bytes)
 #if defined(__AVX2__)
   std::vector<const uint8_t*> lines(size_t(c.ksize) + 1);
   std::vector<int32_t> hilo(size_t(c.ksize) + 1);
@@ -264,6 +264,7 @@ void vertical(const View& in, const Coeffs& c, int y0, int y1, int x0, int cols,
       _mm_storeu_si128(reinterpret_cast<__m128i*>(o + i), vertical16(lines.data(), hilo.data(), pairs, i));
     if (i == rb) continue;
 #endif
+    acc.resize(rb);
     std::fill(acc.begin() + i, acc.end(), kHalf);
     for (int y = 0; y < n; ++y) {
       const uint8_t* line = in.at(c.first[yy] + y, x0);
