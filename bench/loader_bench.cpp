@@ -1,7 +1,7 @@
 // bench_loader: data-pipeline throughput (img/s) for decode only, the training transforms, and the
 // decoded cache (epoch 2). The last line is JSON. The work is io/data/loader_bench.cpp.
 // Usage: bench_loader --data DIR [--threads N] [--batch B] [--transforms SPEC] [--cache[=MiB]]
-//                     [--prefetch P] [--dct] [--images N] [--seed S]
+//                     [--prefetch P] [--read-ahead R] [--skip-decode] [--dct] [--images N] [--seed S]
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -14,9 +14,11 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: bench_loader --data DIR [--threads N] [--batch B] [--transforms SPEC] [--cache[=MiB]]\n"
-    "                    [--prefetch P] [--dct] [--images N] [--seed S]\n"
+    "                    [--prefetch P] [--read-ahead R] [--skip-decode] [--dct] [--images N] [--seed S]\n"
     "  --transforms  pipeline spec or preset (default imagenet-train)\n"
     "  --cache       also time epoch 2 from the decoded cache (budget MiB; default half the RAM)\n"
+    "  --read-ahead  files named to the OS per worker ahead of the workers (default 8; 0: off)\n"
+    "  --skip-decode leave out the decode-only pass, which also warms the page cache\n"
     "  --dct         allow JPEG DCT-domain downscaling (not torchvision-exact)\n"
     "  --images      use only the first N images of the folder\n";
 
@@ -43,6 +45,8 @@ int main(int argc, char** argv) {
       else if (a == "--batch") opt.batch_size = int(parse_number(a, value()));
       else if (a == "--transforms") opt.transforms = value();
       else if (a == "--prefetch") opt.prefetch = int(parse_number(a, value()));
+      else if (a == "--read-ahead") opt.read_ahead = int(parse_number(a, value()));
+      else if (a == "--skip-decode") opt.decode_pass = false;
       else if (a == "--images") opt.max_images = size_t(parse_number(a, value()));
       else if (a == "--seed") opt.seed = uint64_t(parse_number(a, value()));
       else if (a == "--dct") opt.dct_scaling = true;

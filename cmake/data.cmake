@@ -7,6 +7,7 @@ find_path(STB_INCLUDE_DIR stb/stb_image.h REQUIRED)
 
 add_library(rtune_data STATIC
   io/image/decode.cpp
+  io/image/file_read.cpp
   io/image/jpeg.cpp
   io/image/jpeg_region.cpp
   io/image/stb_backend.cpp

@@ -31,6 +31,9 @@ void register_bench(CLI::App& app) {
   loader->add_flag("--cache", lo->cache, "also measure epoch 2 from the decoded-image cache");
   loader->add_option("--cache-mib", *cache_mib, "cache budget in MiB (0: half the memory)");
   loader->add_option("--images", lo->max_images, "use only the first N images");
+  loader->add_option("--read-ahead", lo->read_ahead, "files named to the OS per worker ahead of the workers (0: off)")
+      ->check(CLI::NonNegativeNumber);
+  loader->add_flag("!--skip-decode", lo->decode_pass, "leave out the decode-only pass (which also warms the page cache)");
   loader->callback([=] {
     io::LoaderBenchOptions opt = *lo;
     opt.cache_bytes = *cache_mib << 20;

@@ -10,6 +10,7 @@
 #include <variant>
 
 #include "engine/error.h"
+#include "io/image/file_read.h"
 
 namespace rtune::io {
 

@@ -12,6 +12,7 @@
 
 #include "engine/error.h"
 #include "io/image/decode.h"
+#include "io/image/file_read.h"
 
 namespace rtune::io {
 
@@ -37,6 +38,8 @@ Loader::Loader(const Dataset& data, Pipeline pipeline, LoaderOptions opt)
   crop_only_decode_ = rrc_ && plan_.prefix == 0 && !plan_.hint.any();
   if (opt_.cache_bytes > 0) cache_ = std::make_unique<DecodedCache>(data_.samples.size(), opt_.cache_bytes);
   int n = opt_.threads > 0 ? opt_.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  RTUNE_CHECK(opt_.read_ahead >= 0, "Loader: read_ahead must be >= 0, got {}", opt_.read_ahead);
+  read_ahead_samples_ = size_t(opt_.read_ahead) * size_t(n);
   for (int i = 0; i < n; ++i) workers_.emplace_back([this] { worker_loop(); });
   start_epoch(0);
 }
@@ -233,9 +236,13 @@ void Loader::worker_loop() {
   while (true) {
     work_cv_.wait(lk, [&] { return stop_ || queue_head_ < queue_.size(); });
     if (stop_) return;
-    Task t = queue_[queue_head_++];
-    if (queue_head_ == queue_.size()) queue_.clear(), queue_head_ = 0;
+    Task t = queue_[queue_head_];
+    // The sample read_ahead per worker behind this one: its file is named to the OS now.
+    const size_t ahead = queue_head_ + read_ahead_samples_;
+    const size_t soon = read_ahead_samples_ > 0 && ahead < queue_.size() ? queue_[ahead].index : SIZE_MAX;
+    if (++queue_head_ == queue_.size()) queue_.clear(), queue_head_ = 0;
     lk.unlock();
+    if (soon != SIZE_MAX && !(cache_ && cache_->find(soon))) advise_will_read(data_.samples[soon].path);
     std::exception_ptr err;
     try {
       run_task(t, scratch);

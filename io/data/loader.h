@@ -32,6 +32,9 @@ struct LoaderOptions {
   bool strict = false;      // a sample that fails to decode is an error (else replaced, with a warning)
   bool dct_scaling = false; // let JPEG decode shrink by 1/2..1/8 (see cache_plan() for the bounds)
   int prefetch = 2;         // batches decoded ahead of the caller (>= 1)
+  // Files named to the OS (advise_will_read) this many samples per worker ahead of the workers, so
+  // that a file not in the page cache is read while earlier samples are decoded; 0: off.
+  int read_ahead = 8;
   size_t cache_bytes = 0;   // decoded-image cache budget; 0: no cache
   const HostMemory* host_memory = nullptr;  // batch image bytes from here (e.g. pinned); nullptr: heap
 };
@@ -126,6 +129,7 @@ class Loader {
   mutable std::atomic<size_t> partial_decodes_{0};
   std::unique_ptr<DecodedCache> cache_;
   int out_h_ = 0, out_w_ = 0;
+  size_t read_ahead_samples_ = 0;  // opt_.read_ahead x the worker count
   std::vector<size_t> order_;
   uint64_t epoch_ = 0;
   size_t next_batch_ = 0;

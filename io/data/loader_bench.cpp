@@ -15,6 +15,7 @@
 #include "engine/error.h"
 #include "io/data/loader.h"
 #include "io/image/decode.h"
+#include "io/image/file_read.h"
 
 namespace rtune::io {
 
@@ -109,13 +110,16 @@ LoaderBenchResult run_loader_bench(const LoaderBenchOptions& opt, const std::fun
   say(fmt::format("bench loader: {} images under {}, {} threads, batch {}, {}", r.images, opt.data.string(), r.threads,
                   r.batch_size, r.pipeline));
 
-  Rate decode = timed(r.images, [&] { decode_pass(ds, r.threads); });
-  r.decode_img_s = decode.wall;
-  r.decode_img_cpu_s = decode.cpu;
-  say(line("decode only (full size)", decode));
+  if (opt.decode_pass) {
+    Rate decode = timed(r.images, [&] { decode_pass(ds, r.threads); });
+    r.decode_img_s = decode.wall;
+    r.decode_img_cpu_s = decode.cpu;
+    say(line("decode only (full size)", decode));
+  }
 
   LoaderOptions lo{.batch_size = opt.batch_size, .threads = r.threads, .shuffle = true, .drop_last = false,
-                   .seed = opt.seed, .strict = false, .dct_scaling = opt.dct_scaling, .prefetch = opt.prefetch};
+                   .seed = opt.seed, .strict = false, .dct_scaling = opt.dct_scaling, .prefetch = opt.prefetch,
+                   .read_ahead = opt.read_ahead};
   {
     Loader loader(ds, pipeline, lo);
     Rate train = epoch_pass(loader, 0, r.images);

@@ -15,6 +15,9 @@ struct LoaderBenchOptions {
   int threads = 0;                            // 0: hardware concurrency
   int batch_size = 128;
   int prefetch = 2;
+  int read_ahead = 8;                         // LoaderOptions::read_ahead
+  bool decode_pass = true;                    // false: leave out the decode-only pass (which also
+                                              // fills the page cache: off to time a cold one)
   std::string transforms = "imagenet-train";  // a pipeline spec (pipeline.h)
   bool cache = false;                         // also measure epoch 2 from the decoded cache
   size_t cache_bytes = 0;                     // 0: half the physical memory
@@ -38,7 +41,7 @@ struct LoaderBenchResult {
   size_t partial_decodes = 0;  // train pass: JPEGs decoded only down to their RandomResizedCrop box
 };
 
-// Runs the passes in order; `log` (optional) gets a line per pass. Throws rtune::Error for a bad
+// Runs the passes in order (a pass left out reports 0); `log` (optional) gets a line per pass. Throws rtune::Error for a bad
 // folder or spec.
 LoaderBenchResult run_loader_bench(const LoaderBenchOptions& opt,
                                    const std::function<void(const std::string&)>& log = {});

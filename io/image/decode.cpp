@@ -3,10 +3,10 @@
 
 #include <cctype>
 #include <cstring>
-#include <fstream>
 #include <vector>
 
 #include "engine/error.h"
+#include "io/image/file_read.h"
 #include "io/image/stb_backend.h"
 
 namespace rtune::io {
@@ -20,24 +20,6 @@ bool starts_with(std::span<const std::byte> b, std::initializer_list<uint8_t> ma
     if (uint8_t(b[i++]) != m) return false;
   return true;
 }
-
-}  // namespace
-
-void read_file(const std::filesystem::path& path, std::vector<std::byte>& bytes) {
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) fail("decode_image: {}: no such file", path.string());
-  if (std::filesystem::is_directory(path, ec)) fail("decode_image: {}: is a directory, not an image", path.string());
-  std::ifstream f(path, std::ios::binary | std::ios::ate);
-  if (!f) fail("decode_image: {}: cannot open for reading", path.string());
-  std::streamoff size = f.tellg();
-  if (size < 0) fail("decode_image: {}: cannot determine file size", path.string());
-  bytes.resize(static_cast<size_t>(size));
-  f.seekg(0);
-  if (size > 0 && !f.read(reinterpret_cast<char*>(bytes.data()), size))
-    fail("decode_image: {}: read error", path.string());
-}
-
-namespace {
 
 std::vector<std::byte> read_whole_file(const std::filesystem::path& path) {
   std::vector<std::byte> bytes;

@@ -48,9 +48,6 @@ Image decode_image(std::span<const std::byte> bytes, std::string_view name, cons
 // many same-sized images; fresh buffers cost page faults). JPEG (not CMYK) decodes in place.
 void decode_image_into(std::span<const std::byte> bytes, std::string_view name, const DecodeHint& hint, Image& out);
 
-// Reads a whole file into `out` (resized to the file's size, capacity reused); errors as decode_image.
-void read_file(const std::filesystem::path& path, std::vector<std::byte>& out);
-
 // Reads only the header: format and size. Throws like decode_image for empty, unknown or corrupt
 // headers (truncated pixel data is found only by a full decode).
 struct ImageInfo {

@@ -1,6 +1,8 @@
 // data_dataset: ImageFolder order/filters/bad files as torchvision's ImageFolder, and the list file.
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
+
 #include "engine/error.h"
 #include "io/data/dataset.h"
 #include "tests/data/tree_util.h"
@@ -69,6 +71,21 @@ TEST_CASE("ImageFolder: bad files skipped with a warning naming them, or an erro
   } catch (const Error& e) {
     CHECK(std::string(e.what()).find("empty.jpg") != std::string::npos);
   }
+}
+
+TEST_CASE("ImageFolder: a FIFO named like an image is skipped with a warning, not waited on forever") {
+  test::TempTree t("fifo");
+  t.put("a/good.png", "rgb.png");
+  REQUIRE(::mkfifo((t.root / "a" / "stream.jpg").c_str(), 0600) == 0);
+  std::vector<std::string> warnings;
+  ScanOptions opt;
+  opt.warn = [&](const std::string& w) { warnings.push_back(w); };
+  Dataset ds = image_folder(t.root, opt);
+  CHECK(ds.samples.size() == 1);
+  CHECK(ds.skipped == 1);
+  REQUIRE(!warnings.empty());
+  CHECK(warnings[0].find("stream.jpg") != std::string::npos);
+  CHECK(warnings[0].find("not a regular file") != std::string::npos);
 }
 
 TEST_CASE("ImageFolder: a class with no valid file, or no class at all, is an error") {

@@ -4,11 +4,18 @@
 // its box, and every kind of bad file is an rtune::Error naming it.
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 
+#include <fmt/format.h>
+
 #include "engine/error.h"
 #include "io/image/decode.h"
+#include "io/image/file_read.h"
 #include "io/transforms/random.h"
 #include "tests/data/image_test_util.h"
 
@@ -131,6 +138,29 @@ TEST_CASE("bad files are errors naming the file and the reason") {
   check_error([&] { decode_image(std::span<const std::byte>(png_bomb), "bomb.png"); }, {"bomb.png", "decompression-bomb"});
   std::vector<std::byte> none;
   check_error([&] { decode_image(std::span<const std::byte>(none), "mem.jpg"); }, {"mem.jpg", "empty"});
+}
+
+TEST_CASE("read_file reads whole files and refuses what is not one; advise_will_read never blocks or throws") {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / fmt::format("rtune_read_file_{}", ::getpid());
+  fs::create_directories(dir);
+  std::vector<std::byte> bytes(3, std::byte{7});  // capacity reused, size set to the file's
+  read_file(fixture("data/decode/rgb.png"), bytes);
+  CHECK(bytes == slurp(fixture("data/decode/rgb.png")));
+  { std::ofstream(dir / "empty.jpg"); }
+  read_file(dir / "empty.jpg", bytes);
+  CHECK(bytes.empty());
+  // A FIFO would block a reader forever (no writer): refused from its type, and the read-ahead hint
+  // opens it without blocking.
+  REQUIRE(::mkfifo((dir / "pipe.jpg").c_str(), 0600) == 0);
+  check_error([&] { read_file(dir / "pipe.jpg", bytes); }, {"pipe.jpg", "not a regular file"});
+  advise_will_read(dir / "pipe.jpg");
+  check_error([&] { read_file(dir, bytes); }, {"directory"});
+  check_error([&] { read_file(dir / "missing.jpg", bytes); }, {"missing.jpg", "no such file"});
+  check_error([&] { read_file(dir / "empty.jpg" / "below", bytes); }, {"below", "no such file"});
+  advise_will_read(dir / "missing.jpg");
+  advise_will_read(fixture("data/decode/rgb.png"));
+  fs::remove_all(dir);
 }
 
 TEST_CASE("partial JPEG decode equals the full decode inside the box, for every subsampling and edge") {

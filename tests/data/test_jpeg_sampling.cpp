@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "io/image/decode.h"
+#include "io/image/file_read.h"
 #include "io/transforms/random.h"
 #include "io/transforms/rng.h"
 #include "tests/data/image_test_util.h"
