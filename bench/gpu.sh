@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command on a machine with an NVIDIA GPU: configure the real CUDA build, build, run every test
 # suite (the CUDA parity and model tests run on the hardware there), then the training benchmarks of
-# rtune (when its `bench train` subcommand exists) and PyTorch (when torch is installed), writing all
+# rtune (when its `bench train` subcommand exists) and PyTorch (when torch is installed), the data loader
+# against torchvision's DataLoader on all cores, writing all
 # logs to one folder.   usage: bench/gpu.sh [log-dir]   (default: bench-logs/<date>-<host>)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +39,11 @@ if python3 -c "import torch, torchvision, PIL, numpy; assert torch.cuda.is_avail
     DEVICE=cuda RTUNE=./build-gpu/rtune WORKERS="$(nproc)" BATCH=256 PRECISION=$prec bash bench/compare_cpu_epoch.sh \
       10000 224 > "$logs/epoch-compare-$prec.log" 2>&1
   done
+fi
+# The data pipeline alone, side by side with torchvision + DataLoader on every core (3 interleaved rounds
+# on 10,000 synthetic 500x375 JPEGs): the loader figures bench/RESULTS.md has only for 2 cores so far.
+if python3 -c "import torch, torchvision, PIL, numpy" 2> /dev/null; then
+  WORKERS="$(nproc)" BENCH=./build-gpu/bench_loader bash bench/compare_loader.sh 10000 3 > "$logs/loader-compare.log" 2>&1
 fi
 # The figures, one line per run, for bench/RESULTS.md.
 grep -H -E "img/s|img_per_s|device memory" "$logs"/*.log

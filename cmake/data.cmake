@@ -4,6 +4,10 @@ find_library(TURBOJPEG_LIBRARY turbojpeg REQUIRED)
 # The libjpeg API of the same libjpeg-turbo, for partial (cropped) decoding: io/image/jpeg_region.cpp.
 find_package(JPEG REQUIRED)
 find_path(STB_INCLUDE_DIR stb/stb_image.h REQUIRED)
+# libwebp with its demux library (WebPAnimDecoder, what Pillow decodes WebP with): io/image/webp.cpp.
+find_path(WEBP_INCLUDE_DIR webp/demux.h REQUIRED)
+find_library(WEBP_LIBRARY webp REQUIRED)
+find_library(WEBPDEMUX_LIBRARY webpdemux REQUIRED)
 
 add_library(rtune_data STATIC
   io/image/decode.cpp
@@ -11,6 +15,7 @@ add_library(rtune_data STATIC
   io/image/jpeg.cpp
   io/image/jpeg_region.cpp
   io/image/stb_backend.cpp
+  io/image/webp.cpp
   io/transforms/resize.cpp
   io/transforms/resample_passes.cpp
   io/transforms/geometry.cpp
@@ -24,8 +29,9 @@ add_library(rtune_data STATIC
   io/data/byte_arena.cpp
   io/data/loader_bench.cpp
 )
-target_include_directories(rtune_data PRIVATE ${TURBOJPEG_INCLUDE_DIR} ${STB_INCLUDE_DIR})
-target_link_libraries(rtune_data PUBLIC rtune_base Threads::Threads PRIVATE ${TURBOJPEG_LIBRARY} JPEG::JPEG)
+target_include_directories(rtune_data PRIVATE ${TURBOJPEG_INCLUDE_DIR} ${STB_INCLUDE_DIR} ${WEBP_INCLUDE_DIR})
+target_link_libraries(rtune_data PUBLIC rtune_base Threads::Threads
+                      PRIVATE ${TURBOJPEG_LIBRARY} JPEG::JPEG ${WEBPDEMUX_LIBRARY} ${WEBP_LIBRARY})
 # PIL's float arithmetic (blend, HSV, bilinear rotate) is reproduced operation by operation: no FMA
 # contraction, even under RTUNE_NATIVE.
 target_compile_options(rtune_data PRIVATE -ffp-contract=off -Wall -Wextra)

@@ -1,5 +1,6 @@
 // Image decoding to RGB, matching PIL's Image.open(f).convert("RGB"): JPEG via libjpeg-turbo's
-// TurboJPEG (same IDCT and fancy upsampling as Pillow's libjpeg-turbo), PNG/BMP/GIF/TGA/PNM via stb_image.
+// TurboJPEG (same IDCT and fancy upsampling as Pillow's libjpeg-turbo), PNG/BMP/GIF/TGA/PNM via stb_image,
+// WebP via libwebp (first frame, as Pillow).
 // Grayscale is replicated, alpha dropped (not blended), palettes expanded, CMYK converted as PIL's
 // cmyk2rgb with Adobe-inverted samples. No EXIF rotation, like PIL without ImageOps.exif_transpose.
 #pragma once
@@ -10,6 +11,7 @@
 #include <optional>
 #include <span>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "io/image/image.h"
@@ -26,7 +28,7 @@ struct DecodeHint {
   bool any() const { return min_short_side > 0 || min_height > 0 || min_width > 0; }
 };
 
-enum class ImageFormat { unknown, jpeg, png, bmp, gif, tga, pnm };
+enum class ImageFormat { unknown, jpeg, png, bmp, gif, tga, pnm, webp };
 
 // PIL refuses to open an image of more pixels (DecompressionBombError: 2 x Image.MAX_IMAGE_PIXELS).
 // rtune refuses it too, before allocating: a few hostile header bytes must not claim gigabytes.
@@ -71,5 +73,8 @@ void decode_jpeg_into(std::span<const std::byte> bytes, std::string_view name, c
 bool decode_jpeg_region(std::span<const std::byte> bytes, std::string_view name,
                         const std::function<std::optional<CropBox>(int height, int width)>& want, ImageWindow& out);
 Image decode_stb(std::span<const std::byte> bytes, std::string_view name);
+Image decode_webp(std::span<const std::byte> bytes, std::string_view name);
+bool is_webp(std::span<const std::byte> bytes);  // RIFF....WEBP
+std::pair<int, int> webp_header_size(std::span<const std::byte> bytes, std::string_view name);  // {height, width}
 
 }  // namespace rtune::io

@@ -5,6 +5,7 @@
 
 #include "engine/error.h"
 #include "io/data/dataset.h"
+#include "io/image/decode.h"
 #include "tests/data/tree_util.h"
 
 using namespace rtune;
@@ -71,6 +72,17 @@ TEST_CASE("ImageFolder: bad files skipped with a warning naming them, or an erro
   } catch (const Error& e) {
     CHECK(std::string(e.what()).find("empty.jpg") != std::string::npos);
   }
+}
+
+TEST_CASE("ImageFolder: .webp files are images (torchvision's extension list), decoded as Pillow does") {
+  test::TempTree t("webp");
+  t.put("a/one.png", "rgb.png");
+  t.put("b/two.webp", "../webp/rgba_lossy.webp");
+  Dataset ds = image_folder(t.root);
+  CHECK(ds.skipped == 0);
+  REQUIRE(ds.samples.size() == 2);
+  CHECK(ds.samples[1].label == 1);
+  CHECK(decode_image(ds.samples[1].path).width == 37);
 }
 
 TEST_CASE("ImageFolder: a FIFO named like an image is skipped with a warning, not waited on forever") {

@@ -78,6 +78,36 @@ TEST_CASE("every mode and format converts to RGB as PIL's convert('RGB')") {
   }
 }
 
+TEST_CASE("WebP decodes as Pillow: first frame, alpha dropped, lossy and lossless") {
+  auto refs = SafetensorsFile::open(fixture("data/webp_refs.safetensors"));
+  // Measured with Debian's libwebp 1.2.4 against Pillow 13's 1.6.0 (see the fixture's metadata): 0.
+  for (const char* name : {"rgb_lossy.webp", "rgb_lossless.webp", "rgba_lossy.webp", "rgba_lossless.webp",
+                           "gray_lossy.webp", "smooth_lossy.webp", "anim.webp"}) {
+    CAPTURE(name);
+    std::string path = fixture(std::string("data/webp/") + name);
+    Image got = decode_image(path);
+    CHECK_IMAGE_NEAR(got, test::ref_image(refs, name), 0, name);
+    auto bytes = slurp(path);
+    ImageInfo info = probe_image(bytes, name);
+    CHECK(info.format == ImageFormat::webp);
+    CHECK(info.height == got.height);
+    CHECK(info.width == got.width);
+    Image into;
+    decode_image_into(bytes, name, {}, into);
+    CHECK(into.pixels == got.pixels);
+  }
+  auto p = [](const char* n) { return fixture(std::string("data/webp/") + n); };
+  check_error([&] { decode_image(p("truncated.webp")); }, {"truncated.webp", "truncated"});
+  check_error([&] { decode_image(p("corrupt.webp")); }, {"corrupt.webp", "corrupt"});
+  // A lossless header claiming 16384 x 16384 pixels: refused before libwebp allocates its canvas.
+  auto bomb = slurp(p("rgb_lossless.webp"));
+  REQUIRE(std::memcmp(bomb.data() + 12, "VP8L", 4) == 0);
+  // VP8L: signature 0x2f at 20, then 14 bits width - 1 and 14 bits height - 1 (little endian).
+  uint32_t bits = 0x3FFFu | (0x3FFFu << 14) | (uint32_t(bomb[24]) & 0xF0u) << 24;
+  for (int i = 0; i < 4; ++i) bomb[21 + i] = std::byte(bits >> (8 * i));
+  check_error([&] { decode_image(std::span<const std::byte>(bomb), "bomb.webp"); }, {"bomb.webp", "decompression-bomb"});
+}
+
 TEST_CASE("sniff_format recognises magic bytes") {
   CHECK(sniff_format(slurp(fixture("data/decode/rgb.png"))) == ImageFormat::png);
   CHECK(sniff_format(slurp(fixture("data/decode/rgb420.jpg"))) == ImageFormat::jpeg);
@@ -138,6 +168,34 @@ TEST_CASE("bad files are errors naming the file and the reason") {
   check_error([&] { decode_image(std::span<const std::byte>(png_bomb), "bomb.png"); }, {"bomb.png", "decompression-bomb"});
   std::vector<std::byte> none;
   check_error([&] { decode_image(std::span<const std::byte>(none), "mem.jpg"); }, {"mem.jpg", "empty"});
+}
+
+TEST_CASE("mutated and cut files of every format decode or fail with an rtune::Error, never crash") {
+  // Seeded byte flips and truncations (under ASan in CI): each decoder must reject or survive them.
+  Rng rng(20261124);
+  int decoded = 0, refused = 0;
+  for (const char* name : {"decode/rgb420.jpg", "decode/progressive.jpg", "decode/rgba.png", "decode/palette.gif",
+                           "decode/rgb.bmp", "decode/rgba.tga", "webp/rgb_lossy.webp", "webp/rgba_lossless.webp",
+                           "webp/anim.webp"}) {
+    CAPTURE(name);
+    const auto original = slurp(fixture(std::string("data/") + name));
+    REQUIRE(!original.empty());
+    for (int trial = 0; trial < 150; ++trial) {
+      auto bytes = original;
+      if (trial % 3 == 0) bytes.resize(size_t(rng.randint(1, int64_t(bytes.size()))));
+      for (int flips = int(rng.randint(1, 5)); flips > 0; --flips)
+        bytes[size_t(rng.randint(0, int64_t(bytes.size())))] = std::byte(rng.randint(0, 256));
+      try {
+        Image img = decode_image(std::span<const std::byte>(bytes), name);
+        CHECK(img.pixels.size() == size_t(img.height) * size_t(img.width) * 3);
+        ++decoded;
+      } catch (const Error&) {
+        ++refused;
+      }
+    }
+  }
+  MESSAGE("mutated files: " << decoded << " decoded, " << refused << " refused");
+  CHECK(refused > 0);
 }
 
 TEST_CASE("read_file reads whole files and refuses what is not one; advise_will_read never blocks or throws") {
