@@ -8,6 +8,7 @@ find_path(STB_INCLUDE_DIR stb/stb_image.h REQUIRED)
 find_path(WEBP_INCLUDE_DIR webp/demux.h REQUIRED)
 find_library(WEBP_LIBRARY webp REQUIRED)
 find_library(WEBPDEMUX_LIBRARY webpdemux REQUIRED)
+find_package(TIFF 4.5 REQUIRED)  # 4.5: per-file error handlers (TIFFOpenOptions), io/image/tiff.cpp
 
 add_library(rtune_data STATIC
   io/image/decode.cpp
@@ -16,6 +17,7 @@ add_library(rtune_data STATIC
   io/image/jpeg_region.cpp
   io/image/stb_backend.cpp
   io/image/webp.cpp
+  io/image/tiff.cpp
   io/transforms/resize.cpp
   io/transforms/resample_passes.cpp
   io/transforms/geometry.cpp
@@ -31,7 +33,7 @@ add_library(rtune_data STATIC
 )
 target_include_directories(rtune_data PRIVATE ${TURBOJPEG_INCLUDE_DIR} ${STB_INCLUDE_DIR} ${WEBP_INCLUDE_DIR})
 target_link_libraries(rtune_data PUBLIC rtune_base Threads::Threads
-                      PRIVATE ${TURBOJPEG_LIBRARY} JPEG::JPEG ${WEBPDEMUX_LIBRARY} ${WEBP_LIBRARY})
+                      PRIVATE ${TURBOJPEG_LIBRARY} JPEG::JPEG ${WEBPDEMUX_LIBRARY} ${WEBP_LIBRARY} TIFF::TIFF)
 # PIL's float arithmetic (blend, HSV, bilinear rotate) is reproduced operation by operation: no FMA
 # contraction, even under RTUNE_NATIVE.
 target_compile_options(rtune_data PRIVATE -ffp-contract=off -Wall -Wextra)

@@ -5,7 +5,7 @@ set -euo pipefail
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 packages=(
   cmake ninja-build g++ pkg-config
-  libeigen3-dev doctest-dev libstb-dev libturbojpeg0-dev libjpeg62-turbo-dev libwebp-dev
+  libeigen3-dev doctest-dev libstb-dev libturbojpeg0-dev libjpeg62-turbo-dev libwebp-dev libtiff-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev libboost-context-dev
 )
 missing=()

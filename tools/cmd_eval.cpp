@@ -19,6 +19,7 @@ struct Opts {
   int64_t batch = 32;
   int threads = 0;
   bool json = false;
+  bool strict = false;
 };
 
 void run_eval(const Opts& o) {
@@ -26,8 +27,10 @@ void run_eval(const Opts& o) {
   InferenceModel m = load_inference_model(o.weights, o.transforms, dev);
   const int64_t c = m.loaded.info.num_classes;
   io::Dataset ds;
+  io::ScanOptions scan;
+  scan.strict = o.strict;
   if (!o.data.empty()) {
-    ds = io::image_folder(o.data);
+    ds = io::image_folder(o.data, scan);
     // Map folder names to the model's classes by name when the model has names.
     if (!m.loaded.info.class_names.empty()) {
       std::vector<int64_t> remap;
@@ -43,7 +46,7 @@ void run_eval(const Opts& o) {
     }
   } else {
     ds = io::list_file_dataset(o.list, o.list_root.empty() ? std::filesystem::path(o.list).parent_path()
-                                                           : std::filesystem::path(o.list_root));
+                                                           : std::filesystem::path(o.list_root), scan);
     if (ds.num_classes() > c) fail("--list {}: labels up to {} but the model has {} outputs", o.list, ds.num_classes() - 1, c);
   }
   if (ds.samples.empty()) fail("no images to evaluate");
@@ -52,6 +55,7 @@ void run_eval(const Opts& o) {
   lo.threads = o.threads;
   lo.host_memory = train::pinned_host_memory(dev);
   lo.shuffle = false;
+  lo.strict = o.strict;
   io::Loader loader(ds, m.pipeline, lo);
   train::EvalResult r = train::evaluate(*m.loaded.model, loader, m.norm, c, DType::f32, dev, nn::Precision::fp32, 0, 32);
   const auto& mt = r.metrics;
@@ -109,6 +113,7 @@ void register_eval(CLI::App& app) {
   sub->add_option("--device", o->device, "auto | cpu | cuda | cuda:N (auto)");
   sub->add_option("--report", o->report, "also write an HTML report here");
   sub->add_flag("--json", o->json, "print JSON instead of text");
+  sub->add_flag("--strict", o->strict, "stop at the first image that does not decode (default: skip it with a warning)");
   sub->callback([o] {
     ensure_passive_omp_wait();
     if (o->data.empty() && o->list.empty()) throw CLI::RequiredError("--data or --list");

@@ -62,6 +62,10 @@ void register_train(CLI::App& app) {
       ->group(g_data);
   sub->add_option("--val-transforms", a->val_transforms, "validation transforms, e.g. resize=256,center_crop=224,normalize=imagenet")
       ->group(g_data);
+  sub->add_flag("--strict", a->strict,
+                "stop at the first image that does not decode (default: skip it with a warning naming it and why, "
+                "and count the skipped ones)")
+      ->group(g_data);
   sub->add_option("--image-size", a->image_size, "crop size of the default transforms (224)")->check(CLI::Range(8, 4096))->group(g_data);
   sub->add_option("--batch", a->batch, "batch size (32)")->check(CLI::PositiveNumber)->group(g_data);
   sub->add_option("--threads", a->threads, "data-loading threads (0 = all cores)")->group(g_data);

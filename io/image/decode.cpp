@@ -38,6 +38,7 @@ ImageFormat sniff_format(std::span<const std::byte> b) {
       std::isspace(int(uint8_t(b[2]))))
     return ImageFormat::pnm;
   if (is_webp(b)) return ImageFormat::webp;
+  if (is_tiff(b)) return ImageFormat::tiff;
   if (stb_is_tga(b)) return ImageFormat::tga;
   return ImageFormat::unknown;
 }
@@ -58,9 +59,10 @@ Image decode_image(std::span<const std::byte> bytes, std::string_view name, cons
     case ImageFormat::tga:
     case ImageFormat::pnm: return decode_stb(bytes, name);
     case ImageFormat::webp: return decode_webp(bytes, name);
+    case ImageFormat::tiff: return decode_tiff(bytes, name);
     case ImageFormat::unknown: break;
   }
-  fail("decode_image: {}: not a supported image (expected JPEG, PNG, BMP, GIF, TGA, PPM/PGM or WebP data)", name);
+  fail("decode_image: {}: not a supported image (expected JPEG, PNG, BMP, GIF, TGA, PPM/PGM, WebP or TIFF data)", name);
 }
 
 void decode_image_into(std::span<const std::byte> bytes, std::string_view name, const DecodeHint& hint, Image& out) {
@@ -77,9 +79,10 @@ ImageInfo probe_image(std::span<const std::byte> bytes, std::string_view name) {
   ImageInfo info;
   info.format = sniff_format(bytes);
   if (info.format == ImageFormat::unknown)
-    fail("decode_image: {}: not a supported image (expected JPEG, PNG, BMP, GIF, TGA, PPM/PGM or WebP data)", name);
+    fail("decode_image: {}: not a supported image (expected JPEG, PNG, BMP, GIF, TGA, PPM/PGM, WebP or TIFF data)", name);
   auto [h, w] = info.format == ImageFormat::jpeg ? jpeg_header_size(bytes, name)
                 : info.format == ImageFormat::webp ? webp_header_size(bytes, name)
+                : info.format == ImageFormat::tiff ? tiff_header_size(bytes, name)
                                                    : stb_header_size(bytes, name);
   info.height = h;
   info.width = w;

@@ -1,6 +1,6 @@
 // Image decoding to RGB, matching PIL's Image.open(f).convert("RGB"): JPEG via libjpeg-turbo's
 // TurboJPEG (same IDCT and fancy upsampling as Pillow's libjpeg-turbo), PNG/BMP/GIF/TGA/PNM via stb_image,
-// WebP via libwebp (first frame, as Pillow).
+// WebP via libwebp (first frame, as Pillow), TIFF via libtiff (first page; 8-bit and bilevel, see tiff.cpp).
 // Grayscale is replicated, alpha dropped (not blended), palettes expanded, CMYK converted as PIL's
 // cmyk2rgb with Adobe-inverted samples. No EXIF rotation, like PIL without ImageOps.exif_transpose.
 #pragma once
@@ -28,7 +28,7 @@ struct DecodeHint {
   bool any() const { return min_short_side > 0 || min_height > 0 || min_width > 0; }
 };
 
-enum class ImageFormat { unknown, jpeg, png, bmp, gif, tga, pnm, webp };
+enum class ImageFormat { unknown, jpeg, png, bmp, gif, tga, pnm, webp, tiff };
 
 // PIL refuses to open an image of more pixels (DecompressionBombError: 2 x Image.MAX_IMAGE_PIXELS).
 // rtune refuses it too, before allocating: a few hostile header bytes must not claim gigabytes.
@@ -76,5 +76,8 @@ Image decode_stb(std::span<const std::byte> bytes, std::string_view name);
 Image decode_webp(std::span<const std::byte> bytes, std::string_view name);
 bool is_webp(std::span<const std::byte> bytes);  // RIFF....WEBP
 std::pair<int, int> webp_header_size(std::span<const std::byte> bytes, std::string_view name);  // {height, width}
+Image decode_tiff(std::span<const std::byte> bytes, std::string_view name);
+bool is_tiff(std::span<const std::byte> bytes);  // II*\0 / MM\0* (or BigTIFF's 43)
+std::pair<int, int> tiff_header_size(std::span<const std::byte> bytes, std::string_view name);  // {height, width}
 
 }  // namespace rtune::io

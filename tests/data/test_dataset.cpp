@@ -74,15 +74,18 @@ TEST_CASE("ImageFolder: bad files skipped with a warning naming them, or an erro
   }
 }
 
-TEST_CASE("ImageFolder: .webp files are images (torchvision's extension list), decoded as Pillow does") {
+TEST_CASE("ImageFolder: .webp and .tif files are images (torchvision's extension list), decoded as Pillow does") {
   test::TempTree t("webp");
   t.put("a/one.png", "rgb.png");
   t.put("b/two.webp", "../webp/rgba_lossy.webp");
+  t.put("c/three.tif", "../tiff/rgb_lzw.tif");
   Dataset ds = image_folder(t.root);
   CHECK(ds.skipped == 0);
-  REQUIRE(ds.samples.size() == 2);
+  REQUIRE(ds.samples.size() == 3);
   CHECK(ds.samples[1].label == 1);
   CHECK(decode_image(ds.samples[1].path).width == 37);
+  CHECK(ds.samples[2].label == 2);
+  CHECK(decode_image(ds.samples[2].path).width == 31);
 }
 
 TEST_CASE("ImageFolder: a FIFO named like an image is skipped with a warning, not waited on forever") {

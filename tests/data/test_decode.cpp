@@ -108,6 +108,41 @@ TEST_CASE("WebP decodes as Pillow: first frame, alpha dropped, lossy and lossles
   check_error([&] { decode_image(std::span<const std::byte>(bomb), "bomb.webp"); }, {"bomb.webp", "decompression-bomb"});
 }
 
+TEST_CASE("TIFF decodes as Pillow: first page; strips, tiles, planes; raw, LZW, deflate, PackBits, JPEG, G4") {
+  auto refs = SafetensorsFile::open(fixture("data/tiff_refs.safetensors"));
+  for (const char* name : {"rgb_raw.tif", "rgb_lzw.tif", "rgb_deflate.tif", "rgb_packbits.tif", "rgb_jpeg.tif",
+                           "ycbcr_jpeg.tif", "rgba_lzw.tif", "gray.tif", "la.tif", "palette.tif", "bilevel.tif",
+                           "bilevel_g4.tif", "pages.tif", "tiled.tif", "planar.tif"}) {
+    CAPTURE(name);
+    std::string path = fixture(std::string("data/tiff/") + name);
+    Image got = decode_image(path);
+    auto d = CHECK_IMAGE_NEAR(got, test::ref_image(refs, name), 0, name);
+    if (d.max_abs > 0) MESSAGE(name << ": max |diff| " << d.max_abs);
+    auto bytes = slurp(path);
+    ImageInfo info = probe_image(bytes, name);
+    CHECK(info.format == ImageFormat::tiff);
+    CHECK(info.height == got.height);
+    CHECK(info.width == got.width);
+  }
+  auto p = [](const char* n) { return fixture(std::string("data/tiff/") + n); };
+  check_error([&] { decode_image(p("truncated.tif")); }, {"truncated.tif", "TIFF"});
+  check_error([&] { decode_image(p("gray16.tif")); }, {"gray16.tif", "unsupported TIFF", "16 bit(s) per sample"});
+  // A header claiming 60000 x 60000 pixels: refused before any strip is read.
+  auto bomb = slurp(p("rgb_raw.tif"));
+  auto le16 = [&](size_t o) { return uint32_t(bomb[o]) | uint32_t(bomb[o + 1]) << 8; };
+  REQUIRE((uint8_t(bomb[0]) == 'I'));
+  const size_t ifd = le16(4) | le16(6) << 16;
+  for (size_t e = 0, n = le16(ifd); e < n; ++e) {
+    const size_t entry = ifd + 2 + 12 * e;
+    const uint32_t tag = le16(entry), type = le16(entry + 2);
+    if ((tag == 256 || tag == 257) && (type == 3 || type == 4)) {  // ImageWidth / ImageLength, SHORT or LONG
+      bomb[entry + 8] = std::byte(0x60), bomb[entry + 9] = std::byte(0xEA);  // 60000
+      if (type == 4) bomb[entry + 10] = bomb[entry + 11] = std::byte(0);
+    }
+  }
+  check_error([&] { decode_image(std::span<const std::byte>(bomb), "bomb.tif"); }, {"bomb.tif", "decompression-bomb"});
+}
+
 TEST_CASE("sniff_format recognises magic bytes") {
   CHECK(sniff_format(slurp(fixture("data/decode/rgb.png"))) == ImageFormat::png);
   CHECK(sniff_format(slurp(fixture("data/decode/rgb420.jpg"))) == ImageFormat::jpeg);
@@ -176,7 +211,8 @@ TEST_CASE("mutated and cut files of every format decode or fail with an rtune::E
   int decoded = 0, refused = 0;
   for (const char* name : {"decode/rgb420.jpg", "decode/progressive.jpg", "decode/rgba.png", "decode/palette.gif",
                            "decode/rgb.bmp", "decode/rgba.tga", "webp/rgb_lossy.webp", "webp/rgba_lossless.webp",
-                           "webp/anim.webp"}) {
+                           "webp/anim.webp", "tiff/rgb_lzw.tif", "tiff/tiled.tif", "tiff/ycbcr_jpeg.tif",
+                           "tiff/bilevel_g4.tif", "tiff/palette.tif"}) {
     CAPTURE(name);
     const auto original = slurp(fixture(std::string("data/") + name));
     REQUIRE(!original.empty());

@@ -5,6 +5,7 @@
 // --device cuda is a clear error (never a silent CPU run) in a build without CUDA.
 #include <doctest/doctest.h>
 #include <cstdlib>
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <sys/wait.h>
@@ -216,6 +217,32 @@ TEST_CASE("fine-tune a torchvision .pth with a new head and a frozen backbone: b
     ++same;
   }
   CHECK(same > 50);
+}
+
+TEST_CASE("a corrupt image is skipped with a warning naming it, or stops the run with --strict") {
+  test::TempDir tmp("e2e_strict");
+  test::make_shapes(tmp.path / "data", 4, 2, 16);
+  const fs::path train = tmp.path / "data" / "train";
+  const fs::path cls = *std::find_if(fs::directory_iterator(train), fs::directory_iterator(),
+                                     [](const fs::directory_entry& e) { return e.is_directory(); });
+  std::ofstream(cls / "broken.jpg", std::ios::binary) << std::string("\xFF\xD8\xFFnot really a JPEG", 21);
+  const std::string args = fmt::format("train --data {} --width 8 --epochs 1 {}", (tmp.path / "data").string(), recipe(16));
+  Run lenient = run_rtune(tmp.path, args + " --out " + (tmp.path / "lenient").string());
+  INFO(lenient.err);
+  CHECK(lenient.rc == 0);
+  CHECK(lenient.err.find("broken.jpg") != std::string::npos);
+  CHECK(lenient.err.find("skipped 1 bad file(s)") != std::string::npos);
+  CHECK(fs::exists(tmp.path / "lenient" / "last.ckpt"));
+  for (const std::string cmd : {args + " --strict --out " + (tmp.path / "strict").string(),
+                                "eval --strict --weights " + (tmp.path / "lenient" / "best.safetensors").string() +
+                                    " --data " + train.string()}) {
+    CAPTURE(cmd);
+    Run strict = run_rtune(tmp.path, cmd);
+    CHECK(strict.rc != 0);
+    CHECK(strict.err.find("broken.jpg") != std::string::npos);
+    CHECK(strict.err.find("corrupt") != std::string::npos);
+  }
+  CHECK_FALSE(fs::exists(tmp.path / "strict" / "last.ckpt"));
 }
 
 TEST_CASE("bad arguments are usage errors naming the problem") {

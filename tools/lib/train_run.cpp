@@ -30,7 +30,8 @@ nlohmann::json TrainArgs::to_json() const {
           {"sched", t.sched}, {"clip_norm", t.clip_norm}, {"clip_value", t.clip_value},
           {"label_smoothing", t.label_smoothing}, {"freeze", t.freeze.str()},
           {"frozen_bn", std::string(train::frozen_bn_name(t.frozen_bn))}, {"unfreeze_at", t.unfreeze_at},
-          {"unfreeze_lr", t.unfreeze_lr}, {"seed", seed}, {"device", device}, {"precision", precision}, {"threads", threads}, {"out", out}};
+          {"unfreeze_lr", t.unfreeze_lr}, {"seed", seed}, {"device", device}, {"precision", precision}, {"threads", threads}, {"out", out},
+          {"strict", strict}};
 }
 
 TrainArgs TrainArgs::from_json(const nlohmann::json& j) {
@@ -53,6 +54,7 @@ TrainArgs TrainArgs::from_json(const nlohmann::json& j) {
     a.train.frozen_bn = train::parse_frozen_bn(j.at("frozen_bn").get<std::string>());
     a.train.unfreeze_at = j.at("unfreeze_at"), a.train.unfreeze_lr = j.at("unfreeze_lr");
     a.seed = j.at("seed"), a.device = j.at("device"), a.precision = j.at("precision"), a.threads = j.at("threads"), a.out = j.at("out");
+    a.strict = j.value("strict", false);  // absent from runs saved before --strict existed
   } catch (const nlohmann::json::exception& e) {
     fail("the run's saved arguments are malformed: {}", e.what());
   }
@@ -145,6 +147,8 @@ void split_val(Data& d, double frac, uint64_t seed) {
 
 Data open_data(const TrainArgs& a) {
   Data d;
+  io::ScanOptions scan;
+  scan.strict = a.strict;
   const int sources = !a.data.empty() + !a.train_list.empty();
   if (sources != 1) fail("give exactly one of --data DIR or --train-list FILE");
   const int vals = !a.val.empty() + !a.val_list.empty() + (a.val_split > 0);
@@ -154,32 +158,32 @@ Data open_data(const TrainArgs& a) {
   if (!a.data.empty()) {
     if (!is_dir(a.data)) fail("--data {}: not a folder", a.data);
     if (is_dir(a.data + "/train")) {
-      d.train = io::image_folder(fs::path(a.data) / "train");
+      d.train = io::image_folder(fs::path(a.data) / "train", scan);
       if (vals == 0 && is_dir(a.data + "/val")) {
         val_dir = a.data + "/val";
         d.notes.push_back(fmt::format("using {}/train and {}/val", a.data, a.data));
       }
     } else {
-      d.train = io::image_folder(a.data);
+      d.train = io::image_folder(a.data, scan);
     }
     d.classes = d.train.classes;
   } else {
     const fs::path root = a.list_root.empty() ? fs::path(a.train_list).parent_path() : fs::path(a.list_root);
-    d.train = io::list_file_dataset(a.train_list, root);
+    d.train = io::list_file_dataset(a.train_list, root, scan);
     if (!a.val_list.empty()) {
-      d.val = io::list_file_dataset(a.val_list, a.list_root.empty() ? fs::path(a.val_list).parent_path() : root);
+      d.val = io::list_file_dataset(a.val_list, a.list_root.empty() ? fs::path(a.val_list).parent_path() : root, scan);
       d.has_val = true;
     }
   }
   if (d.train.samples.empty()) fail("no training images found in {}", a.data.empty() ? a.train_list : a.data);
   if (!val_dir.empty()) {
-    d.val = io::image_folder(val_dir);
+    d.val = io::image_folder(val_dir, scan);
     d.has_val = true;
     if (!d.classes.empty() && d.val.classes != d.classes)
       fail("--val {}: its class folders ({}) differ from the training set's ({})", val_dir, fmt::join(d.val.classes, ","),
            fmt::join(d.classes, ","));
   } else if (!a.val_list.empty() && a.train_list.empty()) {
-    d.val = io::list_file_dataset(a.val_list, fs::path(a.val_list).parent_path());
+    d.val = io::list_file_dataset(a.val_list, fs::path(a.val_list).parent_path(), scan);
     d.has_val = true;
   }
   if (a.val_split > 0) split_val(d, a.val_split, a.seed);
@@ -294,6 +298,7 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
   lo.batch_size = int(a.batch);
   lo.threads = a.threads;
   lo.seed = a.seed;
+  lo.strict = a.strict;  // else a file that fails later (changed since the scan) is replaced, with a warning
   lo.cache_bytes = size_t(a.cache_mib) << 20;  // each loader: its own budget (batches are the same either way)
   lo.host_memory = train::pinned_host_memory(device);  // batches copied to the GPU as DMA from pinned memory
   io::Loader train_loader(d.train, tp, lo);

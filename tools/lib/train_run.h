@@ -21,6 +21,7 @@ struct TrainArgs {
   std::string val;                  // validation ImageFolder
   double val_split = 0;             // hold out this fraction of the training data (stratified, seeded)
   std::string classes;              // class names file (list-file datasets)
+  bool strict = false;              // a file that does not decode stops the run (else: skipped, with a warning)
   // model
   std::string arch;                 // "" = from --weights, or resnet18 from scratch; else must match the weights
   int64_t width = 64;               // from-scratch models only
