@@ -2,9 +2,9 @@
 // from large anonymous mappings (Linux mmap) with a bump pointer, instead of one fresh mmap per
 // image (what malloc does for blocks over its 128 KiB threshold) and a vector header each. The
 // kernel still zeroes each page once: that is most of what filling the cache costs beyond decoding.
-// A new mapping is populated in one call (MADV_POPULATE_WRITE: 2.9-3.4 against 1.6-2.1 GB/s
+// A new mapping is populated in one call (MADV_POPULATE_WRITE: 2.3-3.5 against 1.6-2.1 GB/s
 // page-by-page first touch on the 2-core VM this was tuned on). Transparent huge pages
-// (MADV_HUGEPAGE) measured slower there (0.5-1.0 GB/s, once 7), so the mappings do not ask for them.
+// (MADV_HUGEPAGE) measured slower there (0.45-1.05 GB/s in 4 of 6 runs), so they are not asked for.
 #pragma once
 #include <cstddef>
 #include <cstdint>

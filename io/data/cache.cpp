@@ -147,6 +147,10 @@ std::optional<ImageView> DecodedCache::find(size_t index) const {
   return *p;
 }
 
+bool DecodedCache::contains(size_t index) const {
+  return index < n_ && slots_[index].load(std::memory_order_acquire) != nullptr;
+}
+
 std::optional<ImageView> DecodedCache::insert(size_t index, ImageView img) {
   RTUNE_CHECK(index < n_, "DecodedCache: index {} out of range (cache has {} slots)", index, n_);
   if (const ImageView* p = slots_[index].load(std::memory_order_acquire)) return *p;

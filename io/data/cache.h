@@ -67,6 +67,8 @@ class DecodedCache {
   // The stored image for `index`, or nullopt. Thread-safe, lock-free; the pixels stay valid until
   // clear() or destruction.
   std::optional<ImageView> find(size_t index) const;
+  // Whether `index` is stored, without counting a lookup (the loader's read-ahead asks).
+  bool contains(size_t index) const;
   // Stores a copy of `img` for `index` when it fits in the remaining budget and returns the image to
   // use: the stored one, or the one another thread stored first. Over budget: nullopt. Thread-safe.
   // The copy goes into the cache's arena (byte_arena.h), so the caller's buffer stays warm for reuse.

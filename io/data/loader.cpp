@@ -242,7 +242,7 @@ void Loader::worker_loop() {
     const size_t soon = read_ahead_samples_ > 0 && ahead < queue_.size() ? queue_[ahead].index : SIZE_MAX;
     if (++queue_head_ == queue_.size()) queue_.clear(), queue_head_ = 0;
     lk.unlock();
-    if (soon != SIZE_MAX && !(cache_ && cache_->find(soon))) advise_will_read(data_.samples[soon].path);
+    if (soon != SIZE_MAX && !(cache_ && cache_->contains(soon))) advise_will_read(data_.samples[soon].path);
     std::exception_ptr err;
     try {
       run_task(t, scratch);

@@ -170,6 +170,7 @@ TEST_CASE("cached and uncached loaders give identical batches for the same seed"
       LoaderOptions cached = plain;
       cached.threads = 3;
       cached.prefetch = 3;
+      cached.read_ahead = 1;  // 3 samples ahead: the hint runs (a queue holds up to 15), and counts no lookup
       cached.cache_bytes = budget;
       Loader a(tr.ds, p, plain), b(tr.ds, p, cached);
       for (uint64_t epoch : {0, 1, 2}) check_same(run_epoch(a, epoch), run_epoch(b, epoch), fmt::format("{} budget {} epoch {}", spec, budget, epoch));
