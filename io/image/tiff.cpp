@@ -66,6 +66,9 @@ TiffPtr open_tiff(MemoryFile& f, std::string_view name) {
   std::unique_ptr<TIFFOpenOptions, void (*)(TIFFOpenOptions*)> opts(TIFFOpenOptionsAlloc(), TIFFOpenOptionsFree);
   TIFFOpenOptionsSetErrorHandlerExtR(opts.get(), on_error, &f);
   TIFFOpenOptionsSetWarningHandlerExtR(opts.get(), on_warning, &f);
+  // No single libtiff buffer may pass 1 GiB, whatever a hostile header claims (the largest strip of an
+  // image under the decompression-bomb limit is ~0.7 GB).
+  TIFFOpenOptionsSetMaxSingleMemAlloc(opts.get(), tmsize_t(1) << 30);
   TiffPtr t(TIFFClientOpenExt(std::string(name).c_str(), "rm", &f, read_proc, write_proc, seek_proc, close_proc,
                               size_proc, map_proc, unmap_proc, opts.get()));
   if (!t) fail("decode_image: {}: corrupt TIFF header ({})", name, f.message.empty() ? "unreadable" : f.message);

@@ -141,6 +141,20 @@ TEST_CASE("TIFF decodes as Pillow: first page; strips, tiles, planes; raw, LZW, 
     }
   }
   check_error([&] { decode_image(std::span<const std::byte>(bomb), "bomb.tif"); }, {"bomb.tif", "decompression-bomb"});
+  // A strip claiming ~2 GiB of compressed bytes: an error, not a 2 GiB allocation.
+  auto big = slurp(p("rgb_lzw.tif"));
+  auto at16 = [&](size_t o) { return uint32_t(big[o]) | uint32_t(big[o + 1]) << 8; };
+  const size_t ifd2 = at16(4) | at16(6) << 16;
+  bool patched = false;
+  for (size_t e = 0, n = at16(ifd2); e < n; ++e) {
+    const size_t entry = ifd2 + 2 + 12 * e;
+    if (at16(entry) == 279 && at16(entry + 2) == 4 && at16(entry + 4) == 1) {  // StripByteCounts, one LONG
+      big[entry + 8] = big[entry + 9] = big[entry + 10] = std::byte(0xF0), big[entry + 11] = std::byte(0x7F);
+      patched = true;
+    }
+  }
+  REQUIRE(patched);
+  check_error([&] { decode_image(std::span<const std::byte>(big), "big_strip.tif"); }, {"big_strip.tif", "TIFF"});
 }
 
 TEST_CASE("sniff_format recognises magic bytes") {
