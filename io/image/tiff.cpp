@@ -139,7 +139,14 @@ Image decode_tiff(std::span<const std::byte> bytes, std::string_view name) {
   const int planes = planar == PLANARCONFIG_SEPARATE ? spp : 1;
   const tmsize_t row_bytes = TIFFScanlineSize(tif);
   if (row_bytes <= 0) fail("decode_image: {}: corrupt TIFF header ({})", name, f.message);
-  std::vector<uint8_t> raw(size_t(planes) * size_t(h) * size_t(row_bytes));
+  // Hostile headers (thousands of samples per pixel, giant tiles) must not size a buffer: nothing
+  // here needs more than an RGBA image under the decompression-bomb limit.
+  constexpr uint64_t kMaxBytes = uint64_t(kMaxImagePixels) * 4;
+  const uint64_t raw_bytes = uint64_t(planes) * uint64_t(h) * uint64_t(row_bytes);
+  if (raw_bytes > kMaxBytes)
+    fail("decode_image: {}: TIFF of {} bytes of samples ({} per pixel), over the limit of {}; not decoded", name,
+         raw_bytes, spp, kMaxBytes);
+  std::vector<uint8_t> raw(raw_bytes);
   auto plane_row = [&](int plane, uint32_t y) { return raw.data() + (size_t(plane) * size_t(h) + y) * size_t(row_bytes); };
   auto corrupt = [&] { fail("decode_image: {}: corrupt or truncated TIFF data ({})", name, f.message.empty() ? "unreadable" : f.message); };
   if (TIFFIsTiled(tif)) {
@@ -147,7 +154,7 @@ Image decode_tiff(std::span<const std::byte> bytes, std::string_view name) {
     TIFFGetField(tif, TIFFTAG_TILEWIDTH, &tw);
     TIFFGetField(tif, TIFFTAG_TILELENGTH, &th);
     const tmsize_t tile_row = TIFFTileRowSize(tif), tile_size = TIFFTileSize(tif);
-    if (tw == 0 || th == 0 || tile_row <= 0 || tile_size <= 0) corrupt();
+    if (tw == 0 || th == 0 || tile_row <= 0 || tile_size <= 0 || uint64_t(tile_size) > kMaxBytes) corrupt();
     std::vector<uint8_t> tile(static_cast<size_t>(tile_size));
     const size_t bits_per_px = size_t(bps) * (planes == 1 ? spp : 1);
     for (int plane = 0; plane < planes; ++plane)
@@ -165,7 +172,7 @@ Image decode_tiff(std::span<const std::byte> bytes, std::string_view name) {
     TIFFGetFieldDefaulted(tif, TIFFTAG_ROWSPERSTRIP, &rows_per_strip);
     rows_per_strip = std::clamp<uint32_t>(rows_per_strip, 1, uint32_t(h));
     const tmsize_t strip_size = TIFFStripSize(tif);
-    if (strip_size <= 0) corrupt();
+    if (strip_size <= 0 || uint64_t(strip_size) > kMaxBytes) corrupt();
     std::vector<uint8_t> strip(static_cast<size_t>(strip_size));
     for (int plane = 0; plane < planes; ++plane)
       for (uint32_t y0 = 0; y0 < uint32_t(h); y0 += rows_per_strip) {

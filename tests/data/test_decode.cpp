@@ -33,6 +33,11 @@ std::vector<std::byte> slurp(const std::string& path) {
   return b;
 }
 
+// Little-endian TIFF header fields, for tests that patch a fixture's first IFD.
+uint32_t le16_of(const std::vector<std::byte>& b, size_t o) { return uint32_t(b[o]) | uint32_t(b[o + 1]) << 8; }
+// The offset of the first IFD (entries: tag, type, count, value, 12 bytes each after a 2-byte count).
+size_t first_ifd(const std::vector<std::byte>& b) { return le16_of(b, 4) | le16_of(b, 6) << 16; }
+
 // Runs `fn`, requires an rtune::Error whose message contains every one of `parts`.
 template <class Fn>
 void check_error(Fn fn, std::initializer_list<std::string_view> parts) {
@@ -129,12 +134,10 @@ TEST_CASE("TIFF decodes as Pillow: first page; strips, tiles, planes; raw, LZW, 
   check_error([&] { decode_image(p("gray16.tif")); }, {"gray16.tif", "unsupported TIFF", "16 bit(s) per sample"});
   // A header claiming 60000 x 60000 pixels: refused before any strip is read.
   auto bomb = slurp(p("rgb_raw.tif"));
-  auto le16 = [&](size_t o) { return uint32_t(bomb[o]) | uint32_t(bomb[o + 1]) << 8; };
   REQUIRE((uint8_t(bomb[0]) == 'I'));
-  const size_t ifd = le16(4) | le16(6) << 16;
-  for (size_t e = 0, n = le16(ifd); e < n; ++e) {
-    const size_t entry = ifd + 2 + 12 * e;
-    const uint32_t tag = le16(entry), type = le16(entry + 2);
+  for (size_t e = 0, n = le16_of(bomb, first_ifd(bomb)); e < n; ++e) {
+    const size_t entry = first_ifd(bomb) + 2 + 12 * e;
+    const uint32_t tag = le16_of(bomb, entry), type = le16_of(bomb, entry + 2);
     if ((tag == 256 || tag == 257) && (type == 3 || type == 4)) {  // ImageWidth / ImageLength, SHORT or LONG
       bomb[entry + 8] = std::byte(0x60), bomb[entry + 9] = std::byte(0xEA);  // 60000
       if (type == 4) bomb[entry + 10] = bomb[entry + 11] = std::byte(0);
@@ -143,18 +146,29 @@ TEST_CASE("TIFF decodes as Pillow: first page; strips, tiles, planes; raw, LZW, 
   check_error([&] { decode_image(std::span<const std::byte>(bomb), "bomb.tif"); }, {"bomb.tif", "decompression-bomb"});
   // A strip claiming ~2 GiB of compressed bytes: an error, not a 2 GiB allocation.
   auto big = slurp(p("rgb_lzw.tif"));
-  auto at16 = [&](size_t o) { return uint32_t(big[o]) | uint32_t(big[o + 1]) << 8; };
-  const size_t ifd2 = at16(4) | at16(6) << 16;
   bool patched = false;
-  for (size_t e = 0, n = at16(ifd2); e < n; ++e) {
-    const size_t entry = ifd2 + 2 + 12 * e;
-    if (at16(entry) == 279 && at16(entry + 2) == 4 && at16(entry + 4) == 1) {  // StripByteCounts, one LONG
+  for (size_t e = 0, n = le16_of(big, first_ifd(big)); e < n; ++e) {
+    const size_t entry = first_ifd(big) + 2 + 12 * e;
+    if (le16_of(big, entry) == 279 && le16_of(big, entry + 2) == 4 && le16_of(big, entry + 4) == 1) {  // StripByteCounts, one LONG
       big[entry + 8] = big[entry + 9] = big[entry + 10] = std::byte(0xF0), big[entry + 11] = std::byte(0x7F);
       patched = true;
     }
   }
   REQUIRE(patched);
   check_error([&] { decode_image(std::span<const std::byte>(big), "big_strip.tif"); }, {"big_strip.tif", "TIFF"});
+  // 10000 x 10000 pixels of 8 samples each (under the pixel limit, over 4 bytes per pixel): refused
+  // before any buffer is sized, instead of an 800 MB allocation (or, with 65535 samples, a throw of
+  // std::bad_alloc that no caller expects).
+  auto wide = slurp(p("rgb_raw.tif"));
+  auto put16 = [&](size_t o, uint32_t v) { wide[o] = std::byte(v & 0xFF), wide[o + 1] = std::byte(v >> 8); };
+  for (size_t e = 0, n = le16_of(wide, first_ifd(wide)); e < n; ++e) {
+    const size_t entry = first_ifd(wide) + 2 + 12 * e;
+    const uint32_t tag = le16_of(wide, entry);
+    if (tag == 256 || tag == 257) put16(entry + 8, 10000), put16(entry + 10, 0);               // LONG width, height
+    if (tag == 277) put16(entry + 8, 8);                                                        // SamplesPerPixel
+    if (tag == 258) put16(entry + 4, 1), put16(entry + 6, 0), put16(entry + 8, 8), put16(entry + 10, 0);  // one BitsPerSample
+  }
+  check_error([&] { decode_image(std::span<const std::byte>(wide), "wide.tif"); }, {"wide.tif", "over the limit"});
 }
 
 TEST_CASE("sniff_format recognises magic bytes") {
