@@ -171,15 +171,12 @@ Image decode_tiff(std::span<const std::byte> bytes, std::string_view name) {
     uint32_t rows_per_strip = 0;
     TIFFGetFieldDefaulted(tif, TIFFTAG_ROWSPERSTRIP, &rows_per_strip);
     rows_per_strip = std::clamp<uint32_t>(rows_per_strip, 1, uint32_t(h));
-    const tmsize_t strip_size = TIFFStripSize(tif);
-    if (strip_size <= 0 || uint64_t(strip_size) > kMaxBytes) corrupt();
-    std::vector<uint8_t> strip(static_cast<size_t>(strip_size));
+    // Each strip decodes straight into its rows (libtiff stops at the size it is given).
     for (int plane = 0; plane < planes; ++plane)
       for (uint32_t y0 = 0; y0 < uint32_t(h); y0 += rows_per_strip) {
-        const uint32_t rows = std::min<uint32_t>(rows_per_strip, uint32_t(h) - y0);
-        tmsize_t got = TIFFReadEncodedStrip(tif, TIFFComputeStrip(tif, y0, uint16_t(plane)), strip.data(), strip_size);
-        if (got < tmsize_t(rows) * row_bytes) corrupt();
-        std::memcpy(plane_row(plane, y0), strip.data(), size_t(rows) * size_t(row_bytes));
+        const tmsize_t want = tmsize_t(std::min<uint32_t>(rows_per_strip, uint32_t(h) - y0)) * row_bytes;
+        if (TIFFReadEncodedStrip(tif, TIFFComputeStrip(tif, y0, uint16_t(plane)), plane_row(plane, y0), want) < want)
+          corrupt();
       }
   }
 
