@@ -15,6 +15,7 @@ add_library(rtune_data STATIC
   io/image/file_read.cpp
   io/image/jpeg.cpp
   io/image/jpeg_region.cpp
+  io/image/jpeg_huffman.cpp
   io/image/stb_backend.cpp
   io/image/webp.cpp
   io/image/tiff.cpp
@@ -43,6 +44,7 @@ set_source_files_properties(io/transforms/color.cpp PROPERTIES COMPILE_OPTIONS -
 # The tests read their references through the safetensors reader of cmake/io.cmake.
 rtune_add_test(data_decode SOURCES tests/data/test_decode.cpp LIBS rtune_data rtune_io_formats)
 rtune_add_test(data_jpeg_sampling SOURCES tests/data/test_jpeg_sampling.cpp LIBS rtune_data rtune_io_formats JPEG::JPEG)
+rtune_add_test(data_jpeg_huffman SOURCES tests/data/test_jpeg_huffman.cpp LIBS rtune_data JPEG::JPEG)
 rtune_add_test(data_transforms SOURCES tests/data/test_transforms.cpp LIBS rtune_data rtune_io_formats)
 rtune_add_test(data_resample_passes SOURCES tests/data/test_resample_passes.cpp LIBS rtune_data rtune_io_formats)
 rtune_add_test(data_transforms_parity SOURCES tests/data/test_transforms_parity.cpp LIBS rtune_data rtune_io_formats)

@@ -1,5 +1,5 @@
-// Image decoding to RGB, matching PIL's Image.open(f).convert("RGB"): JPEG via libjpeg-turbo's
-// TurboJPEG (same IDCT and fancy upsampling as Pillow's libjpeg-turbo), PNG/BMP/GIF/TGA/PNM via stb_image,
+// Image decoding to RGB, matching PIL's Image.open(f).convert("RGB"): JPEG via libjpeg-turbo (same IDCT
+// and fancy upsampling as Pillow's; baseline scans entropy-decoded by rtune), PNG/BMP/GIF/TGA/PNM via stb_image,
 // WebP via libwebp (first frame, as Pillow), TIFF via libtiff (first page; 8-bit and bilevel, see tiff.cpp).
 // Grayscale is replicated, alpha dropped (not blended), palettes expanded, CMYK converted as PIL's
 // cmyk2rgb with Adobe-inverted samples. No EXIF rotation, like PIL without ImageOps.exif_transpose.

@@ -1,5 +1,7 @@
-// JPEG through libjpeg-turbo's TurboJPEG API. With default flags TurboJPEG uses the accurate integer
-// IDCT and fancy (smooth) chroma upsampling, the same as Pillow's libjpeg-turbo decoder, so a full-size
+// JPEG through libjpeg-turbo. A full-size YCbCr or grayscale file with its end marker goes through the
+// libjpeg API (decode_jpeg_region, with rtune's entropy decoder for baseline files); the rest (CMYK,
+// DCT-scaled decodes, files cut short) through the TurboJPEG API. Both use the accurate integer IDCT
+// and fancy (smooth) chroma upsampling, the same as Pillow's libjpeg-turbo decoder, so a full-size
 // decode equals PIL's Image.open(f).convert("RGB"). CMYK/YCCK files are read as PIL reads them
 // (samples assumed Adobe-inverted, "CMYK;I") and converted with PIL's cmyk2rgb.
 #include <turbojpeg.h>
@@ -74,6 +76,17 @@ Image decode_jpeg(std::span<const std::byte> bytes, std::string_view name, const
 
 void decode_jpeg_into(std::span<const std::byte> bytes, std::string_view name, const DecodeHint& hint, Image& out) {
   if (bytes.empty()) fail("decode_image: {}: empty file (0 bytes)", name);
+  if (!hint.any()) {
+    // Full size through the libjpeg API, whose baseline files get rtune's faster entropy decoder
+    // (decode_jpeg_region, whole box: the same pixels). TurboJPEG below for what it declines (CMYK,
+    // no end-of-image marker, ...) and for DCT-scaled decodes.
+    ImageWindow whole;
+    whole.pixels = std::move(out);  // its buffer reused
+    auto all = [](int height, int width) { return std::optional<CropBox>(CropBox{0, 0, height, width}); };
+    bool done = decode_jpeg_region(bytes, name, all, whole);
+    out = std::move(whole.pixels);
+    if (done) return;
+  }
   TjHandle tj;  // per call: a reused handle can report a stale header for a garbage file
   if (!tj.h) fail("decode_image: {}: cannot initialise TurboJPEG: {}", name, tjGetErrorStr2(nullptr));
   auto* src = reinterpret_cast<const unsigned char*>(bytes.data());

@@ -18,6 +18,7 @@
 
 #include "engine/error.h"
 #include "io/image/decode.h"
+#include "io/image/jpeg_huffman.h"
 
 namespace rtune::io {
 
@@ -89,6 +90,7 @@ bool decode_jpeg_region(std::span<const std::byte> bytes, std::string_view name,
   if (!whole && d.cinfo.progressive_mode) return false;
   d.cinfo.out_color_space = JCS_RGB;  // grayscale replicated, as TurboJPEG's TJPF_RGB
   jpeg_start_decompress(&d.cinfo);
+  use_rtune_huffman(d.cinfo);  // libjpeg's own entropy decoder for what it does not take
 
   // One column of margin where the box does not touch an image edge (see the header), and at least
   // 32 columns: libjpeg-turbo upsamples rows of 2 or fewer chroma samples without the fancy filter.

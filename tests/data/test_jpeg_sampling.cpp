@@ -6,12 +6,6 @@
 // (4:1:0, 3x1; TurboJPEG 2.x cannot decode them, libjpeg can) are also held to Pillow's decode.
 #include <doctest/doctest.h>
 
-#include <cstddef>
-#include <cstdio>  // jpeglib.h needs size_t and FILE declared first
-// clang-format off
-#include <jpeglib.h>
-// clang-format on
-
 #include <cstring>
 #include <fmt/format.h>
 
@@ -20,6 +14,7 @@
 #include "io/transforms/random.h"
 #include "io/transforms/rng.h"
 #include "tests/data/image_test_util.h"
+#include "tests/data/jpeg_test_files.h"
 
 using namespace rtune;
 using namespace rtune::io;
@@ -31,50 +26,10 @@ struct Sampling {
   const char* name;
 };
 
-// A smooth colour gradient plus noise, so that chroma upsampling differences would show.
-Image picture(int h, int w, uint64_t seed) {
-  Rng r(seed);
-  Image img(h, w);
-  for (int y = 0; y < h; ++y)
-    for (int x = 0; x < w; ++x) {
-      uint8_t* p = img.at(y, x);
-      int noise = int(r.next_u64() >> 59) - 16;
-      p[0] = uint8_t(std::clamp(x * 255 / std::max(w - 1, 1) + noise, 0, 255));
-      p[1] = uint8_t(std::clamp(y * 255 / std::max(h - 1, 1) - noise, 0, 255));
-      p[2] = uint8_t(std::clamp((x + y) * 7 % 256 + noise, 0, 255));
-    }
-  return img;
-}
+Image picture(int h, int w, uint64_t seed) { return test::jpeg_test_picture(h, w, seed); }
 
-// Baseline YCbCr JPEG of `img` with luma sampled h x v and both chroma components 1 x 1.
 std::vector<std::byte> encode(const Image& img, Sampling s, int restart_rows) {
-  jpeg_compress_struct c{};
-  jpeg_error_mgr err{};
-  c.err = jpeg_std_error(&err);  // fatal errors exit: fine for a test encoder of valid input
-  jpeg_create_compress(&c);
-  unsigned char* buf = nullptr;
-  unsigned long size = 0;
-  jpeg_mem_dest(&c, &buf, &size);
-  c.image_width = JDIMENSION(img.width);
-  c.image_height = JDIMENSION(img.height);
-  c.input_components = 3;
-  c.in_color_space = JCS_RGB;
-  jpeg_set_defaults(&c);
-  jpeg_set_quality(&c, 85, TRUE);
-  c.comp_info[0].h_samp_factor = s.h;
-  c.comp_info[0].v_samp_factor = s.v;
-  c.restart_in_rows = restart_rows;
-  jpeg_start_compress(&c, TRUE);
-  while (c.next_scanline < c.image_height) {
-    JSAMPROW row = const_cast<JSAMPROW>(img.at(int(c.next_scanline), 0));
-    jpeg_write_scanlines(&c, &row, 1);
-  }
-  jpeg_finish_compress(&c);
-  std::vector<std::byte> out(size);
-  std::memcpy(out.data(), buf, size);
-  jpeg_destroy_compress(&c);
-  std::free(buf);
-  return out;
+  return test::encode_jpeg(img, {.h_samp = s.h, .v_samp = s.v, .restart_rows = restart_rows});
 }
 
 }  // namespace

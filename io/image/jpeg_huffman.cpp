@@ -1,0 +1,284 @@
+// See jpeg_huffman.h. The bit reader is the "lookahead" refill of F. Giesen's "Reading bits in far
+// too many ways" (part 2): an 8-byte big-endian load OR-ed below the bits still held.
+#include "io/image/jpeg_huffman.h"
+
+#include <jerror.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+// libjpeg's entropy-decoder interface (jpegint.h; the same in IJG libjpeg 6b and every libjpeg-turbo
+// release): jpeglib.h names the struct without its members, and this is the hook rtune replaces.
+struct jpeg_entropy_decoder {
+  void (*start_pass)(j_decompress_ptr cinfo);
+  boolean (*decode_mcu)(j_decompress_ptr cinfo, JBLOCKROW* MCU_data);
+  boolean insufficient_data;
+};
+
+namespace rtune::io {
+
+namespace {
+
+constexpr int kLookBits = 10;  // codes up to this long decode with one table lookup
+// The most bits one MCU can consume (10 blocks of 64 symbols of at most 16 code + 15 value bits),
+// rounded up: zeros after the coded data let a corrupt MCU read past its end without a bounds check.
+constexpr size_t kPadBytes = 4096;
+
+// Zigzag to natural order, with 16 entries past the end for a run that overshoots coefficient 63
+// in corrupt data (libjpeg's jpeg_natural_order[] does the same).
+constexpr std::array<uint8_t, 80> kNaturalOrder = {
+    0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 25, 18, 11, 4,  5,  12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13,
+    6,  7,  14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31,
+    39, 46, 53, 60, 61, 54, 47, 55, 62, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63};
+
+// HUFF_EXTEND: the value of `bits`, an s-bit magnitude category code (T.81 F.2.2.1).
+inline int extend(uint32_t bits, int s) {
+  return bits < (1u << (s - 1)) ? int(bits) - (1 << s) + 1 : int(bits);
+}
+
+struct HuffTable {
+  // For the next kLookBits bits: (code length << 8) | symbol, or 0 for a longer (or invalid) code.
+  std::array<uint16_t, 1 << kLookBits> code;
+  // AC only: (value << 16) | (run << 8) | bits, when code and value bits fit in kLookBits; 0 if not.
+  std::array<int32_t, 1 << kLookBits> small_ac;
+  // Canonical decoding of the longer codes, as libjpeg's d_derived_tbl.
+  std::array<int32_t, 18> maxcode;  // largest code of each length, -1 if none; [17] a sentinel
+  std::array<int32_t, 18> valoffset;
+  std::array<uint8_t, 256> huffval;
+  // What it was built from: a table equal to the last one is not rebuilt.
+  std::array<uint8_t, 17> bits_of{};
+  bool built = false;
+};
+
+// Builds `t` from a JHUFF_TBL libjpeg has already validated (jpeg_make_d_derived_tbl ran for every
+// table of the scan in start_pass). Returns false for what it cannot hold.
+bool build_table(const JHUFF_TBL& src, bool is_dc, HuffTable& t) {
+  int count = 0;
+  for (int l = 1; l <= 16; ++l) count += src.bits[l];
+  if (count > 256) return false;
+  if (t.built && std::equal(src.bits + 1, src.bits + 17, t.bits_of.begin() + 1) &&
+      std::equal(src.huffval, src.huffval + count, t.huffval.begin()))
+    return true;
+  if (is_dc && std::any_of(src.huffval, src.huffval + count, [](UINT8 s) { return s > 15; })) return false;
+  t.built = false;
+  t.code.fill(0);
+  t.small_ac.fill(0);
+  std::copy(src.bits, src.bits + 17, t.bits_of.begin());
+  std::fill(t.huffval.begin(), t.huffval.end(), 0);
+  std::copy(src.huffval, src.huffval + count, t.huffval.begin());
+  int32_t code = 0;
+  int p = 0;
+  for (int l = 1; l <= 16; ++l) {
+    if (src.bits[l] == 0) {
+      t.maxcode[l] = -1;
+      t.valoffset[l] = 0;
+    } else {
+      t.valoffset[l] = p - code;
+    }
+    for (int i = 0; i < src.bits[l]; ++i, ++p, ++code) {
+      if (code >= (int32_t(1) << l)) return false;  // over-subscribed (libjpeg refuses it too)
+      t.maxcode[l] = code;
+      if (l > kLookBits) continue;
+      const int sym = src.huffval[p], run = sym >> 4, size = sym & 15;
+      const int shift = kLookBits - l;
+      for (int fill = 0; fill < (1 << shift); ++fill) {
+        const int index = (code << shift) | fill;
+        t.code[size_t(index)] = uint16_t((l << 8) | sym);
+        if (is_dc || size == 0 || l + size > kLookBits) continue;
+        const uint32_t value_bits = uint32_t(fill >> (shift - size)) & ((1u << size) - 1);
+        const int value = extend(value_bits, size);
+        t.small_ac[size_t(index)] = int32_t(uint32_t(value) << 16) | (run << 8) | (l + size);
+      }
+    }
+    code <<= 1;
+  }
+  t.maxcode[17] = 0xFFFFF;
+  t.valoffset[17] = 0;
+  t.built = true;
+  return true;
+}
+
+// The scan's entropy-coded bytes with the stuffing removed, then kPadBytes zeros.
+struct BitReader {
+  const uint8_t* next = nullptr;  // the next byte not yet in `bits`
+  uint64_t bits = 0;              // the next `count` bits of the stream, from the top
+  int count = 0;
+
+  // At least 56 bits in `bits` afterwards; reads 8 bytes at `next`, which the padding allows.
+  void refill() {
+    uint64_t word;
+    std::memcpy(&word, next, 8);
+    bits |= __builtin_bswap64(word) >> count;
+    next += (63 - count) >> 3;
+    count |= 56;
+  }
+  uint32_t peek(int n) const { return uint32_t(bits >> (64 - n)); }
+  void skip(int n) {
+    bits <<= n;
+    count -= n;
+  }
+};
+
+struct Decoder {
+  std::vector<uint8_t> data;  // unstuffed scan, then padding
+  size_t data_bits = 0;       // coded bits before the padding
+  BitReader in;
+  std::array<HuffTable, NUM_HUFF_TBLS> dc_tables, ac_tables;
+  std::array<const HuffTable*, D_MAX_BLOCKS_IN_MCU> dc_of_block{}, ac_of_block{};
+  std::array<int, D_MAX_BLOCKS_IN_MCU> component_of_block{};
+  std::array<bool, D_MAX_BLOCKS_IN_MCU> store_block{};  // false: the component is not output
+  std::array<int, MAX_COMPS_IN_SCAN> last_dc{};
+  int blocks = 0;
+  bool out_of_data = false;
+
+  size_t position() const { return size_t(in.next - data.data()) * 8 - size_t(in.count); }
+};
+
+thread_local Decoder t_decoder;
+
+// A code longer than kLookBits (or none): libjpeg's jpeg_huff_decode, on the top bits of `bits`.
+// Returns (length << 8) | symbol; an invalid code is symbol 0 after 17 bits, as in libjpeg.
+[[gnu::noinline]] uint32_t decode_long(const HuffTable& t, uint64_t bits) {
+  int l = kLookBits + 1;
+  int32_t code = int32_t(bits >> (64 - l));
+  while (l <= 16 && code > t.maxcode[size_t(l)]) {
+    ++l;
+    code = int32_t(bits >> (64 - l));
+  }
+  if (l > 16) return 17u << 8;
+  return uint32_t(l << 8) | t.huffval[size_t(code + t.valoffset[size_t(l)]) & 0xFF];
+}
+
+inline uint32_t decode_symbol(const HuffTable& t, const BitReader& in) {
+  uint32_t e = t.code[in.peek(kLookBits)];
+  return e != 0 ? e : decode_long(t, in.bits);
+}
+
+// `in` is the caller's local copy of d.in, so that it stays in registers.
+inline void decode_block(Decoder& d, BitReader& in, int b, JCOEF* block) {
+  in.refill();
+  const uint32_t dc = decode_symbol(*d.dc_of_block[size_t(b)], in);
+  in.skip(int(dc >> 8));
+  const int dc_size = int(dc & 0xFF);
+  int diff = 0;
+  if (dc_size != 0) {
+    diff = extend(in.peek(dc_size), dc_size);
+    in.skip(dc_size);
+  }
+  // libjpeg's int arithmetic, without its overflow (malformed files can repeat +-2047 forever).
+  int& last = d.last_dc[size_t(d.component_of_block[size_t(b)])];
+  last = int(uint32_t(last) + uint32_t(diff));
+  block[0] = JCOEF(last);
+
+  const HuffTable& ac = *d.ac_of_block[size_t(b)];
+  for (int k = 1; k < DCTSIZE2; ++k) {
+    if (in.count < 32) in.refill();
+    const int32_t small = ac.small_ac[in.peek(kLookBits)];
+    if (small != 0) {
+      k += (small >> 8) & 0xFF;
+      block[kNaturalOrder[size_t(k)]] = JCOEF(small >> 16);
+      in.skip(small & 0xFF);
+      continue;
+    }
+    const uint32_t e = decode_symbol(ac, in);
+    in.skip(int(e >> 8));
+    const int run = int(e >> 4) & 15, size = int(e) & 15;
+    if (size != 0) {
+      k += run;
+      block[kNaturalOrder[size_t(k)]] = JCOEF(extend(in.peek(size), size));
+      in.skip(size);
+    } else {
+      if (run != 15) break;  // end of block
+      k += 15;               // sixteen zeros
+    }
+  }
+}
+
+// libjpeg's decode_mcu contract: MCU_data's blocks arrive zeroed; null when the rows are skipped.
+boolean decode_mcu(j_decompress_ptr cinfo, JBLOCKROW* MCU_data) {
+  Decoder& d = *static_cast<Decoder*>(cinfo->client_data);
+  if (d.out_of_data) return TRUE;  // what libjpeg does: the rest of the image is left zero (gray)
+  JBLOCK discard;
+  BitReader in = d.in;
+  for (int b = 0; b < d.blocks; ++b) {
+    JCOEF* block = MCU_data != nullptr && d.store_block[size_t(b)] ? MCU_data[b][0] : discard;
+    decode_block(d, in, b, block);
+  }
+  d.in = in;
+  if (d.position() > d.data_bits) {  // this MCU read zeros past the coded data
+    d.out_of_data = true;
+    cinfo->entropy->insufficient_data = TRUE;
+    WARNMS(cinfo, JWRN_HIT_MARKER);
+  }
+  return TRUE;
+}
+
+// Copies the coded bytes from `p` up to the first marker into `out` without their stuffing (FF 00
+// is FF; a run of FF fill bytes before a byte counts as one FF). Returns the marker's first FF, or
+// nullptr if the buffer ends first.
+const uint8_t* unstuff(const uint8_t* p, const uint8_t* end, std::vector<uint8_t>& out) {
+  out.clear();
+  for (;;) {
+    const auto* ff = static_cast<const uint8_t*>(std::memchr(p, 0xFF, size_t(end - p)));
+    if (ff == nullptr) return nullptr;
+    out.insert(out.end(), p, ff);
+    const uint8_t* q = ff + 1;
+    while (q < end && *q == 0xFF) ++q;
+    if (q == end) return nullptr;
+    if (*q != 0) return ff;
+    out.push_back(0xFF);
+    p = q + 1;
+  }
+}
+
+}  // namespace
+
+bool use_rtune_huffman(jpeg_decompress_struct& cinfo) {
+  if (cinfo.progressive_mode || cinfo.arith_code || cinfo.restart_interval != 0 || jpeg_has_multiple_scans(&cinfo) ||
+      cinfo.entropy == nullptr || cinfo.src == nullptr || cinfo.unread_marker != 0 || cinfo.data_precision != 8 ||
+      cinfo.blocks_in_MCU < 1 || cinfo.blocks_in_MCU > D_MAX_BLOCKS_IN_MCU || cinfo.comps_in_scan < 1 ||
+      cinfo.comps_in_scan > MAX_COMPS_IN_SCAN)
+    return false;
+  Decoder& d = t_decoder;
+  for (int c = 0; c < cinfo.comps_in_scan; ++c) {
+    const jpeg_component_info* comp = cinfo.cur_comp_info[c];
+    if (comp == nullptr || comp->dc_tbl_no < 0 || comp->dc_tbl_no >= NUM_HUFF_TBLS || comp->ac_tbl_no < 0 ||
+        comp->ac_tbl_no >= NUM_HUFF_TBLS)
+      return false;
+    const JHUFF_TBL* dc = cinfo.dc_huff_tbl_ptrs[comp->dc_tbl_no];
+    const JHUFF_TBL* ac = cinfo.ac_huff_tbl_ptrs[comp->ac_tbl_no];
+    if (dc == nullptr || ac == nullptr || !build_table(*dc, true, d.dc_tables[size_t(comp->dc_tbl_no)]) ||
+        !build_table(*ac, false, d.ac_tables[size_t(comp->ac_tbl_no)]))
+      return false;
+  }
+  const uint8_t* begin = cinfo.src->next_input_byte;
+  const uint8_t* end = begin + cinfo.src->bytes_in_buffer;
+  const uint8_t* marker = unstuff(begin, end, d.data);
+  if (marker == nullptr) return false;  // the data runs to the buffer's end: libjpeg reports that
+  d.data_bits = d.data.size() * 8;
+  d.data.resize(d.data.size() + kPadBytes, 0);
+  d.blocks = cinfo.blocks_in_MCU;
+  for (int b = 0; b < d.blocks; ++b) {
+    const int c = cinfo.MCU_membership[b];
+    if (c < 0 || c >= cinfo.comps_in_scan) return false;
+    const jpeg_component_info* comp = cinfo.cur_comp_info[c];
+    d.component_of_block[size_t(b)] = c;
+    d.dc_of_block[size_t(b)] = &d.dc_tables[size_t(comp->dc_tbl_no)];
+    d.ac_of_block[size_t(b)] = &d.ac_tables[size_t(comp->ac_tbl_no)];
+    d.store_block[size_t(b)] = comp->component_needed != 0;
+  }
+  d.last_dc.fill(0);
+  d.in = BitReader{d.data.data(), 0, 0};
+  d.out_of_data = false;
+  // The scan is ours now: libjpeg's marker reader resumes at the marker after it.
+  cinfo.src->next_input_byte = marker;
+  cinfo.src->bytes_in_buffer = size_t(end - marker);
+  cinfo.client_data = &d;
+  cinfo.entropy->decode_mcu = decode_mcu;
+  return true;
+}
+
+}  // namespace rtune::io

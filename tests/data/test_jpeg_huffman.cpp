@@ -1,0 +1,212 @@
+// data_jpeg_huffman: rtune's Huffman decoder (io/image/jpeg_huffman.cpp) against libjpeg-turbo's
+// own. Both run through the same libjpeg API calls, one with use_rtune_huffman() after
+// jpeg_start_decompress, and must give the same pixels: for files encoded here over every
+// sampling, quality 30..100, standard and optimised tables (codes up to 16 bits), noise up to
+// full-range; with rows skipped (the decoder is then called without blocks); and for corrupt
+// scans (flipped bytes, inserted markers, cut data), where the "premature end of data segment"
+// warning must come exactly when libjpeg's does.
+#include <doctest/doctest.h>
+
+#include <csetjmp>
+#include <cstring>
+#include <fmt/format.h>
+#include <jerror.h>
+
+#include "io/image/jpeg_huffman.h"
+#include "tests/data/image_test_util.h"
+#include "tests/data/jpeg_test_files.h"
+
+using namespace rtune;
+using namespace rtune::io;
+
+namespace {
+
+struct Errors {
+  jpeg_error_mgr mgr;
+  std::jmp_buf jump;
+  int hit_marker = 0;  // JWRN_HIT_MARKER warnings
+};
+
+void on_error(j_common_ptr cinfo) { std::longjmp(reinterpret_cast<Errors*>(cinfo->err)->jump, 1); }
+
+void on_message(j_common_ptr cinfo, int level) {
+  if (level < 0 && cinfo->err->msg_code == JWRN_HIT_MARKER) ++reinterpret_cast<Errors*>(cinfo->err)->hit_marker;
+}
+
+struct Decoded {
+  std::vector<uint8_t> pixels;  // RGB rows from skip_rows on
+  int hit_marker = 0;
+  bool rtune_decoder = false;  // use_rtune_huffman() took the file
+  bool failed = false;         // libjpeg raised an error
+};
+
+struct Decompressor {
+  jpeg_decompress_struct cinfo{};
+  Errors err{};
+  ~Decompressor() { jpeg_destroy_decompress(&cinfo); }
+};
+
+// Decodes `bytes` with libjpeg (rtune's entropy decoder if `ours`), skipping the first `skip_rows`.
+void decode(std::span<const std::byte> bytes, bool ours, int skip_rows, Decoded& out) {
+  Decompressor d;
+  d.cinfo.err = jpeg_std_error(&d.err.mgr);
+  d.err.mgr.error_exit = on_error;
+  d.err.mgr.emit_message = on_message;
+  if (setjmp(d.err.jump)) {
+    out.failed = true;
+    return;
+  }
+  jpeg_create_decompress(&d.cinfo);
+  jpeg_mem_src(&d.cinfo, reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<unsigned long>(bytes.size()));
+  jpeg_read_header(&d.cinfo, TRUE);
+  d.cinfo.out_color_space = JCS_RGB;
+  jpeg_start_decompress(&d.cinfo);
+  out.rtune_decoder = ours && use_rtune_huffman(d.cinfo);
+  const int height = int(d.cinfo.output_height), width = int(d.cinfo.output_width);
+  if (skip_rows > 0) jpeg_skip_scanlines(&d.cinfo, JDIMENSION(skip_rows));
+  out.pixels.assign(size_t(height - skip_rows) * size_t(width) * 3, 0);
+  for (int y = 0; y < height - skip_rows; ++y) {
+    JSAMPROW row = out.pixels.data() + size_t(y) * size_t(width) * 3;
+    if (jpeg_read_scanlines(&d.cinfo, &row, 1) != 1) break;
+  }
+  jpeg_abort_decompress(&d.cinfo);
+  out.hit_marker = d.err.hit_marker;
+}
+
+// Where the entropy-coded data of the (single) scan starts: after the SOS segment.
+size_t scan_start(std::span<const std::byte> b) {
+  for (size_t i = 2; i + 3 < b.size();) {
+    REQUIRE(b[i] == std::byte{0xFF});
+    const int marker = int(b[i + 1]);
+    const size_t length = (size_t(b[i + 2]) << 8) | size_t(b[i + 3]);
+    if (marker == 0xDA) return i + 2 + length;
+    i += 2 + length;
+  }
+  FAIL("no SOS marker");
+  return 0;
+}
+
+// Decodes with both decoders and holds rtune's to libjpeg's; returns whether rtune's was used.
+bool check_same(std::span<const std::byte> jpg, int skip_rows, const std::string& what) {
+  Decoded theirs, ours;
+  decode(jpg, false, skip_rows, theirs);
+  decode(jpg, true, skip_rows, ours);
+  INFO(what);
+  CHECK(ours.failed == theirs.failed);
+  CHECK(ours.hit_marker == theirs.hit_marker);
+  if (ours.pixels != theirs.pixels) {
+    size_t i = 0;
+    while (i < ours.pixels.size() && i < theirs.pixels.size() && ours.pixels[i] == theirs.pixels[i]) ++i;
+    FAIL_CHECK("pixels differ from libjpeg's, first at byte " << i << " of " << theirs.pixels.size());
+  }
+  return ours.rtune_decoder;
+}
+
+}  // namespace
+
+TEST_CASE("rtune's Huffman decoder gives libjpeg-turbo's pixels for every sampling, quality and table") {
+  struct Layout {
+    int h, v;
+    bool gray;
+    const char* name;
+  };
+  const Layout layouts[] = {{2, 2, false, "4:2:0"}, {2, 1, false, "4:2:2"}, {1, 1, false, "4:4:4"},
+                            {4, 1, false, "4:1:1"}, {4, 2, false, "4:1:0"}, {1, 1, true, "gray"}};
+  const std::pair<int, int> sizes[] = {{1, 1}, {8, 8}, {17, 33}, {61, 90}};
+  int taken = 0, files = 0;
+  for (const Layout& l : layouts)
+    for (auto [h, w] : sizes)
+      for (int quality : {30, 90, 100})
+        for (bool optimize : {false, true})
+          for (int noise : {2, 64, 512}) {  // 512: every pixel random in 0..255 (clamped)
+            const std::string what = fmt::format("{} {}x{} q{} {} noise {}", l.name, h, w, quality,
+                                                 optimize ? "optimised" : "standard", noise);
+            Image src = test::jpeg_test_picture(h, w, uint64_t(h * 7919 + w * 31 + quality + noise), noise);
+            auto jpg = test::encode_jpeg(src, {.h_samp = l.h, .v_samp = l.v, .quality = quality,
+                                              .optimize = optimize, .gray = l.gray});
+            ++files;
+            taken += check_same(jpg, 0, what);
+            if (h > 16) check_same(jpg, h / 2 + 1, what + " rows skipped");  // whole iMCU rows skipped too
+          }
+  CHECK(taken == files);  // every one of these baseline files went through rtune's decoder
+}
+
+TEST_CASE("rtune's Huffman decoder declines restart intervals, progressive and arithmetic files") {
+  Image src = test::jpeg_test_picture(40, 56, 5);
+  auto restart = test::encode_jpeg(src, {.restart_rows = 1});
+  CHECK_FALSE(check_same(restart, 0, "restart"));
+  CHECK_FALSE(check_same(restart, 17, "restart, rows skipped"));
+  auto baseline = test::encode_jpeg(src, {});
+  CHECK(check_same(baseline, 0, "baseline"));
+  // The same scan without its end-of-image marker: the data runs to the buffer's end, which
+  // libjpeg's own decoder reports.
+  std::vector<std::byte> cut(baseline.begin(), baseline.end() - 2);
+  CHECK_FALSE(check_same(cut, 0, "no end marker"));
+  for (const char* name : {"progressive", "arithmetic"}) {
+    jpeg_compress_struct c{};
+    jpeg_error_mgr err{};
+    c.err = jpeg_std_error(&err);
+    jpeg_create_compress(&c);
+    unsigned char* buf = nullptr;
+    unsigned long size = 0;
+    jpeg_mem_dest(&c, &buf, &size);
+    c.image_width = JDIMENSION(src.width);
+    c.image_height = JDIMENSION(src.height);
+    c.input_components = 3;
+    c.in_color_space = JCS_RGB;
+    jpeg_set_defaults(&c);
+    if (std::string(name) == "progressive") jpeg_simple_progression(&c);
+    else c.arith_code = TRUE;
+    jpeg_start_compress(&c, TRUE);
+    while (c.next_scanline < c.image_height) {
+      JSAMPROW row = const_cast<JSAMPROW>(src.at(int(c.next_scanline), 0));
+      jpeg_write_scanlines(&c, &row, 1);
+    }
+    jpeg_finish_compress(&c);
+    std::vector<std::byte> jpg(size);
+    std::memcpy(jpg.data(), buf, size);
+    jpeg_destroy_compress(&c);
+    std::free(buf);
+    CHECK_FALSE(check_same(jpg, 0, name));
+  }
+}
+
+TEST_CASE("rtune's Huffman decoder reads corrupt scans as libjpeg-turbo does") {
+  // Flipped bytes give invalid codes (17 bits, symbol 0), runs past coefficient 63 and huge DC
+  // sums; an FF byte before a non-zero byte is a marker that ends the data early (the rest of the
+  // image zero, one JWRN_HIT_MARKER); cut data ends early before the end marker.
+  Rng r(2024);
+  int cases = 0, hit_marker = 0, taken = 0;
+  for (int file = 0; file < 6; ++file) {
+    Image src = test::jpeg_test_picture(48 + file * 8, 64, uint64_t(file), file % 2 ? 512 : 32);
+    auto good = test::encode_jpeg(src, {.h_samp = 1 + file % 2, .v_samp = 1 + file % 2, .quality = 60 + file * 8,
+                                        .optimize = file >= 3});
+    const size_t begin = scan_start(good), end = good.size() - 2;  // the coded bytes, EOI excluded
+    for (int m = 0; m < 60; ++m, ++cases) {
+      std::vector<std::byte> bad = good;
+      const size_t at = begin + size_t(r.next_u64() % (end - begin));
+      switch (m % 4) {
+        case 0: bad[at] ^= std::byte(1 + r.next_u64() % 255); break;
+        case 1:  // a marker inside the scan
+          bad[at] = std::byte{0xFF};
+          if (at + 1 < end) bad[at + 1] = std::byte(0xD0 + r.next_u64() % 8);
+          break;
+        case 2:  // the scan cut short before its end marker
+          bad.erase(bad.begin() + std::ptrdiff_t(at), bad.begin() + std::ptrdiff_t(end));
+          break;
+        default:  // a run of random bytes
+          for (size_t i = at; i < std::min(end, at + 16); ++i) bad[i] = std::byte(r.next_u64());
+      }
+      Decoded ours;
+      decode(bad, true, 0, ours);
+      taken += ours.rtune_decoder;
+      hit_marker += ours.hit_marker;
+      check_same(bad, 0, fmt::format("file {} mutation {} at byte {}", file, m, at));
+      if (m % 3 == 0) check_same(bad, 9, fmt::format("file {} mutation {} at byte {}, rows skipped", file, m, at));
+    }
+  }
+  MESSAGE(cases << " corrupt scans, " << taken << " decoded by rtune's decoder, " << hit_marker
+                << " ended early (JWRN_HIT_MARKER)");
+  CHECK(taken > cases * 9 / 10);
+  CHECK(hit_marker > cases / 4);
+}
