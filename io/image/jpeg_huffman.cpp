@@ -23,16 +23,23 @@ namespace rtune::io {
 namespace {
 
 constexpr int kLookBits = 10;  // codes up to this long decode with one table lookup
-// The most bits one MCU can consume (10 blocks of 64 symbols of at most 16 code + 15 value bits),
+// The most bits one MCU can consume (10 blocks of 64 symbols of at most 17 code + 15 value bits),
 // rounded up: zeros after the coded data let a corrupt MCU read past its end without a bounds check.
 constexpr size_t kPadBytes = 4096;
 
-// Zigzag to natural order, with 16 entries past the end for a run that overshoots coefficient 63
-// in corrupt data (libjpeg's jpeg_natural_order[] does the same).
-constexpr std::array<uint8_t, 80> kNaturalOrder = {
-    0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 25, 18, 11, 4,  5,  12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13,
-    6,  7,  14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31,
-    39, 46, 53, 60, 61, 54, 47, 55, 62, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63};
+// Zigzag to natural order, then 63 up to index 127: a run that overshoots coefficient 63 in corrupt
+// data lands on it, as with libjpeg's jpeg_natural_order[], and an end of block (a jump of 64, see
+// HuffTable::small_ac) stores its 0 there.
+constexpr std::array<uint8_t, 128> kNaturalOrder = [] {
+  constexpr uint8_t zigzag[64] = {
+      0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 25, 18, 11, 4,  5,  12, 19, 26, 33, 40, 48,
+      41, 34, 27, 20, 13, 6,  7,  14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23,
+      30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63};
+  std::array<uint8_t, 128> order{};
+  for (size_t k = 0; k < order.size(); ++k) order[k] = k < 64 ? zigzag[k] : 63;
+  return order;
+}();
+constexpr int kEndOfBlockRun = 64;  // from any k >= 1, past the last coefficient
 
 // HUFF_EXTEND: the value of `bits`, an s-bit magnitude category code (T.81 F.2.2.1).
 inline int extend(uint32_t bits, int s) {
@@ -43,6 +50,9 @@ struct HuffTable {
   // For the next kLookBits bits: (code length << 8) | symbol, or 0 for a longer (or invalid) code.
   std::array<uint16_t, 1 << kLookBits> code;
   // AC only: (value << 16) | (run << 8) | bits, when code and value bits fit in kLookBits; 0 if not.
+  // The decoder skips `run` coefficients, stores `value` and moves on. A run of zeros (ZRL) is value
+  // 0 after 15; an end of block is value 0 after kEndOfBlockRun: both store a 0 where the block is
+  // still 0, so every short code takes this one path.
   std::array<int32_t, 1 << kLookBits> small_ac;
   // Canonical decoding of the longer codes, as libjpeg's d_derived_tbl.
   std::array<int32_t, 18> maxcode;  // largest code of each length, -1 if none; [17] a sentinel
@@ -87,7 +97,11 @@ bool build_table(const JHUFF_TBL& src, bool is_dc, HuffTable& t) {
       for (int fill = 0; fill < (1 << shift); ++fill) {
         const int index = (code << shift) | fill;
         t.code[size_t(index)] = uint16_t((l << 8) | sym);
-        if (is_dc || size == 0 || l + size > kLookBits) continue;
+        if (is_dc || l + size > kLookBits) continue;
+        if (size == 0) {  // libjpeg: a run of 15 is sixteen zeros, any other run ends the block
+          t.small_ac[size_t(index)] = ((run == 15 ? 15 : kEndOfBlockRun) << 8) | l;
+          continue;
+        }
         const uint32_t value_bits = uint32_t(fill >> (shift - size)) & ((1u << size) - 1);
         const int value = extend(value_bits, size);
         t.small_ac[size_t(index)] = int32_t(uint32_t(value) << 16) | (run << 8) | (l + size);

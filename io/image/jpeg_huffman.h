@@ -1,7 +1,7 @@
 // rtune's baseline Huffman decoder, plugged into libjpeg-turbo in place of its own. Entropy decoding
 // is ~60% of a training sample's CPU time (perf, bench/RESULTS.md). libjpeg checks every byte for a
 // 0xFF stuffing byte as it refills its bit buffer; this decoder removes the stuffing from the whole
-// scan once (memchr), then refills 64 bits at a time without a branch, and decodes a small AC
+// scan once (memchr), then refills its bit buffer with one 8-byte load, and decodes a small AC
 // coefficient (code and value bits together) with one table lookup. Everything else (markers, table
 // validation, IDCT, upsampling, colour conversion, cropping, skipping) stays libjpeg-turbo's.
 #pragma once
