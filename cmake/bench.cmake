@@ -7,3 +7,7 @@ target_link_libraries(bench_loader PRIVATE rtune_data)
 # The Pillow-exact RandomResizedCrop resample alone (bench/RESULTS.md, "Data pipeline").
 add_executable(bench_resize bench/resize_bench.cpp)
 target_link_libraries(bench_resize PRIVATE rtune_data)
+
+# Whole-image JPEG decoding with libjpeg-turbo's Huffman decoder and with rtune's (io/image/jpeg_huffman.cpp).
+add_executable(bench_jpeg bench/jpeg_bench.cpp)
+target_link_libraries(bench_jpeg PRIVATE rtune_data JPEG::JPEG)
