@@ -2,9 +2,9 @@
 // own. Both run through the same libjpeg API calls, one with use_rtune_huffman() after
 // jpeg_start_decompress, and must give the same pixels: for files encoded here over every
 // sampling, quality 30..100, standard and optimised tables (codes up to 16 bits), noise up to
-// full-range; with rows skipped (the decoder is then called without blocks); and for corrupt
-// scans (flipped bytes, inserted markers, cut data), where the "premature end of data segment"
-// warning must come exactly when libjpeg's does.
+// full-range; with rows skipped (the decoder is then called without blocks); for corrupt scans
+// (flipped bytes, inserted markers, cut data), where the "premature end of data segment" warning
+// must come exactly when libjpeg's does; and for altered Huffman tables.
 #include <doctest/doctest.h>
 
 #include <csetjmp>
@@ -84,6 +84,19 @@ size_t scan_start(std::span<const std::byte> b) {
   }
   FAIL("no SOS marker");
   return 0;
+}
+
+// The [begin, end) byte ranges of the Huffman table segments (DHT), after their length fields.
+std::vector<std::pair<size_t, size_t>> huffman_table_segments(std::span<const std::byte> b) {
+  std::vector<std::pair<size_t, size_t>> segments;
+  for (size_t i = 2; i + 3 < b.size();) {
+    const int marker = int(b[i + 1]);
+    const size_t length = (size_t(b[i + 2]) << 8) | size_t(b[i + 3]);
+    if (marker == 0xDA) break;
+    if (marker == 0xC4) segments.push_back({i + 4, i + 2 + length});
+    i += 2 + length;
+  }
+  return segments;
 }
 
 // Decodes with both decoders and holds rtune's to libjpeg's; returns whether rtune's was used.
@@ -209,4 +222,32 @@ TEST_CASE("rtune's Huffman decoder reads corrupt scans as libjpeg-turbo does") {
                 << " ended early (JWRN_HIT_MARKER)");
   CHECK(taken > cases * 9 / 10);
   CHECK(hit_marker > cases / 4);
+}
+
+TEST_CASE("rtune's Huffman decoder reads altered Huffman tables as libjpeg-turbo does") {
+  // A changed code count or symbol gives tables that libjpeg refuses (over-subscribed, a DC size
+  // over 15: both decoders fail alike) or accepts: incomplete codes, codes moved to other lengths,
+  // so that the scan reads as invalid codes (17 bits, symbol 0) and codes longer than the lookup.
+  Rng r(77);
+  int cases = 0, decoded = 0, taken = 0;
+  for (int file = 0; file < 4; ++file) {
+    Image src = test::jpeg_test_picture(40, 48 + file * 8, uint64_t(100 + file), 96);
+    auto good = test::encode_jpeg(src, {.quality = 75 + file * 8, .optimize = file % 2 == 1});
+    const auto segments = huffman_table_segments(good);
+    REQUIRE(!segments.empty());
+    for (int m = 0; m < 100; ++m, ++cases) {
+      std::vector<std::byte> bad = good;
+      const auto [begin, end] = segments[size_t(r.next_u64() % segments.size())];
+      // Mostly the 16 code counts after a table's class/id byte, else any byte of the segment.
+      const size_t at = m % 2 == 0 ? begin + 1 + size_t(r.next_u64() % 16) : begin + size_t(r.next_u64() % (end - begin));
+      bad[at] = std::byte(m % 3 == 0 ? int(bad[at]) + 1 : m % 3 == 1 ? int(bad[at]) - 1 : int(r.next_u64() % 256));
+      Decoded ours;
+      decode(bad, true, 0, ours);
+      decoded += !ours.failed;
+      taken += ours.rtune_decoder;
+      check_same(bad, 0, fmt::format("file {} table byte {} altered ({})", file, at, m));
+    }
+  }
+  MESSAGE(cases << " altered tables: libjpeg accepted " << decoded << ", rtune's decoder took " << taken);
+  CHECK(taken > cases / 4);
 }
