@@ -4,11 +4,13 @@
 #include "io/data/dataset.h"
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <cstdio>
 #include <fstream>
 #include <map>
 #include <set>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -39,27 +41,58 @@ bool has_image_extension(const fs::path& p) {
 
 namespace {
 
+// Header probes of every candidate file, run on several threads: on cold storage a probe waits on
+// the disk (open + the first read) far longer than it computes, so a scan of a large dataset is
+// latency-bound. Returns each file's error text, empty for a good file, in input order.
+std::vector<std::string> probe_all(const std::vector<fs::path>& paths) {
+  std::vector<std::string> errors(paths.size());
+  const size_t threads = std::min<size_t>(paths.size(), std::clamp<size_t>(2 * std::thread::hardware_concurrency(), 4, 32));
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < paths.size();) {
+      try {
+        probe_image(paths[i]);
+      } catch (const Error& e) {
+        errors[i] = e.what();
+        if (errors[i].empty()) errors[i] = "unknown error";
+      } catch (const std::exception& e) {  // e.g. std::bad_alloc: reported like a bad file, not lost
+        errors[i] = fmt::format("decode_image: {}: {}", paths[i].string(), e.what());
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  return errors;
+}
+
 struct Scanner {
   const ScanOptions& opt;
   Dataset& ds;
-  std::vector<std::string> problems;
 
   void report(const std::string& line) {
     if (opt.warn) opt.warn(line);
     else std::fprintf(stderr, "warning: %s\n", line.c_str());
   }
 
-  // Probes the header; on a bad file either throws (strict) or records a skip.
-  bool accept(const fs::path& p) {
-    if (!opt.probe) return true;
-    try {
-      probe_image(p);
-      return true;
-    } catch (const Error& e) {
-      if (opt.strict) fail("dataset {}: bad image file: {}", ds.root.string(), e.what());
+  // Probes the candidates' headers and keeps the good ones in order; a bad file either throws
+  // (strict: the first in order) or is skipped with a warning.
+  void add(const std::vector<Sample>& candidates) {
+    std::vector<std::string> errors(candidates.size());
+    if (opt.probe) {
+      std::vector<fs::path> paths;
+      for (const Sample& c : candidates) paths.push_back(c.path);
+      errors = probe_all(paths);
+    }
+    for (size_t i = 0; i < candidates.size(); ++i) {
+      if (errors[i].empty()) {
+        ds.samples.push_back(candidates[i]);
+        continue;
+      }
+      if (opt.strict) fail("dataset {}: bad image file: {}", ds.root.string(), errors[i]);
       ++ds.skipped;
-      report(fmt::format("skipping bad image: {}", e.what()));
-      return false;
+      report(fmt::format("skipping bad image: {}", errors[i]));
     }
   }
 
@@ -82,8 +115,7 @@ Dataset image_folder(const fs::path& root, const ScanOptions& opt) {
   std::sort(ds.classes.begin(), ds.classes.end());
   if (ds.classes.empty()) fail("ImageFolder: {}: couldn't find any class folder", root.string());
 
-  Scanner sc{opt, ds, {}};
-  std::vector<std::string> empty_classes;
+  std::vector<Sample> candidates;
   for (size_t label = 0; label < ds.classes.size(); ++label) {
     // os.walk(followlinks=True) groups, sorted by directory path, files sorted within each.
     std::map<std::string, std::vector<std::string>> dirs;
@@ -94,17 +126,21 @@ Dataset image_folder(const fs::path& root, const ScanOptions& opt) {
       if (it->is_directory()) dirs[it->path().string()];
       else dirs[it->path().parent_path().string()].push_back(it->path().filename().string());
     }
-    size_t before = ds.samples.size();
     for (auto& [dir, files] : dirs) {
       std::sort(files.begin(), files.end());
       for (const std::string& f : files) {
         fs::path p = fs::path(dir) / f;
-        if (!has_image_extension(p)) continue;
-        if (sc.accept(p)) ds.samples.push_back({p, int64_t(label)});
+        if (has_image_extension(p)) candidates.push_back({p, int64_t(label)});
       }
     }
-    if (ds.samples.size() == before) empty_classes.push_back(ds.classes[label]);
   }
+  Scanner sc{opt, ds};
+  sc.add(candidates);
+  std::vector<bool> has_sample(ds.classes.size(), false);
+  for (const Sample& s : ds.samples) has_sample[size_t(s.label)] = true;
+  std::vector<std::string> empty_classes;
+  for (size_t label = 0; label < ds.classes.size(); ++label)
+    if (!has_sample[label]) empty_classes.push_back(ds.classes[label]);
   if (!empty_classes.empty())
     fail("ImageFolder: {}: found no valid file for the classes {} (supported extensions: .jpg, .jpeg, .png, .ppm, "
          ".bmp, .pgm, .tif, .tiff, .webp)",
@@ -118,7 +154,7 @@ Dataset list_file_dataset(const fs::path& list, const fs::path& root, const Scan
   if (!in) fail("list dataset: {}: cannot open", list.string());
   Dataset ds;
   ds.root = root;
-  Scanner sc{opt, ds, {}};
+  std::vector<Sample> candidates;
   std::string line;
   for (int lineno = 1; std::getline(in, line); ++lineno) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
@@ -134,9 +170,10 @@ Dataset list_file_dataset(const fs::path& list, const fs::path& root, const Scan
     if (err != std::errc() || ptr != label_text.data() + label_text.size() || label < 0)
       fail("list dataset: {}:{}: label '{}' is not an integer >= 0", list.string(), lineno, label_text);
     size_t e = line.find_last_not_of(" \t", sep);
-    fs::path p = root / line.substr(a, e - a + 1);
-    if (sc.accept(p)) ds.samples.push_back({p, label});
+    candidates.push_back({root / line.substr(a, e - a + 1), label});
   }
+  Scanner sc{opt, ds};
+  sc.add(candidates);
   if (ds.samples.empty()) fail("list dataset: {}: no usable samples", list.string());
   sc.summary();
   return ds;

@@ -3,7 +3,9 @@
 // torchvision's IMG_EXTENSIONS) and a list file of "relative/path label" lines.
 // Bad files (empty, not an image, unsupported format, corrupt header) are found at scan time by a
 // header probe: skipped with a warning naming the file and reason plus a summary count, or, when
-// `strict`, a hard rtune::Error.
+// `strict`, a hard rtune::Error (the first bad file in scan order). The probes read each file's
+// first 16 KiB (all of it only when the header lies further) on several threads, since a scan of a
+// large dataset on cold storage waits on the disk.
 #pragma once
 #include <cstdint>
 #include <filesystem>

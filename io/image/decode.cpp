@@ -90,7 +90,18 @@ ImageInfo probe_image(std::span<const std::byte> bytes, std::string_view name) {
 }
 
 ImageInfo probe_image(const std::filesystem::path& path) {
-  std::vector<std::byte> bytes = read_whole_file(path);
+  // Headers sit at the start of a file, except a TIFF's (its directory may be at the end) or one
+  // behind large metadata (EXIF, ICC): the first 16 KiB are tried, then the whole file, whose
+  // verdict counts. A dataset scan then reads a fraction of each image, not all of it.
+  constexpr size_t kHeadBytes = size_t(16) << 10;
+  std::vector<std::byte> bytes;
+  if (read_file_start(path, kHeadBytes, bytes) > bytes.size()) {
+    try {
+      return probe_image(std::span<const std::byte>(bytes), path.string());
+    } catch (const Error&) {
+    }
+    read_file(path, bytes);
+  }
   return probe_image(std::span<const std::byte>(bytes), path.string());
 }
 

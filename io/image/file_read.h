@@ -13,6 +13,10 @@ namespace rtune::io {
 // error.
 void read_file(const std::filesystem::path& path, std::vector<std::byte>& out);
 
+// Reads at most the first `max_bytes` of a file into `out` (without read-ahead of the rest) and
+// returns the file's size. Throws like read_file.
+size_t read_file_start(const std::filesystem::path& path, size_t max_bytes, std::vector<std::byte>& out);
+
 // Asks the kernel to start reading `path` into the page cache (posix_fadvise WILLNEED) and returns
 // without waiting. Only a hint: a file that cannot be opened is left for read_file to report.
 void advise_will_read(const std::filesystem::path& path);

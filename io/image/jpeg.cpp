@@ -65,6 +65,8 @@ std::pair<int, int> jpeg_header_size(std::span<const std::byte> bytes, std::stri
     decode_jpeg_region(bytes, name, size_only, unused);
     if (w <= 0 || h <= 0) fail("decode_image: {}: corrupt JPEG header ({})", name, why);
   }
+  // TurboJPEG reports success with a 0x0 size for data that ends before the frame header.
+  if (w <= 0 || h <= 0) fail("decode_image: {}: corrupt JPEG header (no frame header before the data ends)", name);
   return {h, w};
 }
 

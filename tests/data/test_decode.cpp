@@ -284,6 +284,87 @@ TEST_CASE("read_file reads whole files and refuses what is not one; advise_will_
   fs::remove_all(dir);
 }
 
+namespace {
+
+void put_le(std::vector<std::byte>& b, size_t at, uint32_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) b[at + size_t(i)] = std::byte((v >> (8 * i)) & 0xFF);
+}
+
+// An uncompressed 8-bit RGB TIFF with its pixels first and its directory at the end of the file
+// (where libtiff itself writes it), pixel (y, x) = (x, y, x + y).
+std::vector<std::byte> tiff_with_directory_last(int h, int w) {
+  const size_t data = size_t(h) * size_t(w) * 3, bps = 8 + data, ifd = bps + 6;
+  const uint16_t tags[][3] = {{256, 3, uint16_t(w)}, {257, 3, uint16_t(h)}, {258, 3, 0}, {259, 3, 1}, {262, 3, 2},
+                              {273, 4, 8},           {277, 3, 3},           {278, 3, uint16_t(h)}, {279, 4, 0},
+                              {284, 3, 1}};
+  std::vector<std::byte> b(ifd + 2 + std::size(tags) * 12 + 4);
+  b[0] = b[1] = std::byte{'I'};
+  put_le(b, 2, 42, 2);
+  put_le(b, 4, uint32_t(ifd), 4);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      size_t o = 8 + (size_t(y) * size_t(w) + size_t(x)) * 3;
+      b[o] = std::byte(x), b[o + 1] = std::byte(y), b[o + 2] = std::byte(x + y);
+    }
+  for (int c = 0; c < 3; ++c) put_le(b, bps + size_t(c) * 2, 8, 2);  // BitsPerSample 8, 8, 8
+  put_le(b, ifd, uint32_t(std::size(tags)), 2);
+  for (size_t i = 0; i < std::size(tags); ++i) {
+    const size_t e = ifd + 2 + i * 12;
+    put_le(b, e, tags[i][0], 2);
+    put_le(b, e + 2, tags[i][1], 2);
+    put_le(b, e + 4, tags[i][0] == 258 ? 3 : 1, 4);
+    const uint32_t value = tags[i][0] == 258 ? uint32_t(bps) : tags[i][0] == 279 ? uint32_t(data) : tags[i][2];
+    put_le(b, e + 8, value, tags[i][1] == 3 && tags[i][0] != 258 ? 2 : 4);
+  }
+  return b;  // next-IFD offset 0: the last 4 bytes are already zero
+}
+
+}  // namespace
+
+TEST_CASE("probing a file reads its start; a header past it (TIFF directory last, big metadata) is still found") {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / fmt::format("rtune_probe_{}", ::getpid());
+  fs::create_directories(dir);
+  auto write = [&](const char* name, const std::vector<std::byte>& b) {
+    std::ofstream(dir / name, std::ios::binary).write(reinterpret_cast<const char*>(b.data()), std::streamsize(b.size()));
+    return dir / name;
+  };
+  // read_file_start: at most the bytes asked for, and the whole file's size.
+  const auto png = slurp(fixture("data/decode/rgb.png"));
+  std::vector<std::byte> head;
+  CHECK(read_file_start(fixture("data/decode/rgb.png"), 10, head) == png.size());
+  CHECK(head == std::vector<std::byte>(png.begin(), png.begin() + 10));
+  CHECK(read_file_start(fixture("data/decode/rgb.png"), png.size() + 5, head) == png.size());
+  CHECK(head == png);
+
+  const auto tiff = tiff_with_directory_last(90, 120);  // 32,400 bytes of pixels before the directory
+  REQUIRE(tiff.size() > (size_t(16) << 10) + 16000);
+  ImageInfo info = probe_image(write("last.tif", tiff));
+  CHECK(info.format == ImageFormat::tiff);
+  CHECK(info.height == 90);
+  CHECK(info.width == 120);
+  Image img = decode_image(dir / "last.tif");
+  REQUIRE(img.height == 90);
+  CHECK(img.at(89, 119)[0] == 119);
+  CHECK(img.at(89, 119)[2] == uint8_t(89 + 119));
+
+  // A JPEG whose frame header follows 40 KB of comment (as after a large EXIF or ICC segment).
+  auto jpg = slurp(fixture("data/decode/rgb420.jpg"));
+  const ImageInfo want = probe_image(jpg, "rgb420.jpg");
+  std::vector<std::byte> comment(4 + 40000, std::byte{'c'});
+  comment[0] = std::byte{0xFF}, comment[1] = std::byte{0xFE};
+  comment[2] = std::byte((40002 >> 8) & 0xFF), comment[3] = std::byte(40002 & 0xFF);
+  jpg.insert(jpg.begin() + 2, comment.begin(), comment.end());
+  info = probe_image(write("big_comment.jpg", jpg));
+  CHECK(info.format == ImageFormat::jpeg);
+  CHECK(info.height == want.height);
+  CHECK(info.width == want.width);
+  // Cut inside the comment: no frame header anywhere, an error from the whole file.
+  jpg.resize(30000);
+  check_error([&] { probe_image(write("cut_comment.jpg", jpg)); }, {"cut_comment.jpg", "corrupt JPEG header"});
+  fs::remove_all(dir);
+}
+
 TEST_CASE("partial JPEG decode equals the full decode inside the box, for every subsampling and edge") {
   const char* files[] = {"s420_131x97.jpg", "s422_75x203.jpg", "s444_64x80.jpg", "s420_restart_120x150.jpg",
                          "gray_99x61.jpg", "s420_1x40.jpg", "s420_20x34.jpg"};
