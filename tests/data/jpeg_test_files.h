@@ -1,6 +1,6 @@
 // JPEG files made in the test itself with the libjpeg API, for what fixtures cannot cover in
 // bulk: every chroma sampling, odd sizes, restart intervals, qualities up to 100 and optimised
-// Huffman tables (codes up to 16 bits), grayscale.
+// Huffman tables (codes up to 16 bits), grayscale, progressive and arithmetic coding.
 #pragma once
 #include <cstddef>
 #include <cstdio>  // jpeglib.h needs size_t and FILE declared first
@@ -40,6 +40,8 @@ struct JpegEncoding {
   int quality = 85;
   bool optimize = false;  // optimised Huffman tables instead of the standard ones
   bool gray = false;      // one component, the luma of the picture
+  bool progressive = false;
+  bool arithmetic = false;  // arithmetic instead of Huffman coding
 };
 
 // A baseline JPEG of `img`.
@@ -65,6 +67,8 @@ inline std::vector<std::byte> encode_jpeg(const io::Image& img, const JpegEncodi
   }
   c.optimize_coding = e.optimize ? TRUE : FALSE;
   c.restart_in_rows = e.restart_rows;
+  if (e.progressive) jpeg_simple_progression(&c);
+  c.arith_code = e.arithmetic ? TRUE : FALSE;
   jpeg_start_compress(&c, TRUE);
   while (c.next_scanline < c.image_height) {
     JSAMPROW row = const_cast<JSAMPROW>(img.at(int(c.next_scanline), 0));

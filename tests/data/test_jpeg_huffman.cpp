@@ -155,33 +155,8 @@ TEST_CASE("rtune's Huffman decoder declines restart intervals, progressive and a
   // libjpeg's own decoder reports.
   std::vector<std::byte> cut(baseline.begin(), baseline.end() - 2);
   CHECK_FALSE(check_same(cut, 0, "no end marker"));
-  for (const char* name : {"progressive", "arithmetic"}) {
-    jpeg_compress_struct c{};
-    jpeg_error_mgr err{};
-    c.err = jpeg_std_error(&err);
-    jpeg_create_compress(&c);
-    unsigned char* buf = nullptr;
-    unsigned long size = 0;
-    jpeg_mem_dest(&c, &buf, &size);
-    c.image_width = JDIMENSION(src.width);
-    c.image_height = JDIMENSION(src.height);
-    c.input_components = 3;
-    c.in_color_space = JCS_RGB;
-    jpeg_set_defaults(&c);
-    if (std::string(name) == "progressive") jpeg_simple_progression(&c);
-    else c.arith_code = TRUE;
-    jpeg_start_compress(&c, TRUE);
-    while (c.next_scanline < c.image_height) {
-      JSAMPROW row = const_cast<JSAMPROW>(src.at(int(c.next_scanline), 0));
-      jpeg_write_scanlines(&c, &row, 1);
-    }
-    jpeg_finish_compress(&c);
-    std::vector<std::byte> jpg(size);
-    std::memcpy(jpg.data(), buf, size);
-    jpeg_destroy_compress(&c);
-    std::free(buf);
-    CHECK_FALSE(check_same(jpg, 0, name));
-  }
+  CHECK_FALSE(check_same(test::encode_jpeg(src, {.progressive = true}), 0, "progressive"));
+  CHECK_FALSE(check_same(test::encode_jpeg(src, {.arithmetic = true}), 0, "arithmetic"));
 }
 
 TEST_CASE("rtune's Huffman decoder reads corrupt scans as libjpeg-turbo does") {
