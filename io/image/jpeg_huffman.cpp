@@ -23,9 +23,12 @@ namespace rtune::io {
 namespace {
 
 constexpr int kLookBits = 10;  // codes up to this long decode with one table lookup
-// The most bits one MCU can consume (10 blocks of 64 symbols of at most 17 code + 15 value bits),
-// rounded up: zeros after the coded data let a corrupt MCU read past its end without a bounds check.
-constexpr size_t kPadBytes = 4096;
+// The most bytes one MCU can read: 10 blocks of a DC symbol and 63 AC symbols of at most 16 code and
+// 15 value bits (an invalid code: 17 bits, and the block ends), rounded up. Only an MCU that starts
+// this close to the end of its segment's data needs a bounds check.
+constexpr size_t kMcuMaxBytes = 2560;
+// Zeros after each segment's data: a refill reads 8 bytes ahead of the bits it has used.
+constexpr size_t kSegmentPad = 32;
 
 // Zigzag to natural order, then 63 up to index 127: a run that overshoots coefficient 63 in corrupt
 // data lands on it, as with libjpeg's jpeg_natural_order[], and an end of block (a jump of 64, see
@@ -115,7 +118,7 @@ bool build_table(const JHUFF_TBL& src, bool is_dc, HuffTable& t) {
   return true;
 }
 
-// The scan's entropy-coded bytes with the stuffing removed, then kPadBytes zeros.
+// Reads a scan's entropy-coded bytes, the stuffing removed.
 struct BitReader {
   const uint8_t* next = nullptr;  // the next byte not yet in `bits`
   uint64_t bits = 0;              // the next `count` bits of the stream, from the top
@@ -137,8 +140,15 @@ struct BitReader {
 };
 
 struct Decoder {
-  std::vector<uint8_t> data;  // unstuffed scan, then padding
-  size_t data_bits = 0;       // coded bits before the padding
+  // The scan's coded data without stuffing: one segment per restart interval (one in all without
+  // restarts), each followed by kSegmentPad zeros.
+  std::vector<uint8_t> data;
+  std::vector<size_t> segment_begin, segment_end;  // byte offsets in `data`
+  // The last kMcuMaxBytes of a segment are read from a copy followed by zeros, as libjpeg reads
+  // zeros past the data: `in` then reads `tail`, whose first byte is data[tail_from].
+  std::vector<uint8_t> tail;
+  size_t tail_from = 0;
+  bool in_tail = false;
   BitReader in;
   std::array<HuffTable, NUM_HUFF_TBLS> dc_tables, ac_tables;
   std::array<const HuffTable*, D_MAX_BLOCKS_IN_MCU> dc_of_block{}, ac_of_block{};
@@ -146,9 +156,32 @@ struct Decoder {
   std::array<bool, D_MAX_BLOCKS_IN_MCU> store_block{};  // false: the component is not output
   std::array<int, MAX_COMPS_IN_SCAN> last_dc{};
   int blocks = 0;
+  int restart_interval = 0, restarts_to_go = 0;  // in MCUs, as libjpeg counts them
+  size_t segment = 0;
   bool out_of_data = false;
 
-  size_t position() const { return size_t(in.next - data.data()) * 8 - size_t(in.count); }
+  // The bit position in `data`.
+  size_t position() const {
+    return in_tail ? tail_from * 8 + size_t(in.next - tail.data()) * 8 - size_t(in.count)
+                   : size_t(in.next - data.data()) * 8 - size_t(in.count);
+  }
+  void seek(size_t bit) {
+    in_tail = false;
+    in = BitReader{data.data() + bit / 8, 0, 0};
+    in.refill();
+    in.skip(int(bit % 8));
+  }
+  // Reads the rest of the current segment from `tail`, from the current position on.
+  void enter_tail(size_t segment_end) {
+    const size_t bit = position();
+    tail_from = bit / 8;
+    tail.assign(data.begin() + std::ptrdiff_t(tail_from), data.begin() + std::ptrdiff_t(segment_end));
+    tail.resize(tail.size() + kMcuMaxBytes + 8, 0);
+    in_tail = true;
+    in = BitReader{tail.data(), 0, 0};
+    in.refill();
+    in.skip(int(bit % 8));
+  }
 };
 
 thread_local Decoder t_decoder;
@@ -211,18 +244,35 @@ inline void decode_block(Decoder& d, BitReader& in, int b, JCOEF* block) {
   }
 }
 
-// libjpeg's decode_mcu contract: MCU_data's blocks arrive zeroed; null when the rows are skipped.
-boolean decode_mcu(j_decompress_ptr cinfo, JBLOCKROW* MCU_data) {
-  Decoder& d = *static_cast<Decoder*>(cinfo->client_data);
-  if (d.out_of_data) return TRUE;  // what libjpeg does: the rest of the image is left zero (gray)
+void decode_blocks(Decoder& d, BitReader& in, JBLOCKROW* MCU_data) {
   JBLOCK discard;
-  BitReader in = d.in;
   for (int b = 0; b < d.blocks; ++b) {
     JCOEF* block = MCU_data != nullptr && d.store_block[size_t(b)] ? MCU_data[b][0] : discard;
     decode_block(d, in, b, block);
   }
+}
+
+// libjpeg's decode_mcu contract: MCU_data's blocks arrive zeroed; null when the rows are skipped.
+boolean decode_mcu(j_decompress_ptr cinfo, JBLOCKROW* MCU_data) {
+  Decoder& d = *static_cast<Decoder*>(cinfo->client_data);
+  if (d.restart_interval != 0) {
+    if (d.restarts_to_go == 0) {  // libjpeg's process_restart: the next segment, DC predictions 0
+      if (d.segment + 1 == d.segment_begin.size()) return TRUE;  // more MCUs than the file has: none
+      d.seek(d.segment_begin[++d.segment] * 8);
+      d.last_dc.fill(0);
+      d.restarts_to_go = d.restart_interval;
+      d.out_of_data = false;
+      cinfo->entropy->insufficient_data = FALSE;
+    }
+    --d.restarts_to_go;
+  }
+  if (d.out_of_data) return TRUE;  // what libjpeg does: the rest of the segment is left zero (gray)
+  const size_t end = d.segment_end[d.segment] * 8;
+  if (!d.in_tail && end - d.position() < kMcuMaxBytes * 8) d.enter_tail(d.segment_end[d.segment]);
+  BitReader in = d.in;  // a local copy stays in registers
+  decode_blocks(d, in, MCU_data);
   d.in = in;
-  if (d.position() > d.data_bits) {  // this MCU read zeros past the coded data
+  if (d.in_tail && d.position() > end) {  // this MCU read zeros past the coded data
     d.out_of_data = true;
     cinfo->entropy->insufficient_data = TRUE;
     WARNMS(cinfo, JWRN_HIT_MARKER);
@@ -230,11 +280,21 @@ boolean decode_mcu(j_decompress_ptr cinfo, JBLOCKROW* MCU_data) {
   return TRUE;
 }
 
-// Copies the coded bytes from `p` up to the first marker into `out` without their stuffing (FF 00
-// is FF; a run of FF fill bytes before a byte counts as one FF). Returns the marker's first FF, or
-// nullptr if the buffer ends first.
-const uint8_t* unstuff(const uint8_t* p, const uint8_t* end, std::vector<uint8_t>& out) {
+// Copies the coded bytes from `p` up to the first marker that ends the scan into d.data without
+// their stuffing (FF 00 is FF; a run of FF fill bytes before a byte counts as one FF), one segment
+// per restart interval: with `restarts`, the markers RST0, RST1, ... RST7, RST0, ... in turn divide
+// the segments (any other marker ends the scan). Returns the first FF of the marker that ends the
+// scan, or nullptr if the buffer ends first.
+const uint8_t* unstuff(const uint8_t* p, const uint8_t* end, bool restarts, Decoder& d) {
+  std::vector<uint8_t>& out = d.data;
   out.clear();
+  d.segment_begin.assign(1, 0);
+  d.segment_end.clear();
+  auto end_segment = [&] {
+    d.segment_end.push_back(out.size());
+    out.resize(out.size() + kSegmentPad, 0);
+  };
+  int next_restart = 0;
   for (;;) {
     const auto* ff = static_cast<const uint8_t*>(std::memchr(p, 0xFF, size_t(end - p)));
     if (ff == nullptr) return nullptr;
@@ -242,8 +302,16 @@ const uint8_t* unstuff(const uint8_t* p, const uint8_t* end, std::vector<uint8_t
     const uint8_t* q = ff + 1;
     while (q < end && *q == 0xFF) ++q;
     if (q == end) return nullptr;
-    if (*q != 0) return ff;
-    out.push_back(0xFF);
+    if (*q == 0) {
+      out.push_back(0xFF);
+    } else if (restarts && *q == 0xD0 + next_restart) {
+      end_segment();
+      d.segment_begin.push_back(out.size());
+      next_restart = (next_restart + 1) & 7;
+    } else {
+      end_segment();
+      return ff;
+    }
     p = q + 1;
   }
 }
@@ -251,7 +319,7 @@ const uint8_t* unstuff(const uint8_t* p, const uint8_t* end, std::vector<uint8_t
 }  // namespace
 
 bool use_rtune_huffman(jpeg_decompress_struct& cinfo) {
-  if (cinfo.progressive_mode || cinfo.arith_code || cinfo.restart_interval != 0 || jpeg_has_multiple_scans(&cinfo) ||
+  if (cinfo.progressive_mode || cinfo.arith_code || jpeg_has_multiple_scans(&cinfo) ||
       cinfo.entropy == nullptr || cinfo.src == nullptr || cinfo.unread_marker != 0 || cinfo.data_precision != 8 ||
       cinfo.blocks_in_MCU < 1 || cinfo.blocks_in_MCU > D_MAX_BLOCKS_IN_MCU || cinfo.comps_in_scan < 1 ||
       cinfo.comps_in_scan > MAX_COMPS_IN_SCAN)
@@ -270,10 +338,16 @@ bool use_rtune_huffman(jpeg_decompress_struct& cinfo) {
   }
   const uint8_t* begin = cinfo.src->next_input_byte;
   const uint8_t* end = begin + cinfo.src->bytes_in_buffer;
-  const uint8_t* marker = unstuff(begin, end, d.data);
+  const uint8_t* marker = unstuff(begin, end, cinfo.restart_interval != 0, d);
   if (marker == nullptr) return false;  // the data runs to the buffer's end: libjpeg reports that
-  d.data_bits = d.data.size() * 8;
-  d.data.resize(d.data.size() + kPadBytes, 0);
+  // One segment per restart interval, or libjpeg's resynchronisation (missing, repeated or
+  // out-of-turn RST markers) decides.
+  const size_t mcus = size_t(cinfo.MCUs_per_row) * size_t(cinfo.MCU_rows_in_scan);
+  const size_t interval = cinfo.restart_interval;
+  if (d.segment_end.size() != (interval == 0 ? 1 : (mcus + interval - 1) / interval)) return false;
+  d.restart_interval = int(interval);
+  d.restarts_to_go = int(interval);
+  d.segment = 0;
   d.blocks = cinfo.blocks_in_MCU;
   for (int b = 0; b < d.blocks; ++b) {
     const int c = cinfo.MCU_membership[b];
@@ -285,7 +359,7 @@ bool use_rtune_huffman(jpeg_decompress_struct& cinfo) {
     d.store_block[size_t(b)] = comp->component_needed != 0;
   }
   d.last_dc.fill(0);
-  d.in = BitReader{d.data.data(), 0, 0};
+  d.seek(0);
   d.out_of_data = false;
   // The scan is ours now: libjpeg's marker reader resumes at the marker after it.
   cinfo.src->next_input_byte = marker;

@@ -12,11 +12,12 @@
 namespace rtune::io {
 
 // Call right after jpeg_start_decompress, with the source set by jpeg_mem_src. Takes over entropy
-// decoding when the file is a single baseline Huffman scan without restart intervals whose coded
-// data ends at a marker inside the buffer, and returns true; returns false, changing nothing, for
-// anything else (libjpeg's decoder stays). The coefficients are libjpeg-turbo 2.1's for valid and
-// corrupt data alike: a bad code reads as symbol 0 after 17 bits, a run past the block lands on
-// coefficient 63, data that ends early warns JWRN_HIT_MARKER once and leaves the remaining blocks 0.
+// decoding when the file is a single baseline Huffman scan whose coded data ends at a marker inside
+// the buffer, with, if it has restart intervals, one RST marker after each in turn; returns true.
+// Returns false, changing nothing, for anything else (libjpeg's decoder stays). The coefficients
+// are libjpeg-turbo 2.1's for valid and corrupt data alike: a bad code reads as symbol 0 after 17
+// bits, a run past the block lands on coefficient 63, data that ends early (in a restart interval)
+// warns JWRN_HIT_MARKER and leaves the rest of the image (of the interval) 0.
 // Uses cinfo.client_data and thread-local buffers: one decode at a time per thread.
 bool use_rtune_huffman(jpeg_decompress_struct& cinfo);
 

@@ -37,6 +37,7 @@ inline io::Image jpeg_test_picture(int h, int w, uint64_t seed, int noise = 32) 
 struct JpegEncoding {
   int h_samp = 2, v_samp = 2;  // luma sampling factors (chroma 1x1)
   int restart_rows = 0;
+  int restart_mcus = 0;  // a restart interval in MCUs (restart_rows wins when both are set)
   int quality = 85;
   bool optimize = false;  // optimised Huffman tables instead of the standard ones
   bool gray = false;      // one component, the luma of the picture
@@ -66,6 +67,7 @@ inline std::vector<std::byte> encode_jpeg(const io::Image& img, const JpegEncodi
     c.comp_info[0].v_samp_factor = e.v_samp;
   }
   c.optimize_coding = e.optimize ? TRUE : FALSE;
+  c.restart_interval = unsigned(e.restart_mcus);
   c.restart_in_rows = e.restart_rows;
   if (e.progressive) jpeg_simple_progression(&c);
   c.arith_code = e.arithmetic ? TRUE : FALSE;

@@ -144,11 +144,39 @@ TEST_CASE("rtune's Huffman decoder gives libjpeg-turbo's pixels for every sampli
   CHECK(taken == files);  // every one of these baseline files went through rtune's decoder
 }
 
-TEST_CASE("rtune's Huffman decoder declines restart intervals, progressive and arithmetic files") {
-  Image src = test::jpeg_test_picture(40, 56, 5);
-  auto restart = test::encode_jpeg(src, {.restart_rows = 1});
-  CHECK_FALSE(check_same(restart, 0, "restart"));
-  CHECK_FALSE(check_same(restart, 17, "restart, rows skipped"));
+TEST_CASE("rtune's Huffman decoder takes restart intervals, and declines progressive and arithmetic files") {
+  int files = 0, taken = 0;
+  for (auto [h, w] : {std::pair{40, 56}, std::pair{97, 61}})
+    for (int restart : {-1, 1, 2, 3, 7, 50}) {  // -1: every MCU row; else every `restart` MCUs
+      for (bool gray : {false, true}) {
+        const std::string what = fmt::format("{}x{} restart {}{}", h, w, restart, gray ? " gray" : "");
+        Image src = test::jpeg_test_picture(h, w, uint64_t(h + restart), 128);
+        auto jpg = test::encode_jpeg(src, {.restart_rows = restart < 0 ? 1 : 0, .restart_mcus = std::max(restart, 0),
+                                           .gray = gray});
+        ++files;
+        taken += check_same(jpg, 0, what);
+        check_same(jpg, 17, what + ", rows skipped");
+      }
+    }
+  CHECK(taken == files);
+  // RST markers out of turn, missing or one too many: libjpeg's resynchronisation decides.
+  Image src = test::jpeg_test_picture(40, 56, 5, 128);
+  auto restart = test::encode_jpeg(src, {.restart_mcus = 2});
+  std::vector<size_t> rst;
+  for (size_t i = scan_start(restart); i + 1 < restart.size(); ++i)
+    if (restart[i] == std::byte{0xFF} && (int(restart[i + 1]) & 0xF8) == 0xD0) rst.push_back(i);
+  REQUIRE(rst.size() > 4);
+  auto swapped = restart;
+  std::swap(swapped[rst[1] + 1], swapped[rst[2] + 1]);
+  CHECK_FALSE(check_same(swapped, 0, "RST markers swapped"));
+  auto missing = restart;
+  missing.erase(missing.begin() + std::ptrdiff_t(rst[3]), missing.begin() + std::ptrdiff_t(rst[3] + 2));
+  CHECK_FALSE(check_same(missing, 0, "an RST marker missing"));
+  auto extra = restart;
+  const std::byte next_rst{uint8_t(0xD0 + rst.size() % 8)};
+  extra.insert(extra.end() - 2, {std::byte{0xFF}, next_rst});
+  CHECK_FALSE(check_same(extra, 0, "an RST marker after the last interval"));
+
   auto baseline = test::encode_jpeg(src, {});
   CHECK(check_same(baseline, 0, "baseline"));
   // The same scan without its end-of-image marker: the data runs to the buffer's end, which
@@ -163,12 +191,15 @@ TEST_CASE("rtune's Huffman decoder reads corrupt scans as libjpeg-turbo does") {
   // Flipped bytes give invalid codes (17 bits, symbol 0), runs past coefficient 63 and huge DC
   // sums; an FF byte before a non-zero byte is a marker that ends the data early (the rest of the
   // image zero, one JWRN_HIT_MARKER); cut data ends early before the end marker.
+  // Files 6 to 8 have restart intervals: a flipped byte spoils one segment, and the next restart
+  // starts afresh; a missing or added RST marker leaves the file to libjpeg's decoder.
   Rng r(2024);
-  int cases = 0, hit_marker = 0, taken = 0;
-  for (int file = 0; file < 6; ++file) {
+  int cases = 0, hit_marker = 0, taken = 0, restart_cases = 0, restart_taken = 0;
+  for (int file = 0; file < 9; ++file) {
     Image src = test::jpeg_test_picture(48 + file * 8, 64, uint64_t(file), file % 2 ? 512 : 32);
-    auto good = test::encode_jpeg(src, {.h_samp = 1 + file % 2, .v_samp = 1 + file % 2, .quality = 60 + file * 8,
-                                        .optimize = file >= 3});
+    auto good = test::encode_jpeg(src, {.h_samp = 1 + file % 2, .v_samp = 1 + file % 2,
+                                        .restart_rows = file == 7 ? 1 : 0, .restart_mcus = file == 6 ? 3 : file == 8 ? 1 : 0,
+                                        .quality = 60 + (file % 6) * 8, .optimize = file >= 3});
     const size_t begin = scan_start(good), end = good.size() - 2;  // the coded bytes, EOI excluded
     for (int m = 0; m < 60; ++m, ++cases) {
       std::vector<std::byte> bad = good;
@@ -187,15 +218,18 @@ TEST_CASE("rtune's Huffman decoder reads corrupt scans as libjpeg-turbo does") {
       }
       Decoded ours;
       decode(bad, true, 0, ours);
-      taken += ours.rtune_decoder;
+      (file >= 6 ? restart_taken : taken) += ours.rtune_decoder;
+      restart_cases += file >= 6;
       hit_marker += ours.hit_marker;
       check_same(bad, 0, fmt::format("file {} mutation {} at byte {}", file, m, at));
       if (m % 3 == 0) check_same(bad, 9, fmt::format("file {} mutation {} at byte {}, rows skipped", file, m, at));
     }
   }
-  MESSAGE(cases << " corrupt scans, " << taken << " decoded by rtune's decoder, " << hit_marker
+  MESSAGE(cases << " corrupt scans, " << taken + restart_taken << " decoded by rtune's decoder (" << restart_taken
+                << " of the " << restart_cases << " with restart intervals), " << hit_marker
                 << " ended early (JWRN_HIT_MARKER)");
-  CHECK(taken > cases * 9 / 10);
+  CHECK(taken > (cases - restart_cases) * 9 / 10);
+  CHECK(restart_taken > restart_cases / 3);
   CHECK(hit_marker > cases / 4);
 }
 
