@@ -18,6 +18,7 @@
 #include "io/image/file_read.h"
 #include "io/transforms/random.h"
 #include "tests/data/image_test_util.h"
+#include "tests/data/tree_util.h"
 
 using namespace rtune;
 using namespace rtune::io;
@@ -48,6 +49,27 @@ void check_error(Fn fn, std::initializer_list<std::string_view> parts) {
     std::string msg = e.what();
     INFO("message: " << msg);
     for (std::string_view p : parts) CHECK(msg.find(p) != std::string::npos);
+  }
+}
+
+// Each fixture of tests/fixtures/data/<dir>/ decodes to Pillow's pixels (held in `refs` under its
+// name) exactly, through decode_image and decode_image_into, and probes as `format` at its size.
+void check_fixture_set(const char* dir, const char* refs_file, std::initializer_list<const char*> names,
+                       ImageFormat format) {
+  auto refs = SafetensorsFile::open(fixture(std::string("data/") + refs_file));
+  for (const char* name : names) {
+    CAPTURE(name);
+    std::string path = fixture(std::string("data/") + dir + "/" + name);
+    Image got = decode_image(path);
+    CHECK_IMAGE_NEAR(got, test::ref_image(refs, name), 0, name);
+    auto bytes = slurp(path);
+    ImageInfo info = probe_image(bytes, name);
+    CHECK(info.format == format);
+    CHECK(info.height == got.height);
+    CHECK(info.width == got.width);
+    Image into;
+    decode_image_into(bytes, name, {}, into);
+    CHECK(into.pixels == got.pixels);
   }
 }
 
@@ -84,23 +106,11 @@ TEST_CASE("every mode and format converts to RGB as PIL's convert('RGB')") {
 }
 
 TEST_CASE("WebP decodes as Pillow: first frame, alpha dropped, lossy and lossless") {
-  auto refs = SafetensorsFile::open(fixture("data/webp_refs.safetensors"));
   // Measured with Debian's libwebp 1.2.4 against Pillow 13's 1.6.0 (see the fixture's metadata): 0.
-  for (const char* name : {"rgb_lossy.webp", "rgb_lossless.webp", "rgba_lossy.webp", "rgba_lossless.webp",
-                           "gray_lossy.webp", "smooth_lossy.webp", "anim.webp"}) {
-    CAPTURE(name);
-    std::string path = fixture(std::string("data/webp/") + name);
-    Image got = decode_image(path);
-    CHECK_IMAGE_NEAR(got, test::ref_image(refs, name), 0, name);
-    auto bytes = slurp(path);
-    ImageInfo info = probe_image(bytes, name);
-    CHECK(info.format == ImageFormat::webp);
-    CHECK(info.height == got.height);
-    CHECK(info.width == got.width);
-    Image into;
-    decode_image_into(bytes, name, {}, into);
-    CHECK(into.pixels == got.pixels);
-  }
+  check_fixture_set("webp", "webp_refs.safetensors",
+                    {"rgb_lossy.webp", "rgb_lossless.webp", "rgba_lossy.webp", "rgba_lossless.webp", "gray_lossy.webp",
+                     "smooth_lossy.webp", "anim.webp"},
+                    ImageFormat::webp);
   auto p = [](const char* n) { return fixture(std::string("data/webp/") + n); };
   check_error([&] { decode_image(p("truncated.webp")); }, {"truncated.webp", "truncated"});
   check_error([&] { decode_image(p("corrupt.webp")); }, {"corrupt.webp", "corrupt"});
@@ -114,20 +124,11 @@ TEST_CASE("WebP decodes as Pillow: first frame, alpha dropped, lossy and lossles
 }
 
 TEST_CASE("TIFF decodes as Pillow: first page; strips, tiles, planes; raw, LZW, deflate, PackBits, JPEG, G4") {
-  auto refs = SafetensorsFile::open(fixture("data/tiff_refs.safetensors"));
-  for (const char* name : {"rgb_raw.tif", "rgb_lzw.tif", "rgb_deflate.tif", "rgb_packbits.tif", "rgb_jpeg.tif",
-                           "ycbcr_jpeg.tif", "rgba_lzw.tif", "gray.tif", "la.tif", "palette.tif", "bilevel.tif",
-                           "bilevel_g4.tif", "pages.tif", "tiled.tif", "planar.tif"}) {
-    CAPTURE(name);
-    std::string path = fixture(std::string("data/tiff/") + name);
-    Image got = decode_image(path);
-    CHECK_IMAGE_NEAR(got, test::ref_image(refs, name), 0, name);
-    auto bytes = slurp(path);
-    ImageInfo info = probe_image(bytes, name);
-    CHECK(info.format == ImageFormat::tiff);
-    CHECK(info.height == got.height);
-    CHECK(info.width == got.width);
-  }
+  check_fixture_set("tiff", "tiff_refs.safetensors",
+                    {"rgb_raw.tif", "rgb_lzw.tif", "rgb_deflate.tif", "rgb_packbits.tif", "rgb_jpeg.tif", "ycbcr_jpeg.tif",
+                     "rgba_lzw.tif", "gray.tif", "la.tif", "palette.tif", "bilevel.tif", "bilevel_g4.tif", "pages.tif",
+                     "tiled.tif", "planar.tif"},
+                    ImageFormat::tiff);
   auto p = [](const char* n) { return fixture(std::string("data/tiff/") + n); };
   check_error([&] { decode_image(p("truncated.tif")); }, {"truncated.tif", "TIFF"});
   check_error([&] { decode_image(p("gray16.tif")); }, {"gray16.tif", "unsupported TIFF", "16 bit(s) per sample"});
@@ -322,13 +323,7 @@ std::vector<std::byte> tiff_with_directory_last(int h, int w) {
 }  // namespace
 
 TEST_CASE("probing a file reads its start; a header past it (TIFF directory last, big metadata) is still found") {
-  namespace fs = std::filesystem;
-  fs::path dir = fs::temp_directory_path() / fmt::format("rtune_probe_{}", ::getpid());
-  fs::create_directories(dir);
-  auto write = [&](const char* name, const std::vector<std::byte>& b) {
-    std::ofstream(dir / name, std::ios::binary).write(reinterpret_cast<const char*>(b.data()), std::streamsize(b.size()));
-    return dir / name;
-  };
+  test::TempTree dir("probe");
   // read_file_start: at most the bytes asked for, and the whole file's size.
   const auto png = slurp(fixture("data/decode/rgb.png"));
   std::vector<std::byte> head;
@@ -339,11 +334,11 @@ TEST_CASE("probing a file reads its start; a header past it (TIFF directory last
 
   const auto tiff = tiff_with_directory_last(90, 120);  // 32,400 bytes of pixels before the directory
   REQUIRE(tiff.size() > (size_t(16) << 10) + 16000);
-  ImageInfo info = probe_image(write("last.tif", tiff));
+  ImageInfo info = probe_image(dir.write("last.tif", tiff));
   CHECK(info.format == ImageFormat::tiff);
   CHECK(info.height == 90);
   CHECK(info.width == 120);
-  Image img = decode_image(dir / "last.tif");
+  Image img = decode_image(dir.root / "last.tif");
   REQUIRE(img.height == 90);
   CHECK(img.at(89, 119)[0] == 119);
   CHECK(img.at(89, 119)[2] == uint8_t(89 + 119));
@@ -355,14 +350,13 @@ TEST_CASE("probing a file reads its start; a header past it (TIFF directory last
   comment[0] = std::byte{0xFF}, comment[1] = std::byte{0xFE};
   comment[2] = std::byte((40002 >> 8) & 0xFF), comment[3] = std::byte(40002 & 0xFF);
   jpg.insert(jpg.begin() + 2, comment.begin(), comment.end());
-  info = probe_image(write("big_comment.jpg", jpg));
+  info = probe_image(dir.write("big_comment.jpg", jpg));
   CHECK(info.format == ImageFormat::jpeg);
   CHECK(info.height == want.height);
   CHECK(info.width == want.width);
   // Cut inside the comment: no frame header anywhere, an error from the whole file.
   jpg.resize(30000);
-  check_error([&] { probe_image(write("cut_comment.jpg", jpg)); }, {"cut_comment.jpg", "corrupt JPEG header"});
-  fs::remove_all(dir);
+  check_error([&] { probe_image(dir.write("cut_comment.jpg", jpg)); }, {"cut_comment.jpg", "corrupt JPEG header"});
 }
 
 TEST_CASE("partial JPEG decode equals the full decode inside the box, for every subsampling and edge") {

@@ -2,6 +2,8 @@
 #pragma once
 #include <filesystem>
 #include <fstream>
+#include <span>
+#include <string_view>
 #include <unistd.h>
 #include <string>
 
@@ -24,11 +26,14 @@ struct TempTree {
     std::filesystem::copy_file(fixture("data/decode/" + fixture_name), dst, std::filesystem::copy_options::overwrite_existing);
     return dst;
   }
-  std::filesystem::path write(const std::string& rel, const std::string& text) const {
+  std::filesystem::path write(const std::string& rel, std::string_view bytes) const {
     auto dst = root / rel;
     std::filesystem::create_directories(dst.parent_path());
-    std::ofstream(dst, std::ios::binary) << text;
+    std::ofstream(dst, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
     return dst;
+  }
+  std::filesystem::path write(const std::string& rel, std::span<const std::byte> bytes) const {
+    return write(rel, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
   }
 };
 
