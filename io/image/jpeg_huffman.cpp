@@ -143,7 +143,7 @@ struct Decoder {
   // The scan's coded data without stuffing: one segment per restart interval (one in all without
   // restarts), each followed by kSegmentPad zeros.
   std::vector<uint8_t> data;
-  std::vector<size_t> segment_begin, segment_end;  // byte offsets in `data`
+  std::vector<size_t> segment_end;  // byte offsets in `data`; the next segment starts kSegmentPad on
   // The last kMcuMaxBytes of a segment are read from a copy followed by zeros, as libjpeg reads
   // zeros past the data: `in` then reads `tail`, whose first byte is data[tail_from].
   std::vector<uint8_t> tail;
@@ -257,8 +257,8 @@ boolean decode_mcu(j_decompress_ptr cinfo, JBLOCKROW* MCU_data) {
   Decoder& d = *static_cast<Decoder*>(cinfo->client_data);
   if (d.restart_interval != 0) {
     if (d.restarts_to_go == 0) {  // libjpeg's process_restart: the next segment, DC predictions 0
-      if (d.segment + 1 == d.segment_begin.size()) return TRUE;  // more MCUs than the file has: none
-      d.seek(d.segment_begin[++d.segment] * 8);
+      if (d.segment + 1 == d.segment_end.size()) return TRUE;  // more MCUs than the file has: none
+      d.seek((d.segment_end[d.segment++] + kSegmentPad) * 8);
       d.last_dc.fill(0);
       d.restarts_to_go = d.restart_interval;
       d.out_of_data = false;
@@ -288,7 +288,6 @@ boolean decode_mcu(j_decompress_ptr cinfo, JBLOCKROW* MCU_data) {
 const uint8_t* unstuff(const uint8_t* p, const uint8_t* end, bool restarts, Decoder& d) {
   std::vector<uint8_t>& out = d.data;
   out.clear();
-  d.segment_begin.assign(1, 0);
   d.segment_end.clear();
   auto end_segment = [&] {
     d.segment_end.push_back(out.size());
@@ -306,7 +305,6 @@ const uint8_t* unstuff(const uint8_t* p, const uint8_t* end, bool restarts, Deco
       out.push_back(0xFF);
     } else if (restarts && *q == 0xD0 + next_restart) {
       end_segment();
-      d.segment_begin.push_back(out.size());
       next_restart = (next_restart + 1) & 7;
     } else {
       end_segment();
