@@ -1,5 +1,5 @@
 // Checks for every cuDNN / cuBLAS call of the CUDA backend: a failed call becomes rtune::Error naming
-// the op, the library call, its status and the shapes involved (cuda-libs-semantics.md §1: statuses
+// the op, the library call, its status and the shapes involved (docs/cuda-libs-semantics.md §1: statuses
 // are compared by category, the message carries the exact name). In the simulated build the
 // stand-in libraries read device memory from the host, so each call runs inside a device-access
 // window (rt::SimDeviceAccess); on the GPU that guard is empty.

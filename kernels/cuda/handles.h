@@ -1,6 +1,6 @@
 // Per-process cuDNN / cuBLAS handles of the CUDA backend, bound to one stream (the default stream:
 // every op runs in order on it, so memory freed to the caching allocator is safe to reuse), and
-// the cuBLAS workspace (set again after every cublasSetStream, cuda-libs-semantics.md §2).
+// the cuBLAS workspace (set again after every cublasSetStream, docs/cuda-libs-semantics.md §2).
 // RAII wrappers for the cuDNN descriptors the ops build per call.
 #pragma once
 #include <cublas_v2.h>

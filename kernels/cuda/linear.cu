@@ -1,5 +1,5 @@
 // linear (torch.nn.functional.linear: y = x wᵀ + b) with cuBLAS. rtune's matrices are row-major;
-// cuBLAS is column-major, so each product is issued on the transposes (cuda-libs-semantics.md §8
+// cuBLAS is column-major, so each product is issued on the transposes (docs/cuda-libs-semantics.md §8
 // table): y = x·wᵀ is gemm(T, N, m=O, n=B, k=I, A=w, B=x). fp32 through cublasSgemm in the default
 // math mode (no TF32), f64 through cublasDgemm, bf16/f16 through cublasGemmEx with fp32 compute.
 // The bias add and the bias gradient (Σ over rows, in double, fixed order) are own kernels.

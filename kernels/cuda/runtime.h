@@ -2,7 +2,7 @@
 // behind one thin layer: runtime_cuda.cpp calls cudart and checks every result; sim/runtime_sim.cpp
 // implements the same calls on host memory for the simulated device and reports misuse that the
 // GPU would silently accept (copy past the end, wrong direction, use after free, host deref).
-// Semantics follow ../shared/cuda-libs-semantics.md section 10. No CUDA header is included here.
+// Semantics follow docs/cuda-libs-semantics.md section 10. No CUDA header is included here.
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -1,6 +1,6 @@
 // The runtime layer (runtime.h) on the real CUDA runtime: every cudart call is checked and a failure
 // becomes rt::CudaError naming the call (cudaErrorMemoryAllocation: rt::CudaOutOfMemory). The
-// "no GPU" probe follows cuda-libs-semantics.md section 10: cudaDriverGetVersion first, then
+// "no GPU" probe follows docs/cuda-libs-semantics.md section 10: cudaDriverGetVersion first, then
 // cudaGetDeviceCount with the count preset to 0, and no further call after a failure.
 #include <cuda_runtime.h>
 

@@ -1,5 +1,5 @@
 // The runtime layer on the simulated device: copies, memset, streams and events behave like
-// cudart (section 10 of cuda-libs-semantics.md), and the misuse the GPU accepts silently is
+// cudart (section 10 of docs/cuda-libs-semantics.md), and the misuse the GPU accepts silently is
 // reported: copy past the end, wrong direction, use after free, double free, host dereference of
 // a device pointer (a fork()ed death test), out of memory past the configured limit. Counters and
 // the stand-ins' range check and access guard are checked too.

@@ -1,4 +1,4 @@
-// cuDNN stand-in batch norm: the PyTorch 2.15 test vector of cuda-libs-semantics.md §5, random
+// cuDNN stand-in batch norm: the PyTorch 2.15 test vector of docs/cuda-libs-semantics.md §5, random
 // NCHW/NHWC cases against loops written here, bf16, alpha/beta, backward with and without saved
 // statistics, and the BAD_PARAM cases.
 #include <limits>

@@ -1,5 +1,5 @@
 // cuDNN stand-in handles and descriptors: values the real library is documented/observed to give
-// (cuda-libs-semantics.md §1-§4, §6). The status of each descriptor case is also held against the
+// (docs/cuda-libs-semantics.md §1-§4, §6). The status of each descriptor case is also held against the
 // real libcudnn by test_standin_cudnn_differential.cpp.
 #include <cstring>
 

@@ -1,5 +1,5 @@
 // Differential test of the cuDNN stand-in's descriptor calls against the real libcudnn.so.9, which
-// answers them without a GPU (cuda-libs-semantics.md §0). The real library is loaded with dlmopen
+// answers them without a GPU (docs/cuda-libs-semantics.md §0). The real library is loaded with dlmopen
 // into its own link-map namespace, so its symbols and the stand-in's (same names) never mix. Each case
 // runs against both through a table of function pointers; statuses and returned values must agree.
 // Exit code 77 (skip) when the real library cannot be loaded here.

@@ -4,7 +4,7 @@
 // The stand-ins also hand every buffer they read or write, with its exact byte extent, to the device
 // pointer validator (the simulated runtime installs one that checks the range lies in a live device
 // allocation), and report "lint" findings (misuse the real library accepts silently, see
-// cuda-libs-semantics.md §0/§11) through the lint handler, never as a different library status.
+// docs/cuda-libs-semantics.md §0/§11) through the lint handler, never as a different library status.
 #pragma once
 #include <cstddef>
 #include <functional>

@@ -3,7 +3,7 @@
 // the allocation table (a wrong direction, a range past an end, a freed pointer: rt::CudaError),
 // and streams/events that complete at once (work runs synchronously on the calling thread), but
 // keep CUDA's rules: a destroyed handle, or the elapsed time of an unrecorded or non-timing event,
-// is an error (cuda-libs-semantics.md section 10).
+// is an error (docs/cuda-libs-semantics.md section 10).
 #include <chrono>
 #include <cstdlib>
 #include <cstring>

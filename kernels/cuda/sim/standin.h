@@ -1,6 +1,6 @@
 // Internal to the cuDNN/cuBLAS CPU stand-ins: the opaque structs behind the real headers' handle and
 // descriptor types, element conversion (fp32/fp64/fp16/bf16), strided tensor views and the shared
-// blending rule (cuda-libs-semantics.md §12: accumulate in double, blend, round once at the store;
+// blending rule (docs/cuda-libs-semantics.md §12: accumulate in double, blend, round once at the store;
 // beta == 0 never reads the destination).
 #pragma once
 #include <cublas_v2.h>

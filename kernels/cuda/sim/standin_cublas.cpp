@@ -1,6 +1,6 @@
 // cuBLAS 13.1 stand-in: handle, stream, workspace and math mode calls, and column-major GEMM
 // (cublasSgemm_v2, cublasDgemm_v2, cublasGemmEx, cublasSgemmStridedBatched) per
-// cuda-libs-semantics.md §8 and §12: C = alpha*op(A)*op(B) + beta*C, accumulated in double, C not
+// docs/cuda-libs-semantics.md §8 and §12: C = alpha*op(A)*op(B) + beta*C, accumulated in double, C not
 // read when beta == 0, rows of C between m and ldc untouched. Reduced-precision modes are emulated by
 // rounding the inputs: TF32 under CUBLAS_TF32_TENSOR_OP_MATH / COMPUTE_32F_FAST_TF32, bf16 under
 // FAST_16BF, fp16 under FAST_16F, CUBLAS_TENSOR_OP_MATH or a *_TENSOR_OP algo with fp32 data.

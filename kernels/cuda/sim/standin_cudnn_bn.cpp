@@ -1,4 +1,4 @@
-// cuDNN 9.19 stand-in: batch normalization (cuda-libs-semantics.md §5, math in §12), matching
+// cuDNN 9.19 stand-in: batch normalization (docs/cuda-libs-semantics.md §5, math in §12), matching
 // torch.nn.BatchNorm2d through cuDNN: biased variance in the output, saved mean and
 // saveInvVariance = 1/sqrt(var_biased + eps), running variance updated with the unbiased variance,
 // running = (1 - f)*running + f*batch. SPATIAL and SPATIAL_PERSISTENT compute identically;

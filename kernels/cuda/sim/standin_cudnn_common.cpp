@@ -1,5 +1,5 @@
 // Shared pieces of the cuDNN stand-in: dtype tables, strided views, range checks and the blending
-// rule of cuda-libs-semantics.md §12 (double accumulation, one rounding at the store, beta == 0 does
+// rule of docs/cuda-libs-semantics.md §12 (double accumulation, one rounding at the store, beta == 0 does
 // not read the destination).
 #include <fmt/format.h>
 

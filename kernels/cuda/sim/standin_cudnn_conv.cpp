@@ -1,5 +1,5 @@
 // cuDNN 9.19 stand-in: 2-D convolution forward / backward data / backward filter / backward bias,
-// the _v7 and Find algorithm queries and the workspace sizes (cuda-libs-semantics.md §4, math in
+// the _v7 and Find algorithm queries and the workspace sizes (docs/cuda-libs-semantics.md §4, math in
 // §12). Numbers come from direct loops over the §12 index form, accumulated in double. FLOAT data
 // with a math type other than CUDNN_FMA_MATH is rounded to TF32 first, as Ampere+ GPUs may do,
 // unless NVIDIA_TF32_OVERRIDE=0: parity tests must ask for FMA math, as on the GPU.

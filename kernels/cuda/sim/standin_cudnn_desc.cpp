@@ -1,6 +1,6 @@
 // cuDNN 9.19 stand-in: handle, error strings and the tensor / filter / convolution / pooling
 // descriptor calls, with the set-time validation observed on the real library
-// (cuda-libs-semantics.md §3, §4 "Descriptor rules", §6 "Set-time validation"). Compared with the
+// (docs/cuda-libs-semantics.md §3, §4 "Descriptor rules", §6 "Set-time validation"). Compared with the
 // real libcudnn status by tests/cuda/test_standin_cudnn_differential.cpp.
 #include <fmt/format.h>
 

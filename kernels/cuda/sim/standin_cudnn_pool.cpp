@@ -1,4 +1,4 @@
-// cuDNN 9.19 stand-in: 2-D pooling forward/backward (cuda-libs-semantics.md §6) and the elementwise
+// cuDNN 9.19 stand-in: 2-D pooling forward/backward (docs/cuda-libs-semantics.md §6) and the elementwise
 // tensor calls cudnnAddTensor / cudnnSetTensor (§7). Max pooling matches torch.nn.MaxPool2d: padded
 // cells never win, NaN propagates under CUDNN_PROPAGATE_NAN, the gradient goes to the first maximum in
 // row-major window order. Average pooling matches AvgPool2d(count_include_pad=True/False).
