@@ -23,6 +23,9 @@ class CachingAllocator final : public DeviceAllocator {
  public:
   void* allocate(size_t nbytes, int device) override {
     RTUNE_CHECK(device == 0, "cuda:{}: the CUDA backend drives one device (cuda:0)", device);
+    // A CUDA build on a machine without a usable GPU: one clear line, not the driver's error code.
+    RTUNE_CHECK(rt::device_present(), "cuda:{}: no CUDA GPU found (this rtune has a CUDA backend, but no device "
+                "or driver answers); use --device cpu", device);
     const size_t size = round_size(nbytes);
     std::lock_guard lk(mu_);
     // Exact size class only: lending a bigger block to a smaller request would leave the next
@@ -48,8 +51,7 @@ class CachingAllocator final : public DeviceAllocator {
         rt::MemInfo m{};
         try { m = rt::mem_get_info(); } catch (...) {}
         throw OutOfMemory(size, fmt::format(
-            "CUDA out of memory: allocating {} on cuda:0 failed ({} held by tensors, device total {}, {}). "
-            "Lower the batch size (--batch) or use --precision bf16.",
+            "CUDA out of memory: allocating {} on cuda:0 failed ({} held by tensors, device total {}, {})",
             human(size), human(stats_.in_use_bytes), human(m.total), e.what()));
       }
     }
