@@ -33,6 +33,9 @@ if(TARGET rtune_train)
   if(RTUNE_CUDA OR RTUNE_CUDA_SIM)
     target_compile_definitions(test_e2e_cli PRIVATE RTUNE_TEST_HAS_CUDA=1)
   endif()
+  if(RTUNE_CUDA_SIM)  # the simulated device's memory cap (RTUNE_SIM_MEMORY_MB) makes out-of-memory testable
+    target_compile_definitions(test_e2e_cli PRIVATE RTUNE_TEST_CUDA_SIM=1)
+  endif()
   add_dependencies(test_e2e_cli rtune)
   set_tests_properties(e2e_cli PROPERTIES ENVIRONMENT OMP_WAIT_POLICY=passive)  # see cmake/train.cmake
 endif()

@@ -10,6 +10,16 @@ struct Error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A device allocation that failed even after the allocator released its cache. Thrown by the CUDA
+// backend; the training loop adds which flag to lower (it knows the batch size, the backend does not).
+class DeviceOutOfMemory : public Error {
+ public:
+  DeviceOutOfMemory(size_t requested, const std::string& message) : Error(message), requested_(requested) {}
+  size_t requested() const noexcept { return requested_; }
+ private:
+  size_t requested_;
+};
+
 #ifndef __CUDACC__
 template <class... A>
 [[noreturn]] void fail(fmt::format_string<A...> f, A&&... a) {

@@ -3,7 +3,7 @@
 // no cudaMalloc/cudaFree after its first step (PyTorch's CUDACachingAllocator idea, without block
 // splitting; a request takes a cached block of exactly its size class). All work runs on one stream, so a block freed by the host is safe to reuse at once.
 // Out of device memory: the cache is released and the allocation retried once; a second failure
-// is rtune::cuda::OutOfMemory naming the request and suggesting a smaller --batch.
+// is rtune::DeviceOutOfMemory naming the request and the device's memory.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -17,13 +17,7 @@ namespace rtune::cuda {
 // the façade calls it at start-up when the CUDA backend is linked.
 void init();
 
-class OutOfMemory : public rtune::Error {
- public:
-  OutOfMemory(size_t requested, const std::string& message) : rtune::Error(message), requested_(requested) {}
-  size_t requested() const noexcept { return requested_; }
- private:
-  size_t requested_;
-};
+using OutOfMemory = rtune::DeviceOutOfMemory;
 
 struct AllocatorStats {
   uint64_t device_mallocs = 0;  // blocks obtained from the runtime (cudaMalloc)

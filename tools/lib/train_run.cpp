@@ -417,13 +417,28 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
   return outc;
 }
 
+// Device memory runs out where a batch's activations are allocated, and the backend does not know the
+// batch: say which flags to lower. The run folder keeps the last epoch's checkpoint (written atomically).
+TrainOutcome run_with_memory_advice(const TrainArgs& a, const io::Checkpoint* resume_from, const TrainIO& io) {
+  try {
+    return run(a, resume_from, io);
+  } catch (const DeviceOutOfMemory& e) {
+    fail("{}. The device does not hold the model, its optimizer state and the activations of one batch of {}: "
+         "lower --batch (e.g. --batch {}){}{}",
+         e.what(), a.batch, std::max<int64_t>(1, a.batch / 2), a.precision == "fp32" ? " or use --precision bf16" : "",
+         fs::exists(fs::path(a.out) / "last.ckpt") ? fmt::format("; {} keeps the last finished epoch",
+                                                                 (fs::path(a.out) / "last.ckpt").string())
+                                                   : "");
+  }
+}
+
 }  // namespace
 
 TrainOutcome run_training(const TrainArgs& args, const TrainIO& io) {
   if (!args.out.empty() && fs::exists(fs::path(args.out) / "last.ckpt"))
     fail("--out {}: already holds a run (last.ckpt); continue it with --resume {} or choose another folder", args.out,
          args.out);
-  return run(args, nullptr, io);
+  return run_with_memory_advice(args, nullptr, io);
 }
 
 TrainOutcome resume_training(const fs::path& run_dir, int64_t epochs, const std::string& device, int threads,
@@ -443,7 +458,7 @@ TrainOutcome resume_training(const fs::path& run_dir, int64_t epochs, const std:
   if (threads > 0) a.threads = threads;
   a.cache_mib = cache_mib;
   a.stop_after = stop_after;
-  return run(a, &ck, io);
+  return run_with_memory_advice(a, &ck, io);
 }
 
 }  // namespace rtune::tools
