@@ -18,3 +18,9 @@ rtune_add_test(train_report SOURCES tests/train/test_trainer_report.cpp LIBS rtu
 # libgomp's default spin-waiting between parallel regions starves the loader threads (and everything
 # else) on a busy 2-core machine: measured 10x slower epochs here. Tests run with passive waiting.
 set_tests_properties(train_trainer train_checkpoint train_report PROPERTIES ENVIRONMENT OMP_WAIT_POLICY=passive)
+
+# Several steps of the training loop on the CUDA device against the CPU, both against float64.
+if(RTUNE_CUDA OR RTUNE_CUDA_SIM)
+  rtune_add_test(cuda_trajectory SOURCES tests/cuda/test_cuda_trajectory.cpp LIBS rtune_cuda_test_util rtune_train)
+  set_tests_properties(cuda_trajectory PROPERTIES ENVIRONMENT OMP_WAIT_POLICY=passive)
+endif()

@@ -328,10 +328,12 @@ TEST_CASE("demo --quick runs end to end and says where the report is") {
 
 // The CLI's GPU path end to end (device choice, host->device batches, the CUDA backend, checkpoints):
 // on the simulated device in CI, on hardware when built for a GPU. A few SGD steps at 64 px (layer4's
-// batch norm then sees 32 values per channel, so float32 differences stay at rounding level) must give
-// the CPU run's losses: epoch 1 within 1e-4 relative (measured ~1e-7 on the simulated device); after a
-// further epoch of SGD updates the rounding differences have compounded (measured 4.5e-4), so epoch 2
-// is held to 2e-3.
+// batch norm then sees 32 values per channel) must give the CPU run's losses. One step per epoch:
+// epoch 1's training loss is computed before any update and its validation loss, like epoch 2's
+// training loss, one SGD step after the same start: single steps are well conditioned, held to 1e-4
+// relative (measured ~1e-7 on the simulated device). Epoch 2's validation loss comes two steps after
+// the start, and float32 training trajectories are chaotic (tests/cuda/test_cuda_trajectory.cpp: the
+// CPU's own float32 run leaves float64 as fast as the device's does), so it is only a sanity check at 5%.
 // bf16 mixed precision (the default on a GPU) rounds activations and weights to 8 significant bits:
 // epoch 1's losses are held to 1e-2 relative of the CPU's (measured 2.5e-3 on the simulated device);
 // by epoch 2 the bf16 trajectory has drifted on this 6-image set (measured 4-7%), held to 15%.
