@@ -84,6 +84,45 @@ Parsed parse_entry(const std::string& label, const std::string& name, const json
   return p;
 }
 
+// nlohmann keeps the last of duplicate keys silently, so a second, SAX pass looks for them. (A
+// parse callback would do it in one pass, but nlohmann's callback parser rescans the whole enclosing
+// object at every nested object's end: quadratic in the entry count.)
+class TopLevelKeyWatch : public nlohmann::json_sax<json> {
+ public:
+  std::optional<std::string> duplicate;
+
+  bool key(string_t& k) override {
+    if (depth_ == 1 && !seen_.insert(k).second) {
+      duplicate = k;
+      return false;  // stop at the first one
+    }
+    return true;
+  }
+  bool start_object(std::size_t) override { return ++depth_, true; }
+  bool end_object() override { return --depth_, true; }
+  bool start_array(std::size_t) override { return ++depth_, true; }
+  bool end_array() override { return --depth_, true; }
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool parse_error(std::size_t, const std::string&, const json::exception&) override { return false; }
+
+ private:
+  int depth_ = 0;
+  std::set<std::string> seen_;
+};
+
+// requires: [hdr, hdr + n) already parsed as a JSON object.
+std::optional<std::string> first_duplicate_top_level_key(const char* hdr, uint64_t n) {
+  TopLevelKeyWatch watch;
+  json::sax_parse(hdr, hdr + n, &watch);
+  return watch.duplicate;
+}
+
 }  // namespace
 
 int64_t SafetensorsView::numel() const {
@@ -113,23 +152,15 @@ SafetensorsFile SafetensorsFile::parse(std::unique_ptr<Backing> backing, std::st
   const char* hdr = reinterpret_cast<const char*>(all.data() + 8);
   if (n == 0 || hdr[0] != '{') fail("safetensors {}: header does not start with '{{'", label);
 
-  // Duplicate top-level keys: nlohmann keeps the last one silently, so watch the key events.
-  std::set<std::string> seen;
-  std::string duplicate;
-  json::parser_callback_t watch = [&](int depth, json::parse_event_t ev, json& parsed) {
-    if (depth == 1 && ev == json::parse_event_t::key && parsed.is_string() &&
-        !seen.insert(parsed.get<std::string>()).second && duplicate.empty())
-      duplicate = parsed.get<std::string>();
-    return true;
-  };
   json h;
   try {
-    h = json::parse(hdr, hdr + n, watch);
+    h = json::parse(hdr, hdr + n);
   } catch (const json::exception& e) {
     fail("safetensors {}: header is not valid JSON: {}", label, e.what());
   }
   if (!h.is_object()) fail("safetensors {}: header is not a JSON object", label);
-  if (!duplicate.empty()) fail("safetensors {}: duplicate tensor name '{}'", label, duplicate);
+  if (std::optional<std::string> dup = first_duplicate_top_level_key(hdr, n))
+    fail("safetensors {}: duplicate tensor name '{}'", label, *dup);
 
   SafetensorsFile f;
   f.label_ = std::move(label);
