@@ -188,6 +188,19 @@ TEST_CASE("palette indices past the palette: PNG black as Pillow, BMP refused") 
   check_error([&] { decode_image(std::span<const std::byte>(gap_short), "gap.bmp"); }, {"gap.bmp", "2-entry"});
 }
 
+// Issue 21: Pillow's CMYK 4:2:2 and 4:2:0 (C at 2x1 / 2x2, M, Y, K at 1x1) were refused as corrupt,
+// since TurboJPEG 2.x cannot name that sampling. Exact, as the 4:4:4 file (same IDCT and upsampling).
+TEST_CASE("CMYK JPEGs decode as Pillow at each subsampling Pillow writes") {
+  check_fixture_set("cmyk", "cmyk_refs.safetensors", {"cmyk444.jpg", "cmyk422.jpg", "cmyk420.jpg"}, ImageFormat::jpeg);
+  auto refs = SafetensorsFile::open(fixture("data/cmyk_refs.safetensors"));
+  const std::string path = fixture("data/cmyk/cmyk420.jpg");
+  // No DCT scaling for these: a hint is a lower bound, so the full-size decode serves it.
+  CHECK_IMAGE_NEAR(decode_image(path, DecodeHint{.min_short_side = 2}), test::ref_image(refs, "cmyk420.jpg"), 0, "hint");
+  auto cut = slurp(path);
+  cut.resize(cut.size() * 2 / 3);
+  check_error([&] { decode_image(std::span<const std::byte>(cut), "cut.jpg"); }, {"cut.jpg", "truncated"});
+}
+
 TEST_CASE("sniff_format recognises magic bytes") {
   CHECK(sniff_format(slurp(fixture("data/decode/rgb.png"))) == ImageFormat::png);
   CHECK(sniff_format(slurp(fixture("data/decode/rgb420.jpg"))) == ImageFormat::jpeg);
