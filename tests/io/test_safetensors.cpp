@@ -279,3 +279,14 @@ TEST_CASE("safetensors: a header with 100,000 zero-size entries loads, and a dup
   CHECK(error_of(make_file(header_of(kEntries, "zero.12345"))) ==
         "safetensors case.safetensors: duplicate tensor name 'zero.12345'");
 }
+
+// Issue 21: names from the file are printed escaped (engine/printable.h), never as raw escape codes.
+TEST_CASE("safetensors: tensor names in errors are escaped") {
+  // JSON's \u001b is ESC in the name itself.
+  std::string err = error_of(make_file(R"({"w\u001b[2J\u001b]0;title\u0007":{"dtype":"Q7","shape":[1],"data_offsets":[0,4]}})", 4));
+  CHECK(err == "safetensors case.safetensors: tensor 'w\\x1b[2J\\x1b]0;title\\x07' has unknown dtype 'Q7'");
+  err = error_of(make_file(R"({"a\u001b":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                           R"("a\u001b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8));
+  CHECK(err == "safetensors case.safetensors: duplicate tensor name 'a\\x1b'");
+  CHECK(err.find('\x1b') == std::string::npos);
+}
