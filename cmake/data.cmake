@@ -15,8 +15,10 @@ add_library(rtune_data STATIC
   io/image/file_read.cpp
   io/image/jpeg.cpp
   io/image/jpeg_region.cpp
+  io/image/jpeg_cmyk.cpp
   io/image/jpeg_huffman.cpp
   io/image/stb_backend.cpp
+  io/image/stb_palette.cpp
   io/image/webp.cpp
   io/image/tiff.cpp
   io/transforms/resize.cpp

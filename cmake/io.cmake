@@ -13,3 +13,4 @@ target_link_libraries(rtune_io_formats PUBLIC rtune_base nlohmann_json::nlohmann
 rtune_add_test(io_safetensors SOURCES tests/io/test_safetensors.cpp LIBS rtune_io_formats)
 rtune_add_test(io_pth SOURCES tests/io/test_pth.cpp tests/io/test_pth_hostile.cpp LIBS rtune_io_formats)
 rtune_add_test(io_fuzz SOURCES tests/io/test_io_fuzz.cpp LIBS rtune_io_formats)
+rtune_add_test(io_printable SOURCES tests/io/test_printable.cpp LIBS rtune_base)

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <unistd.h>
+#include "engine/printable.h"
 #include "io/safetensors.h"
 
 namespace rtune::io {
@@ -81,7 +82,7 @@ Checkpoint load_checkpoint(const fs::path& path) {
   auto it = f.metadata().find("format");
   if (it == f.metadata().end() || it->second != kCheckpointFormat)
     fail("checkpoint {}: not an rtune training checkpoint (metadata format is '{}')", path.string(),
-         it == f.metadata().end() ? "" : it->second);
+         it == f.metadata().end() ? "" : printable(it->second));
   auto st = f.metadata().find("rtune.state");
   if (st == f.metadata().end()) fail("checkpoint {}: no 'rtune.state' metadata", path.string());
   Checkpoint ck;

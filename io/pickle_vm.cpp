@@ -7,6 +7,7 @@
 #include <map>
 
 #include "engine/error.h"
+#include "engine/printable.h"
 
 namespace rtune::io::pickle {
 
@@ -151,7 +152,7 @@ std::vector<int64_t> Unpickler::as_int_tuple(uint32_t n, const char* what) const
 uint32_t Unpickler::global(const std::string& module, const std::string& name) {
   const std::string full = module + "." + name;
   auto it = allow_list().find(full);
-  if (it == allow_list().end()) bad(fmt::format("refusing global {} (only tensor rebuilds and plain data are allowed)", full));
+  if (it == allow_list().end()) bad(fmt::format("refusing global {} (only tensor rebuilds and plain data are allowed)", printable(full)));
   Node n;
   n.kind = Kind::Global;
   n.tag = it->second.tag;
@@ -168,7 +169,8 @@ uint32_t Unpickler::persistent_load(uint32_t pid) {
     bad("persistent id is not ('storage', type, key, location, numel[, view])");
   const Node& type = nodes_[t.items[1]];
   if (type.kind != Kind::Global || type.tag != GlobalTag::StorageType)
-    bad(fmt::format("persistent id names {} instead of a storage class", type.kind == Kind::Global ? type.s : kind_name(type.kind)));
+    bad(fmt::format("persistent id names {} instead of a storage class",
+                    type.kind == Kind::Global ? printable(type.s) : kind_name(type.kind)));
   StorageRef r;
   r.type_name = type.s;
   r.dtype = type.dtype;
@@ -516,12 +518,12 @@ uint32_t Unpickler::run(std::span<const std::byte> data, size_t& pos) {
         std::string module = line();
         std::string name = line();
         global(module, name);
-        bad(fmt::format("opcode INST ({}.{}) is not supported", module, name));
+        bad(fmt::format("opcode INST ({}.{}) is not supported", printable(module), printable(name)));
       }
       case 'o': {                                                                // OBJ
         auto items = pop_mark();
         std::string what = items.empty() ? "nothing" : nodes_[items[0]].kind == Kind::Global ? nodes_[items[0]].s : kind_name(nodes_[items[0]].kind);
-        bad(fmt::format("opcode OBJ ({}) is not supported", what));
+        bad(fmt::format("opcode OBJ ({}) is not supported", printable(what)));
       }
       case 'R': { uint32_t args = pop(), f = pop(); push(reduce(f, args)); break; }  // REDUCE
       case 0x81: case 0x92: {                                                    // NEWOBJ, NEWOBJ_EX
@@ -536,7 +538,7 @@ uint32_t Unpickler::run(std::span<const std::byte> data, size_t& pos) {
         } else if (c.kind == Kind::Global && c.tag == GlobalTag::OrderedDict) {
           push(add(scalar(Kind::Dict)));
         } else {
-          bad(fmt::format("NEWOBJ of {} is not allowed", c.kind == Kind::Global ? c.s : kind_name(c.kind)));
+          bad(fmt::format("NEWOBJ of {} is not allowed", c.kind == Kind::Global ? printable(c.s) : kind_name(c.kind)));
         }
         break;
       }

@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "engine/error.h"
+#include "engine/printable.h"
 #include "io/pickle_vm.h"
 #include "io/stored_checked.h"
 #include "io/stored_mapping.h"
@@ -32,13 +33,20 @@ using StorageSource = std::function<Bytes(const StorageRef&)>;
 constexpr unsigned char kLegacyMagic[10] = {0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
 
 std::string dict_keys(const Unpickler& up, const Node& d) {
-  std::string out;
+  std::vector<std::string> keys;
   for (size_t i = 0; i + 1 < d.items.size(); i += 2) {
     const Node& k = up.node(d.items[i]);
-    out += (out.empty() ? "" : ", ") + (k.kind == Kind::Str ? k.s : std::string("<") + pickle::kind_name(k.kind) + ">");
-    if (out.size() > 300) return out + ", ...";
+    keys.push_back(k.kind == Kind::Str ? k.s : std::string("<") + pickle::kind_name(k.kind) + ">");
   }
-  return out.empty() ? "(none)" : out;
+  return keys.empty() ? "(none)" : printable_list(keys);
+}
+
+// A checkpoint may hold thousands of non-tensor entries: the notes name the first few, count the rest.
+void cap_ignored_notes(std::vector<std::string>& notes) {
+  if (notes.size() <= kMaxPrintedNames) return;
+  const size_t more = notes.size() - kMaxPrintedNames;
+  notes.resize(kMaxPrintedNames);
+  notes.push_back(fmt::format("… and {} more ignored entries", more));
 }
 
 const Node* dict_get(const Unpickler& up, const Node& d, std::string_view key) {
@@ -74,8 +82,9 @@ const Node& select_state_dict(const Unpickler& up, const Node& root, const std::
       size_t slash = opts.key.find('/', start);
       std::string part = opts.key.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
       const Node* next = dict_get(up, *cur, part);
-      if (!next) fail("pth {}: no key '{}' (keys: {})", label, part, dict_keys(up, *cur));
-      if (next->kind != Kind::Dict) fail("pth {}: '{}' holds a {}, not a dict", label, part, pickle::kind_name(next->kind));
+      if (!next) fail("pth {}: no key '{}' (keys: {})", label, printable(part), dict_keys(up, *cur));
+      if (next->kind != Kind::Dict)
+        fail("pth {}: '{}' holds a {}, not a dict", label, printable(part), pickle::kind_name(next->kind));
       cur = next;
       if (slash == std::string::npos) break;
       start = slash + 1;
@@ -97,7 +106,7 @@ const Node& select_state_dict(const Unpickler& up, const Node& root, const std::
           if (sk.kind == Kind::Str && sk.s != k) {
             const Kind vk = up.node(cur->items[i + 1]).kind;
             out.notes.push_back(std::string(vk == Kind::Tensor ? "ignored tensor entry " : "ignored non-tensor entry ") +
-                                sk.s + " (" + pickle::kind_name(vk) + ") beside '" + k + "'");
+                                printable(sk.s) + " (" + pickle::kind_name(vk) + ") beside '" + k + "'");
           }
         }
         path += (path.empty() ? "" : "/") + std::string(k);
@@ -135,22 +144,22 @@ PthContents assemble(const Unpickler& up, uint32_t root, const std::string& labe
     const Node& v = up.node(sd.items[i + 1]);
     if (k.kind != Kind::Str) fail("pth {}: state dict key is a {}, not a str", label, pickle::kind_name(k.kind));
     if (v.kind != Kind::Tensor) {
-      out.notes.push_back("ignored non-tensor entry " + k.s + " (" + pickle::kind_name(v.kind) + ")");
+      out.notes.push_back("ignored non-tensor entry " + printable(k.s) + " (" + pickle::kind_name(v.kind) + ")");
       continue;
     }
     const TensorRef& tr = up.tensors[size_t(v.i)];
     const StorageRef& sr = up.storages[tr.storage];
-    const std::string what = fmt::format("pth {}: tensor '{}'", label, k.s);
+    const std::string what = fmt::format("pth {}: tensor '{}'", label, printable(k.s));
     std::optional<DType> dtype = tr.dtype;
-    if (!tr.dtype_name.empty() && !dtype) fail("{}: dtype {} is not supported", what, tr.dtype_name);
+    if (!tr.dtype_name.empty() && !dtype) fail("{}: dtype {} is not supported", what, printable(tr.dtype_name));
     if (tr.dtype_name.empty()) {
       if (sr.untyped) fail("{}: an untyped storage needs _rebuild_tensor_v3's dtype", what);
-      if (!sr.dtype) fail("{}: storage type {} is not supported (f32 f64 f16 bf16 i64 u8)", what, sr.type_name);
+      if (!sr.dtype) fail("{}: storage type {} is not supported (f32 f64 f16 bf16 i64 u8)", what, printable(sr.type_name));
       dtype = sr.dtype;
     }
     auto [kd, fresh] = key_dtype.emplace(sr.key, *dtype);
     if (!fresh && kd->second != *dtype)
-      fail("{}: storage '{}' is used as both {} and {}", what, sr.key, dtype_name(kd->second), dtype_name(*dtype));
+      fail("{}: storage '{}' is used as both {} and {}", what, printable(sr.key), dtype_name(kd->second), dtype_name(*dtype));
     Bytes& bytes = loaded[sr.key];
     if (!bytes) bytes = source(sr);
 
@@ -170,6 +179,7 @@ PthContents assemble(const Unpickler& up, uint32_t root, const std::string& labe
     if (first) out.tensors.emplace_back(k.s, std::move(st));
     else out.tensors[pos->second].second = std::move(st);
   }
+  cap_ignored_notes(out.notes);
   strip_common_prefix(out, "module.");
   strip_common_prefix(out, "_orig_mod.");
   return out;
@@ -181,7 +191,7 @@ Bytes copy_bytes(std::span<const std::byte> s) { return std::make_shared<const s
 uint64_t declared_bytes(const StorageRef& r, const std::string& label) {
   int64_t n = 0;
   if (!mul_ok(r.numel, int64_t(r.untyped ? 1 : r.elem_size), n))
-    fail("pth {}: storage '{}' size {} x {} overflows", label, r.key, r.numel, r.elem_size);
+    fail("pth {}: storage '{}' size {} x {} overflows", label, printable(r.key), r.numel, r.elem_size);
   return uint64_t(n);
 }
 
@@ -190,7 +200,7 @@ PthContents load_zip(std::span<const std::byte> bytes, const std::string& label,
   if (zip.entries().empty()) fail("pth {}: empty zip archive", label);
   const std::string& first = zip.entries().front().name;
   const size_t slash = first.find('/');
-  if (slash == std::string::npos) fail("pth {}: zip entries are not under one folder (first is '{}')", label, first);
+  if (slash == std::string::npos) fail("pth {}: zip entries are not under one folder (first is '{}')", label, printable(first));
   const std::string prefix = first.substr(0, slash + 1);
   for (const ZipEntry& e : zip.entries())
     if (e.name == prefix + "constants.pkl")
@@ -198,21 +208,21 @@ PthContents load_zip(std::span<const std::byte> bytes, const std::string& label,
   if (const ZipEntry* bo = zip.find(prefix + "byteorder")) {
     std::span<const std::byte> b = zip.read(*bo);
     std::string order(reinterpret_cast<const char*>(b.data()), b.size());
-    if (order != "little") fail("pth {}: byteorder is '{}'; rtune reads little-endian checkpoints only", label, order);
+    if (order != "little") fail("pth {}: byteorder is '{}'; rtune reads little-endian checkpoints only", label, printable(order));
   }
   const ZipEntry* pkl = zip.find(prefix + "data.pkl");
-  if (!pkl) fail("pth {}: no {}data.pkl in the archive", label, prefix);
+  if (!pkl) fail("pth {}: no {}data.pkl in the archive", label, printable(prefix));
   std::span<const std::byte> program = zip.read(*pkl);
   Unpickler up("pth " + label + ": data.pkl");
   size_t pos = 0;
   const uint32_t root = up.run(program, pos);
   return assemble(up, root, label, opts, [&](const StorageRef& r) {
     const ZipEntry* e = zip.find(prefix + "data/" + r.key);
-    if (!e) fail("pth {}: storage record data/{} is missing", label, r.key);
+    if (!e) fail("pth {}: storage record data/{} is missing", label, printable(r.key));
     const uint64_t want = declared_bytes(r, label);
     if (e->size != want)
-      fail("pth {}: storage record data/{} holds {} bytes but {} x {} needs {}", label, r.key, e->size, r.numel,
-           r.type_name, want);
+      fail("pth {}: storage record data/{} holds {} bytes but {} x {} needs {}", label, printable(r.key), e->size,
+           r.numel, printable(r.type_name), want);
     return copy_bytes(zip.read(*e));
   });
 }
@@ -243,25 +253,25 @@ PthContents load_legacy(std::span<const std::byte> bytes, const std::string& lab
     const Node& k = up.node(ki);
     if (k.kind != Kind::Str) fail("pth {}: legacy storage key is not a str", label);
     auto it = by_key.find(k.s);
-    if (it == by_key.end()) fail("pth {}: legacy storage '{}' is listed but no tensor uses it", label, k.s);
-    if (bytes.size() - pos < 8) fail("pth {}: legacy storage '{}' is cut off (truncated file?)", label, k.s);
+    if (it == by_key.end()) fail("pth {}: legacy storage '{}' is listed but no tensor uses it", label, printable(k.s));
+    if (bytes.size() - pos < 8) fail("pth {}: legacy storage '{}' is cut off (truncated file?)", label, printable(k.s));
     int64_t count = 0;
     for (int i = 7; i >= 0; --i) count = int64_t((uint64_t(count) << 8) | uint64_t(bytes[pos + size_t(i)]));
     pos += 8;
     const StorageRef& r = *it->second;
     int64_t nbytes = 0;
     if (count < 0 || !mul_ok(count, int64_t(r.untyped ? 1 : r.elem_size), nbytes) || uint64_t(nbytes) > bytes.size() - pos)
-      fail("pth {}: legacy storage '{}' of {} elements runs past the end of the file", label, k.s, count);
+      fail("pth {}: legacy storage '{}' of {} elements runs past the end of the file", label, printable(k.s), count);
     if (count != r.numel)
-      fail("pth {}: legacy storage '{}' holds {} elements but its persistent id says {}", label, k.s, count, r.numel);
+      fail("pth {}: legacy storage '{}' holds {} elements but its persistent id says {}", label, printable(k.s), count, r.numel);
     if (!raw.emplace(k.s, bytes.subspan(pos, size_t(nbytes))).second)
-      fail("pth {}: legacy storage '{}' is listed twice", label, k.s);
+      fail("pth {}: legacy storage '{}' is listed twice", label, printable(k.s));
     pos += size_t(nbytes);
   }
   if (pos != bytes.size()) fail("pth {}: {} unexpected bytes after the legacy storages", label, bytes.size() - pos);
   return assemble(up, root, label, opts, [&](const StorageRef& r) {
     auto it = raw.find(r.key);
-    if (it == raw.end()) fail("pth {}: legacy storage '{}' is used but not in the key list", label, r.key);
+    if (it == raw.end()) fail("pth {}: legacy storage '{}' is used but not in the key list", label, printable(r.key));
     return copy_bytes(it->second);
   });
 }

@@ -6,6 +6,7 @@
 #include <array>
 
 #include "engine/error.h"
+#include "engine/printable.h"
 #include "io/stored_checked.h"
 
 namespace rtune::io {
@@ -95,38 +96,38 @@ ZipReader::ZipReader(std::span<const std::byte> bytes, std::string label) : byte
     // ZIP64 extra: the 8-byte values of whichever 32-bit fields are saturated, in this order.
     for (uint64_t x = p + 46 + name_len, xend = x + extra_len; x + 4 <= xend;) {
       const uint64_t id = le(bytes, x, 2), len = le(bytes, x + 2, 2);
-      if (x + 4 + len > xend) fail("{}: zip: entry '{}' has a damaged extra field", label_, e.name);
+      if (x + 4 + len > xend) fail("{}: zip: entry '{}' has a damaged extra field", label_, printable(e.name));
       if (id == 1) {
         uint64_t q = x + 4;
         for (uint64_t* f : {&e.size, &e.compressed_size, &e.local_header_offset}) {
           if (*f != 0xFFFFFFFF) continue;
-          if (q + 8 > x + 4 + len) fail("{}: zip: entry '{}' has a short ZIP64 extra field", label_, e.name);
+          if (q + 8 > x + 4 + len) fail("{}: zip: entry '{}' has a short ZIP64 extra field", label_, printable(e.name));
           *f = le(bytes, q, 8);
           q += 8;
         }
       }
       x += 4 + len;
     }
-    if (!index_.emplace(e.name, entries_.size()).second) fail("{}: zip: duplicate entry '{}'", label_, e.name);
+    if (!index_.emplace(e.name, entries_.size()).second) fail("{}: zip: duplicate entry '{}'", label_, printable(e.name));
 
     // Data starts after the local header's own name and extra field (torch pads there).
     const uint64_t lh = e.local_header_offset;
     need(lh, 30, "local header");
     if (lh >= cd_offset || le(bytes, lh, 4) != kLocalSig)
-      fail("{}: zip: entry '{}' has no local header at offset {}", label_, e.name, lh);
+      fail("{}: zip: entry '{}' has no local header at offset {}", label_, printable(e.name), lh);
     const uint64_t lname = le(bytes, lh + 26, 2), lextra = le(bytes, lh + 28, 2);
     need(lh + 30, lname + lextra, "local header name");
     if (lname != name_len || std::string_view(reinterpret_cast<const char*>(bytes.data() + lh + 30), lname) != e.name)
-      fail("{}: zip: local header at {} names a different entry than the directory's '{}'", label_, lh, e.name);
+      fail("{}: zip: local header at {} names a different entry than the directory's '{}'", label_, lh, printable(e.name));
     const uint64_t flags = le(bytes, lh + 6, 2);
     const uint64_t lcsize = le(bytes, lh + 18, 4), lsize = le(bytes, lh + 22, 4);
     if (!(flags & 8) && lcsize != 0xFFFFFFFF && (lcsize != e.compressed_size || lsize != e.size))
-      fail("{}: zip: entry '{}': local header sizes ({}, {}) disagree with the directory ({}, {})", label_, e.name,
+      fail("{}: zip: entry '{}': local header sizes ({}, {}) disagree with the directory ({}, {})", label_, printable(e.name),
            lcsize, lsize, e.compressed_size, e.size);
     e.data_offset = lh + 30 + lname + lextra;
     uint64_t data_end = 0;
     if (!add_ok(e.data_offset, e.compressed_size, data_end) || data_end > cd_offset)
-      fail("{}: zip: entry '{}' ({} bytes at offset {}) runs past the archive data", label_, e.name,
+      fail("{}: zip: entry '{}' ({} bytes at offset {}) runs past the archive data", label_, printable(e.name),
            e.compressed_size, e.data_offset);
     entries_.push_back(std::move(e));
     p = rec_end;
@@ -141,15 +142,15 @@ const ZipEntry* ZipReader::find(std::string_view name) const {
 std::span<const std::byte> ZipReader::read(const ZipEntry& e) const {
   if (e.method != 0)
     fail("{}: zip: entry '{}' is compressed (method {}); rtune reads the stored entries torch.save writes", label_,
-         e.name, e.method);
+         printable(e.name), e.method);
   if (e.compressed_size != e.size)
-    fail("{}: zip: stored entry '{}' has compressed size {} != size {}", label_, e.name, e.compressed_size, e.size);
+    fail("{}: zip: stored entry '{}' has compressed size {} != size {}", label_, printable(e.name), e.compressed_size, e.size);
   std::span<const std::byte> d = bytes_.subspan(size_t(e.data_offset), size_t(e.size));
   if (e.crc != 0) {
     const uint32_t got = crc32(d);
     if (got != e.crc)
       fail("{}: zip: entry '{}' fails its CRC check (stored {:08x}, computed {:08x}): the file is corrupt", label_,
-           e.name, e.crc, got);
+           printable(e.name), e.crc, got);
   }
   return d;
 }

@@ -3,6 +3,7 @@
 #include <set>
 #include <nlohmann/json.hpp>
 #include "engine/autograd.h"
+#include "engine/printable.h"
 #include "io/safetensors.h"
 
 namespace rtune::models {
@@ -28,25 +29,28 @@ int64_t parse_positive(const std::string& s, const std::string& key, const std::
   int64_t v = 0;
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   RTUNE_CHECK(ec == std::errc() && end == s.data() + s.size() && v > 0,
-              "model file {}: metadata '{}' must be a positive integer, got '{}'", label, key, s);
+              "model file {}: metadata '{}' must be a positive integer, got '{}'", label, key,
+              printable(s));
   return v;
 }
 
 json parse_json(const std::string& s, const std::string& key, const std::string& label) {
   json j = json::parse(s, nullptr, /*allow_exceptions=*/false);
-  RTUNE_CHECK(!j.is_discarded(), "model file {}: metadata '{}' is not valid JSON: '{}'", label, key, s);
+  RTUNE_CHECK(!j.is_discarded(), "model file {}: metadata '{}' is not valid JSON: '{}'", label, key, printable(s));
   return j;
 }
 
 std::array<double, 3> parse_triple(const std::string& s, const std::string& key, const std::string& label, bool positive) {
   json j = parse_json(s, key, label);
   RTUNE_CHECK(j.is_array() && j.size() == 3, "model file {}: metadata '{}' must be a JSON array of 3 numbers, got '{}'",
-              label, key, s);
+              label, key, printable(s));
   std::array<double, 3> out{};
   for (size_t i = 0; i < 3; ++i) {
-    RTUNE_CHECK(j[i].is_number(), "model file {}: metadata '{}' must be a JSON array of 3 numbers, got '{}'", label, key, s);
+    RTUNE_CHECK(j[i].is_number(), "model file {}: metadata '{}' must be a JSON array of 3 numbers, got '{}'", label, key,
+                printable(s));
     out[i] = j[i].get<double>();
-    RTUNE_CHECK(!positive || out[i] > 0, "model file {}: metadata '{}' entries must be positive, got '{}'", label, key, s);
+    RTUNE_CHECK(!positive || out[i] > 0, "model file {}: metadata '{}' entries must be positive, got '{}'", label, key,
+                printable(s));
   }
   return out;
 }
@@ -114,7 +118,8 @@ ModelInfo info_from_metadata(const std::map<std::string, std::string>& meta, con
   json j = parse_json(names, "class_names", label);
   RTUNE_CHECK(j.is_array(), "model file {}: metadata 'class_names' must be a JSON array of strings", label);
   for (const json& n : j) {
-    RTUNE_CHECK(n.is_string(), "model file {}: metadata 'class_names' must hold only strings, found {}", label, n.dump());
+    RTUNE_CHECK(n.is_string(), "model file {}: metadata 'class_names' must hold only strings, found {}", label,
+                printable(n.dump()));
     info.class_names.push_back(n.get<std::string>());
   }
   RTUNE_CHECK(info.class_names.empty() || int64_t(info.class_names.size()) == info.num_classes,

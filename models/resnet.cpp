@@ -2,6 +2,7 @@
 #include <map>
 #include <set>
 #include "engine/functional.h"
+#include "engine/printable.h"
 
 namespace rtune::models {
 
@@ -13,7 +14,7 @@ std::array<int64_t, 4> arch_layers(const std::string& arch) {
       {"resnet101", {3, 4, 23, 3}}, {"resnet152", {3, 8, 36, 3}}};
   auto it = table.find(arch);
   RTUNE_CHECK(it != table.end(), "unknown architecture '{}' (expected resnet18, resnet34, resnet50, resnet101 or resnet152)",
-              arch);
+              printable(arch));
   return it->second;
 }
 

@@ -2,6 +2,7 @@
 #include <fstream>
 #include <set>
 #include "engine/autograd.h"
+#include "engine/printable.h"
 #include "io/pth.h"
 #include "io/safetensors.h"
 
@@ -27,7 +28,7 @@ WeightFile read_weight_file(const std::filesystem::path& path, const std::string
       out.tensors.emplace_back(name, from_bytes(bytes.data(), bytes.size(), st.shape, st.dtype));
     }
     out.notes = c.notes;
-    if (!c.source_key.empty()) out.notes.push_back("weights read from the checkpoint's '" + c.source_key + "' entry");
+    if (!c.source_key.empty()) out.notes.push_back("weights read from the checkpoint's '" + printable(c.source_key) + "' entry");
   } else {
     RTUNE_CHECK(key.empty(), "--key applies to .pth checkpoints; '{}' is a safetensors file", path.string());
     io::SafetensorsFile f = io::SafetensorsFile::open(path);
@@ -42,7 +43,7 @@ std::string LoadReport::summary() const {
   std::string s;
   auto list = [&](const char* what, const std::vector<std::string>& v) {
     if (v.empty()) return;
-    s += fmt::format("{} ({}): {}\n", what, v.size(), fmt::join(v, ", "));
+    s += fmt::format("{} ({}): {}\n", what, v.size(), printable_list(v));  // names from the file: escaped, capped
   };
   list("missing keys", missing);
   list("unexpected keys", unexpected);

@@ -2,6 +2,7 @@
 // a model file on an image folder (classes matched to the model's class names by name) or list file.
 #include <cstdio>
 #include <memory>
+#include "engine/printable.h"
 #include "engine/train/batch.h"
 #include "io/report/html.h"
 #include "io/report/run_report.h"
@@ -37,7 +38,8 @@ void run_eval(const Opts& o) {
       for (const auto& name : ds.classes) {
         auto it = std::find(m.names.begin(), m.names.end(), name);
         if (it == m.names.end())
-          fail("--data {}: class folder '{}' is not one of the model's classes ({})", o.data, name, fmt::join(m.names, ", "));
+          fail("--data {}: class folder '{}' is not one of the model's classes ({})", o.data, printable(name),
+               printable_list(m.names));
         remap.push_back(it - m.names.begin());
       }
       for (auto& s : ds.samples) s.label = remap[size_t(s.label)];
@@ -74,13 +76,13 @@ void run_eval(const Opts& o) {
                 100 * mt.top1(), 100 * mt.top5(), mt.loss());
     std::printf("per class:\n");
     for (int64_t t = 0; t < c; ++t)
-      if (cnt[size_t(t)]) std::printf("  %-24s %6lld images  %6.2f%%\n", m.names[size_t(t)].c_str(), (long long)cnt[size_t(t)], 100 * acc[size_t(t)]);
+      if (cnt[size_t(t)]) std::printf("  %-24s %6lld images  %6.2f%%\n", printable(m.names[size_t(t)]).c_str(), (long long)cnt[size_t(t)], 100 * acc[size_t(t)]);
     if (c <= 20) {
       std::printf("confusion matrix (rows: true, columns: predicted):\n%24s", "");
       for (int64_t p = 0; p < c; ++p) std::printf(" %6lld", (long long)p);
       std::printf("\n");
       for (int64_t t = 0; t < c; ++t) {
-        std::printf("  %2lld %-19.19s", (long long)t, m.names[size_t(t)].c_str());
+        std::printf("  %2lld %-19.19s", (long long)t, printable(m.names[size_t(t)]).c_str());
         for (int64_t p = 0; p < c; ++p) std::printf(" %6lld", (long long)mt.confusion()[size_t(t * c + p)]);
         std::printf("\n");
       }

@@ -2,6 +2,7 @@
 // model file (names, input size and normalisation come from its metadata).
 #include <cstdio>
 #include <memory>
+#include "engine/printable.h"
 #include "tools/commands.h"
 #include "tools/lib/train_omp.h"
 #include "tools/lib/train_infer.h"
@@ -42,7 +43,7 @@ void register_predict(CLI::App& app) {
     for (const auto& p : preds) {
       std::string line = p.path + ":";
       for (size_t k = 0; k < p.topk.size(); ++k)
-        line += fmt::format("{} {} {:.4f}", k ? "," : "", m.names[size_t(p.topk[k].first)], p.topk[k].second);
+        line += fmt::format("{} {} {:.4f}", k ? "," : "", printable(m.names[size_t(p.topk[k].first)]), p.topk[k].second);
       std::printf("%s\n", line.c_str());
     }
   });

@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "engine/error.h"
+#include "engine/printable.h"
 #include "io/image/decode.h"
 
 namespace fs = std::filesystem;
@@ -144,7 +145,7 @@ Dataset image_folder(const fs::path& root, const ScanOptions& opt) {
   if (!empty_classes.empty())
     fail("ImageFolder: {}: found no valid file for the classes {} (supported extensions: .jpg, .jpeg, .png, .ppm, "
          ".bmp, .pgm, .tif, .tiff, .webp)",
-         root.string(), fmt::join(empty_classes, ", "));
+         root.string(), printable_list(empty_classes));
   sc.summary();
   return ds;
 }
@@ -163,12 +164,14 @@ Dataset list_file_dataset(const fs::path& list, const fs::path& root, const Scan
     size_t b = line.find_last_not_of(" \t");
     size_t sep = line.find_last_of(" \t", b);
     if (sep == std::string::npos || sep < a)
-      fail("list dataset: {}:{}: expected 'relative/path label', got '{}'", list.string(), lineno, line);
+      fail("list dataset: {}:{}: expected 'relative/path label', got '{}'", list.string(), lineno,
+           printable(line));
     std::string_view label_text(line.data() + sep + 1, b - sep);
     int64_t label = -1;
     auto [ptr, err] = std::from_chars(label_text.data(), label_text.data() + label_text.size(), label);
     if (err != std::errc() || ptr != label_text.data() + label_text.size() || label < 0)
-      fail("list dataset: {}:{}: label '{}' is not an integer >= 0", list.string(), lineno, label_text);
+      fail("list dataset: {}:{}: label '{}' is not an integer >= 0", list.string(), lineno,
+           printable(label_text));
     size_t e = line.find_last_not_of(" \t", sep);
     candidates.push_back({root / line.substr(a, e - a + 1), label});
   }

@@ -1,6 +1,7 @@
 // JPEG through libjpeg-turbo. A full-size YCbCr or grayscale file with its end marker goes through the
 // libjpeg API (decode_jpeg_region, with rtune's entropy decoder for baseline files); the rest (CMYK,
-// DCT-scaled decodes, files cut short) through the TurboJPEG API. Both use the accurate integer IDCT
+// DCT-scaled decodes, files cut short) through the TurboJPEG API, but for CMYK samplings TurboJPEG 2.x
+// cannot name (jpeg_cmyk.cpp). Both use the accurate integer IDCT
 // and fancy (smooth) chroma upsampling, the same as Pillow's libjpeg-turbo decoder, so a full-size
 // decode equals PIL's Image.open(f).convert("RGB"). CMYK/YCCK files are read as PIL reads them
 // (samples assumed Adobe-inverted, "CMYK;I") and converted with PIL's cmyk2rgb.
@@ -10,9 +11,11 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <tuple>
 
 #include "engine/error.h"
 #include "io/image/decode.h"
+#include "io/image/jpeg_cmyk.h"
 #include "io/image/stb_backend.h"
 
 namespace rtune::io {
@@ -23,14 +26,6 @@ struct TjHandle {
   tjhandle h = tjInitDecompress();
   ~TjHandle() { if (h) tjDestroy(h); }
 };
-
-// PIL's MULDIV255: a*b/255 rounded, with its shift trick.
-inline int muldiv255(int a, int b) {
-  int t = a * b + 128;
-  return ((t >> 8) + t) >> 8;
-}
-
-inline uint8_t clip8(int v) { return uint8_t(v < 0 ? 0 : v > 255 ? 255 : v); }
 
 // Smallest 1/2, 1/4, 1/8 scale whose output still meets every bound of the hint; 1/1 otherwise.
 tjscalingfactor choose_scale(int w, int h, const DecodeHint& hint) {
@@ -57,13 +52,7 @@ std::pair<int, int> jpeg_header_size(std::span<const std::byte> bytes, std::stri
     std::string why = tjGetErrorStr2(tj.h);
     if (why.find("subsampling") == std::string::npos) fail("decode_image: {}: corrupt JPEG header ({})", name, why);
     // A sampling TurboJPEG 2.x does not know (see decode_jpeg_into): libjpeg reads the header.
-    ImageWindow unused;
-    auto size_only = [&](int height, int width) {
-      h = height, w = width;
-      return std::optional<CropBox>();  // decode nothing
-    };
-    decode_jpeg_region(bytes, name, size_only, unused);
-    if (w <= 0 || h <= 0) fail("decode_image: {}: corrupt JPEG header ({})", name, why);
+    std::tie(h, w) = libjpeg_header_size(bytes, name);
   }
   // TurboJPEG reports success with a 0x0 size for data that ends before the frame header.
   if (w <= 0 || h <= 0) fail("decode_image: {}: corrupt JPEG header (no frame header before the data ends)", name);
@@ -105,6 +94,7 @@ void decode_jpeg_into(std::span<const std::byte> bytes, std::string_view name, c
         out = std::move(whole.pixels);
         return;
       }
+      if (decode_jpeg_cmyk(bytes, name, out)) return;  // e.g. Pillow's CMYK 4:2:0 (C at 2x2, M Y K at 1x1)
     }
     fail("decode_image: {}: corrupt JPEG header ({})", name, why);
   }
@@ -135,16 +125,7 @@ void decode_jpeg_into(std::span<const std::byte> bytes, std::string_view name, c
   out.width = ow;
   if (!cmyk) return;
   out.pixels.resize(size_t(ow) * size_t(oh) * 3);
-  const uint8_t* in = buf.data();
-  uint8_t* o = out.pixels.data();
-  for (size_t i = 0, n = size_t(ow) * size_t(oh); i < n; ++i, in += 4, o += 3) {
-    // "CMYK;I": stored inverted; then cmyk2rgb: channel = nk - c*nk/255 with nk = 255 - k.
-    int c = 255 - in[0], m = 255 - in[1], y = 255 - in[2], k = 255 - in[3];
-    int nk = 255 - k;
-    o[0] = clip8(nk - muldiv255(c, nk));
-    o[1] = clip8(nk - muldiv255(m, nk));
-    o[2] = clip8(nk - muldiv255(y, nk));
-  }
+  inverted_cmyk_to_rgb(buf.data(), size_t(ow) * size_t(oh), out.pixels.data());
 }
 
 }  // namespace rtune::io

@@ -6,54 +6,16 @@
 // ends as image edges (libjpeg.txt, "Decompressing partial scanlines"): one column of margin on each
 // side that is not an image edge keeps those columns out of the box. Tested against the full decode
 // for every subsampling, row and column (tests/data/test_decode.cpp).
-#include <cstddef>
-#include <cstdio>  // jpeglib.h needs size_t and FILE declared first
-// clang-format off
-#include <jpeglib.h>
-#include <jerror.h>
-// clang-format on
-
 #include <algorithm>
-#include <csetjmp>
 
 #include "engine/error.h"
 #include "io/image/decode.h"
 #include "io/image/jpeg_huffman.h"
+#include "io/image/libjpeg_decompressor.h"
 
 namespace rtune::io {
 
 namespace {
-
-// libjpeg reports fatal errors through error_exit, which must not return: it longjmps back to
-// decode_jpeg_region, which throws. Warnings are tolerated as TurboJPEG's full decode tolerates them,
-// except "Premature end of JPEG file" (Pillow's "image file is truncated").
-struct ErrorManager {
-  jpeg_error_mgr mgr;
-  std::jmp_buf jump;
-  char message[JMSG_LENGTH_MAX];
-  bool premature_end;
-};
-
-void on_error(j_common_ptr cinfo) {
-  auto* e = reinterpret_cast<ErrorManager*>(cinfo->err);
-  (*cinfo->err->format_message)(cinfo, e->message);
-  std::longjmp(e->jump, 1);
-}
-
-void on_message(j_common_ptr cinfo, int level) {
-  if (level >= 0) return;  // trace messages
-  auto* e = reinterpret_cast<ErrorManager*>(cinfo->err);
-  if (cinfo->err->msg_code == JWRN_JPEG_EOF) e->premature_end = true;
-  ++cinfo->err->num_warnings;
-}
-
-// Owns the decompressor. Built before setjmp, so a longjmp skips no destructor (C++ allows longjmp
-// only where a throw would run no non-trivial destructor).
-struct Decompressor {
-  jpeg_decompress_struct cinfo{};
-  ErrorManager err{};
-  ~Decompressor() { jpeg_destroy_decompress(&cinfo); }
-};
 
 bool ends_with_eoi(std::span<const std::byte> b) {
   return b.size() >= 4 && b[b.size() - 2] == std::byte{0xFF} && b[b.size() - 1] == std::byte{0xD9};
@@ -66,14 +28,9 @@ bool decode_jpeg_region(std::span<const std::byte> bytes, std::string_view name,
   bool is_jpeg = bytes.size() >= 3 && bytes[0] == std::byte{0xFF} && bytes[1] == std::byte{0xD8} &&
                  bytes[2] == std::byte{0xFF};
   if (!is_jpeg || !ends_with_eoi(bytes)) return false;
-  Decompressor d;
-  d.cinfo.err = jpeg_std_error(&d.err.mgr);
-  d.err.mgr.error_exit = on_error;
-  d.err.mgr.emit_message = on_message;
+  LibjpegDecompressor d;
   if (setjmp(d.err.jump)) fail("decode_image: {}: corrupt JPEG data ({})", name, d.err.message);
-  jpeg_create_decompress(&d.cinfo);
-  jpeg_mem_src(&d.cinfo, reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<unsigned long>(bytes.size()));
-  jpeg_read_header(&d.cinfo, TRUE);
+  d.start(bytes.data(), bytes.size());
   if (d.cinfo.jpeg_color_space != JCS_YCbCr && d.cinfo.jpeg_color_space != JCS_GRAYSCALE) return false;
   const int full_h = int(d.cinfo.image_height), full_w = int(d.cinfo.image_width);
   if (full_h <= 0 || full_w <= 0) return false;  // the full decode names the problem

@@ -12,10 +12,13 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <optional>
+#include <vector>
 
 #include "engine/error.h"
 #include "io/image/decode.h"
 #include "io/image/stb_backend.h"
+#include "io/image/stb_palette.h"
 
 namespace rtune::io {
 
@@ -65,9 +68,15 @@ Image decode_stb(std::span<const std::byte> bytes, std::string_view name) {
   if (bytes.size() > size_t(std::numeric_limits<int>::max())) fail("decode_image: {}: file too large for stb_image", name);
   auto [header_h, header_w] = stb_header_size(bytes, name);  // also checks that a BMP is complete
   check_pixel_count(name, header_h, header_w);
+  // Palette indices past the palette would read stb's uninitialised palette entries.
+  const ImageFormat format = sniff_format(bytes);
+  if (format == ImageFormat::bmp) check_bmp_palette_indices(bytes, name);
+  std::optional<std::vector<std::byte>> padded = format == ImageFormat::png ? png_with_full_palette(bytes) : std::nullopt;
+  std::span<const std::byte> input = padded ? std::span<const std::byte>(*padded) : bytes;
+  if (input.size() > size_t(std::numeric_limits<int>::max())) fail("decode_image: {}: file too large for stb_image", name);
   int w = 0, h = 0, channels_in_file = 0;
-  const auto* p = reinterpret_cast<const stbi_uc*>(bytes.data());
-  std::unique_ptr<stbi_uc, void (*)(void*)> data(stbi_load_from_memory(p, int(bytes.size()), &w, &h, &channels_in_file, 3),
+  const auto* p = reinterpret_cast<const stbi_uc*>(input.data());
+  std::unique_ptr<stbi_uc, void (*)(void*)> data(stbi_load_from_memory(p, int(input.size()), &w, &h, &channels_in_file, 3),
                                                   stbi_image_free);
   if (!data) {
     const char* why = stbi_failure_reason();

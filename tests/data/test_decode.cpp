@@ -171,6 +171,36 @@ TEST_CASE("TIFF decodes as Pillow: first page; strips, tiles, planes; raw, LZW, 
   check_error([&] { decode_image(std::span<const std::byte>(wide), "wide.tif"); }, {"wide.tif", "over the limit"});
 }
 
+// Issue 21: stb_image looked indices past a short palette up in uninitialised memory (valgrind; other
+// pixels each run). Pillow pads a PNG's palette with black, and so does rtune; Pillow's BMP answers for
+// them are quirky (see tests/gen/make_palette_fixtures.py), so such a BMP is refused as corrupt.
+TEST_CASE("palette indices past the palette: PNG black as Pillow, BMP refused") {
+  check_fixture_set("palette", "palette_refs.safetensors",
+                    {"short_8bit.png", "short_4bit.png", "short_1bit.png", "short_trns.png"}, ImageFormat::png);
+  check_fixture_set("palette", "palette_refs.safetensors", {"in_range_8bit.bmp"}, ImageFormat::bmp);
+  auto p = [](const char* n) { return fixture(std::string("data/palette/") + n); };
+  check_error([&] { decode_image(p("short_8bit.bmp")); }, {"short_8bit.bmp", "corrupt BMP", "palette index 200", "2-entry"});
+  check_error([&] { decode_image(p("short_4bit.bmp")); }, {"short_4bit.bmp", "palette index 15", "3-entry"});
+  check_error([&] { decode_image(p("short_1bit.bmp")); }, {"short_1bit.bmp", "palette index 1", "1-entry"});
+  // The colour count says 3 but the gap before the pixels holds 2 entries: stb reads 2.
+  auto gap_short = slurp(p("in_range_8bit.bmp"));
+  gap_short[10] = std::byte(uint8_t(gap_short[10]) - 4);  // pixel data offset 4 bytes earlier
+  check_error([&] { decode_image(std::span<const std::byte>(gap_short), "gap.bmp"); }, {"gap.bmp", "2-entry"});
+}
+
+// Issue 21: Pillow's CMYK 4:2:2 and 4:2:0 (C at 2x1 / 2x2, M, Y, K at 1x1) were refused as corrupt,
+// since TurboJPEG 2.x cannot name that sampling. Exact, as the 4:4:4 file (same IDCT and upsampling).
+TEST_CASE("CMYK JPEGs decode as Pillow at each subsampling Pillow writes") {
+  check_fixture_set("cmyk", "cmyk_refs.safetensors", {"cmyk444.jpg", "cmyk422.jpg", "cmyk420.jpg"}, ImageFormat::jpeg);
+  auto refs = SafetensorsFile::open(fixture("data/cmyk_refs.safetensors"));
+  const std::string path = fixture("data/cmyk/cmyk420.jpg");
+  // No DCT scaling for these: a hint is a lower bound, so the full-size decode serves it.
+  CHECK_IMAGE_NEAR(decode_image(path, DecodeHint{.min_short_side = 2}), test::ref_image(refs, "cmyk420.jpg"), 0, "hint");
+  auto cut = slurp(path);
+  cut.resize(cut.size() * 2 / 3);
+  check_error([&] { decode_image(std::span<const std::byte>(cut), "cut.jpg"); }, {"cut.jpg", "truncated"});
+}
+
 TEST_CASE("sniff_format recognises magic bytes") {
   CHECK(sniff_format(slurp(fixture("data/decode/rgb.png"))) == ImageFormat::png);
   CHECK(sniff_format(slurp(fixture("data/decode/rgb420.jpg"))) == ImageFormat::jpeg);

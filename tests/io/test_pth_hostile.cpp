@@ -5,6 +5,7 @@
 
 #include <fstream>
 
+#include "engine/printable.h"
 #include "io/pickle_vm.h"
 #include "io/pth.h"
 #include "test_pth_builders.h"
@@ -303,4 +304,23 @@ TEST_CASE("pth: storages and views are bounds-checked") {
     CHECK(error_of(pth("\x80\x02}(" + str("epoch") + "K\x03u.", {})).find("no tensors found; keys: epoch") != std::string::npos);
     CHECK(error_of(pth("\x80\x02]" ".", {})).find("holds a list, not a dict") != std::string::npos);
   }
+}
+
+// Issue 21: a checkpoint's keys are printed escaped, and a bounded number of them.
+TEST_CASE("pth: 20,000 keys make a short error and few notes; keys are escaped") {
+  std::vector<std::pair<std::string, std::string>> ints;  // {key: 3}
+  for (int i = 0; i < 20'000; ++i) ints.emplace_back(i == 1 ? "evil\x1b[2J" : "k" + std::to_string(i), "K\x03");
+  std::string err = error_of(pth(dict(ints), {}));
+  CHECK(err.find("no tensors found; keys: k0, evil\\x1b[2J, k2,") != std::string::npos);
+  CHECK(err.find("k9, … and 19990 more") != std::string::npos);
+  CHECK(err.find('\x1b') == std::string::npos);
+  CHECK(err.size() < 300);
+
+  // The same entries beside one tensor: ignored, ten named in notes, the rest counted.
+  ints.insert(ints.begin(), {"w", tensor("0", 6, 0, {2, 3}, {3, 1})});
+  PthContents c = load_pth_bytes(pth(dict(ints), {{"0", floats(kSix)}}), "many.pth");
+  CHECK(c.tensors.size() == 1);
+  REQUIRE(c.notes.size() == kMaxPrintedNames + 1);
+  CHECK(c.notes[1] == "ignored non-tensor entry evil\\x1b[2J (int)");
+  CHECK(c.notes.back() == "… and 19990 more ignored entries");
 }

@@ -260,3 +260,33 @@ TEST_CASE("safetensors: our writer's sample matches the committed file Python's 
   REQUIRE(file.size() == ours.size());
   CHECK(std::memcmp(file.data(), ours.data(), ours.size()) == 0);
 }
+
+// Issue 21: a 100,000-entry header took over a minute because the duplicate-name check made the JSON
+// parse quadratic. Zero-size tensors may all sit at [0, 0] (the reference accepts them), so this
+// loads; with the check linear it takes a fraction of a second, without, the suite stalls.
+TEST_CASE("safetensors: a header with 100,000 zero-size entries loads, and a duplicate among them is named") {
+  constexpr int kEntries = 100'000;
+  auto header_of = [](int entries, const std::string& last_name) {
+    std::string h = "{";
+    for (int i = 0; i < entries; ++i)
+      h += "\"zero." + std::to_string(i) + "\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]},";
+    return h + "\"" + last_name + "\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}}";
+  };
+  auto f = SafetensorsFile::from_bytes(make_file(header_of(kEntries, "last")), "many.safetensors");
+  CHECK(f.tensors().size() == size_t(kEntries) + 1);
+  CHECK(f.at("zero.99999").numel() == 0);
+  CHECK(f.at("last").bytes.empty());
+  CHECK(error_of(make_file(header_of(kEntries, "zero.12345"))) ==
+        "safetensors case.safetensors: duplicate tensor name 'zero.12345'");
+}
+
+// Issue 21: names from the file are printed escaped (engine/printable.h), never as raw escape codes.
+TEST_CASE("safetensors: tensor names in errors are escaped") {
+  // JSON's \u001b is ESC in the name itself.
+  std::string err = error_of(make_file(R"({"w\u001b[2J\u001b]0;title\u0007":{"dtype":"Q7","shape":[1],"data_offsets":[0,4]}})", 4));
+  CHECK(err == "safetensors case.safetensors: tensor 'w\\x1b[2J\\x1b]0;title\\x07' has unknown dtype 'Q7'");
+  err = error_of(make_file(R"({"a\u001b":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                           R"("a\u001b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8));
+  CHECK(err == "safetensors case.safetensors: duplicate tensor name 'a\\x1b'");
+  CHECK(err.find('\x1b') == std::string::npos);
+}

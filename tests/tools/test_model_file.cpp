@@ -208,3 +208,18 @@ TEST_CASE("model file: load options and save contracts") {
   }
   fs::remove_all(dir);
 }
+
+// Issue 21: a weight file with 20,000 stray keys made a 249 KB error; names from files come escaped.
+TEST_CASE("load_weights: the mismatch report names ten keys per list, escaped, and counts the rest") {
+  models::ResNet model(models::ResNetConfig{"resnet18", 8, 10});
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (auto& [name, slot] : model.state_dict()) tensors.emplace_back(name, slot->detach());
+  tensors.erase(tensors.begin());  // conv1.weight missing
+  for (int i = 0; i < 20'000; ++i) tensors.emplace_back(i == 0 ? "evil\x1b[2J" : "extra." + std::to_string(i), zeros({1}));
+  const std::string err = error_of([&] { models::load_weights(model, tensors); });
+  CHECK(err.find("missing keys (1): conv1.weight\n") != std::string::npos);
+  CHECK(err.find("unexpected keys (20000): evil\\x1b[2J, extra.1, extra.10, ") != std::string::npos);
+  CHECK(err.find(", … and 19990 more\n") != std::string::npos);
+  CHECK(err.find('\x1b') == std::string::npos);
+  CHECK(err.size() < 1000);
+}

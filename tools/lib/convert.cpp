@@ -5,6 +5,7 @@
 #include <set>
 #include <sstream>
 #include <nlohmann/json.hpp>
+#include "engine/printable.h"
 
 namespace rtune::tools {
 
@@ -49,7 +50,7 @@ ClassNames names_from_json(const nlohmann::json& j, const std::string& label) {
   auto name_of = [&](const json& v, const std::string& where) -> std::string {
     if (v.is_string()) return v.get<std::string>();
     if (v.is_array() && !v.empty() && v.back().is_string()) return v.back().get<std::string>();
-    fail("class names {}: entry {} is {}, not a name", label, where, v.dump());
+    fail("class names {}: entry {} is {}, not a name", label, printable(where), printable(v.dump()));
   };
   ClassNames out;
   if (j.is_array()) {
@@ -62,7 +63,7 @@ ClassNames names_from_json(const nlohmann::json& j, const std::string& label) {
     int64_t idx = -1;
     auto [end, ec] = std::from_chars(k.data(), k.data() + k.size(), idx);
     RTUNE_CHECK(ec == std::errc() && end == k.data() + k.size() && idx >= 0,
-                "class names {}: key '{}' is not a class index (expected \"0\", \"1\", …)", label, k);
+                "class names {}: key '{}' is not a class index (expected \"0\", \"1\", …)", label, printable(k));
     RTUNE_CHECK(by_index.emplace(idx, name_of(v, "'" + k + "'")).second, "class names {}: index {} appears twice", label, idx);
   }
   RTUNE_CHECK(!by_index.empty(), "class names {}: the object is empty", label);
@@ -73,7 +74,8 @@ ClassNames names_from_json(const nlohmann::json& j, const std::string& label) {
               "class names {}: keys must be the class indices 0..{} (or 1..{}); they run {}..{} with {} entries", label,
               n - 1, n, base, by_index.rbegin()->first, n);
   if (base == 1)
-    out.note = fmt::format("class names: keys 1..{} read as 1-based (index 0 = \"{}\")", n, by_index.begin()->second);
+    out.note = fmt::format("class names: keys 1..{} read as 1-based (index 0 = \"{}\")", n,
+                           printable(by_index.begin()->second));
   for (auto& [i, name] : by_index) out.names.push_back(name);
   return out;
 }
@@ -157,8 +159,8 @@ std::string describe(const ConvertResult& r, const ConvertOptions& o) {
   for (auto& [what, n] : r.dtype_changes) s += fmt::format("dtype    {}: {} tensors\n", what, n);
   std::string names = r.info.class_names.empty()
                           ? "none (predictions will print class indices)"
-                          : fmt::format("{} ({}, {}, …)", r.info.class_names.size(), r.info.class_names.front(),
-                                        r.info.class_names.size() > 1 ? r.info.class_names[1] : "");
+                          : fmt::format("{} ({}, {}, …)", r.info.class_names.size(), printable(r.info.class_names.front()),
+                                        r.info.class_names.size() > 1 ? printable(r.info.class_names[1]) : "");
   s += fmt::format("classes  {}\n", names);
   s += fmt::format("wrote    {} ({:.1f} MB, input size {}, mean/std ({}, {}, {})/({}, {}, {}))\n", o.output.string(),
                    double(r.bytes_written) / 1e6, r.info.input_size, r.info.mean[0], r.info.mean[1], r.info.mean[2],

@@ -5,6 +5,7 @@
 #include <map>
 #include <unistd.h>
 #include <fmt/format.h>
+#include "engine/printable.h"
 #include "engine/sched/spec.h"
 #include "engine/train/batch.h"
 #include "io/checkpoint.h"
@@ -180,8 +181,8 @@ Data open_data(const TrainArgs& a) {
     d.val = io::image_folder(val_dir, scan);
     d.has_val = true;
     if (!d.classes.empty() && d.val.classes != d.classes)
-      fail("--val {}: its class folders ({}) differ from the training set's ({})", val_dir, fmt::join(d.val.classes, ","),
-           fmt::join(d.classes, ","));
+      fail("--val {}: its class folders ({}) differ from the training set's ({})", val_dir,
+           printable_list(d.val.classes), printable_list(d.classes));
   } else if (!a.val_list.empty() && a.train_list.empty()) {
     d.val = io::list_file_dataset(a.val_list, fs::path(a.val_list).parent_path(), scan);
     d.has_val = true;
