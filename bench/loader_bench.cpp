@@ -1,5 +1,5 @@
 // bench_loader: data-pipeline throughput (img/s) for decode only, the training transforms, and the
-// decoded cache (epoch 2). The last line is JSON. The work is io/data/loader_bench.cpp.
+// decoded cache (epoch 2). The last line is JSON. The work is finetune/loader_bench.cpp.
 // Usage: bench_loader --data DIR [--threads N] [--batch B] [--transforms SPEC] [--cache[=MiB]]
 //                     [--prefetch P] [--read-ahead R] [--skip-decode] [--dct] [--images N] [--seed S]
 #include <cstdio>
@@ -8,7 +8,7 @@
 #include <string_view>
 
 #include "engine/error.h"
-#include "io/data/loader_bench.h"
+#include "finetune/loader_bench.h"
 
 namespace {
 
@@ -33,7 +33,7 @@ long long parse_number(std::string_view flag, const std::string& v) {
 
 int main(int argc, char** argv) {
   try {
-    rtune::io::LoaderBenchOptions opt;
+    rtune::finetune::LoaderBenchOptions opt;
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];
       auto value = [&]() -> std::string {
@@ -56,8 +56,8 @@ int main(int argc, char** argv) {
       else rtune::fail("bench_loader: unknown argument '{}'\n{}", a, kUsage);
     }
     if (opt.data.empty()) rtune::fail("bench_loader: --data DIR is required\n{}", kUsage);
-    auto r = rtune::io::run_loader_bench(opt, [](const std::string& s) { std::printf("%s\n", s.c_str()); });
-    std::printf("%s\n", rtune::io::to_json(r).c_str());
+    auto r = rtune::finetune::run_loader_bench(opt, [](const std::string& s) { std::printf("%s\n", s.c_str()); });
+    std::printf("%s\n", rtune::finetune::to_json(r).c_str());
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());

@@ -2,7 +2,7 @@
 
 # Data pipeline: decode / train transforms / cached img/s (bench/pytorch_loader.py is its PyTorch twin).
 add_executable(bench_loader bench/loader_bench.cpp)
-target_link_libraries(bench_loader PRIVATE rtune_data)
+target_link_libraries(bench_loader PRIVATE rtune_finetune)
 
 # The Pillow-exact RandomResizedCrop resample alone (bench/RESULTS.md, "Data pipeline").
 add_executable(bench_resize bench/resize_bench.cpp)

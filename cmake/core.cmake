@@ -1,10 +1,16 @@
-# engine/ + kernels/ (façade and CPU backend): the tensor, autograd and op core.
+# The core layer, engine/ + kernels/ (docs/ARCHITECTURE.md): tensors, autograd, modules, optimizers,
+# schedulers, and the op façade with its CPU backend (the CUDA backend joins in cmake/cuda.cmake).
+# One target: a Tensor method dispatches through kernels/ops.h and every kernel takes Tensors.
 add_library(rtune_core STATIC
   engine/storage.cpp engine/tensor.cpp engine/autograd.cpp engine/functional.cpp engine/rng.cpp
-  kernels/dispatch.cpp kernels/op_counts.cpp
-  kernels/cpu/elementwise.cpp kernels/cpu/images.cpp kernels/cpu/conv2d.cpp kernels/cpu/batchnorm.cpp
+  engine/nn/module.cpp engine/nn/autocast.cpp
+  engine/optim/optimizer.cpp engine/optim/clip.cpp
+  engine/sched/scheduler.cpp engine/sched/epoch_schedulers.cpp engine/sched/onecycle.cpp engine/sched/plateau.cpp
+  engine/sched/spec.cpp
+  kernels/dispatch.cpp kernels/op_counts.cpp kernels/update_rules.cpp
+  kernels/cpu/elementwise.cpp kernels/cpu/images.cpp kernels/cpu/conv2d.cpp kernels/cpu/batch_norm.cpp
   kernels/cpu/pool.cpp kernels/cpu/linear.cpp kernels/cpu/softmax.cpp kernels/cpu/optim.cpp)
-target_link_libraries(rtune_core PUBLIC rtune_base Eigen3::Eigen OpenMP::OpenMP_CXX)
+target_link_libraries(rtune_core PUBLIC rtune_base Eigen3::Eigen OpenMP::OpenMP_CXX nlohmann_json::nlohmann_json)
 # Eigen's GEMM must vectorise: the CPU path is our fallback trainer and the numerical oracle.
 target_compile_options(rtune_core PRIVATE $<$<CONFIG:Release>:-O3>)
 
@@ -15,3 +21,13 @@ rtune_add_test(core_autograd SOURCES tests/core/test_autograd.cpp LIBS rtune_tes
 rtune_add_test(core_ops_forward SOURCES tests/core/test_ops_forward.cpp LIBS rtune_test_util nlohmann_json::nlohmann_json)
 rtune_add_test(core_gradcheck SOURCES tests/core/test_gradcheck_ops.cpp LIBS rtune_test_util)
 rtune_add_test(core_normalize_images SOURCES tests/core/test_normalize_images.cpp LIBS rtune_test_util)
+
+# The optimizers' per-element rules (kernels/update_rules.h), clipping and the LR schedulers.
+rtune_add_test(optim_rules SOURCES tests/optim/test_optim_rules.cpp LIBS rtune_core)
+rtune_add_test(optim_sched SOURCES tests/optim/test_sched.cpp LIBS rtune_core)
+rtune_add_test(optim_clip SOURCES tests/optim/test_clip.cpp LIBS rtune_core)
+# The same rules inside CUDA kernels (real GPU build only; skips at run time without a device).
+if(RTUNE_CUDA)
+  rtune_add_test(optim_rules_cuda SOURCES tests/optim/test_optim_rules_cuda.cpp tests/optim/optim_rules_kernels.cu
+                 LIBS rtune_core CUDA::cudart)
+endif()

@@ -11,7 +11,7 @@ set(RTUNE_CUDA_KERNEL_SOURCES
   kernels/cuda/elementwise.cu
   kernels/cuda/images.cu
   kernels/cuda/conv2d.cu
-  kernels/cuda/batchnorm.cu
+  kernels/cuda/batch_norm.cu
   kernels/cuda/pool.cu
   kernels/cuda/linear.cu
   kernels/cuda/softmax.cu
@@ -37,13 +37,13 @@ target_compile_definitions(rtune_core PRIVATE RTUNE_HAS_CUDA_BACKEND)
 add_library(rtune_cuda_test_util INTERFACE)
 target_link_libraries(rtune_cuda_test_util INTERFACE rtune_cuda rtune_test_util)
 rtune_add_test(cuda_ops SOURCES tests/cuda/test_cuda_ops.cpp LIBS rtune_cuda_test_util)
-rtune_add_test(cuda_models SOURCES tests/cuda/test_cuda_models.cpp LIBS rtune_cuda_test_util rtune_models rtune_optim)
+rtune_add_test(cuda_models SOURCES tests/cuda/test_cuda_models.cpp LIBS rtune_cuda_test_util rtune_finetune)
 if(RTUNE_CUDA_SIM)  # the stand-ins' call log and the simulated runtime's counters
-  rtune_add_test(cuda_calllog SOURCES tests/cuda/test_cuda_calllog.cpp LIBS rtune_cuda_test_util rtune_models rtune_optim)
+  rtune_add_test(cuda_calllog SOURCES tests/cuda/test_cuda_calllog.cpp LIBS rtune_cuda_test_util rtune_finetune)
 endif()
 rtune_add_test(cuda_bf16 SOURCES tests/cuda/test_cuda_bf16.cpp LIBS rtune_cuda_test_util)
 rtune_add_test(cuda_optim_multi SOURCES tests/cuda/test_cuda_optim_multi.cpp
-               LIBS rtune_cuda_test_util rtune_models rtune_optim)
+               LIBS rtune_cuda_test_util rtune_finetune)
 # CI runs these under ASan + UBSan too (the root labels only cuda_sim*/cuda_standin*).
 foreach(t cuda_ops cuda_bf16 cuda_calllog cuda_models cuda_optim_multi)
   if(TEST ${t})

@@ -13,8 +13,8 @@ target_link_libraries(rtune_standin_log PUBLIC rtune_base)
 add_library(rtune_cudnn_standin STATIC
   kernels/cuda/sim/standin_cudnn_common.cpp
   kernels/cuda/sim/standin_cudnn_desc.cpp
-  kernels/cuda/sim/standin_cudnn_conv.cpp
-  kernels/cuda/sim/standin_cudnn_bn.cpp
+  kernels/cuda/sim/standin_cudnn_conv2d.cpp
+  kernels/cuda/sim/standin_cudnn_batch_norm.cpp
   kernels/cuda/sim/standin_cudnn_pool.cpp)
 target_include_directories(rtune_cudnn_standin SYSTEM PUBLIC ${RTUNE_CUDA_STANDIN_INCLUDE})
 target_link_libraries(rtune_cudnn_standin PUBLIC rtune_standin_log PRIVATE OpenMP::OpenMP_CXX)
@@ -23,8 +23,8 @@ add_library(rtune_cublas_standin STATIC kernels/cuda/sim/standin_cublas.cpp)
 target_include_directories(rtune_cublas_standin SYSTEM PUBLIC ${RTUNE_CUDA_STANDIN_INCLUDE})
 target_link_libraries(rtune_cublas_standin PUBLIC rtune_standin_log PRIVATE OpenMP::OpenMP_CXX)
 
-rtune_add_test(cuda_standin_cudnn_conv SOURCES tests/cuda/test_standin_cudnn_conv.cpp LIBS rtune_cudnn_standin)
-rtune_add_test(cuda_standin_cudnn_bn SOURCES tests/cuda/test_standin_cudnn_bn.cpp LIBS rtune_cudnn_standin)
+rtune_add_test(cuda_standin_cudnn_conv SOURCES tests/cuda/test_standin_cudnn_conv2d.cpp LIBS rtune_cudnn_standin)
+rtune_add_test(cuda_standin_cudnn_bn SOURCES tests/cuda/test_standin_cudnn_batch_norm.cpp LIBS rtune_cudnn_standin)
 rtune_add_test(cuda_standin_cudnn_pool SOURCES tests/cuda/test_standin_cudnn_pool.cpp LIBS rtune_cudnn_standin)
 rtune_add_test(cuda_standin_cudnn_desc SOURCES tests/cuda/test_standin_cudnn_desc.cpp LIBS rtune_cudnn_standin)
 rtune_add_test(cuda_standin_cublas SOURCES tests/cuda/test_standin_cublas.cpp LIBS rtune_cublas_standin)

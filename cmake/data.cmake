@@ -8,7 +8,8 @@ find_path(STB_INCLUDE_DIR stb/stb_image.h REQUIRED)
 find_path(WEBP_INCLUDE_DIR webp/demux.h REQUIRED)
 find_library(WEBP_LIBRARY webp REQUIRED)
 find_library(WEBPDEMUX_LIBRARY webpdemux REQUIRED)
-find_package(TIFF 4.5 REQUIRED)  # 4.5: per-file error handlers (TIFFOpenOptions), io/image/tiff.cpp
+find_package(TIFF 4.5 REQUIRED)
+find_path(RTUNE_STB_WRITE_INCLUDE stb/stb_image_write.h REQUIRED)  # io/image/png_write.cpp  # 4.5: per-file error handlers (TIFFOpenOptions), io/image/tiff.cpp
 
 add_library(rtune_data STATIC
   io/image/decode.cpp
@@ -25,16 +26,17 @@ add_library(rtune_data STATIC
   io/transforms/resample_passes.cpp
   io/transforms/geometry.cpp
   io/transforms/color.cpp
-  io/transforms/tensor.cpp
+  io/transforms/normalize.cpp
   io/transforms/random.cpp
   io/transforms/pipeline.cpp
   io/data/dataset.cpp
   io/data/loader.cpp
   io/data/cache.cpp
   io/data/byte_arena.cpp
-  io/data/loader_bench.cpp
+  io/image/png_write.cpp
 )
-target_include_directories(rtune_data PRIVATE ${TURBOJPEG_INCLUDE_DIR} ${STB_INCLUDE_DIR} ${WEBP_INCLUDE_DIR})
+target_include_directories(rtune_data PRIVATE ${TURBOJPEG_INCLUDE_DIR} ${STB_INCLUDE_DIR} ${WEBP_INCLUDE_DIR}
+                           ${RTUNE_STB_WRITE_INCLUDE})
 target_link_libraries(rtune_data PUBLIC rtune_base Threads::Threads
                       PRIVATE ${TURBOJPEG_LIBRARY} JPEG::JPEG ${WEBPDEMUX_LIBRARY} ${WEBP_LIBRARY} TIFF::TIFF)
 # PIL's float arithmetic (blend, HSV, bilinear rotate) is reproduced operation by operation: no FMA

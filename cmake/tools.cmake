@@ -1,34 +1,22 @@
-# tools/: the one `rtune` binary. Subcommands live in tools/cmd_<name>.cpp (see tools/commands.h) and
-# register themselves; code they share, and that tests call directly, is in tools/lib/ (rtune_tools).
+# tools/: the one `rtune` binary. Each subcommand lives in tools/cmd_<name>.cpp (see tools/commands.h):
+# it parses its flags, calls finetune/ and prints.
 find_package(CLI11 REQUIRED)
-file(GLOB RTUNE_TOOLS_LIB CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tools/lib/*.cpp)
-if(RTUNE_TOOLS_LIB)
-  add_library(rtune_tools STATIC ${RTUNE_TOOLS_LIB})
-  set(_scope PUBLIC)
-else()
-  add_library(rtune_tools INTERFACE)
-  set(_scope INTERFACE)
-endif()
-target_link_libraries(rtune_tools ${_scope} rtune_models rtune_optim rtune_data rtune_io_formats CLI11::CLI11)
-if(TARGET rtune_train)
-  target_link_libraries(rtune_tools ${_scope} rtune_train)
-endif()
 file(GLOB RTUNE_TOOL_COMMANDS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tools/cmd_*.cpp)
 add_executable(rtune tools/rtune.cpp ${RTUNE_TOOL_COMMANDS})
-target_link_libraries(rtune PRIVATE rtune_tools)
+target_link_libraries(rtune PRIVATE rtune_finetune CLI11::CLI11)
 
 # --- convert / summary / the rtune model file
-rtune_add_test(tools_model_file SOURCES tests/tools/test_model_file.cpp LIBS rtune_models rtune_test_util)
-rtune_add_test(tools_convert SOURCES tests/tools/test_convert.cpp LIBS rtune_tools rtune_test_util)
-rtune_add_test(tools_summary SOURCES tests/tools/test_summary.cpp LIBS rtune_tools rtune_test_util)
+rtune_add_test(tools_model_file SOURCES tests/tools/test_model_file.cpp LIBS rtune_finetune rtune_test_util)
+rtune_add_test(tools_convert SOURCES tests/tools/test_convert.cpp LIBS rtune_finetune rtune_test_util)
+rtune_add_test(tools_summary SOURCES tests/tools/test_summary.cpp LIBS rtune_finetune rtune_test_util)
 foreach(t tools_convert tools_summary)
   target_compile_definitions(test_${t} PRIVATE RTUNE_BIN="$<TARGET_FILE:rtune>")
   add_dependencies(test_${t} rtune)
 endforeach()
 
 # --- train / eval / predict / demo: end-to-end tests through the binary (tests/e2e).
-if(TARGET rtune_train)
-  rtune_add_test(e2e_cli SOURCES tests/e2e/test_cli.cpp LIBS rtune_train rtune_test_util)
+if(TARGET rtune_finetune)
+  rtune_add_test(e2e_cli SOURCES tests/e2e/test_cli.cpp LIBS rtune_finetune rtune_test_util)
   target_compile_definitions(test_e2e_cli PRIVATE RTUNE_BIN="$<TARGET_FILE:rtune>")
   if(RTUNE_CUDA OR RTUNE_CUDA_SIM)
     target_compile_definitions(test_e2e_cli PRIVATE RTUNE_TEST_HAS_CUDA=1)
@@ -37,5 +25,5 @@ if(TARGET rtune_train)
     target_compile_definitions(test_e2e_cli PRIVATE RTUNE_TEST_CUDA_SIM=1)
   endif()
   add_dependencies(test_e2e_cli rtune)
-  set_tests_properties(e2e_cli PROPERTIES ENVIRONMENT OMP_WAIT_POLICY=passive)  # see cmake/train.cmake
+  set_tests_properties(e2e_cli PROPERTIES ENVIRONMENT OMP_WAIT_POLICY=passive)  # see cmake/finetune.cmake
 endif()

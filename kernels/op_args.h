@@ -2,7 +2,7 @@
 #pragma once
 #include <cstdint>
 
-#include "engine/optim/update_rules.h"
+#include "kernels/update_rules.h"
 
 namespace rtune {
 class Tensor;

@@ -6,7 +6,7 @@
 #include <array>
 #include <memory>
 #include "engine/tensor.h"
-#include "engine/optim/update_rules.h"
+#include "kernels/update_rules.h"
 #include "kernels/op_args.h"
 
 namespace rtune::kernels {
@@ -136,7 +136,7 @@ void cross_entropy_backward(const Tensor& gloss, const Tensor& log_probs, const 
                             double label_smoothing, Reduction r, Tensor& glogits);
 
 // ----------------------------------------------------------------- optimizer updates and clipping
-// Fused updates of a list of parameters (op_args.h's slots), applying engine/optim/update_rules.h to
+// Fused updates of a list of parameters (op_args.h's slots), applying kernels/update_rules.h to
 // every element: PyTorch's SGD / Adam / AdamW / RMSprop with each parameter's own hyper-parameters, so
 // the result is bit-identical to the span drivers of update_rules.cpp run parameter by parameter.
 // requires: every tensor of the call on one device and of one dtype (f32 or f64); param and state dense

@@ -1,9 +1,9 @@
 // `rtune bench conv|loader|train`: print measured figures (see bench/RESULTS.md for recorded runs).
 #include <cstdio>
 #include "engine/error.h"
-#include "io/data/loader_bench.h"
+#include "finetune/loader_bench.h"
 #include "tools/commands.h"
-#include "tools/lib/bench_ops.h"
+#include "finetune/bench_ops.h"
 
 namespace rtune::tools {
 
@@ -19,10 +19,10 @@ void register_bench(CLI::App& app) {
   conv->add_option("--batch", *conv_batch, "batch size")->check(CLI::PositiveNumber);
   conv->add_option("--reps", *conv_reps, "timed repetitions (best is reported)")->check(CLI::PositiveNumber);
   conv->add_option("--device", *conv_device, "cpu or cuda[:N]");
-  conv->callback([=] { bench_conv(*conv_batch, *conv_reps, Device::parse(*conv_device), print); });
+  conv->callback([=] { finetune::bench_conv(*conv_batch, *conv_reps, Device::parse(*conv_device), print); });
 
   auto* loader = bench->add_subcommand("loader", "data pipeline img/s: decode only, train transforms, cached");
-  auto lo = std::make_shared<io::LoaderBenchOptions>();
+  auto lo = std::make_shared<finetune::LoaderBenchOptions>();
   auto cache_mib = std::make_shared<size_t>(0);
   loader->add_option("--data", lo->data, "an image folder (one sub-folder per class)")->required();
   loader->add_option("--threads", lo->threads, "worker threads (0: all cores)");
@@ -35,14 +35,14 @@ void register_bench(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   loader->add_flag("!--skip-decode", lo->decode_pass, "leave out the decode-only pass (which also warms the page cache)");
   loader->callback([=] {
-    io::LoaderBenchOptions opt = *lo;
+    finetune::LoaderBenchOptions opt = *lo;
     opt.cache_bytes = *cache_mib << 20;
-    io::LoaderBenchResult r = io::run_loader_bench(opt, print);
-    print(io::to_json(r));
+    finetune::LoaderBenchResult r = finetune::run_loader_bench(opt, print);
+    print(finetune::to_json(r));
   });
 
   auto* train = bench->add_subcommand("train", "synthetic-data training steps (img/s)");
-  auto to = std::make_shared<TrainBenchOptions>();
+  auto to = std::make_shared<finetune::TrainBenchOptions>();
   auto train_device = std::make_shared<std::string>("cpu");
   auto freeze = std::make_shared<std::string>("none");
   train->add_option("--arch", to->arch, "resnet18|34|50|101|152");
@@ -55,10 +55,10 @@ void register_bench(CLI::App& app) {
   train->add_option("--freeze", *freeze, "none or backbone")->check(CLI::IsMember({"none", "backbone"}));
   train->add_option("--device", *train_device, "cpu or cuda[:N]");
   train->callback([=] {
-    TrainBenchOptions o = *to;
+    finetune::TrainBenchOptions o = *to;
     o.device = Device::parse(*train_device);
     o.freeze_backbone = *freeze == "backbone";
-    bench_train(o, print);
+    finetune::bench_train(o, print);
   });
 }
 

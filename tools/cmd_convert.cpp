@@ -2,12 +2,12 @@
 #include <cstdio>
 #include <memory>
 #include "tools/commands.h"
-#include "tools/lib/convert.h"
+#include "finetune/convert.h"
 
 namespace rtune::tools {
 
 void register_convert(CLI::App& app) {
-  auto o = std::make_shared<ConvertOptions>();
+  auto o = std::make_shared<finetune::ConvertOptions>();
   auto dtype = std::make_shared<std::string>("float32");
   CLI::App* sub = app.add_subcommand("convert",
                                      "Turn a torchvision ResNet state_dict (.pth zip/legacy, checkpoint, DataParallel, "
@@ -26,8 +26,8 @@ void register_convert(CLI::App& app) {
       ->check(CLI::IsMember({"float32", "float16", "bfloat16"}));
   sub->callback([o, dtype] {
     o->dtype = *dtype == "float16" ? DType::f16 : *dtype == "bfloat16" ? DType::bf16 : DType::f32;
-    ConvertResult r = convert_model(*o);
-    std::fputs(describe(r, *o).c_str(), stdout);
+    finetune::ConvertResult r = finetune::convert_model(*o);
+    std::fputs(finetune::describe(r, *o).c_str(), stdout);
   });
 }
 

@@ -1,13 +1,13 @@
 // `rtune demo`: generated data, pretraining, frozen-backbone fine-tuning vs from scratch, one report.
 #include <memory>
 #include "tools/commands.h"
-#include "tools/lib/train_omp.h"
-#include "tools/lib/train_demo.h"
+#include "finetune/omp_wait.h"
+#include "finetune/demo.h"
 
 namespace rtune::tools {
 
 void register_demo(CLI::App& app) {
-  auto o = std::make_shared<DemoOptions>();
+  auto o = std::make_shared<finetune::DemoOptions>();
   auto quick = std::make_shared<bool>(false);
   CLI::App* sub = app.add_subcommand("demo", "Pretrain a small ResNet-18 on generated shapes, fine-tune it on a related "
                                              "task (frozen backbone vs all layers vs from scratch), write a report");
@@ -21,13 +21,13 @@ void register_demo(CLI::App& app) {
   sub->add_option("--device", o->device, "auto | cpu | cuda | cuda:N (auto)");
   sub->add_flag("--quick", *quick, "a seconds-long smoke run (few images and epochs; results are not meaningful)");
   sub->callback([o, quick] {
-    ensure_passive_omp_wait();
+    finetune::ensure_passive_omp_wait();
     if (*quick) {
       o->per_class_a = 12, o->per_class_b = 6, o->val_per_class = 4;
       o->epochs_a = 2, o->epochs_b = 2;
       o->width = std::min<int64_t>(o->width, 8);
     }
-    run_demo(*o);
+    finetune::run_demo(*o);
   });
 }
 

@@ -3,14 +3,14 @@
 #include <cstdio>
 #include <memory>
 #include "engine/printable.h"
-#include "engine/train/batch.h"
-#include "io/report/html.h"
-#include "io/report/run_report.h"
-#include "io/report/svg.h"
+#include "finetune/batch.h"
+#include "finetune/report/html.h"
+#include "finetune/report/run_report.h"
+#include "finetune/report/svg.h"
 #include "tools/commands.h"
-#include "tools/lib/train_omp.h"
-#include "tools/lib/train_infer.h"
-#include "tools/lib/train_run.h"
+#include "finetune/omp_wait.h"
+#include "finetune/infer.h"
+#include "finetune/train_run.h"
 
 namespace rtune::tools {
 
@@ -24,8 +24,8 @@ struct Opts {
 };
 
 void run_eval(const Opts& o) {
-  const Device dev = resolve_device(o.device, nullptr);
-  InferenceModel m = load_inference_model(o.weights, o.transforms, dev);
+  const Device dev = finetune::resolve_device(o.device, nullptr);
+  finetune::InferenceModel m = finetune::load_inference_model(o.weights, o.transforms, dev);
   const int64_t c = m.loaded.info.num_classes;
   io::Dataset ds;
   io::ScanOptions scan;
@@ -55,11 +55,11 @@ void run_eval(const Opts& o) {
   io::LoaderOptions lo;
   lo.batch_size = int(o.batch);
   lo.threads = o.threads;
-  lo.host_memory = train::pinned_host_memory(dev);
+  lo.host_memory = finetune::pinned_host_memory(dev);
   lo.shuffle = false;
   lo.strict = o.strict;
   io::Loader loader(ds, m.pipeline, lo);
-  train::EvalResult r = train::evaluate(*m.loaded.model, loader, m.norm, c, DType::f32, dev, nn::Precision::fp32, 0, 32);
+  finetune::EvalResult r = finetune::evaluate(*m.loaded.model, loader, m.norm, c, DType::f32, dev, nn::Precision::fp32, 0, 32);
   const auto& mt = r.metrics;
   auto acc = mt.per_class_accuracy();
   auto cnt = mt.per_class_count();
@@ -89,13 +89,13 @@ void run_eval(const Opts& o) {
     }
   }
   if (!o.report.empty()) {
-    io::Report rep;
+    finetune::Report rep;
     rep.title = "rtune eval: " + o.weights;
     rep.facts = {{"model", o.weights}, {"data", o.data.empty() ? o.list : o.data},
                  {"accuracy", fmt::format("top-1 {:.2f}%, top-5 {:.2f}% on {} images", 100 * mt.top1(), 100 * mt.top5(), mt.count())}};
-    rep.sections.push_back({"Confusion matrix", io::confusion_svg(mt.confusion(), m.names, "Confusion matrix")});
-    rep.sections.push_back({"Predictions", io::image_grid_html(io::prediction_tiles(loader, r, m.names))});
-    io::write_report(o.report, rep);
+    rep.sections.push_back({"Confusion matrix", finetune::confusion_svg(mt.confusion(), m.names, "Confusion matrix")});
+    rep.sections.push_back({"Predictions", finetune::image_grid_html(finetune::prediction_tiles(loader, r, m.names))});
+    finetune::write_report(o.report, rep);
     std::printf("report: %s\n", o.report.c_str());
   }
 }
@@ -117,7 +117,7 @@ void register_eval(CLI::App& app) {
   sub->add_flag("--json", o->json, "print JSON instead of text");
   sub->add_flag("--strict", o->strict, "stop at the first image that does not decode (default: skip it with a warning)");
   sub->callback([o] {
-    ensure_passive_omp_wait();
+    finetune::ensure_passive_omp_wait();
     if (o->data.empty() && o->list.empty()) throw CLI::RequiredError("--data or --list");
     run_eval(*o);
   });

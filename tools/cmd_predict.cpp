@@ -4,9 +4,9 @@
 #include <memory>
 #include "engine/printable.h"
 #include "tools/commands.h"
-#include "tools/lib/train_omp.h"
-#include "tools/lib/train_infer.h"
-#include "tools/lib/train_run.h"
+#include "finetune/omp_wait.h"
+#include "finetune/infer.h"
+#include "finetune/train_run.h"
 
 namespace rtune::tools {
 
@@ -31,13 +31,13 @@ void register_predict(CLI::App& app) {
   sub->add_option("--threads", o->threads, "decoding threads (0 = all cores)");
   sub->add_option("--device", o->device, "auto | cpu | cuda | cuda:N (auto)");
   sub->callback([o] {
-    ensure_passive_omp_wait();
-    const Device dev = resolve_device(o->device, nullptr);
-    InferenceModel m = load_inference_model(o->weights, o->transforms, dev);
-    auto files = collect_images(o->inputs);
-    auto preds = predict_files(m, files, std::min<int64_t>(o->topk, m.loaded.info.num_classes), o->batch, o->threads, dev);
+    finetune::ensure_passive_omp_wait();
+    const Device dev = finetune::resolve_device(o->device, nullptr);
+    finetune::InferenceModel m = finetune::load_inference_model(o->weights, o->transforms, dev);
+    auto files = finetune::collect_images(o->inputs);
+    auto preds = finetune::predict_files(m, files, std::min<int64_t>(o->topk, m.loaded.info.num_classes), o->batch, o->threads, dev);
     if (o->json) {
-      std::printf("%s\n", predictions_json(m, o->weights, preds).dump(2).c_str());
+      std::printf("%s\n", finetune::predictions_json(m, o->weights, preds).dump(2).c_str());
       return;
     }
     for (const auto& p : preds) {

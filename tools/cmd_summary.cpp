@@ -3,9 +3,9 @@
 #include <charconv>
 #include <cstdio>
 #include <memory>
-#include "models/model_file.h"
+#include "finetune/model_file.h"
 #include "tools/commands.h"
-#include "tools/lib/summary.h"
+#include "finetune/summary.h"
 
 namespace rtune::tools {
 
@@ -50,7 +50,7 @@ void register_summary(CLI::App& app) {
     std::unique_ptr<models::ResNet> model;
     int64_t default_input = 224;
     if (!a->weights.empty()) {
-      models::LoadedModel lm = models::load_model(
+      finetune::LoadedModel lm = finetune::load_model(
           a->weights, {.arch = a->arch, .num_classes = a->num_classes, .replace_head = a->num_classes > 0});
       model = std::move(lm.model);
       default_input = lm.info.input_size;
@@ -60,7 +60,7 @@ void register_summary(CLI::App& app) {
           a->arch, a->width > 0 ? a->width : 64, a->num_classes > 0 ? a->num_classes : 1000});
     }
     auto [h, w] = a->input.empty() ? std::pair{default_input, default_input} : parse_input(a->input);
-    std::fputs(format_summary(summarize(*model, h, w), !a->totals_only).c_str(), stdout);
+    std::fputs(finetune::format_summary(finetune::summarize(*model, h, w), !a->totals_only).c_str(), stdout);
   });
 }
 

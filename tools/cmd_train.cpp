@@ -1,14 +1,14 @@
 // `rtune train`: fine-tune (or train from scratch) a ResNet on an image folder or list file; see
-// tools/lib/train_run.h for what lands in the run folder.
+// finetune/train_run.h for what lands in the run folder.
 #include <memory>
 
 #include <fmt/format.h>
 
 #include "tools/commands.h"
-#include "tools/lib/train_omp.h"
+#include "finetune/omp_wait.h"
 #include "io/data/cache.h"
 #include "io/transforms/pipeline.h"
-#include "tools/lib/train_run.h"
+#include "finetune/train_run.h"
 
 namespace rtune::tools {
 
@@ -32,7 +32,7 @@ CLI::Validator cache_fits_in_memory() {
 }  // namespace
 
 void register_train(CLI::App& app) {
-  auto a = std::make_shared<TrainArgs>();
+  auto a = std::make_shared<finetune::TrainArgs>();
   auto s = std::make_shared<std::map<std::string, std::string>>();
   auto resume = std::make_shared<std::string>();
   auto betas = std::make_shared<std::vector<double>>();
@@ -127,7 +127,7 @@ void register_train(CLI::App& app) {
       ->check(CLI::PositiveNumber);
 
   sub->callback([sub, a, s, resume, betas, no_progress] {
-    ensure_passive_omp_wait();
+    finetune::ensure_passive_omp_wait();
     a->progress = !*no_progress;
     if (!resume->empty()) {
       // The run's own arguments come from its checkpoint; only these may change.
@@ -140,7 +140,7 @@ void register_train(CLI::App& app) {
       }
       auto* ep = sub->get_option("--epochs");
       auto* dv = sub->get_option("--device");
-      resume_training(*resume, ep->count() ? a->epochs : 0, dv->count() ? a->device : "", a->threads, a->cache_mib,
+      finetune::resume_training(*resume, ep->count() ? a->epochs : 0, dv->count() ? a->device : "", a->threads, a->cache_mib,
                       a->stop_after);
       return;
     }
@@ -149,17 +149,17 @@ void register_train(CLI::App& app) {
     if (!(*s)["pretrained"].empty() && !a->weights.empty())
       throw CLI::ValidationError("--pretrained none", "contradicts --weights");
     try {  // malformed specs are usage errors
-      if (!(*s)["freeze"].empty()) a->train.freeze = train::parse_freeze((*s)["freeze"]);
-      if (!(*s)["frozen_bn"].empty()) a->train.frozen_bn = train::parse_frozen_bn((*s)["frozen_bn"]);
-      if (!(*s)["lr_mult"].empty()) a->train.opt.lr_mult = train::parse_lr_mult((*s)["lr_mult"]);
+      if (!(*s)["freeze"].empty()) a->train.freeze = finetune::parse_freeze((*s)["freeze"]);
+      if (!(*s)["frozen_bn"].empty()) a->train.frozen_bn = finetune::parse_frozen_bn((*s)["frozen_bn"]);
+      if (!(*s)["lr_mult"].empty()) a->train.opt.lr_mult = finetune::parse_lr_mult((*s)["lr_mult"]);
       if (!a->transforms.empty()) io::parse_pipeline(a->transforms);
       if (!a->val_transforms.empty()) io::parse_pipeline(a->val_transforms);
-      train::validate(a->train.opt);
+      finetune::validate(a->train.opt);
     } catch (const Error& e) {
       throw CLI::ValidationError(e.what());
     }
     if (betas->size() == 2) a->train.opt.beta1 = (*betas)[0], a->train.opt.beta2 = (*betas)[1];
-    run_training(*a);
+    finetune::run_training(*a);
   });
 }
 

@@ -1,12 +1,12 @@
 // Optimizers over model parameters (torch.optim.SGD / Adam / AdamW / RMSprop, foreach=False
 // semantics) with parameter groups, plus gradient clipping over parameter lists. The per-element
-// math is engine/optim/update_rules.h, shared with the fused GPU kernels.
+// math is kernels/update_rules.h, shared with the fused GPU kernels.
 #pragma once
 #include <memory>
 #include <string>
 #include <vector>
 #include <nlohmann/json.hpp>
-#include "engine/optim/update_rules.h"
+#include "kernels/update_rules.h"
 #include "engine/tensor.h"
 
 namespace rtune::optim {

@@ -1,7 +1,7 @@
 // Where a loader's batch bytes live: the ordinary heap, or host memory a device backend supplies.
 // Page-locked (pinned) memory from the CUDA backend lets the host->device copy of a batch run as a
 // direct DMA at full bus speed, as PyTorch's DataLoader(pin_memory=True). The loader depends on no
-// device code: the caller hands it the two functions (engine/train/batch.h: pinned_host_memory()).
+// device code: the caller hands it the two functions (finetune/batch.h: pinned_host_memory()).
 #pragma once
 #include <cstddef>
 #include <cstdint>

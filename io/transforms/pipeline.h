@@ -11,7 +11,7 @@
 
 #include "io/image/decode.h"
 #include "io/transforms/random.h"
-#include "io/transforms/tensor.h"
+#include "io/transforms/normalize.h"
 
 namespace rtune::io {
 

@@ -1,5 +1,5 @@
 // CPU fused optimizer updates, norms and clamp (the façade ops behind engine/optim/optimizer.cpp):
-// the per-element rules of engine/optim/update_rules.h in element order, and the norms of
+// the per-element rules of kernels/update_rules.h in element order, and the norms of
 // engine/optim/clip.cpp (sequential double accumulation), so every result is bit-identical to the
 // span drivers the optimizers used before. Elements are independent: the OpenMP split changes nothing.
 // The list updates (*_update_many) run the per-parameter update once per slot, in slot order.

@@ -3,7 +3,7 @@
 // (cuda_ops.h), whose pointers, sizes and per-parameter hyper-parameters travel in one by-value struct.
 // Each parameter keeps the blocks a launch of its own would get (grid_for(n)); block b finds its
 // parameter in a prefix table of first blocks and loops grid-stride over that parameter's blocks. Every
-// element applies the per-element rules of engine/optim/update_rules.h (RTUNE_HD functions: the very code
+// element applies the per-element rules of kernels/update_rules.h (RTUNE_HD functions: the very code
 // the CPU runs, PyTorch's single-tensor SGD / Adam / AdamW / RMSprop), so a device step equals the CPU
 // step up to the device's rounding of sqrt/division (exact in IEEE: both are correctly rounded) and FMA
 // contraction. Per-tensor norms for clip_grad_norm_ reduce in double (tree order) and come back in one

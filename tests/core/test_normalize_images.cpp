@@ -21,7 +21,7 @@ Tensor image_bytes(int64_t n, int64_t h, int64_t w, std::vector<uint8_t>& bytes)
   std::memcpy(t.raw_data(), bytes.data(), bytes.size());
   return t;
 }
-// The old engine/train/batch.cpp loop: float32 NCHW values.
+// The old finetune/batch.cpp loop: float32 NCHW values.
 std::vector<float> reference(const std::vector<uint8_t>& bytes, int64_t n, int64_t h, int64_t w) {
   const int64_t plane = h * w;
   std::vector<float> out(size_t(n * 3 * plane));

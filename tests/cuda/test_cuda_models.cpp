@@ -14,8 +14,8 @@
 #include "engine/nn/autocast.h"
 #include "engine/optim/optimizer.h"
 #include <nlohmann/json.hpp>
-#include "io/safetensors.h"
-#include "models/weights.h"
+#include "io/formats/safetensors.h"
+#include "finetune/weights.h"
 #include "tests/cuda/cuda_test_util.h"
 #include "tests/train/three_step_recipes.h"
 
@@ -40,7 +40,7 @@ std::shared_ptr<models::ResNet> make_model(const char* arch, const char* weights
                                           DType dt = DType::f32) {
   auto m = std::make_shared<models::ResNet>(models::ResNetConfig{arch, 8, classes});
   m->to(dt);
-  models::load_weights(*m, models::read_weight_file(test::fixture(weights)).tensors);
+  finetune::load_weights(*m, finetune::read_weight_file(test::fixture(weights)).tensors);
   m->to(d);
   return m;
 }

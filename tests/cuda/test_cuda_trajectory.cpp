@@ -24,7 +24,7 @@
 #include "engine/functional.h"
 #include "engine/nn/autocast.h"
 #include "engine/optim/optimizer.h"
-#include "engine/train/batch.h"
+#include "finetune/batch.h"
 #include "tests/cuda/cuda_test_util.h"
 #include "tests/train/train_test_util.h"
 
@@ -69,8 +69,8 @@ struct Replica {
     for (auto& [n, t] : state()) t->detach().copy_(from.at(n).to(t->dtype()).to(t->device()));
   }
   double step(const io::Batch& b) {  // as Trainer::queue_step, fp32 precision
-    Tensor x = train::input_tensor(b, kNorm, dtype, device, nn::Precision::fp32);
-    Tensor y = train::labels_to_tensor(b, device);
+    Tensor x = finetune::input_tensor(b, kNorm, dtype, device, nn::Precision::fp32);
+    Tensor y = finetune::labels_to_tensor(b, device);
     opt->zero_grad();
     Tensor logits;
     {

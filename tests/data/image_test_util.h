@@ -11,7 +11,7 @@
 #include <fmt/format.h>
 
 #include "io/image/image.h"
-#include "io/safetensors.h"
+#include "io/formats/safetensors.h"
 
 namespace rtune::test {
 

@@ -9,7 +9,7 @@
 #include "io/transforms/geometry.h"
 #include "io/transforms/pipeline.h"
 #include "io/transforms/resize.h"
-#include "io/transforms/tensor.h"
+#include "io/transforms/normalize.h"
 #include "tests/data/image_test_util.h"
 
 using namespace rtune;

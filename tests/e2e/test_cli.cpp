@@ -10,10 +10,10 @@
 #include <sstream>
 #include <sys/wait.h>
 #include <nlohmann/json.hpp>
-#include "engine/train/synthetic.h"
-#include "io/checkpoint.h"
-#include "io/safetensors.h"
-#include "models/weights.h"
+#include "finetune/synthetic.h"
+#include "io/formats/checkpoint.h"
+#include "io/formats/safetensors.h"
+#include "finetune/weights.h"
 #include "tests/e2e/json_schema.h"
 #include "tests/train/train_test_util.h"
 
@@ -202,7 +202,7 @@ TEST_CASE("fine-tune a torchvision .pth with a new head and a frozen backbone: b
   INFO(r.out, r.err);
   REQUIRE(r.rc == 0);
   CHECK(r.out.find("new 4-class head") != std::string::npos);
-  auto src = models::read_weight_file(pth), dst = models::read_weight_file(tmp.path / "run" / "best.safetensors");
+  auto src = finetune::read_weight_file(pth), dst = finetune::read_weight_file(tmp.path / "run" / "best.safetensors");
   std::map<std::string, Tensor> out(dst.tensors.begin(), dst.tensors.end());
   REQUIRE(out.count("fc.weight"));
   CHECK(out["fc.weight"].size(0) == 4);

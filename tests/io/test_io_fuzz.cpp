@@ -8,9 +8,9 @@
 #include <fstream>
 #include <random>
 
-#include "io/pth.h"
-#include "io/safetensors.h"
-#include "io/zip_reader.h"
+#include "io/formats/pth.h"
+#include "io/formats/safetensors.h"
+#include "io/formats/zip_reader.h"
 #include "test_pth_builders.h"
 
 using namespace rtune;

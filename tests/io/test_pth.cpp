@@ -6,8 +6,8 @@
 #include <cmath>
 #include <cstring>
 
-#include "io/pth.h"
-#include "io/safetensors.h"
+#include "io/formats/pth.h"
+#include "io/formats/safetensors.h"
 
 using namespace rtune;
 using namespace rtune::io;

@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "io/zip_reader.h"
+#include "io/formats/zip_reader.h"
 
 namespace pthb {
 

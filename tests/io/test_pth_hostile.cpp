@@ -6,8 +6,8 @@
 #include <fstream>
 
 #include "engine/printable.h"
-#include "io/pickle_vm.h"
-#include "io/pth.h"
+#include "io/formats/pickle_vm.h"
+#include "io/formats/pth.h"
 #include "test_pth_builders.h"
 
 using namespace rtune;

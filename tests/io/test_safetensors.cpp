@@ -8,7 +8,7 @@
 #include <random>
 #include <unistd.h>
 
-#include "io/safetensors.h"
+#include "io/formats/safetensors.h"
 
 using namespace rtune;
 using namespace rtune::io;

@@ -4,8 +4,8 @@
 #include <cmath>
 #include "engine/autograd.h"
 #include "engine/functional.h"
-#include "io/safetensors.h"
-#include "models/weights.h"
+#include "io/formats/safetensors.h"
+#include "finetune/weights.h"
 #include "tests/core/test_util.h"
 
 using namespace rtune;
@@ -37,11 +37,11 @@ double normwise_error(const Tensor& a, const Tensor& b) {
 // grad_normwise > 0: gradients are compared norm-wise instead of element-wise (see the ResNet-50 case).
 void check_parity(const Case& c, DType dt, double rtol, double atol, double grad_normwise = 0) {
   io::SafetensorsFile ref = io::SafetensorsFile::open(test::fixture(c.ref));
-  models::WeightFile wf = models::read_weight_file(test::fixture(c.weights));
+  finetune::WeightFile wf = finetune::read_weight_file(test::fixture(c.weights));
   auto make = [&] {
     auto m = std::make_shared<models::ResNet>(models::ResNetConfig{c.arch, 8, c.classes});
     m->to(dt);
-    models::load_weights(*m, wf.tensors);
+    finetune::load_weights(*m, wf.tensors);
     return m;
   };
   Tensor input = ref_tensor(ref, "input").to(dt);

@@ -2,7 +2,7 @@
 // Kept free of fmt/doctest (fmt's consteval format strings do not compile under nvcc).
 #include <cuda_runtime.h>
 
-#include "engine/optim/update_rules.h"
+#include "kernels/update_rules.h"
 #include "tests/optim/optim_rules_kernels.h"
 
 namespace rtune::test {

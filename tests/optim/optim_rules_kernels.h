@@ -3,7 +3,7 @@
 #pragma once
 #include <vector>
 
-#include "engine/optim/update_rules.h"
+#include "kernels/update_rules.h"
 
 namespace rtune::test {
 

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "engine/error.h"
-#include "engine/optim/update_rules.h"
+#include "kernels/update_rules.h"
 #include "tests/optim/reference.h"
 
 using namespace rtune::optim;

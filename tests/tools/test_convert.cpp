@@ -1,4 +1,4 @@
-// `rtune convert` (tools/lib/convert.h): every .pth flavour PyTorch writes converts, the converted
+// `rtune convert` (finetune/convert.h): every .pth flavour PyTorch writes converts, the converted
 // tensors equal the source exactly, and .pth -> model file -> ResNet gives bit-identical eval logits to
 // loading the .pth directly. Class-name files, wrong counts, unknown archs and hostile pickles give clear
 // errors; the built `rtune` binary is run for the CLI path (exit codes, usage errors).
@@ -9,10 +9,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include "engine/autograd.h"
-#include "io/safetensors.h"
+#include "io/formats/safetensors.h"
 #include "tests/core/test_util.h"
 #include "tests/io/test_pth_builders.h"
-#include "tools/lib/convert.h"
+#include "finetune/convert.h"
 
 using namespace rtune;
 namespace fs = std::filesystem;
@@ -69,8 +69,8 @@ TEST_CASE("convert: every .pth flavour converts and the tensors equal the source
   const fs::path dir = tmp.path;
   for (const Flavour& fl : kFlavours) {
     CAPTURE(fl.file);
-    tools::ConvertOptions o{.input = test::fixture(fl.file), .output = dir / (std::string(fl.file) + ".safetensors")};
-    tools::ConvertResult r = tools::convert_model(o);
+    finetune::ConvertOptions o{.input = test::fixture(fl.file), .output = dir / (std::string(fl.file) + ".safetensors")};
+    finetune::ConvertResult r = finetune::convert_model(o);
     CHECK(r.arch_inferred);
     CHECK(r.info.arch == fl.arch);
     CHECK(r.info.width == 8);
@@ -85,7 +85,7 @@ TEST_CASE("convert: every .pth flavour converts and the tensors equal the source
     CHECK(r.dtype_changes.size() == (fp16 ? 1u : 0u));
     if (fp16) CHECK(r.dtype_changes.begin()->first == "float16 -> float32");
 
-    models::WeightFile src = models::read_weight_file(test::fixture(fl.file));
+    finetune::WeightFile src = finetune::read_weight_file(test::fixture(fl.file));
     io::SafetensorsFile out = io::SafetensorsFile::open(o.output);
     CHECK(out.tensors().size() == src.tensors.size());
     CHECK(r.tensor_count == src.tensors.size());
@@ -98,7 +98,7 @@ TEST_CASE("convert: every .pth flavour converts and the tensors equal the source
       Tensor expect = is_floating(t.dtype()) ? t.to(DType::f32) : t;
       CHECK(same_bytes(got, expect));
     }
-    std::string text = tools::describe(r, o);
+    std::string text = finetune::describe(r, o);
     CHECK(text.find(fl.arch) != std::string::npos);
     CHECK(text.find(o.output.string()) != std::string::npos);
   }
@@ -113,10 +113,10 @@ TEST_CASE("convert: .pth -> model file -> ResNet gives bit-identical eval logits
     Rng rng(11);
     Tensor x = randn({2, 3, 40, 40}, rng);
     models::ResNet direct(models::ResNetConfig{arch, 8, classes});
-    models::load_weights(direct, models::read_weight_file(test::fixture(file)).tensors);
+    finetune::load_weights(direct, finetune::read_weight_file(test::fixture(file)).tensors);
     direct.eval();
-    tools::convert_model({.input = test::fixture(file), .output = dir / "m.safetensors"});
-    models::LoadedModel lm = models::load_model(dir / "m.safetensors");
+    finetune::convert_model({.input = test::fixture(file), .output = dir / "m.safetensors"});
+    finetune::LoadedModel lm = finetune::load_model(dir / "m.safetensors");
     CHECK_FALSE(lm.model->is_training());
     NoGradGuard ng;
     Tensor a = direct.forward(x), b = lm.model->forward(x);
@@ -131,15 +131,15 @@ TEST_CASE("convert: class names from text and JSON files") {
   const fs::path dir = tmp.path;
   auto convert_with = [&](const std::string& name, const std::string& text) {
     write_file(dir / name, text);
-    return tools::convert_model(
+    return finetune::convert_model(
         {.input = test::fixture("tiny_resnet18.pth"), .output = dir / "m.safetensors", .classes = dir / name});
   };
   std::vector<std::string> ten;
   for (int i = 0; i < 10; ++i) ten.push_back("c" + std::to_string(i));
   SUBCASE("text: one per line, CRLF and trailing blank lines tolerated") {
-    tools::ConvertResult r = convert_with("n.txt", "\xEF\xBB\xBF" "c0\r\nc1\r\nc2\nc3\nc4\nc5\nc6\nc7\nc8\nc9\n\n");
+    finetune::ConvertResult r = convert_with("n.txt", "\xEF\xBB\xBF" "c0\r\nc1\r\nc2\nc3\nc4\nc5\nc6\nc7\nc8\nc9\n\n");
     CHECK(r.info.class_names == ten);
-    CHECK(models::read_model_info(dir / "m.safetensors").class_names == ten);
+    CHECK(finetune::read_model_info(dir / "m.safetensors").class_names == ten);
   }
   SUBCASE("JSON list and 0-based object give the same names") {
     CHECK(convert_with("l.json", nlohmann::json(ten).dump()).info.class_names == ten);
@@ -150,7 +150,7 @@ TEST_CASE("convert: class names from text and JSON files") {
   SUBCASE("1-based object (e.g. Oxford flowers' cat_to_name.json) is read as 1-based and says so") {
     nlohmann::json obj;
     for (int i = 1; i <= 10; ++i) obj[std::to_string(i)] = ten[size_t(i - 1)];
-    tools::ConvertResult r = convert_with("f.json", obj.dump());
+    finetune::ConvertResult r = convert_with("f.json", obj.dump());
     CHECK(r.info.class_names == ten);
     REQUIRE_FALSE(r.notes.empty());
     CHECK(r.notes.back().find("1-based") != std::string::npos);
@@ -179,9 +179,9 @@ TEST_CASE("convert: errors are clear and leave no output behind") {
   const fs::path dir = tmp.path;
   fs::path out = dir / "m.safetensors";
   SUBCASE("unknown or contradicting --arch") {
-    CHECK(error_of([&] { tools::convert_model({.input = test::fixture("tiny_resnet18.pth"), .output = out, .arch = "resnet19"}); })
+    CHECK(error_of([&] { finetune::convert_model({.input = test::fixture("tiny_resnet18.pth"), .output = out, .arch = "resnet19"}); })
               .find("unknown architecture 'resnet19'") != std::string::npos);
-    CHECK(error_of([&] { tools::convert_model({.input = test::fixture("tiny_resnet18.pth"), .output = out, .arch = "resnet34"}); })
+    CHECK(error_of([&] { finetune::convert_model({.input = test::fixture("tiny_resnet18.pth"), .output = out, .arch = "resnet34"}); })
               .find("asked for resnet34 but the file holds a resnet18") != std::string::npos);
   }
   SUBCASE("hostile pickle: a non-allow-listed global is refused by name") {
@@ -190,33 +190,33 @@ TEST_CASE("convert: errors are clear and leave no output behind") {
                           {"x", glob("os", "system") + str("touch /tmp/pwned") + "\x85R"}});
     std::vector<std::byte> b = pth(p, {{"0", floats({0, 1, 2, 3, 4, 5})}});
     write_file(dir / "evil.pth", std::string(reinterpret_cast<const char*>(b.data()), b.size()));
-    CHECK(error_of([&] { tools::convert_model({.input = dir / "evil.pth", .output = out}); })
+    CHECK(error_of([&] { finetune::convert_model({.input = dir / "evil.pth", .output = out}); })
               .find("refusing global os.system") != std::string::npos);
   }
   SUBCASE("not a ResNet: inference names the missing key") {
     using namespace pthb;
     std::vector<std::byte> b = pth(dict({{"w", tensor("0", 6, 0, {2, 3}, {3, 1})}}), {{"0", floats({0, 1, 2, 3, 4, 5})}});
     write_file(dir / "other.pth", std::string(reinterpret_cast<const char*>(b.data()), b.size()));
-    CHECK(error_of([&] { tools::convert_model({.input = dir / "other.pth", .output = out}); })
+    CHECK(error_of([&] { finetune::convert_model({.input = dir / "other.pth", .output = out}); })
               .find("no 'conv1.weight' among the weights") != std::string::npos);
   }
   SUBCASE("refuses to overwrite the input, even through another spelling of its path") {
     fs::copy_file(test::fixture("tiny_resnet18.safetensors"), dir / "in.safetensors");
     auto before = fs::file_size(dir / "in.safetensors");
-    CHECK(error_of([&] { tools::convert_model({.input = dir / "in.safetensors", .output = dir / "." / "in.safetensors"}); })
+    CHECK(error_of([&] { finetune::convert_model({.input = dir / "in.safetensors", .output = dir / "." / "in.safetensors"}); })
               .find("refusing to overwrite the input") != std::string::npos);
     CHECK(fs::file_size(dir / "in.safetensors") == before);
   }
   SUBCASE("--key picks the nested state dict; a wrong key is named") {
-    tools::ConvertResult r =
-        tools::convert_model({.input = test::fixture("tiny_resnet18_checkpoint.pth"), .output = out, .key = "state_dict"});
+    finetune::ConvertResult r =
+        finetune::convert_model({.input = test::fixture("tiny_resnet18_checkpoint.pth"), .output = out, .key = "state_dict"});
     CHECK(r.info.arch == "resnet18");
     fs::remove(out);
-    CHECK(error_of([&] { tools::convert_model({.input = test::fixture("tiny_resnet18_checkpoint.pth"), .output = out, .key = "ema"}); })
+    CHECK(error_of([&] { finetune::convert_model({.input = test::fixture("tiny_resnet18_checkpoint.pth"), .output = out, .key = "ema"}); })
               .find("ema") != std::string::npos);
   }
   SUBCASE("missing output folder") {
-    CHECK(error_of([&] { tools::convert_model({.input = test::fixture("tiny_resnet18.pth"), .output = dir / "no" / "m.safetensors"}); })
+    CHECK(error_of([&] { finetune::convert_model({.input = test::fixture("tiny_resnet18.pth"), .output = dir / "no" / "m.safetensors"}); })
               .find("does not exist") != std::string::npos);
   }
   CHECK_FALSE(fs::exists(out));
@@ -233,7 +233,7 @@ TEST_CASE("convert CLI: the built rtune binary converts, and bad arguments are u
                                  (dir / "r50.safetensors").string(), (dir / "names.txt").string()));
   CHECK_MESSAGE(ok.code == 0, ok.output);
   CHECK(ok.output.find("resnet50 (width 8, 7 classes), inferred from the keys") != std::string::npos);
-  models::ModelInfo info = models::read_model_info(dir / "r50.safetensors");
+  finetune::ModelInfo info = finetune::read_model_info(dir / "r50.safetensors");
   CHECK(info.input_size == 160);
   CHECK(info.class_names.size() == 7);
 

@@ -1,4 +1,4 @@
-// `rtune summary` (tools/lib/summary.h) against torchvision: parameter counts and state_dict key counts
+// `rtune summary` (finetune/summary.h) against torchvision: parameter counts and state_dict key counts
 // of all five ResNets (tests/fixtures/torchvision_resnet_facts.json, from torchvision 0.26), and
 // conv+linear MACs at 224 against torchvision's model table (resnet18 1.81 G, resnet50 4.09 G; the
 // same numbers fvcore/ptflops count for conv+linear). Rows must account for every parameter once.
@@ -7,9 +7,9 @@
 #include <fstream>
 #include <set>
 #include <nlohmann/json.hpp>
-#include "models/model_file.h"
+#include "finetune/model_file.h"
 #include "tests/core/test_util.h"
-#include "tools/lib/summary.h"
+#include "finetune/summary.h"
 
 using namespace rtune;
 
@@ -20,8 +20,8 @@ nlohmann::json facts() {
   return nlohmann::json::parse(f);
 }
 
-const tools::LayerRow& row(const tools::ModelSummary& s, const std::string& name) {
-  const tools::LayerRow* found = nullptr;  // the last row of that name (e.g. a block's final relu)
+const finetune::LayerRow& row(const finetune::ModelSummary& s, const std::string& name) {
+  const finetune::LayerRow* found = nullptr;  // the last row of that name (e.g. a block's final relu)
   for (const auto& r : s.rows)
     if (r.name == name) found = &r;
   REQUIRE_MESSAGE(found != nullptr, "no row ", name);
@@ -29,7 +29,7 @@ const tools::LayerRow& row(const tools::ModelSummary& s, const std::string& name
 }
 
 // Every parameter belongs to exactly one row: "<row>.weight" / "<row>.bias".
-void check_rows_cover_parameters(models::ResNet& m, const tools::ModelSummary& s) {
+void check_rows_cover_parameters(models::ResNet& m, const finetune::ModelSummary& s) {
   std::map<std::string, int64_t> row_params;
   int64_t sum = 0;
   for (const auto& r : s.rows) {
@@ -51,7 +51,7 @@ TEST_CASE("summary: parameter and state_dict key counts of all five torchvision 
   for (const char* arch : {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152"}) {
     CAPTURE(arch);
     models::ResNet m(models::ResNetConfig{arch, 64, 1000});
-    tools::ModelSummary s = tools::summarize(m, 224, 224);
+    finetune::ModelSummary s = finetune::summarize(m, 224, 224);
     CHECK(s.params == f[arch]["params_1000_classes"].get<int64_t>());
     CHECK(s.trainable_params == s.params);
     CHECK(s.state_dict_keys == f[arch]["state_dict_keys"].get<int64_t>());
@@ -72,7 +72,7 @@ TEST_CASE("summary: MACs at 224 match torchvision's table (resnet18 1.814 G, res
   for (auto [arch, gmacs] : {std::pair{"resnet18", 1.814}, {"resnet50", 4.089}}) {
     CAPTURE(arch);
     models::ResNet m(models::ResNetConfig{arch, 64, 1000});
-    tools::ModelSummary s = tools::summarize(m, 224, 224);
+    finetune::ModelSummary s = finetune::summarize(m, 224, 224);
     CHECK(double(s.macs) / 1e9 == doctest::Approx(gmacs).epsilon(0.0005 / gmacs));
     // the stem by hand: 64 x 112 x 112 outputs, each 3 x 7 x 7 multiply-adds
     CHECK(row(s, "conv1").macs == 64 * 112 * 112 * 3 * 7 * 7);
@@ -82,14 +82,14 @@ TEST_CASE("summary: MACs at 224 match torchvision's table (resnet18 1.814 G, res
     CHECK(row(s, "bn1").macs == 0);
     CHECK(row(s, "layer2.0.downsample.0").macs == (models::is_bottleneck_arch(arch) ? 512 * 28 * 28 * 256 : 128 * 28 * 28 * 64));
     // MACs scale with the pixel count, except fc which does not see the image size
-    tools::ModelSummary twice = tools::summarize(m, 448, 448);
+    finetune::ModelSummary twice = finetune::summarize(m, 448, 448);
     CHECK(4 * (s.macs - row(s, "fc").macs) == twice.macs - row(twice, "fc").macs);
   }
 }
 
 TEST_CASE("summary: rows follow torchvision's forward order and names") {
   models::ResNet m(models::ResNetConfig{"resnet50", 8, 7});
-  tools::ModelSummary s = tools::summarize(m, 64, 48);
+  finetune::ModelSummary s = finetune::summarize(m, 64, 48);
   std::vector<std::string> first;
   for (size_t i = 0; i < 16; ++i) first.push_back(s.rows[i].name);
   CHECK(first == std::vector<std::string>{"conv1", "bn1", "relu", "maxpool", "layer1.0.conv1", "layer1.0.bn1",
@@ -105,16 +105,16 @@ TEST_CASE("summary: rows follow torchvision's forward order and names") {
   for (const auto& r : s.rows) act += shape_numel(r.output);
   CHECK(s.activation_bytes() == act * 4);
   check_rows_cover_parameters(m, s);
-  std::string text = tools::format_summary(s);
+  std::string text = finetune::format_summary(s);
   CHECK(text.find("layer1.0.downsample.0") != std::string::npos);
   CHECK(text.find("Total params:") != std::string::npos);
 }
 
 TEST_CASE("summary: a model read from weights") {
-  models::LoadedModel lm = models::load_model(test::fixture("tiny_resnet18.pth"));
-  tools::ModelSummary s = tools::summarize(*lm.model, 64, 64);
+  finetune::LoadedModel lm = finetune::load_model(test::fixture("tiny_resnet18.pth"));
+  finetune::ModelSummary s = finetune::summarize(*lm.model, 64, 64);
   int64_t in_file = 0;
-  for (auto& [n, t] : models::read_weight_file(test::fixture("tiny_resnet18.pth")).tensors)
+  for (auto& [n, t] : finetune::read_weight_file(test::fixture("tiny_resnet18.pth")).tensors)
     if (n.find("running_") == std::string::npos && n.find("num_batches") == std::string::npos) in_file += t.numel();
   CHECK(s.params == in_file);
   CHECK(s.num_classes == 10);
@@ -122,7 +122,7 @@ TEST_CASE("summary: a model read from weights") {
   // freezing shows up as non-trainable parameters
   for (auto& [n, p] : lm.model->named_parameters())
     if (n.rfind("fc.", 0) != 0) p->set_requires_grad(false);
-  CHECK(tools::summarize(*lm.model, 64, 64).trainable_params == 64 * 10 + 10);
+  CHECK(finetune::summarize(*lm.model, 64, 64).trainable_params == 64 * 10 + 10);
 }
 
 TEST_CASE("summary CLI: the built binary prints the table; no --arch and no --weights is a usage error") {

@@ -4,7 +4,7 @@
 #include <doctest/doctest.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include "io/checkpoint.h"
+#include "io/formats/checkpoint.h"
 #include "tests/core/test_util.h"
 #include "tests/train/train_test_util.h"
 

@@ -5,8 +5,8 @@
 #include "engine/autograd.h"
 #include "engine/functional.h"
 #include "engine/optim/optimizer.h"
-#include "io/safetensors.h"
-#include "models/weights.h"
+#include "io/formats/safetensors.h"
+#include "finetune/weights.h"
 #include "tests/core/test_util.h"
 #include "tests/train/three_step_recipes.h"
 
@@ -20,7 +20,7 @@ void run_recipe(const test::Recipe& r) {
   io::SafetensorsFile ref = io::SafetensorsFile::open(test::fixture(r.fixture));
   models::ResNet model({"resnet18", 8, 10});
   model.to(DType::f64);
-  models::load_weights(model, models::read_weight_file(test::fixture("tiny_resnet18.safetensors")).tensors);
+  finetune::load_weights(model, finetune::read_weight_file(test::fixture("tiny_resnet18.safetensors")).tensors);
   std::map<std::string, std::vector<double>> frozen_start;
   for (auto& [name, p] : model.named_parameters())
     if (!r.trainable(name)) frozen_start[name] = p->to_vector<double>();

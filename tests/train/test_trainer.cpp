@@ -2,7 +2,7 @@
 // it learns (stated accuracy), frozen parameters and their BN statistics stay bit-identical, and
 // K epochs + checkpoint + resume + N-K epochs equals N uninterrupted epochs bit for bit.
 #include <doctest/doctest.h>
-#include "io/checkpoint.h"
+#include "io/formats/checkpoint.h"
 #include "tests/core/test_util.h"
 #include "tests/train/train_test_util.h"
 
@@ -27,7 +27,7 @@ void check_same_state(models::ResNet& a, models::ResNet& b) {
   }
 }
 
-void check_same_history(const train::Trainer& a, const train::Trainer& b) {
+void check_same_history(const finetune::Trainer& a, const finetune::Trainer& b) {
   REQUIRE(a.steps().size() == b.steps().size());
   for (size_t i = 0; i < a.steps().size(); ++i) {
     CAPTURE(i);
@@ -42,23 +42,23 @@ void check_same_history(const train::Trainer& a, const train::Trainer& b) {
   }
 }
 
-void resume_equals_uninterrupted(const train::TrainConfig& cfg, int64_t k) {
+void resume_equals_uninterrupted(const finetune::TrainConfig& cfg, int64_t k) {
   test::TempDir dir("trainer_resume");
   test::make_shapes(dir.path, 8, 4, kSize);
   test::TinyRun full(dir.path, kSize, 4, 8, 5);
-  train::Trainer t_full(*full.model, *full.train, full.val.get(), 4, cfg);
+  finetune::Trainer t_full(*full.model, *full.train, full.val.get(), 4, cfg);
   t_full.fit();
 
   io::Checkpoint ck;
   {
     test::TinyRun first(dir.path, kSize, 4, 8, 5);
-    train::Trainer t(*first.model, *first.train, first.val.get(), 4, cfg);
+    finetune::Trainer t(*first.model, *first.train, first.val.get(), 4, cfg);
     while (t.epoch() < k) t.run_epoch();
     io::save_checkpoint(dir.path / "last.ckpt", t.checkpoint());
   }
   // A fresh process would rebuild everything from the command line and the checkpoint.
   test::TinyRun second(dir.path, kSize, 4, 8, 5);
-  train::Trainer t2(*second.model, *second.train, second.val.get(), 4, cfg);
+  finetune::Trainer t2(*second.model, *second.train, second.val.get(), 4, cfg);
   t2.restore(io::load_checkpoint(dir.path / "last.ckpt"));
   CHECK(t2.epoch() == k);
   t2.fit();
@@ -72,14 +72,14 @@ TEST_CASE("trains: 4-shape task, 150 images/class, 8 epochs: val top-1 >= 40% on
   test::TempDir dir("trainer_learn");
   test::make_shapes(dir.path, 150, 25, kSize);
   test::TinyRun run(dir.path, kSize, 16, 32, 1);
-  train::TrainConfig cfg;
+  finetune::TrainConfig cfg;
   cfg.epochs = 8;
   cfg.opt.kind = "adam";
   cfg.opt.lr = 3e-3;
   cfg.sched = "cosine";
   cfg.train_norm = cfg.val_norm = io::Normalize{{0.5f, 0.5f, 0.5f}, {0.25f, 0.25f, 0.25f}};
-  train::Trainer t(*run.model, *run.train, run.val.get(), 4, cfg);
-  t.fit({.on_epoch = [&](const train::EpochRecord& r) {
+  finetune::Trainer t(*run.model, *run.train, run.val.get(), 4, cfg);
+  t.fit({.on_epoch = [&](const finetune::EpochRecord& r) {
     MESSAGE(fmt::format("epoch {} train loss {:.4f} val loss {:.4f} top1 {:.3f} ({:.1f}s)", r.epoch, r.train_loss,
                         r.val_loss, r.val_top1, r.seconds));
   }});
@@ -99,10 +99,10 @@ TEST_CASE("frozen backbone: backbone weights and BN running stats bit-identical;
   test::make_shapes(dir.path, 6, 2, kSize);
   test::TinyRun run(dir.path, kSize, 4, 8, 3);
   auto before = snapshot(*run.model);
-  train::TrainConfig cfg;
+  finetune::TrainConfig cfg;
   cfg.epochs = 2;
-  cfg.freeze = train::parse_freeze("backbone");
-  train::Trainer t(*run.model, *run.train, run.val.get(), 4, cfg);
+  cfg.freeze = finetune::parse_freeze("backbone");
+  finetune::Trainer t(*run.model, *run.train, run.val.get(), 4, cfg);
   t.fit();
   auto after = snapshot(*run.model);
   for (size_t i = 0; i < before.size(); ++i) {
@@ -115,12 +115,12 @@ TEST_CASE("frozen backbone: backbone weights and BN running stats bit-identical;
 }
 
 TEST_CASE("resume == uninterrupted: SGD nesterov + per-batch OneCycle + clip norm, 1 + 2 epochs") {
-  train::TrainConfig cfg;
+  finetune::TrainConfig cfg;
   cfg.epochs = 3;
   cfg.opt.kind = "sgd";
   cfg.opt.nesterov = true;
   cfg.opt.weight_decay = 5e-4;
-  cfg.opt.lr_mult = train::parse_lr_mult("layer4=0.5,stem=0.25,backbone=0.1");
+  cfg.opt.lr_mult = finetune::parse_lr_mult("layer4=0.5,stem=0.25,backbone=0.1");
   cfg.sched = "onecycle:max_lr=0.05";
   cfg.clip_norm = 1.0;
   cfg.label_smoothing = 0.1;
@@ -128,12 +128,12 @@ TEST_CASE("resume == uninterrupted: SGD nesterov + per-batch OneCycle + clip nor
 }
 
 TEST_CASE("resume == uninterrupted across an unfreeze: RMSprop, frozen until layer3, unfreeze at 2, plateau") {
-  train::TrainConfig cfg;
+  finetune::TrainConfig cfg;
   cfg.epochs = 3;
   cfg.opt.kind = "rmsprop";
   cfg.opt.lr = 1e-3;
   cfg.opt.momentum = 0.5;
-  cfg.freeze = train::parse_freeze("until=layer3");
+  cfg.freeze = finetune::parse_freeze("until=layer3");
   cfg.unfreeze_at = 2;
   cfg.unfreeze_lr = 1e-4;
   cfg.sched = "plateau:patience=0,factor=0.5";
@@ -146,7 +146,7 @@ TEST_CASE("resume == uninterrupted across an unfreeze: RMSprop, frozen until lay
 }
 
 TEST_CASE("resume == uninterrupted: AdamW (per-parameter step counters) + step LR per epoch") {
-  train::TrainConfig cfg;
+  finetune::TrainConfig cfg;
   cfg.epochs = 2;
   cfg.opt.kind = "adamw";
   cfg.opt.lr = 2e-3;
@@ -159,14 +159,14 @@ TEST_CASE("restore refuses a checkpoint from another optimizer or class count") 
   test::TempDir dir("trainer_refuse");
   test::make_shapes(dir.path, 2, 1, kSize);
   test::TinyRun run(dir.path, kSize, 4, 8, 3);
-  train::TrainConfig cfg;
-  train::Trainer t(*run.model, *run.train, run.val.get(), 4, cfg);
+  finetune::TrainConfig cfg;
+  finetune::Trainer t(*run.model, *run.train, run.val.get(), 4, cfg);
   io::Checkpoint ck = t.checkpoint();
   cfg.opt.kind = "adam";
   cfg.opt.lr = 1e-3;
   test::TinyRun run2(dir.path, kSize, 4, 8, 3);
-  train::Trainer t2(*run2.model, *run2.train, run2.val.get(), 4, cfg);
+  finetune::Trainer t2(*run2.model, *run2.train, run2.val.get(), 4, cfg);
   CHECK_THROWS_WITH_AS(t2.restore(ck), doctest::Contains("--opt"), Error);
   cfg.epochs = 0;
-  CHECK_THROWS_AS(train::Trainer(*run2.model, *run2.train, run2.val.get(), 4, cfg), Error);
+  CHECK_THROWS_AS(finetune::Trainer(*run2.model, *run2.train, run2.val.get(), 4, cfg), Error);
 }

@@ -2,10 +2,10 @@
 // frozen-BN policy, parameter groups and LR multipliers, top-k metrics and the confusion matrix.
 #include <algorithm>
 #include <doctest/doctest.h>
-#include "engine/train/batch.h"
-#include "engine/train/freeze.h"
-#include "engine/train/metrics.h"
-#include "engine/train/optim_config.h"
+#include "finetune/batch.h"
+#include "finetune/freeze.h"
+#include "finetune/metrics.h"
+#include "finetune/optim_config.h"
 #include "tests/core/test_util.h"
 
 using namespace rtune;
@@ -15,7 +15,7 @@ TEST_CASE("images_to_tensor equals io::to_tensor (ToTensor + Normalize) for ever
   b.size = 2, b.height = 3, b.width = 5;
   for (int i = 0; i < 2 * 3 * 5 * 3; ++i) b.images.push_back(uint8_t((i * 37 + 11) % 256));
   b.labels = {1, 0};
-  Tensor x = train::images_to_tensor(b, io::kImageNetNormalize);
+  Tensor x = finetune::images_to_tensor(b, io::kImageNetNormalize);
   REQUIRE(x.shape() == Shape{2, 3, 3, 5});
   auto got = x.to_vector<float>();
   for (int i = 0; i < 2; ++i) {
@@ -24,53 +24,53 @@ TEST_CASE("images_to_tensor equals io::to_tensor (ToTensor + Normalize) for ever
     auto ref = io::to_tensor(img, &io::kImageNetNormalize);
     for (size_t k = 0; k < ref.size(); ++k) REQUIRE(got[size_t(i) * 45 + k] == ref[k]);
   }
-  Tensor y = train::labels_to_tensor(b);
+  Tensor y = finetune::labels_to_tensor(b);
   CHECK(y.to_vector<int64_t>() == std::vector<int64_t>{1, 0});
   b.images.pop_back();
-  CHECK_THROWS_AS(train::images_to_tensor(b, io::kImageNetNormalize), Error);
+  CHECK_THROWS_AS(finetune::images_to_tensor(b, io::kImageNetNormalize), Error);
 }
 
 TEST_CASE("images_to_tensor: channels-last and f64/bf16 outputs hold the same float32 values") {
   io::Batch b;
   b.size = 3, b.height = 4, b.width = 7;
   for (int i = 0; i < 3 * 4 * 7 * 3; ++i) b.images.push_back(uint8_t((i * 53 + 5) % 256));
-  Tensor ref = train::images_to_tensor(b, io::kImageNetNormalize);
+  Tensor ref = finetune::images_to_tensor(b, io::kImageNetNormalize);
   REQUIRE(ref.is_contiguous());
   const MemoryFormat nhwc = MemoryFormat::channels_last;
-  Tensor cl = train::images_to_tensor(b, io::kImageNetNormalize, DType::f32, Device::cpu(), nhwc);
+  Tensor cl = finetune::images_to_tensor(b, io::kImageNetNormalize, DType::f32, Device::cpu(), nhwc);
   CHECK(cl.is_contiguous(nhwc));
   CHECK(cl.to_vector<float>() == ref.to_vector<float>());
-  Tensor wide = train::images_to_tensor(b, io::kImageNetNormalize, DType::f64);
+  Tensor wide = finetune::images_to_tensor(b, io::kImageNetNormalize, DType::f64);
   CHECK(wide.to_vector<double>() == ref.to(DType::f64).to_vector<double>());  // widened, not recomputed
-  Tensor half = train::images_to_tensor(b, io::kImageNetNormalize, DType::bf16, Device::cpu(), nhwc);
+  Tensor half = finetune::images_to_tensor(b, io::kImageNetNormalize, DType::bf16, Device::cpu(), nhwc);
   CHECK(half.to_vector<double>() == ref.to(DType::bf16).to_vector<double>());  // rounded once
-  CHECK_THROWS_AS(train::images_to_tensor(b, io::kImageNetNormalize, DType::i64), Error);
+  CHECK_THROWS_AS(finetune::images_to_tensor(b, io::kImageNetNormalize, DType::i64), Error);
 }
 
 TEST_CASE("freeze specs parse, and reject typos") {
-  CHECK(train::parse_freeze("none").kind == train::FreezeSpec::Kind::none);
-  CHECK(train::parse_freeze("backbone").kind == train::FreezeSpec::Kind::backbone);
-  auto u = train::parse_freeze("until=layer3");
+  CHECK(finetune::parse_freeze("none").kind == finetune::FreezeSpec::Kind::none);
+  CHECK(finetune::parse_freeze("backbone").kind == finetune::FreezeSpec::Kind::backbone);
+  auto u = finetune::parse_freeze("until=layer3");
   CHECK(u.until == "layer3");
-  auto p = train::parse_freeze("conv1,bn1,layer1");
+  auto p = finetune::parse_freeze("conv1,bn1,layer1");
   CHECK(p.prefixes == std::vector<std::string>{"conv1", "bn1", "layer1"});
   CHECK(p.str() == "conv1,bn1,layer1");
-  CHECK_THROWS_AS(train::parse_freeze(""), Error);
-  CHECK_THROWS_AS(train::parse_freeze("until=layer9"), Error);
-  CHECK_THROWS_AS(train::parse_freeze("until=fc"), Error);
-  CHECK_THROWS_AS(train::parse_freeze("conv1,,bn1"), Error);
-  CHECK_THROWS_AS(train::parse_frozen_bn("sometimes"), Error);
-  CHECK(train::is_frozen(u, "layer3.1.bn2.weight"));
-  CHECK_FALSE(train::is_frozen(u, "layer4.0.conv1.weight"));
-  CHECK_FALSE(train::is_frozen(u, "fc.bias"));
-  CHECK(train::is_frozen(u, "conv1.weight"));
+  CHECK_THROWS_AS(finetune::parse_freeze(""), Error);
+  CHECK_THROWS_AS(finetune::parse_freeze("until=layer9"), Error);
+  CHECK_THROWS_AS(finetune::parse_freeze("until=fc"), Error);
+  CHECK_THROWS_AS(finetune::parse_freeze("conv1,,bn1"), Error);
+  CHECK_THROWS_AS(finetune::parse_frozen_bn("sometimes"), Error);
+  CHECK(finetune::is_frozen(u, "layer3.1.bn2.weight"));
+  CHECK_FALSE(finetune::is_frozen(u, "layer4.0.conv1.weight"));
+  CHECK_FALSE(finetune::is_frozen(u, "fc.bias"));
+  CHECK(finetune::is_frozen(u, "conv1.weight"));
   // "layer1" is a whole component: it must not freeze a (hypothetical) layer10.
-  CHECK_FALSE(train::is_frozen(train::parse_freeze("layer1"), "layer10.0.conv1.weight"));
+  CHECK_FALSE(finetune::is_frozen(finetune::parse_freeze("layer1"), "layer10.0.conv1.weight"));
 }
 
 TEST_CASE("apply_freeze: requires_grad, BN policy, and two LR groups") {
   models::ResNet m({"resnet18", 4, 3});
-  auto r = train::apply_freeze(m, train::parse_freeze("until=layer3"), train::FrozenBN::eval);
+  auto r = finetune::apply_freeze(m, finetune::parse_freeze("until=layer3"), finetune::FrozenBN::eval);
   int64_t total = 0;
   for (auto& [n, p] : m.named_parameters()) {
     total += p->numel();
@@ -86,11 +86,11 @@ TEST_CASE("apply_freeze: requires_grad, BN policy, and two LR groups") {
       CHECK(bn->use_running_stats == (n.rfind("layer4", 0) != 0));
     }
   }
-  train::OptimConfig oc;
+  finetune::OptimConfig oc;
   oc.kind = "adamw";
   oc.lr = 1e-3;
-  oc.lr_mult = train::parse_lr_mult("backbone=0.1");
-  auto groups = train::make_param_groups(m, oc, oc.lr);
+  oc.lr_mult = finetune::parse_lr_mult("backbone=0.1");
+  auto groups = finetune::make_param_groups(m, oc, oc.lr);
   REQUIRE(groups.size() == 2);
   CHECK(groups[0].name == "backbone");
   CHECK(groups[0].lr == doctest::Approx(1e-4));
@@ -98,16 +98,16 @@ TEST_CASE("apply_freeze: requires_grad, BN policy, and two LR groups") {
   CHECK(groups[0].params.size() + groups[1].params.size() < m.named_parameters().size());
   CHECK(groups[1].momentum == 0.9);  // Adam's beta1 is the group's momentum
   // policy train: frozen parts keep batch statistics
-  train::apply_freeze(m, train::parse_freeze("backbone"), train::FrozenBN::train);
+  finetune::apply_freeze(m, finetune::parse_freeze("backbone"), finetune::FrozenBN::train);
   CHECK_FALSE(m.bn1->use_running_stats);
   CHECK_FALSE(m.conv1->weight.requires_grad());
   CHECK(m.fc->weight.requires_grad());
-  CHECK_THROWS_WITH_AS(train::apply_freeze(m, train::parse_freeze("layer5"), train::FrozenBN::eval),
+  CHECK_THROWS_WITH_AS(finetune::apply_freeze(m, finetune::parse_freeze("layer5"), finetune::FrozenBN::eval),
                        doctest::Contains("matches no parameter"), Error);
   SUBCASE("per-stage multipliers: one group per distinct multiplier, network order, head last") {
-    train::apply_freeze(m, train::parse_freeze("none"), train::FrozenBN::eval);
-    oc.lr_mult = train::parse_lr_mult("layer4=0.5,stem=0.01,layer3=0.5,backbone=0.1");
-    auto gs = train::make_param_groups(m, oc, 1e-3);
+    finetune::apply_freeze(m, finetune::parse_freeze("none"), finetune::FrozenBN::eval);
+    oc.lr_mult = finetune::parse_lr_mult("layer4=0.5,stem=0.01,layer3=0.5,backbone=0.1");
+    auto gs = finetune::make_param_groups(m, oc, 1e-3);
     REQUIRE(gs.size() == 4);
     CHECK(gs[0].name == "stem");
     CHECK(gs[1].name == "layer1+layer2");
@@ -127,11 +127,11 @@ TEST_CASE("apply_freeze: requires_grad, BN policy, and two LR groups") {
   }
   for (const char* bad : {"layer5=0.1", "fc=2", "layer4", "layer4=-1", "layer4=x", "layer4=0.1,layer4=0.2"}) {
     CAPTURE(bad);
-    CHECK_THROWS_AS(train::parse_lr_mult(bad), Error);
+    CHECK_THROWS_AS(finetune::parse_lr_mult(bad), Error);
   }
-  CHECK(train::lr_mult_str(train::parse_lr_mult("layer4=0.5,backbone=0.1")) == "layer4=0.5,backbone=0.1");
+  CHECK(finetune::lr_mult_str(finetune::parse_lr_mult("layer4=0.5,backbone=0.1")) == "layer4=0.5,backbone=0.1");
   oc.kind = "lion";
-  CHECK_THROWS_AS(train::make_optimizer(oc, groups), Error);
+  CHECK_THROWS_AS(finetune::make_optimizer(oc, groups), Error);
 }
 
 TEST_CASE("a frozen-BN (eval policy) forward in train mode leaves running stats alone; train policy updates them") {
@@ -139,17 +139,17 @@ TEST_CASE("a frozen-BN (eval policy) forward in train mode leaves running stats 
   Rng rng(3);
   Tensor x = randn({2, 3, 32, 32}, rng);
   auto before = m.bn1->running_mean.to_vector<float>();
-  train::apply_freeze(m, train::parse_freeze("backbone"), train::FrozenBN::eval);
+  finetune::apply_freeze(m, finetune::parse_freeze("backbone"), finetune::FrozenBN::eval);
   m.train();
   m.forward(x);
   CHECK(m.bn1->running_mean.to_vector<float>() == before);
-  train::apply_freeze(m, train::parse_freeze("backbone"), train::FrozenBN::train);
+  finetune::apply_freeze(m, finetune::parse_freeze("backbone"), finetune::FrozenBN::train);
   m.forward(x);
   CHECK(m.bn1->running_mean.to_vector<float>() != before);
 }
 
 TEST_CASE("metrics: top-1/top-5, ties by lower index, confusion matrix, per-class accuracy") {
-  train::ClassMetrics m(6);
+  finetune::ClassMetrics m(6);
   // rows: argmax 2 (label 2, hit); argmax 0 (label 5, miss, label is 6th → not in top-5);
   //       tie between 1 and 3 → 1 wins (label 3: top-1 miss, top-5 hit)
   Tensor logits = from_vector({0, 1, 5, 2, 3, 4,  9, 8, 7, 6, 5, 1,  0, 4, 1, 4, 2, 3}, {3, 6});

@@ -3,12 +3,12 @@
 // generator's determinism.
 #include <doctest/doctest.h>
 #include <regex>
-#include "engine/train/synthetic.h"
+#include "finetune/synthetic.h"
 #include "io/image/decode.h"
-#include "io/report/html.h"
-#include "io/report/metrics_log.h"
-#include "io/report/png.h"
-#include "io/report/svg.h"
+#include "finetune/report/html.h"
+#include "finetune/report/metrics_log.h"
+#include "io/image/png_write.h"
+#include "finetune/report/svg.h"
 #include "tests/core/test_util.h"
 
 using namespace rtune;
@@ -48,9 +48,9 @@ TEST_CASE("encode_png decodes back to the same pixels; upscale repeats pixels") 
 }
 
 TEST_CASE("line chart: one polyline per series, non-finite points skipped, names escaped") {
-  io::Series a{"loss <train>", {1, 2, 3, 4}, {1.0, 0.5, NAN, 0.25}};
-  io::Series b{"val", {1, 2}, {0.9, 0.8}};
-  std::string svg = io::line_chart_svg({a, b}, {.title = "T&C", .xlabel = "epoch", .ylabel = "loss"});
+  finetune::Series a{"loss <train>", {1, 2, 3, 4}, {1.0, 0.5, NAN, 0.25}};
+  finetune::Series b{"val", {1, 2}, {0.9, 0.8}};
+  std::string svg = finetune::line_chart_svg({a, b}, {.title = "T&C", .xlabel = "epoch", .ylabel = "loss"});
   CHECK(count(svg, "<polyline") == 2);
   std::smatch m;
   REQUIRE(std::regex_search(svg, m, std::regex("points=\"([^\"]*)\"")));
@@ -58,9 +58,9 @@ TEST_CASE("line chart: one polyline per series, non-finite points skipped, names
   CHECK(svg.find("loss &lt;train&gt;") != std::string::npos);
   CHECK(svg.find("T&amp;C") != std::string::npos);
   CHECK(svg.find("nan") == std::string::npos);
-  CHECK(io::line_chart_svg({}, {.title = "empty"}).find("no data") != std::string::npos);
-  CHECK_THROWS_AS(io::line_chart_svg({{"bad", {1, 2}, {1}}}, {}), Error);
-  auto ticks = io::nice_ticks(0.013, 0.97, 5);
+  CHECK(finetune::line_chart_svg({}, {.title = "empty"}).find("no data") != std::string::npos);
+  CHECK_THROWS_AS(finetune::line_chart_svg({{"bad", {1, 2}, {1}}}, {}), Error);
+  auto ticks = finetune::nice_ticks(0.013, 0.97, 5);
   REQUIRE(!ticks.empty());
   CHECK(ticks.front() >= 0.013);
   CHECK(ticks.back() <= 0.97);
@@ -69,38 +69,38 @@ TEST_CASE("line chart: one polyline per series, non-finite points skipped, names
 
 TEST_CASE("confusion matrix: C x C cells with counts, labels escaped") {
   std::vector<int64_t> m{5, 1, 0, 0, 2, 7, 3, 0, 9};
-  std::string svg = io::confusion_svg(m, {"a<b", "c", "d"}, "cm");
+  std::string svg = finetune::confusion_svg(m, {"a<b", "c", "d"}, "cm");
   CHECK(count(svg, "<rect x=") == 9);
   CHECK(svg.find(">9</text>") != std::string::npos);
   CHECK(svg.find("a&lt;b") != std::string::npos);
-  CHECK_THROWS_AS(io::confusion_svg(m, {"a", "b"}, "cm"), Error);
+  CHECK_THROWS_AS(finetune::confusion_svg(m, {"a", "b"}, "cm"), Error);
 }
 
 TEST_CASE("metrics.jsonl and metrics.csv: one line per epoch, exact numbers, empty cells without validation") {
-  train::EpochRecord r1;
+  finetune::EpochRecord r1;
   r1.epoch = 1, r1.train_loss = 0.1 + 0.2, r1.train_top1 = 0.5, r1.lr = 1e-3, r1.has_val = true;
   r1.val_loss = 1.0 / 3, r1.val_top1 = 0.75, r1.val_top5 = 1, r1.best = true;
-  train::EpochRecord r2 = r1;
+  finetune::EpochRecord r2 = r1;
   r2.epoch = 2, r2.has_val = false, r2.best = false, r2.phase = 1;
-  std::string jl = io::metrics_jsonl({r1, r2});
+  std::string jl = finetune::metrics_jsonl({r1, r2});
   CHECK(count(jl, "\n") == 2);
   auto j1 = nlohmann::json::parse(jl.substr(0, jl.find('\n')));
   CHECK(j1["train_loss"].get<double>() == 0.1 + 0.2);  // round-trips exactly
   CHECK(j1["val_loss"].get<double>() == 1.0 / 3);
-  CHECK(train::EpochRecord::from_json(j1).val_top1 == 0.75);
+  CHECK(finetune::EpochRecord::from_json(j1).val_top1 == 0.75);
   auto j2 = nlohmann::json::parse(jl.substr(jl.find('\n') + 1));
   CHECK_FALSE(j2.contains("val_top1"));
-  std::string csv = io::metrics_csv({r1, r2});
+  std::string csv = finetune::metrics_csv({r1, r2});
   CHECK(count(csv, "\n") == 3);
   CHECK(csv.find("\n2,1,0.30000000000000004,0.5,,,,0.001") != std::string::npos);
 }
 
 TEST_CASE("report HTML: self-contained (no scripts, no remote URLs), escaped facts, image tiles framed") {
-  io::Report r;
+  finetune::Report r;
   r.title = "run <1>";
   r.facts = {{"model", "resnet18 & co"}};
-  r.sections.push_back({"grid", io::image_grid_html({{io::Image(4, 4, 200), "ok", 1}, {io::Image(4, 4, 10), "bad", -1}})});
-  std::string h = io::render_report(r);
+  r.sections.push_back({"grid", finetune::image_grid_html({{io::Image(4, 4, 200), "ok", 1}, {io::Image(4, 4, 10), "bad", -1}})});
+  std::string h = finetune::render_report(r);
   CHECK(h.find("<title>run &lt;1&gt;</title>") != std::string::npos);
   CHECK(h.find("resnet18 &amp; co") != std::string::npos);
   CHECK(count(h, "src=\"data:image/png;base64,") == 2);
@@ -111,16 +111,16 @@ TEST_CASE("report HTML: self-contained (no scripts, no remote URLs), escaped fac
 }
 
 TEST_CASE("synthetic tasks: deterministic per (seed, index), classes differ, sizes honoured") {
-  using train::synth::Task;
-  CHECK(train::synth::class_names(Task::shapes).size() == 4);
-  CHECK(train::synth::class_names(Task::families).size() == 3);
-  auto a = train::synth::render(Task::shapes, 2, 24, 5, 3);
-  auto b = train::synth::render(Task::shapes, 2, 24, 5, 3);
+  using finetune::synth::Task;
+  CHECK(finetune::synth::class_names(Task::shapes).size() == 4);
+  CHECK(finetune::synth::class_names(Task::families).size() == 3);
+  auto a = finetune::synth::render(Task::shapes, 2, 24, 5, 3);
+  auto b = finetune::synth::render(Task::shapes, 2, 24, 5, 3);
   CHECK(a.height == 24);
   CHECK(a.pixels == b.pixels);
-  CHECK(train::synth::render(Task::shapes, 2, 24, 5, 4).pixels != a.pixels);
-  CHECK(train::synth::render(Task::shapes, 1, 24, 5, 3).pixels != a.pixels);
-  CHECK(train::synth::render(Task::shapes, 2, 24, 6, 3).pixels != a.pixels);
-  CHECK_THROWS_AS(train::synth::render(Task::families, 3, 24, 0, 0), Error);
-  CHECK_THROWS_AS(train::synth::render(Task::shapes, 0, 4, 0, 0), Error);
+  CHECK(finetune::synth::render(Task::shapes, 2, 24, 5, 4).pixels != a.pixels);
+  CHECK(finetune::synth::render(Task::shapes, 1, 24, 5, 3).pixels != a.pixels);
+  CHECK(finetune::synth::render(Task::shapes, 2, 24, 6, 3).pixels != a.pixels);
+  CHECK_THROWS_AS(finetune::synth::render(Task::families, 3, 24, 0, 0), Error);
+  CHECK_THROWS_AS(finetune::synth::render(Task::shapes, 0, 4, 0, 0), Error);
 }

@@ -10,7 +10,7 @@
 #include <fmt/format.h>
 #include "engine/functional.h"
 #include "engine/optim/optimizer.h"
-#include "io/safetensors.h"
+#include "io/formats/safetensors.h"
 #include "models/resnet.h"
 #include "tests/core/test_util.h"
 

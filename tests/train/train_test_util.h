@@ -5,9 +5,9 @@
 #include <string>
 #include <unistd.h>
 #include <fmt/format.h>
-#include "engine/train/synthetic.h"
+#include "finetune/synthetic.h"
 #include "tests/core/test_util.h"
-#include "engine/train/trainer.h"
+#include "finetune/trainer.h"
 #include "io/data/dataset.h"
 #include "io/data/loader.h"
 
@@ -15,8 +15,8 @@ namespace rtune::test {
 
 // A shapes dataset with separate train/val folders under `root`.
 inline void make_shapes(const std::filesystem::path& root, int train_per_class, int val_per_class, int size) {
-  train::synth::write_image_folder(root / "train", train::synth::Task::shapes, train_per_class, size, 1);
-  train::synth::write_image_folder(root / "val", train::synth::Task::shapes, val_per_class, size, 2);
+  finetune::synth::write_image_folder(root / "train", finetune::synth::Task::shapes, train_per_class, size, 1);
+  finetune::synth::write_image_folder(root / "val", finetune::synth::Task::shapes, val_per_class, size, 2);
 }
 
 // Model + data + loaders for one run; rebuilt from scratch to compare runs.

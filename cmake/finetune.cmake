@@ -1,0 +1,28 @@
+# finetune/: the application. The training loop, batches, freezing, parameter groups, metrics, weight
+# and model files, the run folder and its report, inference, convert, summary, demo, benchmarks. The
+# `rtune` command (cmake/tools.cmake) only parses flags and calls it.
+file(GLOB RTUNE_FINETUNE_SOURCES CONFIGURE_DEPENDS
+  ${PROJECT_SOURCE_DIR}/finetune/*.cpp
+  ${PROJECT_SOURCE_DIR}/finetune/report/*.cpp)
+add_library(rtune_finetune STATIC ${RTUNE_FINETUNE_SOURCES})
+target_link_libraries(rtune_finetune PUBLIC rtune_models rtune_data rtune_io_formats rtune_core nlohmann_json::nlohmann_json
+  PRIVATE OpenMP::OpenMP_CXX)
+# Keep a*b+c as two roundings: images_to_tensor must equal torchvision's ToTensor + Normalize exactly.
+target_compile_options(rtune_finetune PRIVATE -ffp-contract=off -Wall -Wextra)
+
+rtune_add_test(models_resnet_parity SOURCES tests/models/test_resnet_parity.cpp LIBS rtune_finetune rtune_test_util)
+rtune_add_test(train_three_steps SOURCES tests/train/test_three_steps.cpp LIBS rtune_finetune rtune_test_util)
+
+rtune_add_test(train_trainer SOURCES tests/train/test_trainer.cpp tests/train/test_trainer_parts.cpp
+  LIBS rtune_finetune rtune_test_util)
+rtune_add_test(train_checkpoint SOURCES tests/train/test_checkpoint.cpp LIBS rtune_finetune rtune_test_util)
+rtune_add_test(train_report SOURCES tests/train/test_trainer_report.cpp LIBS rtune_finetune rtune_test_util)
+# libgomp's default spin-waiting between parallel regions starves the loader threads (and everything
+# else) on a busy 2-core machine: measured 10x slower epochs here. Tests run with passive waiting.
+set_tests_properties(train_trainer train_checkpoint train_report PROPERTIES ENVIRONMENT OMP_WAIT_POLICY=passive)
+
+# Several steps of the training loop on the CUDA device against the CPU, both against float64.
+if(RTUNE_CUDA OR RTUNE_CUDA_SIM)
+  rtune_add_test(cuda_trajectory SOURCES tests/cuda/test_cuda_trajectory.cpp LIBS rtune_cuda_test_util rtune_finetune)
+  set_tests_properties(cuda_trajectory PROPERTIES ENVIRONMENT OMP_WAIT_POLICY=passive)
+endif()

@@ -1,0 +1,28 @@
+// Benchmarks behind `rtune bench conv|train`: they print figures; nothing here asserts a speed.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include "engine/device.h"
+
+namespace rtune::finetune {
+
+// conv2d forward / backward-input / backward-weight at ResNet-18 layer shapes (224 px), GFLOP/s.
+void bench_conv(int64_t batch, int reps, Device device, const std::function<void(const std::string&)>& out);
+
+struct TrainBenchOptions {
+  std::string arch = "resnet50";
+  int64_t batch = 32, input = 224, width = 64, classes = 1000;
+  int warmup = 2, steps = 5;
+  bool freeze_backbone = false;
+  std::string precision = "fp32";
+  Device device = Device::cpu();
+};
+struct TrainBenchResult {
+  double img_per_s = 0, step_ms = 0;
+  double peak_device_bytes = 0;  // CUDA devices only
+};
+// Synthetic data, Adam, cross-entropy: warm-up steps then timed steps (forward, backward, update).
+TrainBenchResult bench_train(const TrainBenchOptions& o, const std::function<void(const std::string&)>& out);
+
+}  // namespace rtune::finetune

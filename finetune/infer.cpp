@@ -1,0 +1,94 @@
+#include "finetune/infer.h"
+#include <algorithm>
+#include <fmt/format.h>
+#include "engine/autograd.h"
+#include "engine/functional.h"
+#include "finetune/batch.h"
+#include "finetune/train_run.h"
+
+namespace rtune::finetune {
+
+namespace fs = std::filesystem;
+
+InferenceModel load_inference_model(const fs::path& weights, const std::string& transforms, Device device) {
+  InferenceModel m;
+  m.loaded = finetune::load_model(weights);
+  const auto& info = m.loaded.info;
+  m.names = info.class_names;
+  if (m.names.empty())
+    for (int64_t i = 0; i < info.num_classes; ++i) m.names.push_back(std::to_string(i));
+  if (transforms.empty()) {
+    m.transforms = fmt::format("resize={},center_crop={},normalize={}:{}:{}/{}:{}:{}", info.input_size * 256 / 224,
+                               info.input_size, info.mean[0], info.mean[1], info.mean[2], info.std[0], info.std[1],
+                               info.std[2]);
+  } else {
+    m.transforms = transforms;
+  }
+  m.pipeline = io::parse_pipeline(m.transforms);
+  if (!m.pipeline.output_size()) fail("transforms '{}' do not end in a fixed size (add center_crop=S)", m.transforms);
+  m.norm = m.pipeline.normalize.value_or(io::Normalize{});
+  m.loaded.model->to(device);
+  m.loaded.model->eval();
+  return m;
+}
+
+std::vector<fs::path> collect_images(const std::vector<std::string>& args) {
+  std::vector<fs::path> out;
+  for (const auto& a : args) {
+    if (fs::is_directory(a)) {
+      std::vector<fs::path> found;
+      for (auto& e : fs::recursive_directory_iterator(a, fs::directory_options::follow_directory_symlink))
+        if (e.is_regular_file() && io::has_image_extension(e.path())) found.push_back(e.path());
+      std::sort(found.begin(), found.end());
+      if (found.empty()) fail("{}: no images in this folder", a);
+      out.insert(out.end(), found.begin(), found.end());
+    } else if (fs::is_regular_file(a)) {
+      out.emplace_back(a);
+    } else {
+      fail("{}: no such file or folder", a);
+    }
+  }
+  return out;
+}
+
+std::vector<Prediction> predict_files(InferenceModel& m, const std::vector<fs::path>& files, int64_t topk, int64_t batch,
+                                      int threads, Device device) {
+  io::Dataset ds;
+  for (auto& f : files) ds.samples.push_back({f, 0});
+  io::LoaderOptions lo;
+  lo.batch_size = int(batch);
+  lo.threads = threads;
+  lo.host_memory = finetune::pinned_host_memory(device);
+  lo.shuffle = false;
+  lo.strict = true;  // a file that does not decode is an error naming it, not a silent substitute
+  io::Loader loader(ds, m.pipeline, lo);
+  loader.start_epoch(0);
+  NoGradGuard no_grad;
+  nn::Autocast channels_last(nn::Precision::fp32, device);  // fp32 scores; channels-last on CUDA
+  const int64_t c = m.loaded.info.num_classes;
+  std::vector<Prediction> out(files.size());
+  io::Batch b;
+  while (loader.next(b)) {
+    Tensor probs = softmax(m.loaded.model->forward(finetune::input_tensor(b, m.norm, DType::f32, device, nn::Precision::fp32)));
+    auto pv = probs.cpu().to(DType::f64).to_vector<double>();
+    for (int64_t i = 0; i < b.size; ++i) {
+      Prediction& p = out[size_t(b.indices[size_t(i)])];
+      p.path = files[size_t(b.indices[size_t(i)])].string();
+      for (int64_t k : finetune::topk_indices(pv.data() + i * c, c, topk)) p.topk.emplace_back(k, pv[size_t(i * c + k)]);
+    }
+  }
+  return out;
+}
+
+nlohmann::json predictions_json(const InferenceModel& m, const std::string& weights, const std::vector<Prediction>& ps) {
+  nlohmann::json j{{"model", weights}, {"arch", m.loaded.info.arch}, {"num_classes", m.loaded.info.num_classes},
+                   {"transforms", m.transforms}, {"predictions", nlohmann::json::array()}};
+  for (const auto& p : ps) {
+    nlohmann::json top = nlohmann::json::array();
+    for (auto& [k, s] : p.topk) top.push_back({{"class", k}, {"name", m.names[size_t(k)]}, {"score", s}});
+    j["predictions"].push_back({{"path", p.path}, {"top", top}});
+  }
+  return j;
+}
+
+}  // namespace rtune::finetune

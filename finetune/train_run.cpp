@@ -1,0 +1,465 @@
+#include "finetune/train_run.h"
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <unistd.h>
+#include <fmt/format.h>
+#include "engine/printable.h"
+#include "engine/sched/spec.h"
+#include "finetune/batch.h"
+#include "io/formats/checkpoint.h"
+#include "finetune/report/metrics_log.h"
+#include "finetune/report/run_report.h"
+#include "io/transforms/rng.h"
+#include "finetune/model_file.h"
+#include "finetune/convert.h"
+
+namespace rtune::finetune {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+// ---------------------------------------------------------------- arguments <-> JSON (for resume)
+
+nlohmann::json TrainArgs::to_json() const {
+  const auto& t = train;
+  return {{"data", data}, {"train_list", train_list}, {"val_list", val_list}, {"list_root", list_root}, {"val", val},
+          {"val_split", val_split}, {"classes", classes}, {"arch", arch}, {"width", width}, {"weights", weights},
+          {"reset_head", reset_head}, {"epochs", epochs}, {"batch", batch}, {"image_size", image_size},
+          {"transforms", transforms}, {"val_transforms", val_transforms}, {"optimizer", t.opt.to_json()},
+          {"sched", t.sched}, {"clip_norm", t.clip_norm}, {"clip_value", t.clip_value},
+          {"label_smoothing", t.label_smoothing}, {"freeze", t.freeze.str()},
+          {"frozen_bn", std::string(finetune::frozen_bn_name(t.frozen_bn))}, {"unfreeze_at", t.unfreeze_at},
+          {"unfreeze_lr", t.unfreeze_lr}, {"seed", seed}, {"device", device}, {"precision", precision}, {"threads", threads}, {"out", out},
+          {"strict", strict}};
+}
+
+TrainArgs TrainArgs::from_json(const nlohmann::json& j) {
+  TrainArgs a;
+  try {
+    a.data = j.at("data"), a.train_list = j.at("train_list"), a.val_list = j.at("val_list");
+    a.list_root = j.at("list_root"), a.val = j.at("val"), a.val_split = j.at("val_split"), a.classes = j.at("classes");
+    a.arch = j.at("arch"), a.width = j.at("width"), a.weights = j.at("weights"), a.reset_head = j.at("reset_head");
+    a.epochs = j.at("epochs"), a.batch = j.at("batch"), a.image_size = j.at("image_size");
+    a.transforms = j.at("transforms"), a.val_transforms = j.at("val_transforms");
+    const auto& o = j.at("optimizer");
+    auto& c = a.train.opt;
+    c.kind = o.at("kind"), c.lr = o.at("lr"), c.weight_decay = o.at("weight_decay"), c.momentum = o.at("momentum");
+    c.dampening = o.at("dampening"), c.nesterov = o.at("nesterov"), c.beta1 = o.at("beta1"), c.beta2 = o.at("beta2");
+    c.eps = o.at("eps"), c.amsgrad = o.at("amsgrad"), c.alpha = o.at("alpha"), c.centered = o.at("centered");
+    c.lr_mult = finetune::parse_lr_mult(o.at("lr_mult").get<std::string>());
+    a.train.sched = j.at("sched"), a.train.clip_norm = j.at("clip_norm"), a.train.clip_value = j.at("clip_value");
+    a.train.label_smoothing = j.at("label_smoothing");
+    a.train.freeze = finetune::parse_freeze(j.at("freeze").get<std::string>());
+    a.train.frozen_bn = finetune::parse_frozen_bn(j.at("frozen_bn").get<std::string>());
+    a.train.unfreeze_at = j.at("unfreeze_at"), a.train.unfreeze_lr = j.at("unfreeze_lr");
+    a.seed = j.at("seed"), a.device = j.at("device"), a.precision = j.at("precision"), a.threads = j.at("threads"), a.out = j.at("out");
+    a.strict = j.value("strict", false);  // absent from runs saved before --strict existed
+  } catch (const nlohmann::json::exception& e) {
+    fail("the run's saved arguments are malformed: {}", e.what());
+  }
+  return a;
+}
+
+// ---------------------------------------------------------------- devices, presets
+
+Device resolve_device(const std::string& spec, std::string* note) {
+  auto try_cuda = [](Device d, std::string* why) {
+    try {
+      empty({1}, {DType::f32, d});  // the CUDA backend registers its allocator; without it this throws
+      return true;
+    } catch (const std::exception& e) {
+      if (why) *why = e.what();
+      return false;
+    }
+  };
+  if (spec == "cpu") return Device::cpu();
+  if (spec == "auto") {
+    std::string why;
+    if (try_cuda(Device::cuda(0), &why)) {
+      if (note) *note = "auto: cuda:0";
+      return Device::cuda(0);
+    }
+    if (note) *note = fmt::format("auto: {}", why);
+    return Device::cpu();
+  }
+  Device d;
+  try {
+    d = Device::parse(spec);
+  } catch (const Error&) {
+    fail("--device '{}': expected auto, cpu, cuda or cuda:N", spec);
+  }
+  if (d.is_cuda()) {
+    std::string why;
+    if (!try_cuda(d, &why))
+      fail("--device {}: cannot use this device ({}). This rtune has no working CUDA backend for it; "
+           "use --device cpu (rtune never falls back to the CPU on its own)", spec, why);
+  }
+  return d;
+}
+
+std::string default_train_transforms(int64_t size) {
+  return fmt::format("random_resized_crop={},hflip,normalize=imagenet", size);
+}
+std::string default_eval_transforms(int64_t size) {
+  return fmt::format("resize={},center_crop={},normalize=imagenet", size * 256 / 224, size);
+}
+
+namespace {
+
+bool is_dir(const std::string& p) { return !p.empty() && fs::is_directory(p); }
+
+// ---------------------------------------------------------------- data
+
+struct Data {
+  io::Dataset train, val;
+  bool has_val = false;
+  std::vector<std::string> classes;
+  std::vector<std::string> notes;
+};
+
+std::vector<std::string> numbered(int64_t n) {
+  std::vector<std::string> v;
+  for (int64_t i = 0; i < n; ++i) v.push_back(std::to_string(i));
+  return v;
+}
+
+// Stratified, seeded hold-out: each class keeps round(frac * n) samples for validation, drawn by
+// a seeded shuffle, so the split depends only on (seed, file list).
+void split_val(Data& d, double frac, uint64_t seed) {
+  std::map<int64_t, std::vector<size_t>> by_class;
+  for (size_t i = 0; i < d.train.samples.size(); ++i) by_class[d.train.samples[i].label].push_back(i);
+  std::vector<bool> to_val(d.train.samples.size(), false);
+  io::Rng rng = io::Rng::for_key(seed, 0x5e1f5711u);
+  for (auto& [label, idx] : by_class) {
+    rng.shuffle(std::span<size_t>(idx));
+    const size_t k = std::min(idx.size() - 1, size_t(double(idx.size()) * frac + 0.5));
+    for (size_t i = 0; i < k; ++i) to_val[idx[i]] = true;
+  }
+  io::Dataset tr = d.train, va = d.train;
+  tr.samples.clear(), va.samples.clear();
+  for (size_t i = 0; i < d.train.samples.size(); ++i) (to_val[i] ? va : tr).samples.push_back(d.train.samples[i]);
+  d.train = std::move(tr), d.val = std::move(va);
+  d.has_val = !d.val.samples.empty();
+  d.notes.push_back(fmt::format("--val-split {}: {} training / {} validation images (stratified, seed {})", frac,
+                                d.train.samples.size(), d.val.samples.size(), seed));
+}
+
+Data open_data(const TrainArgs& a) {
+  Data d;
+  io::ScanOptions scan;
+  scan.strict = a.strict;
+  const int sources = !a.data.empty() + !a.train_list.empty();
+  if (sources != 1) fail("give exactly one of --data DIR or --train-list FILE");
+  const int vals = !a.val.empty() + !a.val_list.empty() + (a.val_split > 0);
+  if (vals > 1) fail("give at most one of --val DIR, --val-list FILE, --val-split FRACTION");
+  if (a.val_split < 0 || a.val_split >= 1) fail("--val-split {}: must be in (0, 1)", a.val_split);
+  std::string val_dir = a.val;
+  if (!a.data.empty()) {
+    if (!is_dir(a.data)) fail("--data {}: not a folder", a.data);
+    if (is_dir(a.data + "/train")) {
+      d.train = io::image_folder(fs::path(a.data) / "train", scan);
+      if (vals == 0 && is_dir(a.data + "/val")) {
+        val_dir = a.data + "/val";
+        d.notes.push_back(fmt::format("using {}/train and {}/val", a.data, a.data));
+      }
+    } else {
+      d.train = io::image_folder(a.data, scan);
+    }
+    d.classes = d.train.classes;
+  } else {
+    const fs::path root = a.list_root.empty() ? fs::path(a.train_list).parent_path() : fs::path(a.list_root);
+    d.train = io::list_file_dataset(a.train_list, root, scan);
+    if (!a.val_list.empty()) {
+      d.val = io::list_file_dataset(a.val_list, a.list_root.empty() ? fs::path(a.val_list).parent_path() : root, scan);
+      d.has_val = true;
+    }
+  }
+  if (d.train.samples.empty()) fail("no training images found in {}", a.data.empty() ? a.train_list : a.data);
+  if (!val_dir.empty()) {
+    d.val = io::image_folder(val_dir, scan);
+    d.has_val = true;
+    if (!d.classes.empty() && d.val.classes != d.classes)
+      fail("--val {}: its class folders ({}) differ from the training set's ({})", val_dir,
+           printable_list(d.val.classes), printable_list(d.classes));
+  } else if (!a.val_list.empty() && a.train_list.empty()) {
+    d.val = io::list_file_dataset(a.val_list, fs::path(a.val_list).parent_path(), scan);
+    d.has_val = true;
+  }
+  if (a.val_split > 0) split_val(d, a.val_split, a.seed);
+  int64_t n = d.train.num_classes();
+  if (d.has_val) n = std::max(n, d.val.num_classes());
+  if (!a.classes.empty()) {
+    auto names = read_class_names(a.classes).names;
+    if (int64_t(names.size()) < n) fail("--classes {}: {} names for {} classes", a.classes, names.size(), n);
+    d.classes = names;
+  } else if (d.classes.empty()) {
+    d.classes = numbered(n);
+  }
+  if (d.has_val && d.val.samples.empty()) fail("the validation set is empty");
+  if (!d.has_val) d.notes.push_back("no validation set: best.safetensors is chosen by training accuracy");
+  return d;
+}
+
+// ---------------------------------------------------------------- progress
+
+std::string hms(double s) {
+  int t = int(s + 0.5);
+  return t >= 3600 ? fmt::format("{}:{:02d}:{:02d}", t / 3600, t / 60 % 60, t % 60) : fmt::format("{}:{:02d}", t / 60, t % 60);
+}
+
+struct Bar {
+  bool tty;
+  mutable Clock::time_point last{};
+  void update(const finetune::Progress& p) const {
+    if (!tty) return;
+    // At most ~10 redraws a second, plus the last batch of each pass.
+    const auto now = Clock::now();
+    if (p.batch != p.batches && now - last < std::chrono::milliseconds(100)) return;
+    last = now;
+    const double rate = p.seconds > 0 ? double(p.images) / p.seconds : 0;
+    const double eta = p.batch > 0 ? p.seconds / double(p.batch) * double(p.batches - p.batch) : 0;
+    const int width = 24, filled = p.batches ? int(width * p.batch / p.batches) : 0;
+    std::string bar(size_t(filled), '#');
+    bar.resize(size_t(width), '.');
+    if (p.validating)
+      std::fprintf(stderr, "\r\033[Kepoch %lld/%lld validating [%s] %lld/%lld", (long long)p.epoch, (long long)p.epochs,
+                   bar.c_str(), (long long)p.batch, (long long)p.batches);
+    else
+      std::fprintf(stderr, "\r\033[Kepoch %lld/%lld [%s] %lld/%lld  %.0f img/s  ETA %s  loss %.4f  lr %.3g",
+                   (long long)p.epoch, (long long)p.epochs, bar.c_str(), (long long)p.batch, (long long)p.batches, rate,
+                   hms(eta).c_str(), p.loss, p.lr);
+    std::fflush(stderr);
+  }
+  void clear() const {
+    if (tty) std::fprintf(stderr, "\r\033[K"), std::fflush(stderr);
+  }
+};
+
+// How full the decoded-image caches are (printed after the first epoch that filled them).
+std::string cache_line(const io::Loader& train, const io::Loader* val) {
+  auto one = [](const io::Loader& l) {
+    const io::DecodedCache& c = *l.cache();
+    return fmt::format("{} of {} images, {:.0f} of {:.0f} MiB", c.entries(), c.size(), double(c.bytes_used()) / (1 << 20),
+                       double(c.budget()) / (1 << 20));
+  };
+  std::string s = "decoded-image cache: train " + one(train);
+  if (val) s += "; val " + one(*val);
+  if (train.cache()->entries() < train.cache()->size())
+    s += " (images over the budget are decoded every epoch; JPEGs then only down to their crop box)";
+  return s;
+}
+
+void say(const TrainIO& io, const std::string& line) {
+  if (io.out) io.out(line);
+  else std::printf("%s\n", line.c_str()), std::fflush(stdout);
+}
+
+// ---------------------------------------------------------------- the run
+
+TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const TrainIO& io) {
+  auto t_start = Clock::now();
+  if (a.out.empty()) fail("--out RUN_DIR is required");
+  if (a.epochs < 1) fail("--epochs {}: must be >= 1", a.epochs);
+  if (a.batch < 1) fail("--batch {}: must be >= 1", a.batch);
+  if (a.image_size < 8) fail("--image-size {}: must be >= 8", a.image_size);
+  std::string dev_note;
+  const Device device = resolve_device(a.device, &dev_note);
+  Data d = open_data(a);
+  const int64_t num_classes = int64_t(d.classes.size());
+
+  // Model: pretrained (head replaced when the class count differs) or from scratch.
+  std::unique_ptr<models::ResNet> model;
+  std::string model_note;
+  if (!a.weights.empty() && a.weights != "none") {
+    finetune::LoadedModel lm = finetune::load_model(a.weights, {.arch = "", .num_classes = num_classes,
+                                                            .replace_head = true, .head_seed = a.seed});
+    if (lm.info.arch != a.arch && !a.arch.empty())
+      fail("--arch {} but --weights {} holds a {}", a.arch, a.weights, lm.info.arch);
+    model = std::move(lm.model);
+    if (a.reset_head && !lm.report.head_replaced) model->reset_head(num_classes, a.seed);
+    model_note = fmt::format("{} (width {}) from {}{}", lm.info.arch, lm.info.width, a.weights,
+                             lm.report.head_replaced || a.reset_head ? fmt::format(", new {}-class head", num_classes) : "");
+  } else {
+    const std::string arch = a.arch.empty() ? "resnet18" : a.arch;
+    models::arch_layers(arch);
+    model = std::make_unique<models::ResNet>(models::ResNetConfig{arch, a.width, num_classes, false, a.seed});
+    model_note = fmt::format("{} (width {}) from scratch, seed {}", arch, a.width, a.seed);
+  }
+  model->to(device);
+
+  // Transforms and loaders.
+  const std::string tf = a.transforms.empty() ? default_train_transforms(a.image_size) : a.transforms;
+  const std::string vtf = a.val_transforms.empty() ? default_eval_transforms(a.image_size) : a.val_transforms;
+  io::Pipeline tp = io::parse_pipeline(tf), vp = io::parse_pipeline(vtf);
+  if (!tp.output_size()) fail("--transforms '{}' does not end in a fixed size (add a crop)", tf);
+  if (!vp.output_size()) fail("--val-transforms '{}' does not end in a fixed size (add center_crop=S)", vtf);
+  io::LoaderOptions lo;
+  lo.batch_size = int(a.batch);
+  lo.threads = a.threads;
+  lo.seed = a.seed;
+  lo.strict = a.strict;  // else a file that fails later (changed since the scan) is replaced, with a warning
+  lo.cache_bytes = size_t(a.cache_mib) << 20;  // each loader: its own budget (batches are the same either way)
+  lo.host_memory = finetune::pinned_host_memory(device);  // batches copied to the GPU as DMA from pinned memory
+  io::Loader train_loader(d.train, tp, lo);
+  lo.shuffle = false;
+  std::unique_ptr<io::Loader> val_loader;
+  if (d.has_val) val_loader = std::make_unique<io::Loader>(d.val, vp, lo);
+
+  finetune::TrainConfig cfg = a.train;
+  cfg.epochs = a.epochs;
+  cfg.device = device;
+  cfg.precision = nn::parse_precision(a.precision, device);
+  cfg.train_norm = tp.normalize.value_or(io::Normalize{});
+  cfg.val_norm = vp.normalize.value_or(cfg.train_norm);
+  finetune::Trainer trainer(*model, train_loader, val_loader.get(), num_classes, cfg);
+
+  const fs::path dir(a.out);
+  fs::create_directories(dir);
+  TrainOutcome outc;
+  outc.run_dir = dir;
+  outc.best = dir / "best.safetensors";
+  outc.last = dir / "last.ckpt";
+  outc.report = dir / "report.html";
+  outc.class_names = d.classes;
+
+  if (resume_from) {
+    trainer.restore(*resume_from);
+    say(io, fmt::format("resuming {} after epoch {} of {}", dir.string(), trainer.epoch(), a.epochs));
+  } else {
+    say(io, fmt::format("model: {}", model_note));
+  }
+  say(io, fmt::format("data: {} classes, {} training images{}", num_classes, d.train.samples.size(),
+                      d.has_val ? fmt::format(", {} validation images", d.val.samples.size()) : std::string()));
+  for (auto& n : d.notes) say(io, "  " + n);
+  say(io, fmt::format("device: {}{}, {}; train transforms: {}; val transforms: {}", device.str(),
+                      dev_note.empty() ? "" : " (" + dev_note + ")", nn::precision_name(cfg.precision), tp.describe(),
+                      vp.describe()));
+  const auto& fr = trainer.freeze_result();
+  say(io, fmt::format("freeze: {} ({} trainable / {} frozen parameters, frozen BN: {}); optimizer: {} lr {:g}{}",
+                      cfg.freeze.str(), fr.trainable_params, fr.frozen_params, finetune::frozen_bn_name(cfg.frozen_bn),
+                      cfg.opt.kind, cfg.opt.lr, cfg.sched.empty() ? "" : "; schedule: " + cfg.sched));
+
+  finetune::ModelInfo info;
+  info.class_names = d.classes;
+  if (auto s = vp.output_size()) info.input_size = s->first;
+  for (int c = 0; c < 3; ++c) info.mean[size_t(c)] = cfg.val_norm.mean[size_t(c)], info.std[size_t(c)] = cfg.val_norm.std[size_t(c)];
+  info.source = a.weights.empty() ? "trained from scratch by rtune train" : "fine-tuned from " + fs::path(a.weights).filename().string();
+
+  const nlohmann::json args_json = a.to_json();
+  const Bar bar{a.progress && ::isatty(2) != 0};
+  auto write_report = [&] {
+    finetune::RunReportInputs in;
+    in.title = "rtune training run: " + dir.filename().string();
+    in.facts = {{"model", model_note},
+                {"data", fmt::format("{} classes; {} train / {} val images", num_classes, d.train.samples.size(),
+                                     d.has_val ? d.val.samples.size() : 0)},
+                {"recipe", fmt::format("{} epochs, batch {}, {} lr {:g}, wd {:g}{}{}", a.epochs, a.batch, cfg.opt.kind,
+                                       cfg.opt.lr, cfg.opt.weight_decay, cfg.sched.empty() ? "" : ", " + cfg.sched,
+                                       cfg.freeze.kind == finetune::FreezeSpec::Kind::none ? "" : ", freeze " + cfg.freeze.str())},
+                {"transforms", "train: " + tp.describe() + "; val: " + vp.describe()},
+                {"device", fmt::format("{}, {}", device.str(), nn::precision_name(cfg.precision))},
+                {"best", fmt::format("val top-1 {:.2f}% at epoch {}", 100 * trainer.best_top1(), trainer.best_epoch())}};
+    in.history = &trainer.history();
+    in.steps = &trainer.steps();
+    in.eval = trainer.last_eval();
+    in.class_names = d.classes;
+    in.train_tiles = finetune::augmented_tiles(train_loader, d.train, d.classes, 16);
+    if (trainer.last_eval() && val_loader) in.val_tiles = finetune::prediction_tiles(*val_loader, *trainer.last_eval(), d.classes);
+    finetune::write_report(outc.report, finetune::build_run_report(in));
+  };
+
+  finetune::Hooks hooks;
+  hooks.on_batch = [&](const finetune::Progress& p) { bar.update(p); };
+  hooks.log = [&](const std::string& s) {
+    bar.clear();
+    say(io, s);
+  };
+  bool cache_reported = false;
+  hooks.on_epoch = [&](const finetune::EpochRecord& r) {
+    bar.clear();
+    say(io, fmt::format("epoch {}/{}: train loss {:.4f} top-1 {:.2f}%{} | lr {:.3g} | {:.1f}s, {:.0f} img/s{}", r.epoch,
+                        a.epochs, r.train_loss, 100 * r.train_top1,
+                        r.has_val ? fmt::format(" | val loss {:.4f} top-1 {:.2f}% top-5 {:.2f}%", r.val_loss,
+                                                100 * r.val_top1, 100 * r.val_top5)
+                                  : std::string(),
+                        r.lr, r.seconds, r.images_per_s, r.best ? " *best" : ""));
+    if (train_loader.cache() && !cache_reported) say(io, cache_line(train_loader, val_loader.get()));
+    cache_reported = true;  // after this process's first epoch, which filled the caches
+    if (r.best) {
+      model->to(Device::cpu());
+      finetune::save_model(outc.best, *model, info);
+      model->to(device);
+    }
+    io::Checkpoint ck = trainer.checkpoint();
+    ck.state["args"] = args_json;
+    ck.state["classes"] = d.classes;
+    io::save_checkpoint(outc.last, ck);
+    finetune::write_metrics(dir, trainer.history());
+    write_report();
+  };
+  while (trainer.epoch() < a.epochs && (a.stop_after <= 0 || trainer.epoch() < a.stop_after)) trainer.run_epoch(hooks);
+  if (!fs::exists(outc.report)) write_report();
+  outc.best_top1 = trainer.best_top1();
+  outc.best_epoch = trainer.best_epoch();
+  outc.history = trainer.history();
+  outc.steps = trainer.steps();
+  outc.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
+  if (trainer.epoch() < a.epochs)
+    say(io, fmt::format("stopped after epoch {} of {} (--stop-after); continue with: rtune train --resume {}",
+                        trainer.epoch(), a.epochs, dir.string()));
+  say(io, fmt::format("done in {}: best {} top-1 {:.2f}% at epoch {}", hms(outc.seconds), d.has_val ? "val" : "train",
+                      100 * outc.best_top1, outc.best_epoch));
+  say(io, fmt::format("  model:   {}", outc.best.string()));
+  say(io, fmt::format("  state:   {} (continue with: rtune train --resume {})", outc.last.string(), dir.string()));
+  say(io, fmt::format("  metrics: {}, {}", (dir / "metrics.jsonl").string(), (dir / "metrics.csv").string()));
+  say(io, fmt::format("  report:  {}", outc.report.string()));
+  return outc;
+}
+
+// Device memory runs out where a batch's activations are allocated, and the backend does not know the
+// batch: say which flags to lower. The run folder keeps the last epoch's checkpoint (written atomically).
+TrainOutcome run_with_memory_advice(const TrainArgs& a, const io::Checkpoint* resume_from, const TrainIO& io) {
+  try {
+    return run(a, resume_from, io);
+  } catch (const DeviceOutOfMemory& e) {
+    fail("{}. The device does not hold the model, its optimizer state and the activations of one batch of {}: "
+         "lower --batch (e.g. --batch {}){}{}",
+         e.what(), a.batch, std::max<int64_t>(1, a.batch / 2), a.precision == "fp32" ? " or use --precision bf16" : "",
+         fs::exists(fs::path(a.out) / "last.ckpt") ? fmt::format("; {} keeps the last finished epoch",
+                                                                 (fs::path(a.out) / "last.ckpt").string())
+                                                   : "");
+  }
+}
+
+}  // namespace
+
+TrainOutcome run_training(const TrainArgs& args, const TrainIO& io) {
+  if (!args.out.empty() && fs::exists(fs::path(args.out) / "last.ckpt"))
+    fail("--out {}: already holds a run (last.ckpt); continue it with --resume {} or choose another folder", args.out,
+         args.out);
+  return run_with_memory_advice(args, nullptr, io);
+}
+
+TrainOutcome resume_training(const fs::path& run_dir, int64_t epochs, const std::string& device, int threads,
+                             int64_t cache_mib, int64_t stop_after, const TrainIO& io) {
+  const fs::path last = run_dir / "last.ckpt";
+  if (!fs::exists(last)) fail("--resume {}: no last.ckpt in that folder", run_dir.string());
+  io::Checkpoint ck = io::load_checkpoint(last);
+  if (!ck.state.contains("args")) fail("--resume {}: last.ckpt holds no run arguments", run_dir.string());
+  TrainArgs a = TrainArgs::from_json(ck.state["args"]);
+  a.out = run_dir.string();
+  if (epochs > 0) {
+    if (epochs < ck.state.value("epoch", int64_t(0)))
+      fail("--epochs {}: the run already did {} epochs", epochs, ck.state.value("epoch", int64_t(0)));
+    a.epochs = epochs;
+  }
+  if (!device.empty()) a.device = device;
+  if (threads > 0) a.threads = threads;
+  a.cache_mib = cache_mib;
+  a.stop_after = stop_after;
+  return run_with_memory_advice(a, &ck, io);
+}
+
+}  // namespace rtune::finetune

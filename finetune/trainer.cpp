@@ -1,0 +1,373 @@
+#include "finetune/trainer.h"
+#include <cmath>
+#include <optional>
+#include "engine/autograd.h"
+#include "engine/functional.h"
+#include "engine/sched/spec.h"
+#include "finetune/batch.h"
+#include "kernels/ops.h"
+
+namespace rtune::finetune {
+
+using Clock = std::chrono::steady_clock;
+
+namespace {
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+nlohmann::json norm_json(const io::Normalize& n) {
+  return {{"mean", {n.mean[0], n.mean[1], n.mean[2]}}, {"std", {n.std[0], n.std[1], n.std[2]}}};
+}
+}  // namespace
+
+nlohmann::json TrainConfig::to_json() const {
+  return {{"epochs", epochs}, {"optimizer", opt.to_json()}, {"sched", sched}, {"clip_norm", clip_norm},
+          {"clip_value", clip_value}, {"label_smoothing", label_smoothing}, {"freeze", freeze.str()},
+          {"frozen_bn", std::string(frozen_bn_name(frozen_bn))}, {"unfreeze_at", unfreeze_at},
+          {"unfreeze_lr", unfreeze_lr}, {"train_norm", norm_json(train_norm)}, {"val_norm", norm_json(val_norm)},
+          {"dtype", std::string(dtype_name(dtype))}, {"device", device.str()},
+          {"precision", nn::precision_name(precision)}};
+}
+
+nlohmann::json EpochRecord::to_json() const {
+  nlohmann::json j{{"epoch", epoch}, {"train_loss", train_loss}, {"train_top1", train_top1}, {"lr", lr},
+                   {"seconds", seconds}, {"images_per_s", images_per_s}, {"best", best}, {"phase", phase}};
+  if (has_val) {
+    j["val_loss"] = val_loss;
+    j["val_top1"] = val_top1;
+    j["val_top5"] = val_top5;
+  }
+  return j;
+}
+
+EpochRecord EpochRecord::from_json(const nlohmann::json& j) {
+  EpochRecord r;
+  r.epoch = j.at("epoch").get<int64_t>();
+  r.train_loss = j.at("train_loss").get<double>();
+  r.train_top1 = j.at("train_top1").get<double>();
+  r.lr = j.at("lr").get<double>();
+  r.seconds = j.at("seconds").get<double>();
+  r.images_per_s = j.at("images_per_s").get<double>();
+  r.best = j.at("best").get<bool>();
+  r.phase = j.at("phase").get<int64_t>();
+  r.has_val = j.contains("val_top1");
+  if (r.has_val) {
+    r.val_loss = j.at("val_loss").get<double>();
+    r.val_top1 = j.at("val_top1").get<double>();
+    r.val_top5 = j.at("val_top5").get<double>();
+  }
+  return r;
+}
+
+EvalResult evaluate(models::ResNet& model, io::Loader& loader, const io::Normalize& norm, int64_t num_classes,
+                    DType dtype, Device device, nn::Precision precision, double label_smoothing,
+                    int64_t keep_samples, const std::function<void(const Progress&)>& on_batch) {
+  NoGradGuard no_grad;
+  nn::Autocast autocast(precision, device);
+  const bool was_training = model.is_training();
+  model.eval();
+  EvalResult r{ClassMetrics(num_classes), {}};
+  loader.start_epoch(0);  // a validation loader does not shuffle: every epoch sees the same order
+  io::Batch b;
+  Progress p;
+  p.validating = true;
+  p.batches = int64_t(loader.batches_per_epoch());
+  auto t0 = Clock::now();
+  while (loader.next(b)) {
+    Tensor x = input_tensor(b, norm, dtype, device, precision);
+    Tensor y = labels_to_tensor(b, device);
+    Tensor logits = cast(model.forward(x), dtype);  // the loss and softmax in the master dtype
+    Tensor loss = cross_entropy(logits, y, label_smoothing, Reduction::sum);
+    kernels::fence(device).wait();  // raises what the device found (an out-of-range label); eval syncs anyway
+    r.metrics.add(logits, y, loss.cpu().to(DType::f64).item<double>());
+    if (int64_t(r.samples.size()) < keep_samples) {
+      Tensor probs = softmax(logits).cpu().to(DType::f64);
+      const auto pv = probs.to_vector<double>();
+      const auto& pred = r.metrics.last_predictions();
+      for (int64_t i = 0; i < b.size && int64_t(r.samples.size()) < keep_samples; ++i)
+        r.samples.push_back({b.indices[size_t(i)], b.labels[size_t(i)], pred[size_t(i)],
+                             pv[size_t(i * num_classes + pred[size_t(i)])]});
+    }
+    p.batch++;
+    p.images += b.size;
+    p.seconds = seconds_since(t0);
+    if (on_batch) on_batch(p);
+  }
+  model.train(was_training);
+  return r;
+}
+
+Trainer::Trainer(models::ResNet& model, io::Loader& train, io::Loader* val, int64_t num_classes, TrainConfig cfg)
+    : model_(model), train_(train), val_(val), num_classes_(num_classes), cfg_(std::move(cfg)) {
+  RTUNE_CHECK(cfg_.epochs >= 1, "train: --epochs must be >= 1, got {}", cfg_.epochs);
+  RTUNE_CHECK(cfg_.precision == nn::Precision::fp32 || (cfg_.dtype == DType::f32 && kernels::supports_bf16(cfg_.device)),
+              "train: bf16 mixed precision needs fp32 master weights on a CUDA device with bf16, not {} on {}",
+              dtype_name(cfg_.dtype), cfg_.device.str());
+  RTUNE_CHECK(model_.config().num_classes == num_classes, "train: the model has {} outputs but the data {} classes",
+              model_.config().num_classes, num_classes);
+  RTUNE_CHECK(cfg_.unfreeze_at < 0 || (cfg_.unfreeze_at >= 1 && cfg_.unfreeze_at < cfg_.epochs),
+              "train: --unfreeze-at {} must be in [1, epochs) = [1, {})", cfg_.unfreeze_at, cfg_.epochs);
+  RTUNE_CHECK(cfg_.unfreeze_at < 0 || cfg_.freeze.kind != FreezeSpec::Kind::none,
+              "train: --unfreeze-at needs a --freeze spec (nothing is frozen)");
+  RTUNE_CHECK(cfg_.clip_norm >= 0 && cfg_.clip_value >= 0, "train: clip thresholds must be >= 0");
+  RTUNE_CHECK(cfg_.label_smoothing >= 0 && cfg_.label_smoothing < 1, "train: --label-smoothing {} not in [0, 1)",
+              cfg_.label_smoothing);
+  validate(cfg_.opt);
+  start_phase(0);
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::start_phase(int64_t phase) {
+  phase_ = phase;
+  const FreezeSpec spec = phase == 0 ? cfg_.freeze : FreezeSpec{};
+  freeze_ = apply_freeze(model_, spec, cfg_.frozen_bn);
+  RTUNE_CHECK(freeze_.trainable_params > 0, "train: --freeze '{}' leaves nothing to train", spec.str());
+  const double lr = phase == 0 ? cfg_.opt.lr : (cfg_.unfreeze_lr > 0 ? cfg_.unfreeze_lr : cfg_.opt.lr / 10);
+  auto groups = make_param_groups(model_, cfg_.opt, lr);
+  trainable_.clear();
+  for (auto& g : groups) trainable_.insert(trainable_.end(), g.params.begin(), g.params.end());
+  opt_ = make_optimizer(cfg_.opt, std::move(groups));
+  opt_->reserve_state();  // before the first forward: no device allocation after step 1
+  sched_.reset();
+  if (!cfg_.sched.empty()) {
+    std::vector<double> base;
+    for (auto& g : opt_->groups()) base.push_back(g.lr);
+    // A phase's schedule spans the epochs it runs for (the unfreeze phase restarts it).
+    const int64_t phase_epochs = cfg_.unfreeze_at < 0 ? cfg_.epochs
+                                 : phase == 0       ? cfg_.unfreeze_at
+                                                    : cfg_.epochs - cfg_.unfreeze_at;
+    sched_ = sched::make_scheduler(cfg_.sched, base, {phase_epochs, int64_t(train_.batches_per_epoch())});
+    apply_sched_lrs();
+  }
+}
+
+void Trainer::apply_sched_lrs() {
+  auto& gs = opt_->groups();
+  for (size_t g = 0; g < gs.size(); ++g) {
+    gs[g].lr = sched_->lrs()[g];
+    if (!sched_->momentum().empty()) gs[g].momentum = sched_->momentum()[g];
+  }
+}
+
+double Trainer::current_lr() const { return opt_->groups().back().lr; }
+
+namespace {
+// A CPU tensor in pinned memory on a CUDA run (downloads into it do not make the host wait), else heap.
+Tensor host_buffer(const Shape& shape, DType dt, Device device) {
+  if (!device.is_cuda()) return empty(shape, {dt});
+  const size_t bytes = size_t(std::max<int64_t>(shape_numel(shape), 1)) * dtype_size(dt);
+  void* p = kernels::pinned_alloc(bytes);
+  return from_storage(Storage::wrap(p, bytes, Device::cpu(), std::shared_ptr<void>(p, kernels::pinned_free)), shape, dt);
+}
+}  // namespace
+
+// The step's loss and logits travel to the host behind its compute; finish_step() reads them one
+// step later, so the host queues step k+1 while the device still runs step k.
+struct Trainer::PendingStep {
+  Tensor loss, logits;  // host copies, valid once `ready` is reached
+  kernels::Fence ready;
+  Tensor labels;        // host
+  int64_t size = 0, step = 0, epoch = 0;
+  double lr = 0;
+};
+
+Trainer::PendingStep Trainer::queue_step(const io::Batch& b) {
+  Tensor x = input_tensor(b, cfg_.train_norm, cfg_.dtype, cfg_.device, cfg_.precision);
+  Tensor y = labels_to_tensor(b, cfg_.device);
+  upload_done_ = kernels::fence(cfg_.device);  // b's (pinned) bytes are free once the device gets here
+  opt_->zero_grad();
+  Tensor logits;
+  {
+    nn::Autocast autocast(cfg_.precision, cfg_.device);
+    logits = model_.forward(x);
+  }
+  logits = cast(logits, cfg_.dtype);  // the loss in the master dtype (fp32 under bf16)
+  Tensor loss = cross_entropy(logits, y, cfg_.label_smoothing);
+  loss.backward();
+  if (cfg_.clip_norm > 0) optim::clip_grad_norm(trainable_, cfg_.clip_norm);
+  if (cfg_.clip_value > 0) optim::clip_grad_value(trainable_, cfg_.clip_value);
+  PendingStep s;
+  s.lr = current_lr();
+  opt_->step();
+  // Two alternating sets of host buffers: step k's are read by finish_step before step k+2 reuses them.
+  Tensor& lb = loss_host_[size_t(s_parity_)];
+  Tensor& gb = logits_host_[size_t(s_parity_)];
+  s_parity_ ^= 1;
+  if (!lb.defined() || lb.dtype() != loss.dtype()) lb = host_buffer({}, loss.dtype(), cfg_.device);
+  if (!gb.defined() || gb.size(0) < logits.size(0) || gb.size(1) != logits.size(1) || gb.dtype() != logits.dtype())
+    gb = host_buffer(logits.shape(), logits.dtype(), cfg_.device);  // a short last batch uses the first rows
+  s.loss = lb;
+  s.logits = gb.narrow(0, 0, logits.size(0));
+  kernels::download(loss, s.loss);
+  kernels::download(logits.detach(), s.logits);
+  s.ready = kernels::fence(cfg_.device);
+  s.labels = from_vector_i64(b.labels, {b.size});
+  s.size = b.size;
+  s.step = global_step_++;
+  s.epoch = epoch_ + 1;
+  if (sched_ && sched_->step_unit() == sched::StepUnit::batch) {
+    sched_->step();
+    apply_sched_lrs();
+  }
+  return s;
+}
+
+double Trainer::finish_step(const PendingStep& s, ClassMetrics& m) {
+  s.ready.wait();
+  const double l = s.loss.to(DType::f64).item<double>();
+  m.add(s.logits, s.labels, l * double(s.size));
+  steps_.push_back({s.step, s.epoch, l, s.lr});
+  return l;
+}
+
+EpochRecord Trainer::run_epoch(const Hooks& hooks) {
+  RTUNE_CHECK(epoch_ < cfg_.epochs, "train: all {} epochs are done", cfg_.epochs);
+  if (cfg_.unfreeze_at >= 0 && epoch_ >= cfg_.unfreeze_at && phase_ == 0) {
+    start_phase(1);
+    if (hooks.log)
+      hooks.log(fmt::format("epoch {}: unfreezing every layer, head LR {:g} ({} trainable parameters)", epoch_ + 1,
+                            current_lr(), freeze_.trainable_params));
+  }
+  auto t0 = Clock::now();
+  model_.train();
+  train_.start_epoch(uint64_t(epoch_));
+  ClassMetrics tm(num_classes_);
+  io::Batch b;
+  Progress p{epoch_ + 1, cfg_.epochs, 0, int64_t(train_.batches_per_epoch()), 0, 0, 0, 0, false};
+  std::optional<PendingStep> pending;
+  auto finish = [&] {  // the previous step's loss and metrics, and the progress report
+    p.lr = pending->lr;
+    p.loss = finish_step(*pending, tm);
+    p.batch++;
+    p.images += pending->size;
+    p.seconds = seconds_since(t0);
+    RTUNE_CHECK(std::isfinite(p.loss), "train: the loss became {} at epoch {} step {} (try a lower --lr)", p.loss,
+                epoch_ + 1, p.batch);
+    if (hooks.on_batch) hooks.on_batch(p);
+  };
+  while (train_.next(b)) {
+    PendingStep s = queue_step(b);
+    if (pending) finish();
+    pending = std::move(s);
+    upload_done_.wait();  // before the loader refills b's buffer
+  }
+  if (pending) finish();
+  const double train_seconds = seconds_since(t0);
+  EpochRecord r;
+  r.epoch = epoch_ + 1;
+  r.phase = phase_;
+  r.train_loss = tm.loss();
+  r.train_top1 = tm.top1();
+  r.lr = current_lr();
+  r.images_per_s = train_seconds > 0 ? double(p.images) / train_seconds : 0;
+  double metric = r.train_loss;
+  if (val_) {
+    Progress vp = p;
+    auto on_val = [&](const Progress& q) {
+      vp.validating = true;
+      vp.batch = q.batch;
+      vp.batches = q.batches;
+      if (hooks.on_batch) hooks.on_batch(vp);
+    };
+    last_eval_ = std::make_unique<EvalResult>(evaluate(model_, *val_, cfg_.val_norm, num_classes_, cfg_.dtype,
+                                                       cfg_.device, cfg_.precision, cfg_.label_smoothing, cfg_.keep_val_samples, on_val));
+    r.has_val = true;
+    r.val_loss = last_eval_->metrics.loss();
+    r.val_top1 = last_eval_->metrics.top1();
+    r.val_top5 = last_eval_->metrics.top5();
+    metric = r.val_loss;
+  }
+  if (sched_ && sched_->step_unit() == sched::StepUnit::epoch) {
+    if (sched_->needs_metric()) sched_->step(metric);  // ReduceLROnPlateau(mode=min) on the val loss
+    else sched_->step();
+    apply_sched_lrs();
+  }
+  const double score = r.has_val ? r.val_top1 : r.train_top1;
+  if (score > best_top1_) {
+    best_top1_ = score;
+    best_epoch_ = r.epoch;
+    r.best = true;
+  }
+  r.seconds = seconds_since(t0);
+  epoch_++;
+  history_.push_back(r);
+  if (hooks.on_epoch) hooks.on_epoch(r);
+  return r;
+}
+
+void Trainer::fit(const Hooks& hooks) {
+  while (epoch_ < cfg_.epochs) run_epoch(hooks);
+}
+
+io::Checkpoint Trainer::checkpoint() const {
+  io::Checkpoint ck;
+  for (auto& [name, t] : model_.state_dict()) ck.tensors.emplace_back("model." + name, *t);
+  for (auto& [name, t] : opt_->state_tensors()) ck.tensors.emplace_back(name, t);
+  nlohmann::json& s = ck.state;
+  s["epoch"] = epoch_;
+  s["global_step"] = global_step_;
+  s["phase"] = phase_;
+  s["num_classes"] = num_classes_;
+  s["optimizer"] = opt_->state_json();
+  s["scheduler"] = sched_ ? sched_->state() : nlohmann::json();
+  s["best_top1"] = best_top1_;
+  s["best_epoch"] = best_epoch_;
+  s["config"] = cfg_.to_json();
+  s["history"] = nlohmann::json::array();
+  for (auto& h : history_) s["history"].push_back(h.to_json());
+  // Per-step records as parallel arrays: compact, and exact (JSON doubles round-trip).
+  nlohmann::json loss = nlohmann::json::array(), lr = nlohmann::json::array();
+  for (auto& st : steps_) {
+    loss.push_back(st.loss);
+    lr.push_back(st.lr);
+  }
+  s["steps"] = {{"loss", loss}, {"lr", lr}, {"epoch", nlohmann::json::array()}};
+  for (auto& st : steps_) s["steps"]["epoch"].push_back(st.epoch);
+  return ck;
+}
+
+void Trainer::restore(const io::Checkpoint& ck) {
+  const nlohmann::json& s = ck.state;
+  try {
+    RTUNE_CHECK(s.at("num_classes").get<int64_t>() == num_classes_, "checkpoint has {} classes, the data {}",
+                s.at("num_classes").get<int64_t>(), num_classes_);
+    RTUNE_CHECK(s.at("config").at("optimizer").at("kind") == cfg_.opt.kind,
+                "checkpoint was trained with --opt {}, not {}", s.at("config").at("optimizer").at("kind").dump(),
+                cfg_.opt.kind);
+    const int64_t phase = s.at("phase").get<int64_t>();
+    if (phase != phase_) start_phase(phase);
+    for (auto& [name, t] : model_.state_dict()) {
+      const Tensor* src = ck.find("model." + name);
+      RTUNE_CHECK(src, "checkpoint has no tensor 'model.{}'", name);
+      RTUNE_CHECK(src->shape() == t->shape(), "checkpoint tensor 'model.{}' has shape {}, the model {}", name,
+                  shape_str(src->shape()), shape_str(t->shape()));
+      t->detach().copy_(src->to(t->dtype()).to(t->device()));
+    }
+    std::vector<std::pair<std::string, Tensor>> ostate;
+    for (auto& [name, t] : ck.tensors)
+      if (name.rfind("optim.", 0) == 0) ostate.emplace_back(name, t);
+    opt_->load_state_json(s.at("optimizer"));
+    opt_->load_state_tensors(ostate);
+    if (sched_) {
+      RTUNE_CHECK(!s.at("scheduler").is_null(), "checkpoint was trained without a scheduler, this run has --sched");
+      sched_->load_state(s.at("scheduler"));
+      apply_sched_lrs();
+    } else {
+      RTUNE_CHECK(s.at("scheduler").is_null(), "checkpoint was trained with a scheduler, this run has none");
+    }
+    epoch_ = s.at("epoch").get<int64_t>();
+    global_step_ = s.at("global_step").get<int64_t>();
+    best_top1_ = s.at("best_top1").get<double>();
+    best_epoch_ = s.at("best_epoch").get<int64_t>();
+    history_.clear();
+    for (auto& h : s.at("history")) history_.push_back(EpochRecord::from_json(h));
+    steps_.clear();
+    const auto& st = s.at("steps");
+    for (size_t i = 0; i < st.at("loss").size(); ++i)
+      steps_.push_back({int64_t(i), st["epoch"][i].get<int64_t>(), st["loss"][i].get<double>(), st["lr"][i].get<double>()});
+  } catch (const nlohmann::json::exception& e) {
+    fail("checkpoint: malformed training state: {}", e.what());
+  }
+}
+
+}  // namespace rtune::finetune

@@ -1,0 +1,143 @@
+// The fine-tuning loop, written the way the PyTorch tutorials write it:
+//   for epoch: model.train(); for x, y in loader: opt.zero_grad(); loss = criterion(model(x), y);
+//              loss.backward(); clip; opt.step(); [batch scheduler.step()]
+//              evaluate (no_grad, model.eval()); [epoch scheduler.step() / plateau.step(val_loss)]
+// plus freezing (finetune/freeze.h), two LR groups (finetune/optim_config.h), an optional
+// unfreeze phase (at epoch E every parameter becomes trainable at --unfreeze-lr with a fresh optimizer
+// and a scheduler over the remaining epochs), and exact save/restore of everything the loop depends
+// on, so N epochs equal K epochs + resume + N-K epochs bit for bit on the CPU. The validation loss uses
+// the training criterion (label smoothing included), as torchvision's reference evaluate(criterion);
+// ReduceLROnPlateau steps on it (on the training loss when there is no validation set); "best" is
+// the highest validation top-1 (training top-1 without validation), ties keeping the earlier epoch.
+#pragma once
+#include <array>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+#include <nlohmann/json.hpp>
+#include "engine/nn/autocast.h"
+#include "kernels/ops.h"
+#include "engine/sched/scheduler.h"
+#include "finetune/freeze.h"
+#include "finetune/metrics.h"
+#include "finetune/optim_config.h"
+#include "io/formats/checkpoint.h"
+#include "io/data/loader.h"
+
+namespace rtune::finetune {
+
+struct TrainConfig {
+  int64_t epochs = 1;
+  OptimConfig opt;
+  std::string sched;                // make_scheduler spec; "" = constant LR
+  double clip_norm = 0;             // clip_grad_norm_ max norm (0 = off)
+  double clip_value = 0;            // clip_grad_value_ (0 = off)
+  double label_smoothing = 0;
+  FreezeSpec freeze;
+  FrozenBN frozen_bn = FrozenBN::eval;
+  int64_t unfreeze_at = -1;         // frozen for this many epochs, then everything trains; -1 = never
+  double unfreeze_lr = 0;           // head LR of the unfrozen phase; 0 = opt.lr / 10
+  io::Normalize train_norm, val_norm;
+  DType dtype = DType::f32;         // master weights (and the CPU path's compute); f64 for parity tests
+  Device device = Device::cpu();
+  nn::Precision precision = nn::Precision::fp32;  // CUDA: channels-last in fp32 or bf16 (autocast)
+  int64_t keep_val_samples = 32;    // validation predictions kept for the report grid
+  nlohmann::json to_json() const;
+};
+
+struct StepRecord {   // one optimizer step
+  int64_t step = 0, epoch = 0;
+  double loss = 0, lr = 0;  // lr: the head LR this step used
+};
+struct EpochRecord {
+  int64_t epoch = 0;  // 1-based, as printed
+  double train_loss = 0, train_top1 = 0, val_loss = 0, val_top1 = 0, val_top5 = 0, lr = 0;
+  double seconds = 0, images_per_s = 0;
+  bool has_val = false, best = false;
+  int64_t phase = 0;  // 0 = as configured, 1 = unfrozen
+  nlohmann::json to_json() const;
+  static EpochRecord from_json(const nlohmann::json& j);
+};
+struct ValPrediction {
+  int64_t index = 0, label = 0, pred = 0;  // dataset index, true and predicted class
+  double prob = 0;                         // softmax probability of pred
+};
+struct EvalResult {
+  ClassMetrics metrics;
+  std::vector<ValPrediction> samples;  // the first keep_val_samples of the loader's order
+};
+struct Progress {
+  int64_t epoch = 0, epochs = 0, batch = 0, batches = 0, images = 0;
+  double seconds = 0, loss = 0, lr = 0;
+  bool validating = false;
+};
+struct Hooks {
+  std::function<void(const Progress&)> on_batch;
+  std::function<void(const EpochRecord&)> on_epoch;  // after validation and the scheduler step
+  std::function<void(const std::string&)> log;       // phase changes and notes
+};
+
+// Evaluates `model` on every batch of `loader` (no grad, eval mode; restores the previous mode).
+// On CUDA it computes in `precision`, channels-last (engine/nn/autocast.h).
+EvalResult evaluate(models::ResNet& model, io::Loader& loader, const io::Normalize& norm, int64_t num_classes,
+                    DType dtype, Device device, nn::Precision precision, double label_smoothing = 0, int64_t keep_samples = 0,
+                    const std::function<void(const Progress&)>& on_batch = {});
+
+class Trainer {
+ public:
+  // requires: model, loaders and their datasets outlive the trainer; model already on cfg.device and
+  // in cfg.dtype with its head sized for the data. `val` may be null (no validation: best = last).
+  Trainer(models::ResNet& model, io::Loader& train, io::Loader* val, int64_t num_classes, TrainConfig cfg);
+  ~Trainer();
+
+  // Runs the remaining epochs: from epoch() to cfg.epochs.
+  void fit(const Hooks& hooks = {});
+  EpochRecord run_epoch(const Hooks& hooks = {});
+
+  int64_t epoch() const { return epoch_; }  // completed epochs
+  const std::vector<EpochRecord>& history() const { return history_; }
+  const std::vector<StepRecord>& steps() const { return steps_; }
+  const EvalResult* last_eval() const { return last_eval_.get(); }
+  double best_top1() const { return best_top1_; }
+  int64_t best_epoch() const { return best_epoch_; }
+  const TrainConfig& config() const { return cfg_; }
+  optim::Optimizer& optimizer() { return *opt_; }
+  double current_lr() const;  // head LR of the next step
+  const FreezeResult& freeze_result() const { return freeze_; }
+
+  // Everything fit() depends on: model state_dict ("model.*"), optimizer buffers ("optim.*") and a
+  // JSON with epoch, phase, optimizer scalars, scheduler state, best, history and per-step records.
+  io::Checkpoint checkpoint() const;
+  // Restores checkpoint(); throws when it came from another model shape or optimizer kind.
+  void restore(const io::Checkpoint& ck);
+
+ private:
+  void start_phase(int64_t phase);
+  void apply_sched_lrs();
+  struct PendingStep;
+  PendingStep queue_step(const io::Batch& b);  // uploads, forward, backward, update; results still in flight
+  double finish_step(const PendingStep& s, ClassMetrics& m);  // waits for them; returns the loss
+
+  kernels::Fence upload_done_;
+  std::array<Tensor, 2> loss_host_, logits_host_;  // pinned on CUDA, reused step after step
+  int s_parity_ = 0;
+  models::ResNet& model_;
+  io::Loader& train_;
+  io::Loader* val_;
+  int64_t num_classes_;
+  TrainConfig cfg_;
+  int64_t epoch_ = 0, global_step_ = 0, phase_ = -1;
+  std::unique_ptr<optim::Optimizer> opt_;
+  std::unique_ptr<sched::Scheduler> sched_;
+  std::vector<Tensor*> trainable_;
+  FreezeResult freeze_;
+  std::vector<EpochRecord> history_;
+  std::vector<StepRecord> steps_;
+  std::unique_ptr<EvalResult> last_eval_;
+  double best_top1_ = -1;
+  int64_t best_epoch_ = 0;
+};
+
+}  // namespace rtune::finetune
