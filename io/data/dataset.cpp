@@ -10,6 +10,7 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <system_error>
 #include <thread>
 
 #include <fmt/format.h>
@@ -57,11 +58,17 @@ std::vector<std::string> probe_all(const std::vector<fs::path>& paths) {
         if (errors[i].empty()) errors[i] = "unknown error";
       } catch (const std::exception& e) {  // e.g. std::bad_alloc: reported like a bad file, not lost
         errors[i] = fmt::format("decode_image: {}: {}", paths[i].string(), e.what());
+      } catch (...) {  // nothing may leave a thread: it would end the process
+        errors[i] = fmt::format("decode_image: {}: unknown error", paths[i].string());
       }
     }
   };
   std::vector<std::thread> pool;
-  for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+  try {
+    for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+  } catch (const std::system_error&) {
+    // No more threads to be had: the ones started (and this one) probe every file all the same.
+  }
   work();
   for (auto& t : pool) t.join();
   return errors;

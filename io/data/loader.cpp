@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <stdexcept>
+#include <system_error>
 #include <variant>
 
 #include <fmt/format.h>
@@ -40,17 +42,31 @@ Loader::Loader(const Dataset& data, Pipeline pipeline, LoaderOptions opt)
   int n = opt_.threads > 0 ? opt_.threads : int(std::max(1u, std::thread::hardware_concurrency()));
   RTUNE_CHECK(opt_.read_ahead >= 0, "Loader: read_ahead must be >= 0, got {}", opt_.read_ahead);
   read_ahead_samples_ = size_t(opt_.read_ahead) * size_t(n);
-  for (int i = 0; i < n; ++i) workers_.emplace_back([this] { worker_loop(); });
-  start_epoch(0);
+  // A constructor that throws runs no destructor: the workers started so far must be stopped here,
+  // or their std::thread objects would end the process (std::terminate) instead of the error.
+  try {
+    for (int i = 0; i < n; ++i) workers_.emplace_back([this] { worker_loop(); });
+    start_epoch(0);
+  } catch (const std::system_error& e) {
+    stop_workers();
+    fail("Loader: cannot start {} worker threads ({}); lower --threads", n, e.what());
+  } catch (...) {
+    stop_workers();
+    throw;
+  }
 }
 
-Loader::~Loader() {
+Loader::~Loader() { stop_workers(); }
+
+void Loader::stop_workers() noexcept {
   {
     std::lock_guard<std::mutex> lk(mu_);
     stop_ = true;
   }
   work_cv_.notify_all();
-  for (auto& t : workers_) t.join();
+  for (auto& t : workers_)
+    if (t.joinable()) t.join();
+  workers_.clear();
 }
 
 size_t Loader::batches_per_epoch() const {
@@ -96,11 +112,17 @@ void Loader::submit(size_t batch_no, int slot) {
   b.height = out_h_;
   b.width = out_w_;
   // The caller's buffers rotate into the slots (next()): give a slot the loader's memory kind back.
-  if (b.images.get_allocator().memory != opt_.host_memory) b.images = ImageBytes(HostAllocator<uint8_t>(opt_.host_memory));
-  b.images.reserve(size_t(opt_.batch_size) * size_t(out_h_) * size_t(out_w_) * 3);  // a short batch, then full ones
-  b.images.resize(count * size_t(out_h_) * size_t(out_w_) * 3);
-  b.labels.resize(count);
-  b.indices.resize(count);
+  const size_t full_bytes = size_t(opt_.batch_size) * size_t(out_h_) * size_t(out_w_) * 3;
+  try {
+    if (b.images.get_allocator().memory != opt_.host_memory) b.images = ImageBytes(HostAllocator<uint8_t>(opt_.host_memory));
+    b.images.reserve(full_bytes);  // a short batch, then full ones
+    b.images.resize(count * size_t(out_h_) * size_t(out_w_) * 3);
+    b.labels.resize(count);
+    b.indices.resize(count);
+  } catch (const std::exception& e) {  // std::bad_alloc, std::length_error, a pinned allocation's error
+    fail("Loader: a batch of {} images of {}x{} pixels needs {:.1f} GiB, which cannot be allocated ({}); lower the "
+         "batch size or the image size", opt_.batch_size, out_h_, out_w_, double(full_bytes) / double(1 << 30), e.what());
+  }
   s.pending = count;
   s.busy = true;
   s.error = nullptr;

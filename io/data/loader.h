@@ -113,6 +113,7 @@ class Loader {
   void finish(size_t index, uint64_t epoch, const Source& src, uint8_t* out, Scratch& scratch) const;
   void worker_loop();
   void drain();
+  void stop_workers() noexcept;  // asks every worker to stop and joins it
 
   const Dataset& data_;
   Pipeline pipeline_;

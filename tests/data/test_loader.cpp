@@ -130,6 +130,13 @@ TEST_CASE("a sample that fails to decode is replaced (warning) or fatal when str
   CHECK_THROWS_WITH_AS(strict.next(b), doctest::Contains("1.jpg"), Error);
 }
 
+TEST_CASE("a batch that cannot be allocated is an error naming its size, and no worker thread is left running") {
+  Tree tr;
+  // 2^20 images of 4096 x 4096 x 3 bytes: 48 PiB.
+  CHECK_THROWS_WITH_AS(Loader(tr.ds, parse_pipeline("resize=4096,center_crop=4096"), {.batch_size = 1 << 20, .threads = 3}),
+                       doctest::Contains("a batch of 1048576 images of 4096x4096 pixels"), Error);
+}
+
 TEST_CASE("a pipeline without a fixed output size is rejected") {
   Tree tr;
   CHECK_THROWS_WITH_AS(Loader(tr.ds, parse_pipeline("resize=20"), {}), doctest::Contains("one size"), Error);

@@ -57,3 +57,57 @@ TEST_CASE("bench loader: a file whose body does not decode is skipped and counte
   CHECK(j["train_replaced"] == 1);
 }
 
+namespace {
+// `rtune convert` of the tiny fixture model, with metadata key `key` then set to `value`.
+fs::path model_with_metadata(const fs::path& tmp, const std::string& key, const std::string& value) {
+  const fs::path good = tmp / "good.safetensors", bad = tmp / fmt::format("bad_{}.safetensors", key);
+  if (!fs::exists(good)) {
+    Run c = run_rtune(tmp, fmt::format("convert {} {}", (fs::path(RTUNE_SOURCE_DIR) / "tests/fixtures/tiny_resnet18.pth").string(),
+                                       good.string()));
+    REQUIRE(c.rc == 0);
+  }
+  io::SafetensorsFile f = io::SafetensorsFile::open(good);
+  std::vector<io::SafetensorsEntry> entries;
+  for (const auto& v : f.tensors()) entries.push_back({v.name, v.dtype, v.shape, v.bytes});
+  auto meta = f.metadata();
+  meta[key] = value;
+  io::write_safetensors(bad, entries, meta);
+  return bad;
+}
+}  // namespace
+
+TEST_CASE("hostile model metadata (input_size 20000) is refused naming the value and the limit") {
+  test::TempDir tmp("e2e_hostile_meta");
+  test::make_shapes(tmp.path / "data", 1, 1, 16);
+  const fs::path img = tmp.path / "data" / "val" / "circle" / "0000.png";
+  const fs::path big = model_with_metadata(tmp.path, "input_size", "20000");
+  for (const std::string cmd : {fmt::format("predict --weights {} {}", big.string(), img.string()),
+                                fmt::format("eval --weights {} --data {}", big.string(), (tmp.path / "data" / "val").string()),
+                                fmt::format("summary --weights {}", big.string())}) {
+    CAPTURE(cmd);
+    Run r = run_rtune(tmp.path, cmd);
+    CAPTURE(r.err);
+    CHECK(is_one_line_refusal(r));
+    CHECK(r.err.find("'input_size' 20000 is over the limit of 4096") != std::string::npos);
+  }
+  // convert refuses to write such a file in the first place.
+  Run c = run_rtune(tmp.path, fmt::format("convert {} {} --input-size 20000",
+                                          (fs::path(RTUNE_SOURCE_DIR) / "tests/fixtures/tiny_resnet18.pth").string(),
+                                          (tmp.path / "c.safetensors").string()));
+  CHECK(c.rc == 105);  // CLI11's validation error
+  CHECK(c.err.find("--input-size") != std::string::npos);
+}
+
+TEST_CASE("an eval batch that cannot be allocated is an error naming its size, not an abort in a thread") {
+  test::TempDir tmp("e2e_huge_batch");
+  test::make_shapes(tmp.path / "data", 1, 1, 16);
+  const fs::path model = model_with_metadata(tmp.path, "input_size", "4096");
+  // 4096^2 x 3 bytes x 2^20 images: 48 PiB, more than any machine's address space allows.
+  Run r = run_rtune(tmp.path, fmt::format("eval --weights {} --data {} --batch 1048576 --threads 2", model.string(),
+                                          (tmp.path / "data" / "val").string()));
+  CAPTURE(r.err);
+  CHECK(is_one_line_refusal(r));
+  CHECK(r.err.find("a batch of 1048576 images of 4096x4096 pixels") != std::string::npos);
+  CHECK(r.err.find("lower the batch size") != std::string::npos);
+}
+
