@@ -56,22 +56,30 @@ void run_eval(const Opts& o) {
   lo.host_memory = train::pinned_host_memory(dev);
   lo.shuffle = false;
   lo.strict = o.strict;
+  lo.skip_bad = true;  // an image that does not decode is left out, never counted as a substitute
   io::Loader loader(ds, m.pipeline, lo);
   train::EvalResult r = train::evaluate(*m.loaded.model, loader, m.norm, c, DType::f32, dev, nn::Precision::fp32, 0, 32);
   const auto& mt = r.metrics;
+  const size_t skipped = loader.skipped_samples().size() + ds.skipped;  // at decode time, and by the scan
+  if (mt.count() == 0) fail("none of the {} image(s) could be decoded (each is named above with the reason)", ds.samples.size());
+  if (skipped > 0)
+    std::fprintf(stderr, "warning: eval: skipped %zu image(s) that do not decode (named above); scored %lld\n", skipped,
+                 (long long)mt.count());
   auto acc = mt.per_class_accuracy();
   auto cnt = mt.per_class_count();
   if (o.json) {
     nlohmann::json j{{"model", o.weights}, {"images", mt.count()}, {"top1", mt.top1()}, {"top5", mt.top5()},
-                     {"loss", mt.loss()}, {"classes", m.names}, {"confusion", nlohmann::json::array()}};
+                     {"loss", mt.loss()}, {"skipped", skipped}, {"classes", m.names},
+                     {"confusion", nlohmann::json::array()}};
     for (int64_t t = 0; t < c; ++t) {
       j["per_class"].push_back({{"name", m.names[size_t(t)]}, {"images", cnt[size_t(t)]}, {"accuracy", acc[size_t(t)]}});
       j["confusion"].push_back(std::vector<int64_t>(mt.confusion().begin() + t * c, mt.confusion().begin() + (t + 1) * c));
     }
     std::printf("%s\n", j.dump(2).c_str());
   } else {
-    std::printf("%s on %lld images: top-1 %.2f%%  top-5 %.2f%%  loss %.4f\n", o.weights.c_str(), (long long)mt.count(),
-                100 * mt.top1(), 100 * mt.top5(), mt.loss());
+    std::printf("%s on %lld images%s: top-1 %.2f%%  top-5 %.2f%%  loss %.4f\n", o.weights.c_str(), (long long)mt.count(),
+                skipped ? fmt::format(" ({} skipped: they do not decode)", skipped).c_str() : "", 100 * mt.top1(),
+                100 * mt.top5(), mt.loss());
     std::printf("per class:\n");
     for (int64_t t = 0; t < c; ++t)
       if (cnt[size_t(t)]) std::printf("  %-24s %6lld images  %6.2f%%\n", m.names[size_t(t)].c_str(), (long long)cnt[size_t(t)], 100 * acc[size_t(t)]);

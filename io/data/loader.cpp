@@ -79,7 +79,7 @@ void Loader::drain() {
   done_cv_.wait(lk, [&] {
     return std::all_of(slots_.begin(), slots_.end(), [](const Slot& s) { return s.pending == 0; });
   });
-  for (Slot& s : slots_) s.busy = false, s.error = nullptr;
+  for (Slot& s : slots_) s.busy = false, s.error = nullptr, s.failed.clear();
   queue_.clear();
   queue_head_ = 0;
 }
@@ -91,6 +91,7 @@ void Loader::start_epoch(uint64_t epoch) {
   epoch_ = epoch;
   next_batch_ = 0;
   replaced_ = 0;
+  skipped_.clear();
   order_.resize(data_.samples.size());
   for (size_t i = 0; i < order_.size(); ++i) order_[i] = i;
   if (opt_.shuffle) {
@@ -126,6 +127,7 @@ void Loader::submit(size_t batch_no, int slot) {
   s.pending = count;
   s.busy = true;
   s.error = nullptr;
+  s.failed.clear();
   for (size_t i = 0; i < count; ++i) queue_.push_back({slot, i, order_[first + i]});
   work_cv_.notify_all();
 }
@@ -240,7 +242,14 @@ void Loader::run_task(const Task& t, Scratch& scratch) {
       produce(index, epoch_, out, scratch);
       break;
     } catch (const Error& e) {
-      if (opt_.strict || attempt + 1 >= data_.samples.size()) throw;
+      if (opt_.strict) throw;
+      if (opt_.skip_bad) {
+        std::fprintf(stderr, "warning: loader: %s; skipped\n", e.what());
+        std::lock_guard<std::mutex> lk(mu_);
+        s.failed.push_back({t.position, {index, e.what()}});
+        return;
+      }
+      if (attempt + 1 >= data_.samples.size()) throw;
       std::fprintf(stderr, "warning: loader: %s; using sample %zu instead\n", e.what(),
                    (index + 1) % data_.samples.size());
       std::lock_guard<std::mutex> lk(mu_);
@@ -279,26 +288,55 @@ void Loader::worker_loop() {
 }
 
 bool Loader::next(Batch& out) {
-  if (next_batch_ >= batches_per_epoch()) return false;
-  int slot = int(next_batch_ % slots_.size());
-  {
-    std::unique_lock<std::mutex> lk(mu_);
-    Slot& s = slots_[size_t(slot)];
-    untouched_ = false;
-    done_cv_.wait(lk, [&] { return s.pending == 0; });
-    if (s.error) {
-      std::exception_ptr e = s.error;
-      lk.unlock();
-      drain();
-      std::rethrow_exception(e);
+  // A batch whose every sample was skipped (skip_bad) is passed over: the caller gets the next one.
+  while (next_batch_ < batches_per_epoch()) {
+    int slot = int(next_batch_ % slots_.size());
+    std::vector<std::pair<size_t, SkippedSample>> failed;
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      Slot& s = slots_[size_t(slot)];
+      untouched_ = false;
+      done_cv_.wait(lk, [&] { return s.pending == 0; });
+      if (s.error) {
+        std::exception_ptr e = s.error;
+        lk.unlock();
+        drain();
+        std::rethrow_exception(e);
+      }
+      s.busy = false;
+      failed.swap(s.failed);
     }
-    s.busy = false;
+    std::swap(out, slots_[size_t(slot)].batch);  // the caller's old buffers are reused by a later batch
+    size_t refill = next_batch_ + slots_.size();  // the batch this slot holds next
+    ++next_batch_;
+    if (refill < batches_per_epoch()) submit(refill, slot);
+    if (!failed.empty()) drop_failed(out, failed);
+    if (out.size > 0) return true;
   }
-  std::swap(out, slots_[size_t(slot)].batch);  // the caller's old buffers are reused by a later batch
-  size_t refill = next_batch_ + slots_.size();  // the batch this slot holds next
-  ++next_batch_;
-  if (refill < batches_per_epoch()) submit(refill, slot);
-  return true;
+  return false;
+}
+
+void Loader::drop_failed(Batch& out, std::vector<std::pair<size_t, SkippedSample>>& failed) {
+  std::sort(failed.begin(), failed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  const size_t sample_bytes = size_t(out_h_) * size_t(out_w_) * 3;
+  size_t kept = 0, f = 0;
+  for (size_t i = 0; i < size_t(out.size); ++i) {
+    if (f < failed.size() && failed[f].first == i) {
+      ++f;
+      continue;
+    }
+    if (kept != i) {
+      std::memmove(out.images.data() + kept * sample_bytes, out.images.data() + i * sample_bytes, sample_bytes);
+      out.labels[kept] = out.labels[i];
+      out.indices[kept] = out.indices[i];
+    }
+    ++kept;
+  }
+  out.size = int64_t(kept);
+  out.images.resize(kept * sample_bytes);
+  out.labels.resize(kept);
+  out.indices.resize(kept);
+  for (auto& [position, sample] : failed) skipped_.push_back(std::move(sample));
 }
 
 }  // namespace rtune::io

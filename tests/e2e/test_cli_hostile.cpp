@@ -111,3 +111,53 @@ TEST_CASE("an eval batch that cannot be allocated is an error naming its size, n
   CHECK(r.err.find("lower the batch size") != std::string::npos);
 }
 
+TEST_CASE("eval and predict skip an image whose body does not decode, say so, and never score a substitute") {
+  test::TempDir tmp("e2e_skip_bad");
+  test::make_shapes(tmp.path / "data", 1, 3, 16);
+  const fs::path val = tmp.path / "data" / "val", broken_val = tmp.path / "broken_val";
+  fs::copy(val, broken_val, fs::copy_options::recursive);
+  put_truncated_png(first_class(broken_val));
+  const fs::path model = model_with_metadata(tmp.path, "input_size", "16");
+  const std::string tf = " --transforms center_crop=16,normalize=0.5:0.5:0.5/0.25:0.25:0.25 --threads 2 --batch 4";
+
+  // eval: the broken image is left out, so the figures equal those of the folder without it.
+  Run clean = run_rtune(tmp.path, fmt::format("eval --weights {} --data {} --json{}", model.string(), val.string(), tf));
+  INFO(clean.err);
+  REQUIRE(clean.rc == 0);
+  Run ev = run_rtune(tmp.path, fmt::format("eval --weights {} --data {} --json{}", model.string(), broken_val.string(), tf));
+  INFO(ev.err);
+  REQUIRE(ev.rc == 0);
+  auto a = nlohmann::json::parse(clean.out), b = nlohmann::json::parse(ev.out);
+  CHECK(a["images"] == 12);
+  CHECK(b["images"] == 12);
+  CHECK(a["skipped"] == 0);
+  CHECK(b["skipped"] == 1);
+  CHECK(a["confusion"] == b["confusion"]);
+  CHECK(a["loss"].get<double>() == doctest::Approx(b["loss"].get<double>()).epsilon(1e-6));  // other batch splits
+  CHECK(ev.err.find("00-broken.png") != std::string::npos);
+  CHECK(ev.err.find("skipped 1 image(s)") != std::string::npos);
+  Run strict_eval = run_rtune(tmp.path, fmt::format("eval --strict --weights {} --data {}{}", model.string(),
+                                                    broken_val.string(), tf));
+  CHECK(is_one_line_refusal(strict_eval));
+  CHECK(strict_eval.err.find("00-broken.png") != std::string::npos);
+
+  // predict DIR: every other image is scored; the broken one is named in a warning and in the JSON.
+  Run pr = run_rtune(tmp.path, fmt::format("predict --weights {} {} --json{}", model.string(), broken_val.string(), tf));
+  INFO(pr.err);
+  REQUIRE(pr.rc == 0);
+  auto pj = nlohmann::json::parse(pr.out);
+  CHECK(pj["predictions"].size() == 12);
+  REQUIRE(pj["skipped"].size() == 1);
+  CHECK(pj["skipped"][0]["path"].get<std::string>().find("00-broken.png") != std::string::npos);
+  CHECK(pr.err.find("skipped 1 of 13 image(s)") != std::string::npos);
+  for (auto& p : pj["predictions"]) CHECK(p["path"].get<std::string>().find("00-broken") == std::string::npos);
+  // --strict keeps stopping at the first bad image; a run where no image decodes is an error.
+  Run strict = run_rtune(tmp.path, fmt::format("predict --strict --weights {} {}{}", model.string(), broken_val.string(), tf));
+  CHECK(is_one_line_refusal(strict));
+  CHECK(strict.err.find("00-broken.png") != std::string::npos);
+  Run none = run_rtune(tmp.path, fmt::format("predict --weights {} {}{}", model.string(),
+                                             (first_class(broken_val) / "00-broken.png").string(), tf));
+  CHECK(is_one_line_refusal(none));
+  CHECK(none.err.find("none of the 1 image(s) could be decoded") != std::string::npos);
+}
+

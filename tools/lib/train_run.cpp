@@ -303,6 +303,7 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
   lo.host_memory = train::pinned_host_memory(device);  // batches copied to the GPU as DMA from pinned memory
   io::Loader train_loader(d.train, tp, lo);
   lo.shuffle = false;
+  lo.skip_bad = true;  // validation leaves a bad image out: a substitute would count another image twice
   std::unique_ptr<io::Loader> val_loader;
   if (d.has_val) val_loader = std::make_unique<io::Loader>(d.val, vp, lo);
 
