@@ -80,6 +80,7 @@ class Loader {
   size_t partial_decodes() const { return partial_decodes_.load(std::memory_order_relaxed); }
   // The sample the loader makes for dataset index `i` in `epoch` (what a batch holds for it).
   Image load_sample(size_t index, uint64_t epoch) const;
+  const Dataset& dataset() const { return data_; }
   // The decoded cache, or nullptr when cache_bytes is 0.
   const DecodedCache* cache() const { return cache_.get(); }
   const CachePlan& cache_plan() const { return plan_; }

@@ -161,3 +161,25 @@ TEST_CASE("eval and predict skip an image whose body does not decode, say so, an
   CHECK(none.err.find("none of the 1 image(s) could be decoded") != std::string::npos);
 }
 
+TEST_CASE("train: a thumbnail whose file does not decode is marked in report.html; every epoch and --resume go on") {
+  test::TempDir tmp("e2e_report_bad");
+  test::make_shapes(tmp.path / "data", 2, 1, 16);
+  put_truncated_png(first_class(tmp.path / "data" / "train"));  // always among the report's thumbnails
+  const fs::path run = tmp.path / "run";
+  const std::string args = fmt::format(
+      "train --data {} --out {} --arch resnet18 --pretrained none --width 4 --epochs 2 --batch 3 --threads 2 "
+      "--transforms center_crop=16 --val-transforms center_crop=16 --no-progress --device cpu",
+      (tmp.path / "data").string(), run.string());
+  Run first = run_rtune(tmp.path, args + " --stop-after 1");
+  INFO(first.out, first.err);
+  REQUIRE(first.rc == 0);
+  CHECK(first.err.find("00-broken.png") != std::string::npos);  // the loader's warning: replaced
+  const std::string html = test::slurp(run / "report.html");
+  CHECK(html.find("00-broken.png does not decode") != std::string::npos);
+  CHECK(html.find("tile broken") != std::string::npos);
+  Run resumed = run_rtune(tmp.path, "train --resume " + run.string() + " --no-progress");
+  INFO(resumed.out, resumed.err);
+  REQUIRE(resumed.rc == 0);
+  CHECK(test::read_jsonl(run / "metrics.jsonl").size() == 2);
+}
+
