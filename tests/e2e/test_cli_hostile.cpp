@@ -183,3 +183,19 @@ TEST_CASE("train: a thumbnail whose file does not decode is marked in report.htm
   CHECK(test::read_jsonl(run / "metrics.jsonl").size() == 2);
 }
 
+TEST_CASE("--out that cannot be created or written is a one-line error before any training") {
+  test::TempDir tmp("e2e_bad_out");
+  test::make_shapes(tmp.path / "data", 1, 1, 16);
+  std::ofstream(tmp.path / "file") << "a regular file";
+  const std::string args = fmt::format("train --data {} --epochs 1 --width 4 --pretrained none --image-size 16 --no-progress --out ",
+                                       (tmp.path / "data").string());
+  for (const fs::path out : {tmp.path / "file" / "run", fs::path("/proc/rtune-e2e-run"), fs::path("/sys/rtune-e2e-run")}) {
+    CAPTURE(out);
+    Run r = run_rtune(tmp.path, args + out.string());
+    CAPTURE(r.err);
+    CHECK(is_one_line_refusal(r));
+    CHECK(r.err.find("--out " + out.string()) != std::string::npos);
+    CHECK(r.out.find("epoch 1/1") == std::string::npos);
+  }
+}
+
