@@ -31,6 +31,7 @@ add_library(rtune_data STATIC
   io/data/cache.cpp
   io/data/byte_arena.cpp
   io/data/loader_bench.cpp
+  io/data/walk.cpp
 )
 target_include_directories(rtune_data PRIVATE ${TURBOJPEG_INCLUDE_DIR} ${STB_INCLUDE_DIR} ${WEBP_INCLUDE_DIR})
 target_link_libraries(rtune_data PUBLIC rtune_base Threads::Threads

@@ -9,6 +9,11 @@ namespace rtune {
 struct Error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+// An allocation that did not fit (host memory): callers that know which flag asked for the size turn
+// it into advice naming that flag.
+struct OutOfMemory : Error {
+  using Error::Error;
+};
 
 #ifndef __CUDACC__
 template <class... A>

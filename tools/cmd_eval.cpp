@@ -9,6 +9,7 @@
 #include "tools/commands.h"
 #include "tools/lib/train_omp.h"
 #include "tools/lib/train_infer.h"
+#include "tools/lib/size_advice.h"
 #include "tools/lib/train_run.h"
 
 namespace rtune::tools {
@@ -117,7 +118,7 @@ void register_eval(CLI::App& app) {
   sub->add_option("--list-root", o->list_root, "folder the list's paths are relative to");
   sub->add_option("--transforms", o->transforms, "override the eval transforms from the model's metadata");
   sub->add_option("--batch", o->batch, "batch size (32)")->check(CLI::PositiveNumber);
-  sub->add_option("--threads", o->threads, "decoding threads (0 = all cores)");
+  sub->add_option("--threads", o->threads, "decoding threads (0 = all cores)")->check(CLI::Range(0, kMaxThreads));
   sub->add_option("--device", o->device, "auto | cpu | cuda | cuda:N (auto)");
   sub->add_option("--report", o->report, "also write an HTML report here");
   sub->add_flag("--json", o->json, "print JSON instead of text");
@@ -125,7 +126,7 @@ void register_eval(CLI::App& app) {
   sub->callback([o] {
     ensure_passive_omp_wait();
     if (o->data.empty() && o->list.empty()) throw CLI::RequiredError("--data or --list");
-    run_eval(*o);
+    with_size_advice(fmt::format("--batch {}", o->batch), "lower --batch", [&] { run_eval(*o); });
   });
 }
 

@@ -5,6 +5,7 @@
 #include "tools/commands.h"
 #include "tools/lib/train_omp.h"
 #include "tools/lib/train_infer.h"
+#include "tools/lib/size_advice.h"
 #include "tools/lib/train_run.h"
 
 namespace rtune::tools {
@@ -28,7 +29,7 @@ void register_predict(CLI::App& app) {
                                    "[{class, name, score}]}]}");
   sub->add_option("--transforms", o->transforms, "override the eval transforms from the model's metadata");
   sub->add_option("--batch", o->batch, "batch size (16)")->check(CLI::PositiveNumber);
-  sub->add_option("--threads", o->threads, "decoding threads (0 = all cores)");
+  sub->add_option("--threads", o->threads, "decoding threads (0 = all cores)")->check(CLI::Range(0, kMaxThreads));
   sub->add_option("--device", o->device, "auto | cpu | cuda | cuda:N (auto)");
   sub->add_flag("--strict", o->strict, "stop at the first image that does not decode (default: skip it with a warning "
                                        "naming it, and count the skipped ones)");
@@ -37,8 +38,10 @@ void register_predict(CLI::App& app) {
     const Device dev = resolve_device(o->device, nullptr);
     InferenceModel m = load_inference_model(o->weights, o->transforms, dev);
     auto files = collect_images(o->inputs);
-    PredictResult r = predict_files(m, files, std::min<int64_t>(o->topk, m.loaded.info.num_classes), o->batch,
-                                    o->threads, dev, o->strict);
+    PredictResult r = with_size_advice(fmt::format("--batch {}", o->batch), "lower --batch", [&] {
+      return predict_files(m, files, std::min<int64_t>(o->topk, m.loaded.info.num_classes), o->batch, o->threads, dev,
+                           o->strict);
+    });
     if (!r.skipped.empty())
       std::fprintf(stderr, "warning: predict: skipped %zu of %zu image(s) that do not decode (named above)\n",
                    r.skipped.size(), files.size());

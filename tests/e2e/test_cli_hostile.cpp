@@ -183,6 +183,35 @@ TEST_CASE("train: a thumbnail whose file does not decode is marked in report.htm
   CHECK(test::read_jsonl(run / "metrics.jsonl").size() == 2);
 }
 
+TEST_CASE("a loop of symbolic links in a data folder is a one-line error naming the link") {
+  test::TempDir tmp("e2e_symlink_loop");
+  test::make_shapes(tmp.path / "data", 1, 1, 16);
+  const fs::path cls = first_class(tmp.path / "data" / "train");
+  const fs::path model = model_with_metadata(tmp.path, "input_size", "16");
+  // A link back to an enclosing folder (os.walk would descend into it forever) ...
+  fs::create_directory_symlink(cls, cls / "again");
+  for (const std::string cmd : {fmt::format("train --data {} --out {} --epochs 1 --width 4 --pretrained none",
+                                            (tmp.path / "data").string(), (tmp.path / "o").string()),
+                                fmt::format("eval --weights {} --data {}", model.string(), (tmp.path / "data" / "train").string()),
+                                fmt::format("predict --weights {} {}", model.string(), (tmp.path / "data").string()),
+                                fmt::format("bench loader --data {}", (tmp.path / "data" / "train").string())}) {
+    CAPTURE(cmd);
+    Run r = run_rtune(tmp.path, cmd);
+    CAPTURE(r.err);
+    CHECK(is_one_line_refusal(r));
+    CHECK(r.err.find("again") != std::string::npos);
+    CHECK(r.err.find("loop") != std::string::npos);
+  }
+  // ... and links that never resolve (a -> b -> a).
+  fs::remove(cls / "again");
+  fs::create_symlink(cls / "b", cls / "a");
+  fs::create_symlink(cls / "a", cls / "b");
+  Run r = run_rtune(tmp.path, fmt::format("eval --weights {} --data {}", model.string(), (tmp.path / "data" / "train").string()));
+  CAPTURE(r.err);
+  CHECK(is_one_line_refusal(r));
+  CHECK(r.err.find("loop of symbolic links") != std::string::npos);
+}
+
 TEST_CASE("--out that cannot be created or written is a one-line error before any training") {
   test::TempDir tmp("e2e_bad_out");
   test::make_shapes(tmp.path / "data", 1, 1, 16);
@@ -199,3 +228,30 @@ TEST_CASE("--out that cannot be created or written is a one-line error before an
   }
 }
 
+TEST_CASE("sizes that cannot be allocated and nonsense numbers are one-line errors naming what to lower") {
+  test::TempDir tmp("e2e_sizes");
+  test::make_shapes(tmp.path / "data", 1, 1, 16);
+  Run wide = run_rtune(tmp.path, "summary --arch resnet18 --width 1000000000");
+  CAPTURE(wide.err);
+  CHECK(is_one_line_refusal(wide));
+  CHECK(wide.err.find("--width 1000000000") != std::string::npos);
+  Run batch = run_rtune(tmp.path, "bench train --arch resnet18 --batch 100000 --steps 1 --warmup 0");
+  CAPTURE(batch.err);
+  CHECK(is_one_line_refusal(batch));
+  CHECK(batch.err.find("--batch") != std::string::npos);
+  const std::string w = (tmp.path / "w.safetensors").string();
+  std::ofstream(w) << "not read: the flags are refused first";
+  for (const std::string cmd : {"train --data " + (tmp.path / "data").string() + " --out " + (tmp.path / "o").string() +
+                                    " --threads -5",
+                                "eval --weights " + w + " --data " + (tmp.path / "data").string() + " --threads -1",
+                                "predict --weights " + w + " y --threads -2", std::string("bench loader --data x --threads -3"),
+                                std::string("demo --threads -4"), std::string("train --data x --out y --threads 100000")}) {
+    CAPTURE(cmd);
+    Run r = run_rtune(tmp.path, cmd);
+    CAPTURE(r.err);
+    CHECK(r.rc >= 100);  // CLI11's usage errors
+    CHECK(r.rc <= 120);
+    CHECK(r.err.find("--threads") != std::string::npos);
+  }
+  CHECK_FALSE(fs::exists(tmp.path / "o" / "last.ckpt"));
+}

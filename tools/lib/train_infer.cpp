@@ -4,6 +4,7 @@
 #include "engine/autograd.h"
 #include "engine/functional.h"
 #include "engine/train/batch.h"
+#include "io/data/walk.h"
 #include "tools/lib/train_run.h"
 
 namespace rtune::tools {
@@ -35,10 +36,11 @@ InferenceModel load_inference_model(const fs::path& weights, const std::string& 
 std::vector<fs::path> collect_images(const std::vector<std::string>& args) {
   std::vector<fs::path> out;
   for (const auto& a : args) {
-    if (fs::is_directory(a)) {
+    if (io::is_folder(a)) {
       std::vector<fs::path> found;
-      for (auto& e : fs::recursive_directory_iterator(a, fs::directory_options::follow_directory_symlink))
-        if (e.is_regular_file() && io::has_image_extension(e.path())) found.push_back(e.path());
+      io::walk_tree(a, [&](const fs::path& p, bool is_dir) {
+        if (!is_dir && io::has_image_extension(p)) found.push_back(p);
+      });
       std::sort(found.begin(), found.end());
       if (found.empty()) fail("{}: no images in this folder", a);
       out.insert(out.end(), found.begin(), found.end());
