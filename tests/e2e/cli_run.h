@@ -24,11 +24,12 @@ inline std::string slurp(const std::filesystem::path& p) {
   return ss.str();
 }
 
-// `args` go through the shell; stdout and stderr land in files under `tmp`.
-inline Run run_rtune(const std::filesystem::path& tmp, const std::string& args, const std::string& env = "") {
+// `args` go through the shell; stdout and stderr land in files under `tmp`. `prefix` goes before the
+// binary: environment assignments (VAR=value) or a wrapper such as `timeout -s KILL 0.5`.
+inline Run run_rtune(const std::filesystem::path& tmp, const std::string& args, const std::string& prefix = "") {
   const std::filesystem::path o = tmp / "stdout.txt", e = tmp / "stderr.txt";
-  const std::string cmd = env + (env.empty() ? "" : " ") + std::string(RTUNE_BIN) + " " + args + " >" + o.string() +
-                          " 2>" + e.string();
+  const std::string cmd = prefix + (prefix.empty() ? "" : " ") + std::string(RTUNE_BIN) + " " + args + " >" +
+                          o.string() + " 2>" + e.string();
   int status = std::system(cmd.c_str());
   Run r;
   r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
