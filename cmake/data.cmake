@@ -34,6 +34,7 @@ add_library(rtune_data STATIC
   io/data/cache.cpp
   io/data/byte_arena.cpp
   io/image/png_write.cpp
+  io/data/walk.cpp
 )
 target_include_directories(rtune_data PRIVATE ${TURBOJPEG_INCLUDE_DIR} ${STB_INCLUDE_DIR} ${WEBP_INCLUDE_DIR}
                            ${RTUNE_STB_WRITE_INCLUDE})

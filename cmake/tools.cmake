@@ -16,7 +16,7 @@ endforeach()
 
 # --- train / eval / predict / demo: end-to-end tests through the binary (tests/e2e).
 if(TARGET rtune_finetune)
-  rtune_add_test(e2e_cli SOURCES tests/e2e/test_cli.cpp LIBS rtune_finetune rtune_test_util)
+  rtune_add_test(e2e_cli SOURCES tests/e2e/test_cli.cpp tests/e2e/test_cli_hostile.cpp tests/e2e/test_cli_kill.cpp LIBS rtune_finetune rtune_test_util)
   target_compile_definitions(test_e2e_cli PRIVATE RTUNE_BIN="$<TARGET_FILE:rtune>")
   if(RTUNE_CUDA OR RTUNE_CUDA_SIM)
     target_compile_definitions(test_e2e_cli PRIVATE RTUNE_TEST_HAS_CUDA=1)

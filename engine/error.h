@@ -9,6 +9,11 @@ namespace rtune {
 struct Error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+// An allocation that did not fit (host memory): callers that know which flag asked for the size turn
+// it into advice naming that flag.
+struct OutOfMemory : Error {
+  using Error::Error;
+};
 
 // A device allocation that failed even after the allocator released its cache. Thrown by the CUDA
 // backend; the training loop adds which flag to lower (it knows the batch size, the backend does not).

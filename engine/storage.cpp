@@ -1,4 +1,5 @@
 #include "engine/storage.h"
+#include <cstdint>
 #include <cstdlib>
 #include <new>
 #include "engine/error.h"
@@ -36,10 +37,11 @@ Storage Storage::allocate(size_t nbytes, Device device) {
   s.impl_ = std::make_shared<Impl>();
   s.impl_->nbytes = nbytes;
   s.impl_->device = device;
+  if (nbytes > SIZE_MAX / 2) throw OutOfMemory(fmt::format("out of host memory allocating {} bytes", nbytes));
   size_t rounded = (std::max<size_t>(nbytes, 1) + kAlign - 1) / kAlign * kAlign;
   if (device.is_cpu()) {
     void* p = std::aligned_alloc(kAlign, rounded);
-    if (!p) fail("out of host memory allocating {} bytes", nbytes);
+    if (!p) throw OutOfMemory(fmt::format("out of host memory allocating {} bytes", nbytes));
     s.impl_->data = p;
     s.impl_->owner = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
   } else {

@@ -4,6 +4,7 @@
 #include "engine/autograd.h"
 #include "engine/functional.h"
 #include "finetune/batch.h"
+#include "io/data/walk.h"
 #include "finetune/train_run.h"
 
 namespace rtune::finetune {
@@ -35,10 +36,11 @@ InferenceModel load_inference_model(const fs::path& weights, const std::string& 
 std::vector<fs::path> collect_images(const std::vector<std::string>& args) {
   std::vector<fs::path> out;
   for (const auto& a : args) {
-    if (fs::is_directory(a)) {
+    if (io::is_folder(a)) {
       std::vector<fs::path> found;
-      for (auto& e : fs::recursive_directory_iterator(a, fs::directory_options::follow_directory_symlink))
-        if (e.is_regular_file() && io::has_image_extension(e.path())) found.push_back(e.path());
+      io::walk_tree(a, [&](const fs::path& p, bool is_dir) {
+        if (!is_dir && io::has_image_extension(p)) found.push_back(p);
+      });
       std::sort(found.begin(), found.end());
       if (found.empty()) fail("{}: no images in this folder", a);
       out.insert(out.end(), found.begin(), found.end());
@@ -51,8 +53,8 @@ std::vector<fs::path> collect_images(const std::vector<std::string>& args) {
   return out;
 }
 
-std::vector<Prediction> predict_files(InferenceModel& m, const std::vector<fs::path>& files, int64_t topk, int64_t batch,
-                                      int threads, Device device) {
+PredictResult predict_files(InferenceModel& m, const std::vector<fs::path>& files, int64_t topk, int64_t batch,
+                            int threads, Device device, bool strict) {
   io::Dataset ds;
   for (auto& f : files) ds.samples.push_back({f, 0});
   io::LoaderOptions lo;
@@ -60,33 +62,44 @@ std::vector<Prediction> predict_files(InferenceModel& m, const std::vector<fs::p
   lo.threads = threads;
   lo.host_memory = finetune::pinned_host_memory(device);
   lo.shuffle = false;
-  lo.strict = true;  // a file that does not decode is an error naming it, not a silent substitute
+  lo.strict = strict;
+  lo.skip_bad = true;  // a file that does not decode is left out (and reported), never given a substitute's scores
   io::Loader loader(ds, m.pipeline, lo);
   loader.start_epoch(0);
   NoGradGuard no_grad;
   nn::Autocast channels_last(nn::Precision::fp32, device);  // fp32 scores; channels-last on CUDA
   const int64_t c = m.loaded.info.num_classes;
-  std::vector<Prediction> out(files.size());
+  std::vector<Prediction> scored(files.size());
   io::Batch b;
   while (loader.next(b)) {
     Tensor probs = softmax(m.loaded.model->forward(finetune::input_tensor(b, m.norm, DType::f32, device, nn::Precision::fp32)));
     auto pv = probs.cpu().to(DType::f64).to_vector<double>();
     for (int64_t i = 0; i < b.size; ++i) {
-      Prediction& p = out[size_t(b.indices[size_t(i)])];
+      Prediction& p = scored[size_t(b.indices[size_t(i)])];
       p.path = files[size_t(b.indices[size_t(i)])].string();
       for (int64_t k : finetune::topk_indices(pv.data() + i * c, c, topk)) p.topk.emplace_back(k, pv[size_t(i * c + k)]);
     }
   }
-  return out;
+  PredictResult r;
+  for (auto& p : scored)
+    if (!p.topk.empty()) r.predictions.push_back(std::move(p));
+  for (const io::SkippedSample& s : loader.skipped_samples()) r.skipped.push_back({files[s.index].string(), s.reason});
+  if (r.predictions.empty())
+    fail("none of the {} image(s) could be decoded (each is named above with the reason)", files.size());
+  return r;
 }
 
-nlohmann::json predictions_json(const InferenceModel& m, const std::string& weights, const std::vector<Prediction>& ps) {
+nlohmann::json predictions_json(const InferenceModel& m, const std::string& weights, const PredictResult& r) {
   nlohmann::json j{{"model", weights}, {"arch", m.loaded.info.arch}, {"num_classes", m.loaded.info.num_classes},
                    {"transforms", m.transforms}, {"predictions", nlohmann::json::array()}};
-  for (const auto& p : ps) {
+  for (const auto& p : r.predictions) {
     nlohmann::json top = nlohmann::json::array();
     for (auto& [k, s] : p.topk) top.push_back({{"class", k}, {"name", m.names[size_t(k)]}, {"score", s}});
     j["predictions"].push_back({{"path", p.path}, {"top", top}});
+  }
+  if (!r.skipped.empty()) {
+    j["skipped"] = nlohmann::json::array();
+    for (const auto& s : r.skipped) j["skipped"].push_back({{"path", s.path}, {"reason", s.reason}});
   }
   return j;
 }

@@ -27,11 +27,21 @@ struct Prediction {
   std::string path;
   std::vector<std::pair<int64_t, double>> topk;  // (class, softmax probability), best first
 };
-std::vector<Prediction> predict_files(InferenceModel& m, const std::vector<std::filesystem::path>& files, int64_t topk,
-                                      int64_t batch, int threads, Device device);
+struct SkippedFile {
+  std::string path, reason;  // an image that does not decode, and why
+};
+struct PredictResult {
+  std::vector<Prediction> predictions;  // the files that decoded, in the order given
+  std::vector<SkippedFile> skipped;     // the rest (none when strict: the first one is an error)
+};
+// Scores every file; one that does not decode is skipped with a warning (or, `strict`, stops the
+// run with an error naming it). Throws when none of them decodes.
+PredictResult predict_files(InferenceModel& m, const std::vector<std::filesystem::path>& files, int64_t topk,
+                            int64_t batch, int threads, Device device, bool strict = false);
 // Files as given, folders searched recursively for images (sorted). Throws for a path that is neither.
 std::vector<std::filesystem::path> collect_images(const std::vector<std::string>& args);
 // {"model": ..., "arch": ..., "num_classes": N, "predictions": [{"path", "top": [{"class", "name", "score"}]}]}
-nlohmann::json predictions_json(const InferenceModel& m, const std::string& weights, const std::vector<Prediction>& p);
+// ... plus "skipped": [{"path", "reason"}] when some files did not decode.
+nlohmann::json predictions_json(const InferenceModel& m, const std::string& weights, const PredictResult& r);
 
 }  // namespace rtune::finetune

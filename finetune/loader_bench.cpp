@@ -7,6 +7,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <exception>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -52,24 +55,48 @@ size_t half_physical_memory() {
 }
 
 // Decodes every sample at full size on `threads` threads, with per-thread buffers as the loader's
-// workers have.
-void decode_pass(const io::Dataset& ds, int threads) {
-  std::atomic<size_t> next{0};
+// workers have. A file whose header passed the scan but whose body does not decode is skipped, as the
+// loader's workers skip it: each is warned about and counted, never allowed to escape a thread.
+// Returns how many were skipped.
+size_t decode_pass(const io::Dataset& ds, int threads) {
+  std::atomic<size_t> next{0}, skipped{0};
   std::atomic<uint64_t> checksum{0};  // keeps the decode observable
-  std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t)
-    pool.emplace_back([&] {
+  std::mutex warn_mu;
+  std::exception_ptr unexpected;      // anything but a bad file: rethrown after the join
+  auto work = [&] {
+    try {
       uint64_t sum = 0;
       std::vector<std::byte> file;
       io::Image img;
       for (size_t i; (i = next.fetch_add(1)) < ds.samples.size();) {
-        io::read_file(ds.samples[i].path, file);
-        io::decode_image_into(file, ds.samples[i].path.string(), {}, img);
-        sum += img.pixels[img.pixels.size() / 2];
+        try {
+          io::read_file(ds.samples[i].path, file);
+          io::decode_image_into(file, ds.samples[i].path.string(), {}, img);
+          sum += img.pixels[img.pixels.size() / 2];
+        } catch (const std::exception& e) {  // rtune::Error, or std::bad_alloc for one huge image
+          skipped.fetch_add(1);
+          std::lock_guard<std::mutex> lk(warn_mu);
+          std::fprintf(stderr, "warning: bench loader: skipping %s: %s\n", ds.samples[i].path.string().c_str(), e.what());
+        }
       }
       checksum += sum;
-    });
+    } catch (...) {
+      std::lock_guard<std::mutex> lk(warn_mu);
+      if (!unexpected) unexpected = std::current_exception();
+      next.store(ds.samples.size());  // the other threads stop too
+    }
+  };
+  std::vector<std::thread> pool;
+  try {
+    for (int t = 1; t < threads; ++t) pool.emplace_back(work);
+  } catch (...) {  // a thread that cannot start: the ones that did still run to the end
+    for (auto& th : pool) th.join();
+    throw;
+  }
+  work();
   for (auto& th : pool) th.join();
+  if (unexpected) std::rethrow_exception(unexpected);
+  return skipped.load();
 }
 
 // One epoch through `loader`: img/s from the first batch to the last (as bench/pytorch_loader.py,
@@ -111,10 +138,12 @@ LoaderBenchResult run_loader_bench(const LoaderBenchOptions& opt, const std::fun
                   r.batch_size, r.pipeline));
 
   if (opt.decode_pass) {
-    Rate decode = timed(r.images, [&] { decode_pass(ds, r.threads); });
+    Rate decode = timed(r.images, [&] { r.decode_skipped = decode_pass(ds, r.threads); });
     r.decode_img_s = decode.wall;
     r.decode_img_cpu_s = decode.cpu;
-    say(line("decode only (full size)", decode));
+    say(line("decode only (full size)", decode) +
+        (r.decode_skipped ? fmt::format(" {} of {} files skipped: they do not decode", r.decode_skipped, r.images)
+                          : std::string()));
   }
 
   io::LoaderOptions lo{.batch_size = opt.batch_size, .threads = r.threads, .shuffle = true, .drop_last = false,
@@ -126,9 +155,12 @@ LoaderBenchResult run_loader_bench(const LoaderBenchOptions& opt, const std::fun
     r.train_img_s = train.wall;
     r.train_img_cpu_s = train.cpu;
     r.partial_decodes = loader.partial_decodes();
+    r.train_replaced = loader.replaced_samples();
     say(line("the transforms (no cache)", train) +
         (r.partial_decodes ? fmt::format(" {} of {} JPEGs decoded only down to their crop box", r.partial_decodes, r.images)
-                           : std::string()));
+                           : std::string()) +
+        (r.train_replaced ? fmt::format(" {} samples replaced: their files do not decode", r.train_replaced)
+                          : std::string()));
   }
 
   if (opt.cache) {
@@ -159,10 +191,11 @@ std::string to_json(const LoaderBenchResult& r) {
       "{{\"bench\": \"loader\", \"images\": {}, \"threads\": {}, \"batch\": {}, \"pipeline\": \"{}\", "
       "\"decode_img_s\": {:.1f}, \"train_img_s\": {:.1f}, \"cache_fill_img_s\": {:.1f}, \"cached_img_s\": {:.1f}, "
       "\"decode_img_cpu_s\": {:.1f}, \"train_img_cpu_s\": {:.1f}, \"cached_img_cpu_s\": {:.1f}, "
-      "\"cache_entries\": {}, \"cache_bytes\": {}, \"partial_decodes\": {}}}",
+      "\"cache_entries\": {}, \"cache_bytes\": {}, \"partial_decodes\": {}, \"decode_skipped\": {}, "
+      "\"train_replaced\": {}}}",
       r.images, r.threads, r.batch_size, pipeline, r.decode_img_s, r.train_img_s, r.cache_fill_img_s, r.cached_img_s,
       r.decode_img_cpu_s, r.train_img_cpu_s, r.cached_img_cpu_s, r.cache_entries, r.cache_bytes_used,
-      r.partial_decodes);
+      r.partial_decodes, r.decode_skipped, r.train_replaced);
 }
 
 }  // namespace rtune::finetune

@@ -39,6 +39,8 @@ struct LoaderBenchResult {
   double decode_img_cpu_s = 0, train_img_cpu_s = 0, cached_img_cpu_s = 0;
   size_t cache_entries = 0, cache_bytes_used = 0;
   size_t partial_decodes = 0;  // train pass: JPEGs decoded only down to their RandomResizedCrop box
+  size_t decode_skipped = 0;   // decode pass: files that did not decode (skipped with a warning each)
+  size_t train_replaced = 0;   // train pass: samples replaced because their file did not decode
 };
 
 // Runs the passes in order (a pass left out reports 0); `log` (optional) gets a line per pass. Throws rtune::Error for a bad

@@ -8,6 +8,17 @@ ClassMetrics::ClassMetrics(int64_t num_classes) : c_(num_classes), confusion_(si
   RTUNE_CHECK(num_classes > 0, "metrics: num_classes must be > 0, got {}", num_classes);
 }
 
+ClassMetrics ClassMetrics::from_totals(int64_t num_classes, Totals t) {
+  ClassMetrics m(num_classes);
+  RTUNE_CHECK(t.confusion.size() == m.confusion_.size() && t.count >= 0 && t.top1 >= 0 && t.top1 <= t.top5 &&
+                  t.top5 <= t.count,
+              "metrics: saved totals do not fit {} classes (count {}, top-1 {}, top-5 {}, {} confusion cells)",
+              num_classes, t.count, t.top1, t.top5, t.confusion.size());
+  m.count_ = t.count, m.top1_ = t.top1, m.top5_ = t.top5, m.loss_sum_ = t.loss_sum;
+  m.confusion_ = std::move(t.confusion);
+  return m;
+}
+
 std::vector<int64_t> topk_indices(const double* scores, int64_t n, int64_t k) {
   std::vector<int64_t> idx(static_cast<size_t>(n));
   std::iota(idx.begin(), idx.end(), 0);

@@ -27,6 +27,16 @@ class ClassMetrics {
   // Predictions of the last add() (argmax per sample), for prediction grids.
   const std::vector<int64_t>& last_predictions() const { return last_pred_; }
 
+  // What the figures above are computed from, for checkpoints (last_predictions() is not kept).
+  struct Totals {
+    int64_t count = 0, top1 = 0, top5 = 0;
+    double loss_sum = 0;
+    std::vector<int64_t> confusion;  // C x C
+  };
+  Totals totals() const { return {count_, top1_, top5_, loss_sum_, confusion_}; }
+  // Throws when the totals do not fit num_classes (a damaged checkpoint).
+  static ClassMetrics from_totals(int64_t num_classes, Totals t);
+
  private:
   int64_t c_, count_ = 0, top1_ = 0, top5_ = 0;
   double loss_sum_ = 0;

@@ -70,6 +70,8 @@ void validate(const ModelInfo& info, const std::string& label) {
               info.num_classes, info.input_size);
   RTUNE_CHECK(info.class_names.empty() || int64_t(info.class_names.size()) == info.num_classes,
               "model {}: {} class names for {} classes", label, info.class_names.size(), info.num_classes);
+  RTUNE_CHECK(info.input_size <= kMaxInputSize, "model {}: input_size {} is over the limit of {} pixels", label,
+              info.input_size, kMaxInputSize);
   for (double s : info.std) RTUNE_CHECK(s > 0, "model {}: std entries must be positive", label);
 }
 
@@ -112,6 +114,8 @@ ModelInfo info_from_metadata(const std::map<std::string, std::string>& meta, con
   info.width = parse_positive(need(meta, "width", label), "width", label);
   info.num_classes = parse_positive(need(meta, "num_classes", label), "num_classes", label);
   info.input_size = parse_positive(need(meta, "input_size", label), "input_size", label);
+  RTUNE_CHECK(info.input_size <= kMaxInputSize, "model file {}: metadata 'input_size' {} is over the limit of {} pixels",
+              label, info.input_size, kMaxInputSize);
   info.mean = parse_triple(need(meta, "mean", label), "mean", label, false);
   info.std = parse_triple(need(meta, "std", label), "std", label, true);
   const std::string& names = need(meta, "class_names", label);

@@ -20,6 +20,9 @@
 namespace rtune::finetune {
 
 inline constexpr const char* kModelFormat = "rtune-model";
+// The largest input_size a model file may state (as `rtune train --image-size` allows): the eval
+// transforms allocate batches of input_size^2 pixels, so hostile metadata must not claim gigabytes.
+inline constexpr int64_t kMaxInputSize = 4096;
 
 struct ModelInfo {
   std::string arch;  // "" = take it from the model (save) / the file (load)

@@ -14,6 +14,7 @@
 #include "io/transforms/rng.h"
 #include "finetune/model_file.h"
 #include "finetune/convert.h"
+#include "finetune/run_folder.h"
 
 namespace rtune::finetune {
 
@@ -304,6 +305,7 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
   lo.host_memory = finetune::pinned_host_memory(device);  // batches copied to the GPU as DMA from pinned memory
   io::Loader train_loader(d.train, tp, lo);
   lo.shuffle = false;
+  lo.skip_bad = true;  // validation leaves a bad image out: a substitute would count another image twice
   std::unique_ptr<io::Loader> val_loader;
   if (d.has_val) val_loader = std::make_unique<io::Loader>(d.val, vp, lo);
 
@@ -316,7 +318,7 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
   finetune::Trainer trainer(*model, train_loader, val_loader.get(), num_classes, cfg);
 
   const fs::path dir(a.out);
-  fs::create_directories(dir);
+  const RunFolder folder(dir, resume_from ? "--resume" : "--out");  // created, locked, temp files removed
   TrainOutcome outc;
   outc.run_dir = dir;
   outc.best = dir / "best.safetensors";
@@ -387,18 +389,39 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
                         r.lr, r.seconds, r.images_per_s, r.best ? " *best" : ""));
     if (train_loader.cache() && !cache_reported) say(io, cache_line(train_loader, val_loader.get()));
     cache_reported = true;  // after this process's first epoch, which filled the caches
+    // The order of these writes is what makes a kill at any instant repairable (run_folder.h).
     if (r.best) {
       model->to(Device::cpu());
-      finetune::save_model(outc.best, *model, info);
+      finetune::save_model(folder.pending_best(r.epoch), *model, info);
       model->to(device);
+      kill_point("best", r.epoch);
     }
     io::Checkpoint ck = trainer.checkpoint();
     ck.state["args"] = args_json;
     ck.state["classes"] = d.classes;
-    io::save_checkpoint(outc.last, ck);
+    io::AtomicWriteHooks ck_hooks;
+    if (kill_point_armed("ckpt-write", r.epoch)) {  // dies half-way through the checkpoint's bytes
+      ck_hooks.chunk_bytes = 4096;
+      ck_hooks.before_chunk = [&](size_t written, size_t) { if (written > 0) kill_point("ckpt-write", r.epoch); };
+    }
+    io::save_checkpoint(outc.last, ck, ck_hooks);  // the commit point of epoch r.epoch
+    kill_point("ckpt", r.epoch);
+    if (r.best) folder.promote_best(r.epoch);
+    kill_point("promote", r.epoch);
     finetune::write_metrics(dir, trainer.history());
+    kill_point("metrics", r.epoch);
     write_report();
   };
+  if (resume_from) {
+    // Finish what the run before this one committed (it may have been killed after its checkpoint).
+    folder.settle_pending_best(trainer.best_epoch());
+    finetune::write_metrics(dir, trainer.history());
+    write_report();
+  } else {
+    folder.settle_pending_best(0);  // none of them was committed
+  }
+  if (folder.removed_temp_files() > 0)
+    say(io, fmt::format("removed {} temp file(s) an interrupted run left in {}", folder.removed_temp_files(), dir.string()));
   while (trainer.epoch() < a.epochs && (a.stop_after <= 0 || trainer.epoch() < a.stop_after)) trainer.run_epoch(hooks);
   if (!fs::exists(outc.report)) write_report();
   outc.best_top1 = trainer.best_top1();

@@ -323,6 +323,15 @@ io::Checkpoint Trainer::checkpoint() const {
   }
   s["steps"] = {{"loss", loss}, {"lr", lr}, {"epoch", nlohmann::json::array()}};
   for (auto& st : steps_) s["steps"]["epoch"].push_back(st.epoch);
+  // The last validation, so that a resumed run can rewrite report.html exactly as it was meant to be.
+  if (last_eval_) {
+    const ClassMetrics::Totals t = last_eval_->metrics.totals();
+    nlohmann::json samples = nlohmann::json::array();
+    for (const auto& v : last_eval_->samples) samples.push_back({v.index, v.label, v.pred, v.prob});
+    s["last_eval"] = {{"count", t.count}, {"top1", t.top1}, {"top5", t.top5}, {"loss_sum", t.loss_sum},
+                      {"samples", samples}};
+    ck.tensors.emplace_back("eval.confusion", from_vector_i64(t.confusion, {num_classes_, num_classes_}));
+  }
   return ck;
 }
 
@@ -365,6 +374,18 @@ void Trainer::restore(const io::Checkpoint& ck) {
     const auto& st = s.at("steps");
     for (size_t i = 0; i < st.at("loss").size(); ++i)
       steps_.push_back({int64_t(i), st["epoch"][i].get<int64_t>(), st["loss"][i].get<double>(), st["lr"][i].get<double>()});
+    last_eval_.reset();
+    if (s.contains("last_eval")) {  // absent from checkpoints written before it was kept
+      const auto& e = s.at("last_eval");
+      const Tensor* confusion = ck.find("eval.confusion");
+      RTUNE_CHECK(confusion && confusion->dtype() == DType::i64, "checkpoint has 'last_eval' but no int64 'eval.confusion'");
+      ClassMetrics::Totals t{e.at("count").get<int64_t>(), e.at("top1").get<int64_t>(), e.at("top5").get<int64_t>(),
+                             e.at("loss_sum").get<double>(), confusion->cpu().to_vector<int64_t>()};
+      last_eval_ = std::make_unique<EvalResult>(EvalResult{ClassMetrics::from_totals(num_classes_, std::move(t)), {}});
+      for (const auto& v : e.at("samples"))
+        last_eval_->samples.push_back({v.at(0).get<int64_t>(), v.at(1).get<int64_t>(), v.at(2).get<int64_t>(),
+                                       v.at(3).get<double>()});
+    }
   } catch (const nlohmann::json::exception& e) {
     fail("checkpoint: malformed training state: {}", e.what());
   }

@@ -4,6 +4,7 @@
 #include "finetune/loader_bench.h"
 #include "tools/commands.h"
 #include "finetune/bench_ops.h"
+#include "finetune/size_advice.h"
 
 namespace rtune::tools {
 
@@ -19,13 +20,16 @@ void register_bench(CLI::App& app) {
   conv->add_option("--batch", *conv_batch, "batch size")->check(CLI::PositiveNumber);
   conv->add_option("--reps", *conv_reps, "timed repetitions (best is reported)")->check(CLI::PositiveNumber);
   conv->add_option("--device", *conv_device, "cpu or cuda[:N]");
-  conv->callback([=] { finetune::bench_conv(*conv_batch, *conv_reps, Device::parse(*conv_device), print); });
+  conv->callback([=] {
+    finetune::with_size_advice(fmt::format("--batch {}", *conv_batch), "lower --batch",
+                     [&] { finetune::bench_conv(*conv_batch, *conv_reps, Device::parse(*conv_device), print); });
+  });
 
   auto* loader = bench->add_subcommand("loader", "data pipeline img/s: decode only, train transforms, cached");
   auto lo = std::make_shared<finetune::LoaderBenchOptions>();
   auto cache_mib = std::make_shared<size_t>(0);
   loader->add_option("--data", lo->data, "an image folder (one sub-folder per class)")->required();
-  loader->add_option("--threads", lo->threads, "worker threads (0: all cores)");
+  loader->add_option("--threads", lo->threads, "worker threads (0: all cores)")->check(CLI::Range(0, kMaxThreads));
   loader->add_option("--batch", lo->batch_size, "batch size")->check(CLI::PositiveNumber);
   loader->add_option("--transforms", lo->transforms, "pipeline spec, e.g. imagenet-train");
   loader->add_flag("--cache", lo->cache, "also measure epoch 2 from the decoded-image cache");
@@ -58,7 +62,8 @@ void register_bench(CLI::App& app) {
     finetune::TrainBenchOptions o = *to;
     o.device = Device::parse(*train_device);
     o.freeze_backbone = *freeze == "backbone";
-    finetune::bench_train(o, print);
+    finetune::with_size_advice(fmt::format("--batch {} at --input {} (--width {})", o.batch, o.input, o.width),
+                     "lower --batch, --input or --width", [&] { finetune::bench_train(o, print); });
   });
 }
 

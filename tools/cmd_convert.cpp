@@ -1,6 +1,7 @@
 // `rtune convert IN OUT`: a torchvision ResNet .pth / .safetensors -> a self-describing rtune model file.
 #include <cstdio>
 #include <memory>
+#include "finetune/model_file.h"
 #include "tools/commands.h"
 #include "finetune/convert.h"
 
@@ -21,7 +22,7 @@ void register_convert(CLI::App& app) {
   sub->add_option("--classes", o->classes, "class names: a text file (one per line) or JSON (a list, or {\"0\": name, …})")
       ->check(CLI::ExistingFile);
   sub->add_option("--input-size", o->input_size, "the image size the model expects (default 224)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(int64_t(1), finetune::kMaxInputSize));
   sub->add_option("--dtype", *dtype, "floating dtype on disk")
       ->check(CLI::IsMember({"float32", "float16", "bfloat16"}));
   sub->callback([o, dtype] {

@@ -17,7 +17,7 @@ void register_demo(CLI::App& app) {
   sub->add_option("--epochs-pretrain", o->epochs_a, "pretraining epochs (10)")->check(CLI::PositiveNumber);
   sub->add_option("--epochs-finetune", o->epochs_b, "fine-tuning epochs per variant (10)")->check(CLI::PositiveNumber);
   sub->add_option("--seed", o->seed, "seed (0)");
-  sub->add_option("--threads", o->threads, "data-loading threads (0 = all cores)");
+  sub->add_option("--threads", o->threads, "data-loading threads (0 = all cores)")->check(CLI::Range(0, kMaxThreads));
   sub->add_option("--device", o->device, "auto | cpu | cuda | cuda:N (auto)");
   sub->add_flag("--quick", *quick, "a seconds-long smoke run (few images and epochs; results are not meaningful)");
   sub->callback([o, quick] {

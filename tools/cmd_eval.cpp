@@ -10,6 +10,7 @@
 #include "tools/commands.h"
 #include "finetune/omp_wait.h"
 #include "finetune/infer.h"
+#include "finetune/size_advice.h"
 #include "finetune/train_run.h"
 
 namespace rtune::tools {
@@ -51,29 +52,37 @@ void run_eval(const Opts& o) {
                                                            : std::filesystem::path(o.list_root), scan);
     if (ds.num_classes() > c) fail("--list {}: labels up to {} but the model has {} outputs", o.list, ds.num_classes() - 1, c);
   }
-  if (ds.samples.empty()) fail("no images to evaluate");
+  if (ds.samples.empty()) fail("no images to finetune::evaluate");
   io::LoaderOptions lo;
   lo.batch_size = int(o.batch);
   lo.threads = o.threads;
   lo.host_memory = finetune::pinned_host_memory(dev);
   lo.shuffle = false;
   lo.strict = o.strict;
+  lo.skip_bad = true;  // an image that does not decode is left out, never counted as a substitute
   io::Loader loader(ds, m.pipeline, lo);
   finetune::EvalResult r = finetune::evaluate(*m.loaded.model, loader, m.norm, c, DType::f32, dev, nn::Precision::fp32, 0, 32);
   const auto& mt = r.metrics;
+  const size_t skipped = loader.skipped_samples().size() + ds.skipped;  // at decode time, and by the scan
+  if (mt.count() == 0) fail("none of the {} image(s) could be decoded (each is named above with the reason)", ds.samples.size());
+  if (skipped > 0)
+    std::fprintf(stderr, "warning: eval: skipped %zu image(s) that do not decode (named above); scored %lld\n", skipped,
+                 (long long)mt.count());
   auto acc = mt.per_class_accuracy();
   auto cnt = mt.per_class_count();
   if (o.json) {
     nlohmann::json j{{"model", o.weights}, {"images", mt.count()}, {"top1", mt.top1()}, {"top5", mt.top5()},
-                     {"loss", mt.loss()}, {"classes", m.names}, {"confusion", nlohmann::json::array()}};
+                     {"loss", mt.loss()}, {"skipped", skipped}, {"classes", m.names},
+                     {"confusion", nlohmann::json::array()}};
     for (int64_t t = 0; t < c; ++t) {
       j["per_class"].push_back({{"name", m.names[size_t(t)]}, {"images", cnt[size_t(t)]}, {"accuracy", acc[size_t(t)]}});
       j["confusion"].push_back(std::vector<int64_t>(mt.confusion().begin() + t * c, mt.confusion().begin() + (t + 1) * c));
     }
     std::printf("%s\n", j.dump(2).c_str());
   } else {
-    std::printf("%s on %lld images: top-1 %.2f%%  top-5 %.2f%%  loss %.4f\n", o.weights.c_str(), (long long)mt.count(),
-                100 * mt.top1(), 100 * mt.top5(), mt.loss());
+    std::printf("%s on %lld images%s: top-1 %.2f%%  top-5 %.2f%%  loss %.4f\n", o.weights.c_str(), (long long)mt.count(),
+                skipped ? fmt::format(" ({} skipped: they do not decode)", skipped).c_str() : "", 100 * mt.top1(),
+                100 * mt.top5(), mt.loss());
     std::printf("per class:\n");
     for (int64_t t = 0; t < c; ++t)
       if (cnt[size_t(t)]) std::printf("  %-24s %6lld images  %6.2f%%\n", printable(m.names[size_t(t)]).c_str(), (long long)cnt[size_t(t)], 100 * acc[size_t(t)]);
@@ -111,7 +120,7 @@ void register_eval(CLI::App& app) {
   sub->add_option("--list-root", o->list_root, "folder the list's paths are relative to");
   sub->add_option("--transforms", o->transforms, "override the eval transforms from the model's metadata");
   sub->add_option("--batch", o->batch, "batch size (32)")->check(CLI::PositiveNumber);
-  sub->add_option("--threads", o->threads, "decoding threads (0 = all cores)");
+  sub->add_option("--threads", o->threads, "decoding threads (0 = all cores)")->check(CLI::Range(0, kMaxThreads));
   sub->add_option("--device", o->device, "auto | cpu | cuda | cuda:N (auto)");
   sub->add_option("--report", o->report, "also write an HTML report here");
   sub->add_flag("--json", o->json, "print JSON instead of text");
@@ -119,7 +128,7 @@ void register_eval(CLI::App& app) {
   sub->callback([o] {
     finetune::ensure_passive_omp_wait();
     if (o->data.empty() && o->list.empty()) throw CLI::RequiredError("--data or --list");
-    run_eval(*o);
+    finetune::with_size_advice(fmt::format("--batch {}", o->batch), "lower --batch", [&] { run_eval(*o); });
   });
 }
 

@@ -5,6 +5,7 @@
 #include <memory>
 #include "finetune/model_file.h"
 #include "tools/commands.h"
+#include "finetune/size_advice.h"
 #include "finetune/summary.h"
 
 namespace rtune::tools {
@@ -56,8 +57,11 @@ void register_summary(CLI::App& app) {
       default_input = lm.info.input_size;
       for (const std::string& n : lm.report.notes) std::printf("note: %s\n", n.c_str());
     } else {
-      model = std::make_unique<models::ResNet>(models::ResNetConfig{
-          a->arch, a->width > 0 ? a->width : 64, a->num_classes > 0 ? a->num_classes : 1000});
+      const int64_t width = a->width > 0 ? a->width : 64, classes = a->num_classes > 0 ? a->num_classes : 1000;
+      model = finetune::with_size_advice(fmt::format("--width {} --num-classes {}", width, classes),
+                               "lower --width (torchvision's models have 64) or --num-classes", [&] {
+                                 return std::make_unique<models::ResNet>(models::ResNetConfig{a->arch, width, classes});
+                               });
     }
     auto [h, w] = a->input.empty() ? std::pair{default_input, default_input} : parse_input(a->input);
     std::fputs(finetune::format_summary(finetune::summarize(*model, h, w), !a->totals_only).c_str(), stdout);

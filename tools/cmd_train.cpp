@@ -8,6 +8,7 @@
 #include "finetune/omp_wait.h"
 #include "io/data/cache.h"
 #include "io/transforms/pipeline.h"
+#include "finetune/size_advice.h"
 #include "finetune/train_run.h"
 
 namespace rtune::tools {
@@ -68,7 +69,7 @@ void register_train(CLI::App& app) {
       ->group(g_data);
   sub->add_option("--image-size", a->image_size, "crop size of the default transforms (224)")->check(CLI::Range(8, 4096))->group(g_data);
   sub->add_option("--batch", a->batch, "batch size (32)")->check(CLI::PositiveNumber)->group(g_data);
-  sub->add_option("--threads", a->threads, "data-loading threads (0 = all cores)")->group(g_data);
+  sub->add_option("--threads", a->threads, "data-loading threads (0 = all cores)")->check(CLI::Range(0, kMaxThreads))->group(g_data);
   sub->add_option("--cache-mib", a->cache_mib,
                   "keep decoded images in RAM from epoch 2 on, up to this many MiB for the training set and as "
                   "many for the validation set (0 = off; batches are identical either way)")
@@ -140,8 +141,10 @@ void register_train(CLI::App& app) {
       }
       auto* ep = sub->get_option("--epochs");
       auto* dv = sub->get_option("--device");
-      finetune::resume_training(*resume, ep->count() ? a->epochs : 0, dv->count() ? a->device : "", a->threads, a->cache_mib,
-                      a->stop_after);
+      finetune::with_size_advice("--resume " + *resume, "the run's --batch or --image-size is more than this machine holds", [&] {
+        finetune::resume_training(*resume, ep->count() ? a->epochs : 0, dv->count() ? a->device : "", a->threads, a->cache_mib,
+                        a->stop_after);
+      });
       return;
     }
     if (a->out.empty()) throw CLI::RequiredError("--out");
@@ -159,7 +162,8 @@ void register_train(CLI::App& app) {
       throw CLI::ValidationError(e.what());
     }
     if (betas->size() == 2) a->train.opt.beta1 = (*betas)[0], a->train.opt.beta2 = (*betas)[1];
-    finetune::run_training(*a);
+    finetune::with_size_advice(fmt::format("--batch {} at --image-size {}", a->batch, a->image_size),
+                     "lower --batch or --image-size (or --width, --cache-mib)", [&] { finetune::run_training(*a); });
   });
 }
 

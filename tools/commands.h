@@ -5,6 +5,10 @@
 
 namespace rtune::tools {
 
+// --threads: 0 means all cores; a negative count is refused, and so is more than this (a typo that
+// would start that many threads).
+inline constexpr int kMaxThreads = 1024;
+
 // Each adds a subcommand to `app` whose callback does the work (throwing rtune::Error on bad input).
 void register_convert(CLI::App& app);
 void register_summary(CLI::App& app);

@@ -10,6 +10,12 @@ namespace rtune::finetune {
 std::string image_grid_html(const std::vector<ImageTile>& tiles, int tile_px) {
   std::string h = "<div class=\"grid\">\n";
   for (const auto& t : tiles) {
+    if (t.image.width <= 0 || t.image.height <= 0) {  // a sample whose file does not decode: marked, not drawn
+      h += fmt::format("<figure class=\"tile broken\"><div style=\"width:{}px;height:{}px\">does not decode</div>"
+                       "<figcaption>{}</figcaption></figure>\n",
+                       tile_px, tile_px, html_escape(t.caption));
+      continue;
+    }
     const int factor = std::max(1, tile_px / std::max(1, t.image.width));
     const char* cls = t.mark > 0 ? " ok" : t.mark < 0 ? " bad" : "";
     h += fmt::format("<figure class=\"tile{}\"><img src=\"{}\" width=\"{}\" height=\"{}\" alt=\"\"><figcaption>{}"
@@ -44,7 +50,8 @@ std::string render_report(const Report& r) {
       ".charts{{display:flex;flex-wrap:wrap;gap:12px}}\n"
       ".grid{{display:flex;flex-wrap:wrap;gap:8px}} .tile{{margin:0;padding:3px;border:2px solid #ddd;font-size:11px;"
       "text-align:center;max-width:140px}}\n"
-      ".tile.ok{{border-color:#2ca02c}} .tile.bad{{border-color:#d62728}} img{{image-rendering:pixelated;display:block;"
+      ".tile.ok{{border-color:#2ca02c}} .tile.bad{{border-color:#d62728}} .tile.broken{{border-style:dashed;color:#888}}\n"
+      ".tile.broken div{{display:flex;align-items:center;justify-content:center;margin:auto}} img{{image-rendering:pixelated;display:block;"
       "margin:auto}}\n"
       "</style></head><body>\n<h1>{}</h1>\n",
       html_escape(r.title), html_escape(r.title));

@@ -10,7 +10,7 @@
 namespace rtune::finetune {
 
 struct ImageTile {
-  io::Image image;
+  io::Image image;  // empty (0 x 0): the sample's file does not decode; drawn as a marked placeholder
   std::string caption;
   int mark = 0;  // 0 plain, 1 correct (green frame), -1 wrong (red frame)
 };

@@ -1,9 +1,25 @@
 #include "finetune/report/run_report.h"
 #include <algorithm>
 #include <fmt/format.h>
+#include "engine/error.h"
 #include "finetune/report/svg.h"
 
 namespace rtune::finetune {
+
+namespace {
+// The sample as the loader makes it; a file that does not decode (its header passed the scan, its
+// body is corrupt) gives a placeholder tile naming it, so the report is still written.
+ImageTile tile_or_placeholder(const io::Loader& loader, size_t index, uint64_t epoch, const std::string& caption, int mark) {
+  if (index >= loader.dataset().samples.size())  // a checkpoint's saved predictions, from another dataset
+    return {io::Image(), fmt::format("{}: sample {} is not in the dataset", caption, index), mark};
+  try {
+    return {loader.load_sample(index, epoch), caption, mark};
+  } catch (const Error&) {
+    return {io::Image(), fmt::format("{}: {} does not decode", caption, loader.dataset().samples[index].path.filename().string()),
+            mark};
+  }
+}
+}  // namespace
 
 std::vector<ImageTile> augmented_tiles(const io::Loader& loader, const io::Dataset& ds, const std::vector<std::string>& names,
                                        int count, uint64_t epoch) {
@@ -13,8 +29,8 @@ std::vector<ImageTile> augmented_tiles(const io::Loader& loader, const io::Datas
     // Spread over the dataset (ImageFolder lists are sorted by class) so every class shows up.
     const size_t idx = size_t((uint64_t(k) * n) / uint64_t(std::min<size_t>(size_t(count), n)));
     const int64_t label = ds.samples[idx].label;
-    out.push_back({loader.load_sample(idx, epoch),
-                   size_t(label) < names.size() ? names[size_t(label)] : std::to_string(label), 0});
+    const std::string name = size_t(label) < names.size() ? names[size_t(label)] : std::to_string(label);
+    out.push_back(tile_or_placeholder(loader, idx, epoch, name, 0));
   }
   return out;
 }
@@ -27,7 +43,7 @@ std::vector<ImageTile> prediction_tiles(const io::Loader& val, const finetune::E
     const bool ok = p.label == p.pred;
     std::string cap = ok ? fmt::format("{} ({:.0f}%)", name(p.pred), 100 * p.prob)
                          : fmt::format("{} → {} ({:.0f}%)", name(p.label), name(p.pred), 100 * p.prob);
-    out.push_back({val.load_sample(size_t(p.index), 0), cap, ok ? 1 : -1});
+    out.push_back(tile_or_placeholder(val, size_t(p.index), 0, cap, ok ? 1 : -1));
   }
   return out;
 }

@@ -10,12 +10,14 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <system_error>
 #include <thread>
 
 #include <fmt/format.h>
 
 #include "engine/error.h"
 #include "engine/printable.h"
+#include "io/data/walk.h"
 #include "io/image/decode.h"
 
 namespace fs = std::filesystem;
@@ -58,11 +60,17 @@ std::vector<std::string> probe_all(const std::vector<fs::path>& paths) {
         if (errors[i].empty()) errors[i] = "unknown error";
       } catch (const std::exception& e) {  // e.g. std::bad_alloc: reported like a bad file, not lost
         errors[i] = fmt::format("decode_image: {}: {}", paths[i].string(), e.what());
+      } catch (...) {  // nothing may leave a thread: it would end the process
+        errors[i] = fmt::format("decode_image: {}: unknown error", paths[i].string());
       }
     }
   };
   std::vector<std::thread> pool;
-  for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+  try {
+    for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+  } catch (const std::system_error&) {
+    // No more threads to be had: the ones started (and this one) probe every file all the same.
+  }
   work();
   for (auto& t : pool) t.join();
   return errors;
@@ -106,12 +114,15 @@ struct Scanner {
 }  // namespace
 
 Dataset image_folder(const fs::path& root, const ScanOptions& opt) {
-  std::error_code ec;
-  if (!fs::is_directory(root, ec)) fail("ImageFolder: {}: not a directory", root.string());
+  if (!is_folder(root)) fail("ImageFolder: {}: not a directory", root.string());
   Dataset ds;
   ds.root = root;
-  for (const auto& e : fs::directory_iterator(root, fs::directory_options::follow_directory_symlink)) {
-    if (e.is_directory()) ds.classes.push_back(e.path().filename().string());
+  std::error_code ec;
+  fs::directory_iterator top(root, ec);
+  if (ec) fail("ImageFolder: {}: cannot list this folder: {}", root.string(), ec.message());
+  for (; top != fs::directory_iterator(); top.increment(ec)) {
+    if (ec) fail("ImageFolder: {}: cannot list this folder: {}", root.string(), ec.message());
+    if (is_folder(top->path())) ds.classes.push_back(top->path().filename().string());
   }
   std::sort(ds.classes.begin(), ds.classes.end());
   if (ds.classes.empty()) fail("ImageFolder: {}: couldn't find any class folder", root.string());
@@ -122,11 +133,10 @@ Dataset image_folder(const fs::path& root, const ScanOptions& opt) {
     std::map<std::string, std::vector<std::string>> dirs;
     fs::path class_dir = root / ds.classes[label];
     dirs[class_dir.string()];
-    for (auto it = fs::recursive_directory_iterator(class_dir, fs::directory_options::follow_directory_symlink);
-         it != fs::recursive_directory_iterator(); ++it) {
-      if (it->is_directory()) dirs[it->path().string()];
-      else dirs[it->path().parent_path().string()].push_back(it->path().filename().string());
-    }
+    walk_tree(class_dir, [&](const fs::path& p, bool is_dir) {
+      if (is_dir) dirs[p.string()];
+      else dirs[p.parent_path().string()].push_back(p.filename().string());
+    });
     for (auto& [dir, files] : dirs) {
       std::sort(files.begin(), files.end());
       for (const std::string& f : files) {

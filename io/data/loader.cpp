@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <stdexcept>
+#include <system_error>
 #include <variant>
 
 #include <fmt/format.h>
@@ -40,17 +42,31 @@ Loader::Loader(const Dataset& data, Pipeline pipeline, LoaderOptions opt)
   int n = opt_.threads > 0 ? opt_.threads : int(std::max(1u, std::thread::hardware_concurrency()));
   RTUNE_CHECK(opt_.read_ahead >= 0, "Loader: read_ahead must be >= 0, got {}", opt_.read_ahead);
   read_ahead_samples_ = size_t(opt_.read_ahead) * size_t(n);
-  for (int i = 0; i < n; ++i) workers_.emplace_back([this] { worker_loop(); });
-  start_epoch(0);
+  // A constructor that throws runs no destructor: the workers started so far must be stopped here,
+  // or their std::thread objects would end the process (std::terminate) instead of the error.
+  try {
+    for (int i = 0; i < n; ++i) workers_.emplace_back([this] { worker_loop(); });
+    start_epoch(0);
+  } catch (const std::system_error& e) {
+    stop_workers();
+    fail("Loader: cannot start {} worker threads ({}); lower --threads", n, e.what());
+  } catch (...) {
+    stop_workers();
+    throw;
+  }
 }
 
-Loader::~Loader() {
+Loader::~Loader() { stop_workers(); }
+
+void Loader::stop_workers() noexcept {
   {
     std::lock_guard<std::mutex> lk(mu_);
     stop_ = true;
   }
   work_cv_.notify_all();
-  for (auto& t : workers_) t.join();
+  for (auto& t : workers_)
+    if (t.joinable()) t.join();
+  workers_.clear();
 }
 
 size_t Loader::batches_per_epoch() const {
@@ -63,7 +79,7 @@ void Loader::drain() {
   done_cv_.wait(lk, [&] {
     return std::all_of(slots_.begin(), slots_.end(), [](const Slot& s) { return s.pending == 0; });
   });
-  for (Slot& s : slots_) s.busy = false, s.error = nullptr;
+  for (Slot& s : slots_) s.busy = false, s.error = nullptr, s.failed.clear();
   queue_.clear();
   queue_head_ = 0;
 }
@@ -75,6 +91,7 @@ void Loader::start_epoch(uint64_t epoch) {
   epoch_ = epoch;
   next_batch_ = 0;
   replaced_ = 0;
+  skipped_.clear();
   order_.resize(data_.samples.size());
   for (size_t i = 0; i < order_.size(); ++i) order_[i] = i;
   if (opt_.shuffle) {
@@ -96,14 +113,21 @@ void Loader::submit(size_t batch_no, int slot) {
   b.height = out_h_;
   b.width = out_w_;
   // The caller's buffers rotate into the slots (next()): give a slot the loader's memory kind back.
-  if (b.images.get_allocator().memory != opt_.host_memory) b.images = ImageBytes(HostAllocator<uint8_t>(opt_.host_memory));
-  b.images.reserve(size_t(opt_.batch_size) * size_t(out_h_) * size_t(out_w_) * 3);  // a short batch, then full ones
-  b.images.resize(count * size_t(out_h_) * size_t(out_w_) * 3);
-  b.labels.resize(count);
-  b.indices.resize(count);
+  const size_t full_bytes = size_t(opt_.batch_size) * size_t(out_h_) * size_t(out_w_) * 3;
+  try {
+    if (b.images.get_allocator().memory != opt_.host_memory) b.images = ImageBytes(HostAllocator<uint8_t>(opt_.host_memory));
+    b.images.reserve(full_bytes);  // a short batch, then full ones
+    b.images.resize(count * size_t(out_h_) * size_t(out_w_) * 3);
+    b.labels.resize(count);
+    b.indices.resize(count);
+  } catch (const std::exception& e) {  // std::bad_alloc, std::length_error, a pinned allocation's error
+    fail("Loader: a batch of {} images of {}x{} pixels needs {:.1f} GiB, which cannot be allocated ({}); lower the "
+         "batch size or the image size", opt_.batch_size, out_h_, out_w_, double(full_bytes) / double(1 << 30), e.what());
+  }
   s.pending = count;
   s.busy = true;
   s.error = nullptr;
+  s.failed.clear();
   for (size_t i = 0; i < count; ++i) queue_.push_back({slot, i, order_[first + i]});
   work_cv_.notify_all();
 }
@@ -218,7 +242,14 @@ void Loader::run_task(const Task& t, Scratch& scratch) {
       produce(index, epoch_, out, scratch);
       break;
     } catch (const Error& e) {
-      if (opt_.strict || attempt + 1 >= data_.samples.size()) throw;
+      if (opt_.strict) throw;
+      if (opt_.skip_bad) {
+        std::fprintf(stderr, "warning: loader: %s; skipped\n", e.what());
+        std::lock_guard<std::mutex> lk(mu_);
+        s.failed.push_back({t.position, {index, e.what()}});
+        return;
+      }
+      if (attempt + 1 >= data_.samples.size()) throw;
       std::fprintf(stderr, "warning: loader: %s; using sample %zu instead\n", e.what(),
                    (index + 1) % data_.samples.size());
       std::lock_guard<std::mutex> lk(mu_);
@@ -257,26 +288,55 @@ void Loader::worker_loop() {
 }
 
 bool Loader::next(Batch& out) {
-  if (next_batch_ >= batches_per_epoch()) return false;
-  int slot = int(next_batch_ % slots_.size());
-  {
-    std::unique_lock<std::mutex> lk(mu_);
-    Slot& s = slots_[size_t(slot)];
-    untouched_ = false;
-    done_cv_.wait(lk, [&] { return s.pending == 0; });
-    if (s.error) {
-      std::exception_ptr e = s.error;
-      lk.unlock();
-      drain();
-      std::rethrow_exception(e);
+  // A batch whose every sample was skipped (skip_bad) is passed over: the caller gets the next one.
+  while (next_batch_ < batches_per_epoch()) {
+    int slot = int(next_batch_ % slots_.size());
+    std::vector<std::pair<size_t, SkippedSample>> failed;
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      Slot& s = slots_[size_t(slot)];
+      untouched_ = false;
+      done_cv_.wait(lk, [&] { return s.pending == 0; });
+      if (s.error) {
+        std::exception_ptr e = s.error;
+        lk.unlock();
+        drain();
+        std::rethrow_exception(e);
+      }
+      s.busy = false;
+      failed.swap(s.failed);
     }
-    s.busy = false;
+    std::swap(out, slots_[size_t(slot)].batch);  // the caller's old buffers are reused by a later batch
+    size_t refill = next_batch_ + slots_.size();  // the batch this slot holds next
+    ++next_batch_;
+    if (refill < batches_per_epoch()) submit(refill, slot);
+    if (!failed.empty()) drop_failed(out, failed);
+    if (out.size > 0) return true;
   }
-  std::swap(out, slots_[size_t(slot)].batch);  // the caller's old buffers are reused by a later batch
-  size_t refill = next_batch_ + slots_.size();  // the batch this slot holds next
-  ++next_batch_;
-  if (refill < batches_per_epoch()) submit(refill, slot);
-  return true;
+  return false;
+}
+
+void Loader::drop_failed(Batch& out, std::vector<std::pair<size_t, SkippedSample>>& failed) {
+  std::sort(failed.begin(), failed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  const size_t sample_bytes = size_t(out_h_) * size_t(out_w_) * 3;
+  size_t kept = 0, f = 0;
+  for (size_t i = 0; i < size_t(out.size); ++i) {
+    if (f < failed.size() && failed[f].first == i) {
+      ++f;
+      continue;
+    }
+    if (kept != i) {
+      std::memmove(out.images.data() + kept * sample_bytes, out.images.data() + i * sample_bytes, sample_bytes);
+      out.labels[kept] = out.labels[i];
+      out.indices[kept] = out.indices[i];
+    }
+    ++kept;
+  }
+  out.size = int64_t(kept);
+  out.images.resize(kept * sample_bytes);
+  out.labels.resize(kept);
+  out.indices.resize(kept);
+  for (auto& [position, sample] : failed) skipped_.push_back(std::move(sample));
 }
 
 }  // namespace rtune::io

@@ -13,6 +13,8 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <utility>
 #include <thread>
 #include <vector>
 
@@ -30,6 +32,10 @@ struct LoaderOptions {
   bool drop_last = false;
   uint64_t seed = 0;
   bool strict = false;      // a sample that fails to decode is an error (else replaced, with a warning)
+  // Not strict: a sample that fails to decode is left out of its batch (which comes out shorter)
+  // instead of replaced by the next one. Evaluation needs this: a substitute would count another
+  // image, under its label, a second time.
+  bool skip_bad = false;
   bool dct_scaling = false; // let JPEG decode shrink by 1/2..1/8 (see cache_plan() for the bounds)
   int prefetch = 2;         // batches decoded ahead of the caller (>= 1)
   // Files named to the OS (advise_will_read) this many samples per worker ahead of the workers, so
@@ -37,6 +43,12 @@ struct LoaderOptions {
   int read_ahead = 8;
   size_t cache_bytes = 0;   // decoded-image cache budget; 0: no cache
   const HostMemory* host_memory = nullptr;  // batch image bytes from here (e.g. pinned); nullptr: heap
+};
+
+// A sample left out of its batch (LoaderOptions::skip_bad) and why.
+struct SkippedSample {
+  size_t index = 0;     // dataset index
+  std::string reason;   // the decode error, naming the file
 };
 
 struct Batch {
@@ -62,10 +74,13 @@ class Loader {
   bool next(Batch& out);
   size_t batches_per_epoch() const;
   size_t replaced_samples() const { return replaced_; }  // failed decodes replaced this epoch
+  // skip_bad: the samples left out so far this epoch, in the order their batches were handed out.
+  const std::vector<SkippedSample>& skipped_samples() const { return skipped_; }
   // Samples whose JPEG was decoded only as far as their RandomResizedCrop box needs (since construction).
   size_t partial_decodes() const { return partial_decodes_.load(std::memory_order_relaxed); }
   // The sample the loader makes for dataset index `i` in `epoch` (what a batch holds for it).
   Image load_sample(size_t index, uint64_t epoch) const;
+  const Dataset& dataset() const { return data_; }
   // The decoded cache, or nullptr when cache_bytes is 0.
   const DecodedCache* cache() const { return cache_.get(); }
   const CachePlan& cache_plan() const { return plan_; }
@@ -76,6 +91,7 @@ class Loader {
     size_t pending = 0;  // samples not yet written
     bool busy = false;   // submitted and not yet handed out
     std::exception_ptr error;
+    std::vector<std::pair<size_t, SkippedSample>> failed;  // skip_bad: (position, sample) left out
   };
   struct Task {
     int slot;
@@ -101,6 +117,8 @@ class Loader {
   static Source whole(const Image& img) { return {img, &img, 0, 0, img.height, img.width}; }
   static Source whole(ImageView img) { return {img, nullptr, 0, 0, img.height, img.width}; }
   void submit(size_t batch_no, int slot);
+  // Moves the samples after each failed position down over it; out.size shrinks accordingly.
+  void drop_failed(Batch& out, std::vector<std::pair<size_t, SkippedSample>>& failed);
   void run_task(const Task& t, Scratch& scratch);
   // Makes sample `index` of `epoch` into `out` (out_h_ x out_w_ x 3 bytes): the image before the first
   // random transform comes from the cache, or is decoded (and offered to the cache), or, for a
@@ -113,6 +131,7 @@ class Loader {
   void finish(size_t index, uint64_t epoch, const Source& src, uint8_t* out, Scratch& scratch) const;
   void worker_loop();
   void drain();
+  void stop_workers() noexcept;  // asks every worker to stop and joins it
 
   const Dataset& data_;
   Pipeline pipeline_;
@@ -135,6 +154,7 @@ class Loader {
   size_t next_batch_ = 0;
   bool untouched_ = false;  // epoch_ was started and no batch has been asked for yet
   size_t replaced_ = 0;
+  std::vector<SkippedSample> skipped_;
 
   // Slot b % prefetch holds batch b: later batches are decoded while the caller uses the current one.
   std::vector<Slot> slots_;

@@ -130,6 +130,65 @@ TEST_CASE("a sample that fails to decode is replaced (warning) or fatal when str
   CHECK_THROWS_WITH_AS(strict.next(b), doctest::Contains("1.jpg"), Error);
 }
 
+TEST_CASE("skip_bad: a sample that fails to decode is left out of its batch, never replaced") {
+  test::TempTree t("loaderskip");
+  t.put("a/0.png", "rgb.png");
+  t.put("a/1.jpg", "truncated.jpg");
+  t.put("b/2.png", "gray.png");
+  t.put("b/3.jpg", "truncated.jpg");
+  t.put("b/4.png", "rgb.png");
+  ScanOptions no_probe;
+  no_probe.probe = false;
+  Dataset ds = image_folder(t.root, no_probe);
+  REQUIRE(ds.samples.size() == 5);
+  const Pipeline p = parse_pipeline("center_crop=8");
+  Loader l(ds, p, {.batch_size = 3, .threads = 2, .shuffle = false, .skip_bad = true});
+  for (int epoch = 0; epoch < 2; ++epoch) {  // the list of skipped samples starts afresh each epoch
+    std::vector<Batch> got = run_epoch(l, uint64_t(epoch));
+    REQUIRE(got.size() == 2);  // [0, 1, 2] -> [0, 2]; [3, 4] -> [4]
+    CHECK(got[0].indices == std::vector<int64_t>{0, 2});
+    CHECK(got[0].labels == std::vector<int64_t>{0, 1});
+    CHECK(got[1].indices == std::vector<int64_t>{4});
+    CHECK(got[1].labels == std::vector<int64_t>{1});
+    CHECK(got[1].size == 1);
+    // The kept samples' pixels are the ones the pipeline makes of them, moved down over the gaps.
+    const size_t bytes = 8 * 8 * 3;
+    CHECK(std::vector<uint8_t>(got[0].images.begin() + bytes, got[0].images.end()) == l.load_sample(2, 0).pixels);
+    CHECK(std::vector<uint8_t>(got[1].images.begin(), got[1].images.end()) == l.load_sample(4, 0).pixels);
+    REQUIRE(l.skipped_samples().size() == 2);
+    CHECK(l.skipped_samples()[0].index == 1);
+    CHECK(l.skipped_samples()[1].index == 3);
+    CHECK(l.skipped_samples()[0].reason.find("1.jpg") != std::string::npos);
+    CHECK(l.replaced_samples() == 0);
+  }
+}
+
+TEST_CASE("skip_bad: a batch whose every sample fails is passed over") {
+  test::TempTree t("loaderskipall");
+  t.put("a/0.jpg", "truncated.jpg");
+  t.put("a/1.jpg", "truncated.jpg");
+  t.put("b/2.png", "gray.png");
+  ScanOptions no_probe;
+  no_probe.probe = false;
+  Dataset ds = image_folder(t.root, no_probe);
+  Loader l(ds, parse_pipeline("center_crop=8"), {.batch_size = 2, .threads = 1, .shuffle = false, .skip_bad = true});
+  std::vector<Batch> got = run_epoch(l, 0);
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].indices == std::vector<int64_t>{2});
+  CHECK(l.skipped_samples().size() == 2);
+}
+
+// AddressSanitizer reports an allocation this large as an error and aborts instead of throwing
+// std::bad_alloc, so this case is for the plain build.
+#if !defined(__SANITIZE_ADDRESS__)
+TEST_CASE("a batch that cannot be allocated is an error naming its size, and no worker thread is left running") {
+  Tree tr;
+  // 2^20 images of 4096 x 4096 x 3 bytes: 48 PiB.
+  CHECK_THROWS_WITH_AS(Loader(tr.ds, parse_pipeline("resize=4096,center_crop=4096"), {.batch_size = 1 << 20, .threads = 3}),
+                       doctest::Contains("a batch of 1048576 images of 4096x4096 pixels"), Error);
+}
+#endif
+
 TEST_CASE("a pipeline without a fixed output size is rejected") {
   Tree tr;
   CHECK_THROWS_WITH_AS(Loader(tr.ds, parse_pipeline("resize=20"), {}), doctest::Contains("one size"), Error);

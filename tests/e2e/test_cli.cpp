@@ -14,6 +14,7 @@
 #include "io/formats/checkpoint.h"
 #include "io/formats/safetensors.h"
 #include "finetune/weights.h"
+#include "tests/e2e/cli_run.h"
 #include "tests/e2e/json_schema.h"
 #include "tests/train/train_test_util.h"
 
@@ -21,35 +22,10 @@ using namespace rtune;
 namespace fs = std::filesystem;
 
 namespace {
-struct Run {
-  int rc = -1;
-  std::string out, err;
-};
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-Run run_rtune(const fs::path& tmp, const std::string& args) {
-  const fs::path o = tmp / "stdout.txt", e = tmp / "stderr.txt";
-  const std::string cmd = std::string(RTUNE_BIN) + " " + args + " >" + o.string() + " 2>" + e.string();
-  int status = std::system(cmd.c_str());
-  Run r;
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(o), r.err = slurp(e);
-  return r;
-}
-
-std::vector<nlohmann::json> read_jsonl(const fs::path& p) {
-  std::vector<nlohmann::json> v;
-  std::ifstream f(p);
-  for (std::string line; std::getline(f, line);)
-    if (!line.empty()) v.push_back(nlohmann::json::parse(line));
-  return v;
-}
+using test::Run;
+using test::read_jsonl;
+using test::run_rtune;
+using test::slurp;
 
 const std::string kNorm = "normalize=0.5:0.5:0.5/0.25:0.25:0.25";
 std::string recipe(int size) {
