@@ -4,10 +4,10 @@
 add_library(rtune_core STATIC
   engine/storage.cpp engine/tensor.cpp engine/autograd.cpp engine/functional.cpp engine/rng.cpp
   engine/nn/module.cpp engine/nn/autocast.cpp
-  engine/optim/optimizer.cpp engine/optim/clip.cpp
+  engine/optim/optimizer.cpp
   engine/sched/scheduler.cpp engine/sched/epoch_schedulers.cpp engine/sched/onecycle.cpp engine/sched/plateau.cpp
   engine/sched/spec.cpp
-  kernels/dispatch.cpp kernels/op_counts.cpp kernels/update_rules.cpp
+  kernels/dispatch.cpp kernels/op_counts.cpp
   kernels/cpu/elementwise.cpp kernels/cpu/images.cpp kernels/cpu/conv2d.cpp kernels/cpu/batch_norm.cpp
   kernels/cpu/pool.cpp kernels/cpu/linear.cpp kernels/cpu/softmax.cpp kernels/cpu/optim.cpp)
 target_link_libraries(rtune_core PUBLIC rtune_base Eigen3::Eigen OpenMP::OpenMP_CXX nlohmann_json::nlohmann_json)

@@ -137,8 +137,8 @@ void cross_entropy_backward(const Tensor& gloss, const Tensor& log_probs, const 
 
 // ----------------------------------------------------------------- optimizer updates and clipping
 // Fused updates of a list of parameters (op_args.h's slots), applying kernels/update_rules.h to
-// every element: PyTorch's SGD / Adam / AdamW / RMSprop with each parameter's own hyper-parameters, so
-// the result is bit-identical to the span drivers of update_rules.cpp run parameter by parameter.
+// every element: PyTorch's SGD / Adam / AdamW / RMSprop with each parameter's own hyper-parameters
+// (on the CPU, bit-identical to one parameter at a time, as PyTorch's single-tensor path).
 // requires: every tensor of the call on one device and of one dtype (f32 or f64); param and state dense
 // and contiguous, state shaped as param; grad shaped as param (any strides). An empty list does nothing.
 // The CPU backend loops over the parameters; the CUDA backend launches one kernel per
@@ -146,8 +146,8 @@ void cross_entropy_backward(const Tensor& gloss, const Tensor& log_probs, const 
 void sgd_update_many(const std::vector<SgdSlot>& slots);
 void adam_update_many(const std::vector<AdamSlot>& slots);
 void rmsprop_update_many(const std::vector<RmspropSlot>& slots);
-// The p-norm (norm_type > 0 or infinity) of each tensor, accumulated in double (engine/optim/clip.h's
-// grad_norm on every backend), returned to the host in one transfer. NaN propagates through the inf-norm.
+// The p-norm (norm_type > 0 or infinity) of each tensor, accumulated in double by the norm rule of
+// kernels/update_rules.h on every backend, returned to the host in one transfer. NaN propagates through the inf-norm.
 std::vector<double> norms(const std::vector<Tensor>& xs, double norm_type);
 // torch.nn.utils.clip_grad_norm_'s scaling without the host reading any norm (CUDA only: the CPU path
 // is engine/optim's clip_grad_norm): per-tensor norms, the total and clip_coef = clamp(max_norm /

@@ -4,11 +4,11 @@
 // to the element type T exactly where PyTorch casts a Python scalar to the tensor dtype.
 //
 // The rules are plain inline functions usable from host loops and from CUDA kernels (RTUNE_HD); this
-// header includes no CUDA header. The span drivers at the bottom are the CPU reference loops.
+// header includes no CUDA header. They are the only place an optimizer's or clipping's arithmetic is
+// written: kernels/cpu/optim.cpp loops over them, kernels/cuda/optim.cu runs them in kernels.
 #pragma once
 #include <cmath>
 #include <cstdint>
-#include <span>
 
 #ifndef RTUNE_HD
 #ifdef __CUDACC__
@@ -157,21 +157,46 @@ RTUNE_HD inline void rmsprop_update(T& p, T g, T& square_avg, T& grad_avg, T& bu
   }
 }
 
-// ---- CPU span drivers (update_rules.cpp; instantiated for float and double) --------------------------
-// All spans of one call have p.size() elements, except state a configuration never touches, which may be
-// empty: momentum_buf when momentum == 0, vmax when !amsgrad, grad_avg when !centered. A size mismatch
-// throws rtune::Error naming the optimizer and the span.
+// ---- clip_grad_norm_ / clip_grad_value_ (torch.nn.utils, torch 2.11) -------------------------------
+// The total norm is the p-norm of the per-tensor p-norms, each a tensor of the gradient dtype T (so
+// rounded to T); the scale is clamp(max_norm / (total + 1e-6), max=1) in T, applied to every gradient
+// (also when it is 1); value clipping is clamp(-c, c) with NaN kept. The CPU loop (kernels/cpu/optim.cpp,
+// engine/optim/optimizer.cpp) and the CUDA kernels (kernels/cuda/optim.cu) all use these rules.
 
-template <class T>
-void sgd_step(std::span<T> p, std::span<const T> g, std::span<T> momentum_buf, const SgdHyper& h,
-              bool first_step);
+// How a p-norm accumulates: 0 for p = 2, 1 for p = 1, 2 for p = inf, 3 for any other p > 0.
+RTUNE_HD inline int norm_kind(double p) { return p == 2.0 ? 0 : p == 1.0 ? 1 : (p > 1.7976931348623157e308 ? 2 : 3); }
 
-template <class T>
-void adam_step(std::span<T> p, std::span<const T> g, std::span<T> exp_avg, std::span<T> exp_avg_sq,
-               std::span<T> max_exp_avg_sq, const AdamStep& s);
+// One element added to a p-norm's accumulator (double): squares, absolute values, |x|^p, or the running
+// maximum, where a NaN element makes the norm NaN (torch's max).
+RTUNE_HD inline double norm_add(double acc, double x, int kind, double p) {
+  using std::pow;
+  const double a = x < 0 ? -x : x;
+  if (kind == 0) return acc + x * x;
+  if (kind == 1) return acc + a;
+  if (kind == 2) return (acc != acc || a != a) ? (a != a ? a : acc) : (a > acc ? a : acc);
+  return acc + pow(a, p);
+}
+// The p-norm from its accumulator.
+RTUNE_HD inline double norm_finish(double acc, int kind, double p) {
+  using std::pow;
+  using std::sqrt;
+  if (kind == 0) return sqrt(acc);
+  if (kind == 3) return pow(acc, 1.0 / p);
+  return acc;
+}
 
+// The clip coefficient from the total norm (already rounded to T): clamp(max_norm / (total + 1e-6), max=1)
+// in T, as PyTorch's 0-dim tensor arithmetic. A NaN total gives NaN.
 template <class T>
-void rmsprop_step(std::span<T> p, std::span<const T> g, std::span<T> square_avg, std::span<T> grad_avg,
-                  std::span<T> momentum_buf, const RmspropHyper& h);
+RTUNE_HD inline T clip_coef(double total, double max_norm) {
+  T c = T(max_norm) / (T(total) + T(1e-6));
+  return c > T(1) ? T(1) : c;
+}
+
+// clamp(x, lo, hi) with NaN kept (it compares false both ways).
+template <class T>
+RTUNE_HD inline T clamp_value(T x, T lo, T hi) {
+  return x < lo ? lo : (x > hi ? hi : x);
+}
 
 }  // namespace rtune::optim

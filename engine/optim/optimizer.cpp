@@ -1,7 +1,6 @@
 #include "engine/optim/optimizer.h"
 #include <algorithm>
 #include <deque>
-#include "engine/optim/clip.h"
 #include "kernels/ops.h"
 
 namespace rtune::optim {
@@ -239,17 +238,15 @@ void RMSprop::step() {
 }
 
 namespace {
-// torch.nn.utils.clip_grad_norm_ on any device, in clip.cpp's arithmetic: per-tensor norms (double
-// accumulation) rounded to T, the total rounded to T, clip_coef = clamp(max_norm / (total + 1e-6), max=1)
-// in T, then every gradient scaled by it (also when it is 1).
-template <class T> double clip_norm_impl(std::vector<Tensor>& grads, double max_norm, double norm_type) {
-  std::vector<double> norms = kernels::norms(grads, norm_type);
-  for (double& n : norms) n = double(T(n));
-  const double total = double(T(combine_norms(norms, norm_type)));
-  T coef = T(max_norm) / (T(total) + T(1e-6));
-  if (coef > T(1)) coef = T(1);
+// torch.nn.utils.clip_grad_norm_ on the CPU by the rules of kernels/update_rules.h: per-tensor norms
+// (double accumulation) rounded to T, combined, the total rounded to T, clip_coef<T>, then every
+// gradient scaled by it (also when it is 1).
+template <class T> void clip_norm_impl(std::vector<Tensor>& grads, double max_norm, double norm_type) {
+  const int kind = norm_kind(norm_type);
+  double acc = 0;
+  for (double n : kernels::norms(grads, norm_type)) acc = norm_add(acc, double(T(n)), kind, norm_type);
+  const T coef = clip_coef<T>(double(T(norm_finish(acc, kind, norm_type))), max_norm);
   for (Tensor& g : grads) kernels::scale(g, double(coef), g);  // exact: double(coef) converts back to coef
-  return total;
 }
 }  // namespace
 

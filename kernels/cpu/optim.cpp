@@ -1,7 +1,6 @@
 // CPU fused optimizer updates, norms and clamp (the façade ops behind engine/optim/optimizer.cpp):
-// the per-element rules of kernels/update_rules.h in element order, and the norms of
-// engine/optim/clip.cpp (sequential double accumulation), so every result is bit-identical to the
-// span drivers the optimizers used before. Elements are independent: the OpenMP split changes nothing.
+// the per-element rules of kernels/update_rules.h in element order, and its norm rule with sequential
+// double accumulation. Elements are independent: the OpenMP split changes nothing.
 // The list updates (*_update_many) run the per-parameter update once per slot, in slot order.
 #include <cmath>
 #include "kernels/cpu/cpu_ops.h"
@@ -103,26 +102,11 @@ std::vector<double> norms(const std::vector<Tensor>& xs, double p) {
     dispatch_float("norms", x, [&](auto tag) {
       using T = decltype(tag);
       const T* v = x.data<T>();
-      int64_t n = x.numel();
-      double s = 0.0;
-      if (std::isinf(p)) {
-        for (int64_t i = 0; i < n; ++i) {
-          const double a = std::abs(double(v[i]));
-          if (a != a) {
-            s = a;
-            break;
-          }
-          s = a > s ? a : s;
-        }
-      } else if (p == 2.0) {
-        for (int64_t i = 0; i < n; ++i) s += double(v[i]) * double(v[i]);
-        s = std::sqrt(s);
-      } else if (p == 1.0) {
-        for (int64_t i = 0; i < n; ++i) s += std::abs(double(v[i]));
-      } else {
-        for (int64_t i = 0; i < n; ++i) s += std::pow(std::abs(double(v[i])), p);
-        s = std::pow(s, 1.0 / p);
-      }
+      const int64_t n = x.numel();
+      const int kind = optim::norm_kind(p);
+      double acc = 0.0;  // sequential, in element order
+      for (int64_t i = 0; i < n; ++i) acc = optim::norm_add(acc, double(v[i]), kind, p);
+      const double s = optim::norm_finish(acc, kind, p);
       out.push_back(s);
     });
   }
@@ -140,7 +124,7 @@ void clamp(const Tensor& x0, double lo, double hi, Tensor& y) {
     T* py = y.data<T>();
     const T l = T(lo), h = T(hi);
     int64_t n = y.numel();
-    for (int64_t i = 0; i < n; ++i) py[i] = px[i] < l ? l : (px[i] > h ? h : px[i]);  // NaN compares false
+    for (int64_t i = 0; i < n; ++i) py[i] = optim::clamp_value(px[i], l, h);
   });
 }
 

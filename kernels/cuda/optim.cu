@@ -136,13 +136,8 @@ template <class T>
 RT_GLOBAL void norm_partial_kernel(const T* x, int64_t n, int kind, double p, double* partial) {
   __shared__ double smem[kThreads];
   double acc = 0;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    double a = fabs(double(load(x[i])));
-    if (kind == 0) acc += a * a;
-    else if (kind == 1) acc += a;
-    else if (kind == 2) acc = nan_max(acc, a);
-    else acc += pow(a, p);
-  }
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    acc = optim::norm_add(acc, double(load(x[i])), kind, p);
   double r = kind == 2 ? block_max(acc, smem) : block_sum(acc, smem);
   if (threadIdx.x == 0) partial[blockIdx.x] = r;
 }
@@ -157,7 +152,7 @@ RT_GLOBAL void norm_final_kernel(const double* partial, int64_t parts, int kind,
 template <class T>
 RT_GLOBAL void clamp_kernel(const T* x, T* y, T lo, T hi, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    y[i] = x[i] < lo ? lo : (x[i] > hi ? hi : x[i]);
+    y[i] = optim::clamp_value(x[i], lo, hi);
 }
 
 template <class T> T* state_ptr(const char* opt, const char* what, Tensor* s, const Tensor& p, bool needed) {
@@ -250,7 +245,7 @@ void rmsprop_update_many(const std::vector<kernels::RmspropSlot>& slots) {
 }
 
 namespace {
-int norm_kind(double p) { return std::isinf(p) ? 2 : p == 2.0 ? 0 : p == 1.0 ? 1 : 3; }
+using optim::norm_kind;
 
 // Per-tensor sums (of squares, |x|, |x|^p) or maxima, in double, left on the device.
 Tensor raw_norms(const std::vector<Tensor>& xs, double p) {
@@ -271,38 +266,15 @@ Tensor raw_norms(const std::vector<Tensor>& xs, double p) {
   return results;
 }
 
-// clip_grad_norm_'s coefficient from the raw per-tensor norms, in one thread, in the arithmetic of
-// engine/optim (clip.cpp: combine_norms; optimizer.cpp: clip_norm_impl): each norm finished and
-// rounded to T, the total rounded to T, clamp(T(max_norm) / (total + T(1e-6)), max=1) in T.
+// clip_grad_norm_'s coefficient from the raw per-tensor norms, in one thread, by the rules of
+// kernels/update_rules.h: each norm finished and rounded to T, combined, the total rounded to T, then
+// clip_coef<T>.
 template <class T>
 RT_GLOBAL void clip_coef_kernel(const double* raw, int64_t count, int kind, double p, double max_norm, T* coef) {
   if (blockIdx.x != 0 || threadIdx.x != 0) return;
-  double s = 0, m = 0, total = 0;
-  bool nan = false;
-  for (int64_t t = 0; t < count; ++t) {
-    double v = raw[t];
-    if (kind == 0) v = sqrt(v);
-    else if (kind == 3) v = pow(v, 1.0 / p);
-    v = double(T(v));
-    const double a = fabs(v);
-    if (kind == 2) {
-      if (a != a) nan = true;
-      m = a > m ? a : m;
-    } else if (kind == 0) {
-      s += v * v;
-    } else if (kind == 1) {
-      s += a;
-    } else {
-      s += pow(a, p);
-    }
-  }
-  if (kind == 2) total = nan ? NAN : m;
-  else if (kind == 0) total = sqrt(s);
-  else if (kind == 1) total = s;
-  else total = pow(s, 1.0 / p);
-  T c = T(max_norm) / (T(total) + T(1e-6));
-  if (c > T(1)) c = T(1);
-  *coef = c;
+  double acc = 0;
+  for (int64_t t = 0; t < count; ++t) acc = optim::norm_add(acc, double(T(optim::norm_finish(raw[t], kind, p))), kind, p);
+  *coef = optim::clip_coef<T>(double(T(optim::norm_finish(acc, kind, p))), max_norm);
 }
 
 template <class T>
@@ -318,10 +290,7 @@ std::vector<double> norms(const std::vector<Tensor>& xs, double p) {
   if (xs.empty()) return {};
   const int kind = norm_kind(p);
   std::vector<double> out = raw_norms(xs, p).to_vector<double>();
-  for (double& v : out) {
-    if (kind == 0) v = std::sqrt(v);
-    else if (kind == 3) v = std::pow(v, 1.0 / p);
-  }
+  for (double& v : out) v = optim::norm_finish(v, kind, p);
   return out;
 }
 
