@@ -32,15 +32,18 @@ void run_eval(const Opts& o) {
   scan.strict = o.strict;
   if (!o.data.empty()) {
     ds = io::image_folder(o.data, scan);
-    // Map folder names to the model's classes by name when the model has names.
-    if (!m.loaded.info.class_names.empty()) {
+    // Map folder names to the model's classes by name when the model has names: the folders it was
+    // trained on when it records them (its class names may then be display names), else its class names.
+    const auto& info = m.loaded.info;
+    if (!info.class_folders.empty() || !info.class_names.empty()) {
+      const std::vector<std::string>& known = info.class_folders.empty() ? m.names : info.class_folders;
       std::vector<int64_t> remap;
       for (const auto& name : ds.classes) {
-        auto it = std::find(m.names.begin(), m.names.end(), name);
-        if (it == m.names.end())
-          fail("--data {}: class folder '{}' is not one of the model's classes ({})", o.data, printable(name),
-               printable_list(m.names));
-        remap.push_back(it - m.names.begin());
+        auto it = std::find(known.begin(), known.end(), name);
+        if (it == known.end())
+          fail("--data {}: class folder '{}' is not one of the model's {} ({})", o.data, printable(name),
+               info.class_folders.empty() ? "classes" : "class folders", printable_list(known));
+        remap.push_back(it - known.begin());
       }
       for (auto& s : ds.samples) s.label = remap[size_t(s.label)];
     } else if (ds.num_classes() > c) {

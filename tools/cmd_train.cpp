@@ -57,7 +57,11 @@ void register_train(CLI::App& app) {
   sub->add_option("--val-split", a->val_split, "hold out this fraction of the training images (stratified, seeded)")
       ->check(CLI::Range(0.0, 0.95))
       ->group(g_data);
-  sub->add_option("--classes", a->classes, "class names (text, one per line, or JSON) for list-file datasets")->group(g_data);
+  sub->add_option("--classes", a->classes,
+                  "class names: JSON keyed by class folder name (e.g. the flowers tutorial's cat_to_name.json) or by "
+                  "class index, a JSON list, or text with one name per line (index / line order = the folders sorted "
+                  "by name, or the list file's labels)")
+      ->group(g_data);
   sub->add_option("--transforms", a->transforms, "training transforms, e.g. random_resized_crop=224,hflip,normalize=imagenet")
       ->group(g_data);
   sub->add_option("--val-transforms", a->val_transforms, "validation transforms, e.g. resize=256,center_crop=224,normalize=imagenet")

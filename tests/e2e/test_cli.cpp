@@ -309,6 +309,67 @@ TEST_CASE("--precision bf16 on the CPU is a clear error before any work") {
   CHECK_FALSE(fs::exists(tmp.path / "o" / "last.ckpt"));
 }
 
+// Twelve class folders "1".."12" (ImageFolder sorts them as text: "1", "10", "11", "12", "2", …), each with
+// one image per split, copied from the generated shapes.
+static void make_numbered_folders(const fs::path& root, int classes) {
+  test::make_shapes(root / "src", 1, 1, 16);
+  const char* shapes[] = {"circle", "cross", "square", "triangle"};
+  for (const char* split : {"train", "val"})
+    for (int i = 1; i <= classes; ++i) {
+      fs::create_directories(root / "data" / split / std::to_string(i));
+      fs::copy_file(root / "src" / split / shapes[i % 4] / "0000.png", root / "data" / split / std::to_string(i) / "0000.png");
+    }
+}
+
+TEST_CASE("--classes cat_to_name.json keyed by folder name: each folder keeps its own name, and eval maps folders") {
+  test::TempDir tmp("e2e_classes");
+  make_numbered_folders(tmp.path, 12);
+  nlohmann::json names;
+  for (int i = 1; i <= 12; ++i) names[std::to_string(i)] = "flower " + std::to_string(i);
+  std::ofstream(tmp.path / "cat_to_name.json") << names.dump();
+  const std::string data = (tmp.path / "data").string(), run = (tmp.path / "run").string();
+  const std::string common = "--pretrained none --width 4 --epochs 1 --image-size 16 --batch 4 --threads 2 --no-progress --device cpu";
+  Run r = run_rtune(tmp.path, fmt::format("train --data {} --classes {} --out {} {}", data,
+                                          (tmp.path / "cat_to_name.json").string(), run, common));
+  INFO(r.out, r.err);
+  REQUIRE(r.rc == 0);
+  CHECK(r.out.find("matched to the 12 class folders by folder name") != std::string::npos);
+  auto meta = models::read_weight_file(fs::path(run) / "best.safetensors").metadata;
+  auto folders = nlohmann::json::parse(meta.at("class_folders")), display = nlohmann::json::parse(meta.at("class_names"));
+  REQUIRE(folders.size() == 12);
+  REQUIRE(display.size() == 12);
+  CHECK(folders[1] == "10");
+  for (size_t k = 0; k < 12; ++k) CHECK(display[k] == "flower " + folders[k].get<std::string>());
+
+  // eval matches the val folders by folder name (not by the display names) and reports display names.
+  Run ev = run_rtune(tmp.path, fmt::format("eval --weights {}/best.safetensors --data {}/val --json --threads 2", run, data));
+  INFO(ev.err);
+  REQUIRE(ev.rc == 0);
+  auto ej = nlohmann::json::parse(ev.out);
+  CHECK(ej["images"] == 12);
+  for (size_t k = 0; k < 12; ++k) {
+    CHECK(ej["per_class"][k]["name"] == display[k]);
+    CHECK(ej["per_class"][k]["images"] == 1);
+  }
+  // A folder the model was not trained on is named.
+  fs::create_directories(tmp.path / "data" / "val2" / "13");
+  fs::copy_file(tmp.path / "data" / "val" / "1" / "0000.png", tmp.path / "data" / "val2" / "13" / "0000.png");
+  Run bad = run_rtune(tmp.path, fmt::format("eval --weights {}/best.safetensors --data {}/val2", run, data));
+  CHECK(bad.rc == 1);
+  CHECK(bad.err.find("class folder '13' is not one of the model's class folders") != std::string::npos);
+
+  // Keys that are not exactly the folders: an error naming the folder without a key and the extra key.
+  names.erase("12");
+  names["13"] = "flower 13";
+  std::ofstream(tmp.path / "bad.json") << names.dump();
+  Run mis = run_rtune(tmp.path, fmt::format("train --data {} --classes {} --out {} {}", data,
+                                            (tmp.path / "bad.json").string(), (tmp.path / "bad").string(), common));
+  CHECK(mis.rc == 1);
+  CHECK(mis.err.find("folders with no key: 12") != std::string::npos);
+  CHECK(mis.err.find("keys with no folder: 13") != std::string::npos);
+  CHECK_FALSE(fs::exists(tmp.path / "bad" / "last.ckpt"));
+}
+
 TEST_CASE("demo --quick runs end to end and says where the report is") {
   test::TempDir tmp("e2e_demo");
   Run r = run_rtune(tmp.path, fmt::format("demo --quick --out {} --threads 2", (tmp.path / "demo").string()));

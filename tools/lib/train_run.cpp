@@ -115,7 +115,8 @@ bool is_dir(const std::string& p) { return !p.empty() && fs::is_directory(p); }
 struct Data {
   io::Dataset train, val;
   bool has_val = false;
-  std::vector<std::string> classes;
+  std::vector<std::string> classes;  // display names by label
+  std::vector<std::string> folders;  // ImageFolder: the class folders by label (eval matches them); else empty
   std::vector<std::string> notes;
 };
 
@@ -190,7 +191,12 @@ Data open_data(const TrainArgs& a) {
   if (a.val_split > 0) split_val(d, a.val_split, a.seed);
   int64_t n = d.train.num_classes();
   if (d.has_val) n = std::max(n, d.val.num_classes());
-  if (!a.classes.empty()) {
+  d.folders = d.train.classes;
+  if (!a.classes.empty() && !d.folders.empty()) {
+    ClassNames cn = names_for_folders(a.classes, d.folders);
+    d.classes = cn.names;
+    d.notes.push_back(cn.note);
+  } else if (!a.classes.empty()) {
     auto names = read_class_names(a.classes).names;
     if (int64_t(names.size()) < n) fail("--classes {}: {} names for {} classes", a.classes, names.size(), n);
     d.classes = names;
@@ -343,6 +349,7 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
 
   models::ModelInfo info;
   info.class_names = d.classes;
+  info.class_folders = d.folders;
   if (auto s = vp.output_size()) info.input_size = s->first;
   for (int c = 0; c < 3; ++c) info.mean[size_t(c)] = cfg.val_norm.mean[size_t(c)], info.std[size_t(c)] = cfg.val_norm.std[size_t(c)];
   info.source = a.weights.empty() ? "trained from scratch by rtune train" : "fine-tuned from " + fs::path(a.weights).filename().string();
