@@ -15,7 +15,7 @@ using json = nlohmann::json;
 const std::set<std::string>& reserved_keys() {
   static const std::set<std::string> k = {"format", "rtune_version", "arch",  "width", "num_classes",
                                           "class_names", "input_size", "mean", "std", "source",
-                                          "class_folders"};
+                                          "class_folders", "eval_transforms"};
   return k;
 }
 
@@ -109,6 +109,7 @@ std::map<std::string, std::string> info_to_metadata(const ModelInfo& info) {
   m["std"] = dump_json(json(info.std), "std");
   if (!info.source.empty()) m["source"] = info.source;
   if (!info.class_folders.empty()) m["class_folders"] = dump_json(json(info.class_folders), "class_folders");
+  if (!info.eval_transforms.empty()) m["eval_transforms"] = info.eval_transforms;
   return m;
 }
 
@@ -141,6 +142,7 @@ ModelInfo info_from_metadata(const std::map<std::string, std::string>& meta, con
               "model file {}: metadata lists {} class names but num_classes is {}", label, info.class_names.size(),
               info.num_classes);
   if (auto it = meta.find("source"); it != meta.end()) info.source = it->second;
+  if (auto it = meta.find("eval_transforms"); it != meta.end()) info.eval_transforms = it->second;
   for (auto& [k, v] : meta)
     if (!reserved_keys().count(k)) info.extra[k] = v;
   return info;

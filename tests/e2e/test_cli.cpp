@@ -370,6 +370,42 @@ TEST_CASE("--classes cat_to_name.json keyed by folder name: each folder keeps it
   CHECK_FALSE(fs::exists(tmp.path / "bad" / "last.ckpt"));
 }
 
+TEST_CASE("eval and predict use the training run's validation transforms from the model file: eval reproduces the log") {
+  test::TempDir tmp("e2e_val_tf");
+  test::make_shapes(tmp.path / "data", 6, 6, 48);
+  // Not the preset for 32 px (resize=36): resize=40, and no normalize (validation then used the training's).
+  const std::string vtf = "resize=40,center_crop=32";
+  const fs::path run = tmp.path / "run";
+  Run r = run_rtune(tmp.path, fmt::format("train --data {} --out {} --pretrained none --width 4 --epochs 2 --batch 8 "
+                                          "--threads 2 --no-progress --device cpu --transforms random_crop=32,{} "
+                                          "--val-transforms {}", (tmp.path / "data").string(), run.string(), kNorm, vtf));
+  INFO(r.out, r.err);
+  REQUIRE(r.rc == 0);
+  CHECK(models::read_weight_file(run / "best.safetensors").metadata.at("eval_transforms") == vtf);
+  auto epochs = read_jsonl(run / "metrics.jsonl");
+  nlohmann::json best;
+  for (auto& e : epochs)
+    if (best.is_null() || e["val_top1"].get<double>() > best["val_top1"].get<double>()) best = e;  // the first best, as saved
+  Run ev = run_rtune(tmp.path, fmt::format("eval --weights {} --data {} --json --threads 2", (run / "best.safetensors").string(),
+                                           (tmp.path / "data" / "val").string()));
+  INFO(ev.err);
+  REQUIRE(ev.rc == 0);
+  auto ej = nlohmann::json::parse(ev.out);
+  CHECK(ej["top1"].get<double>() == doctest::Approx(best["val_top1"].get<double>()).epsilon(1e-12));
+  CHECK(ej["loss"].get<double>() == doctest::Approx(best["val_loss"].get<double>()).epsilon(1e-6));
+  // The preset the metadata's input size implies gives other inputs, hence another loss: the check above can fail.
+  Run preset = run_rtune(tmp.path, fmt::format("eval --weights {} --data {} --json --threads 2 --transforms "
+                                               "resize=36,center_crop=32,{}", (run / "best.safetensors").string(),
+                                               (tmp.path / "data" / "val").string(), kNorm));
+  REQUIRE(preset.rc == 0);
+  CHECK(nlohmann::json::parse(preset.out)["loss"].get<double>() !=
+        doctest::Approx(best["val_loss"].get<double>()).epsilon(1e-6));
+  Run pr = run_rtune(tmp.path, fmt::format("predict --weights {} {} --json", (run / "best.safetensors").string(),
+                                           (tmp.path / "data" / "val" / "circle" / "0000.png").string()));
+  REQUIRE(pr.rc == 0);
+  CHECK(nlohmann::json::parse(pr.out)["transforms"] == vtf);
+}
+
 TEST_CASE("demo --quick runs end to end and says where the report is") {
   test::TempDir tmp("e2e_demo");
   Run r = run_rtune(tmp.path, fmt::format("demo --quick --out {} --threads 2", (tmp.path / "demo").string()));

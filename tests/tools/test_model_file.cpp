@@ -23,6 +23,7 @@ models::ModelInfo tiny_info() {
   models::ModelInfo info;
   for (int i = 0; i < 10; ++i) info.class_names.push_back(i == 3 ? "fire lily \xE2\x9C\xBF" : "class " + std::to_string(i));
   for (int i = 0; i < 10; ++i) info.class_folders.push_back(std::to_string(i + 1));
+  info.eval_transforms = "resize=72,center_crop=64";
   info.input_size = 64;
   info.mean = {0.5, 0.25, 0.125};
   info.std = {0.2, 0.3, 0.4};
@@ -58,6 +59,7 @@ TEST_CASE("model file: save -> load is bit-exact and keeps the metadata") {
   CHECK(info.num_classes == 10);
   CHECK(info.class_names == tiny_info().class_names);
   CHECK(info.class_folders == tiny_info().class_folders);
+  CHECK(info.eval_transforms == "resize=72,center_crop=64");
   CHECK(info.input_size == 64);
   CHECK(info.mean == tiny_info().mean);
   CHECK(info.std == tiny_info().std);

@@ -190,7 +190,7 @@ ConvertResult convert_model(const ConvertOptions& o) {
   r.notes = lm.report.notes;
   r.info = lm.info;
   r.info.source = rtune_meta && !lm.info.source.empty() ? lm.info.source : o.input.filename().string();
-  if (o.input_size > 0) r.info.input_size = o.input_size;
+  if (o.input_size > 0) r.info.input_size = o.input_size, r.info.eval_transforms.clear();  // the new size's preset
   if (!o.classes.empty()) {
     ClassNames cn = read_class_names(o.classes);
     RTUNE_CHECK(int64_t(cn.names.size()) == r.info.num_classes,

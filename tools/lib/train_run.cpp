@@ -350,6 +350,7 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
   models::ModelInfo info;
   info.class_names = d.classes;
   info.class_folders = d.folders;
+  info.eval_transforms = vtf;  // eval/predict reproduce the logged validation accuracy from the file alone
   if (auto s = vp.output_size()) info.input_size = s->first;
   for (int c = 0; c < 3; ++c) info.mean[size_t(c)] = cfg.val_norm.mean[size_t(c)], info.std[size_t(c)] = cfg.val_norm.std[size_t(c)];
   info.source = a.weights.empty() ? "trained from scratch by rtune train" : "fine-tuned from " + fs::path(a.weights).filename().string();
