@@ -1,7 +1,8 @@
 // A transform pipeline (T.Compose of the transforms in random.h, then ToTensor + Normalize) built
 // from a compact spec string, e.g.
 //   resize=300,rotate=45,center_crop=224,hflip,vflip,grayscale=0.1,normalize=imagenet
-// Presets: imagenet-train, imagenet-eval, cifar-train (usable alone or as a token).
+// Presets: imagenet-train, imagenet-eval, cifar-train, cifar-eval (usable alone or as a token; all normalise
+// with ImageNet's statistics).
 #pragma once
 #include <optional>
 #include <string>

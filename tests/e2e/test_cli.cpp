@@ -406,6 +406,60 @@ TEST_CASE("eval and predict use the training run's validation transforms from th
   CHECK(nlohmann::json::parse(pr.out)["transforms"] == vtf);
 }
 
+TEST_CASE("weights whose head has the data's class count: the kept head is said, with how to replace it") {
+  test::TempDir tmp("e2e_head_kept");
+  make_numbered_folders(tmp.path, 10);  // tiny_resnet18.pth has 10 outputs
+  const std::string pth = fs::path(RTUNE_SOURCE_DIR) / "tests/fixtures/tiny_resnet18.pth";
+  const std::string common = fmt::format("train --data {} --weights {} --epochs 1 --image-size 16 --batch 5 --threads 2 "
+                                         "--no-progress --device cpu", (tmp.path / "data").string(), pth);
+  Run kept = run_rtune(tmp.path, common + " --out " + (tmp.path / "kept").string());
+  INFO(kept.out, kept.err);
+  REQUIRE(kept.rc == 0);
+  CHECK(kept.out.find("kept the weights' 10-class head") != std::string::npos);
+  CHECK(kept.out.find("--reset-head") != std::string::npos);
+  Run reset = run_rtune(tmp.path, common + " --reset-head --out " + (tmp.path / "reset").string());
+  INFO(reset.out, reset.err);
+  REQUIRE(reset.rc == 0);
+  CHECK(reset.out.find("new 10-class head") != std::string::npos);
+  CHECK(reset.out.find("kept the weights'") == std::string::npos);
+}
+
+TEST_CASE("train and validation normalised differently: a warning naming both; the README's CIFAR recipe runs clean") {
+  test::TempDir tmp("e2e_norm_warn");
+  test::make_shapes(tmp.path / "data", 2, 1, 32);
+  const std::string pth = fs::path(RTUNE_SOURCE_DIR) / "tests/fixtures/tiny_resnet18.pth";
+  int n = 0;
+  auto train = [&](const std::string& extra) {
+    return run_rtune(tmp.path, fmt::format("train --data {} --weights {} --batch 8 --threads 2 --no-progress "
+                                           "--device cpu --out {} {}", (tmp.path / "data").string(), pth,
+                                           (tmp.path / ("o" + std::to_string(n++))).string(), extra));
+  };
+  Run unnormalised = train("--epochs 1 --transforms random_crop=32:pad=4:reflect,hflip "
+                           "--val-transforms center_crop=32,normalize=imagenet");
+  INFO(unnormalised.err);
+  REQUIRE(unnormalised.rc == 0);
+  CHECK(unnormalised.err.find("warning: training transforms 'random_crop=32:pad=4:reflect,hflip' do not normalise") !=
+        std::string::npos);
+  CHECK(unnormalised.err.find("'center_crop=32,normalize=imagenet' use normalize=imagenet") != std::string::npos);
+
+  Run differ = train("--epochs 1 --transforms random_crop=32," + kNorm + " --val-transforms center_crop=32,normalize=imagenet");
+  INFO(differ.err);
+  REQUIRE(differ.rc == 0);
+  CHECK(differ.err.find("use normalize=0.5:0.5:0.5/0.25:0.25:0.25 but validation transforms") != std::string::npos);
+  CHECK(differ.err.find("use normalize=imagenet") != std::string::npos);
+
+  // The README's CIFAR example (fixture weights, fewer epochs): presets that normalise alike, no warning.
+  Run cifar = train("--transforms cifar-train --val-transforms cifar-eval --freeze backbone --unfreeze-at 1 "
+                    "--sched plateau:patience=2 --epochs 2");
+  INFO(cifar.out, cifar.err);
+  REQUIRE(cifar.rc == 0);
+  CHECK(cifar.err.find("warning") == std::string::npos);
+  // The same val pipeline without normalize inherits the training's: nothing to warn about.
+  Run inherit = train("--epochs 1 --transforms cifar-train --val-transforms center_crop=32");
+  REQUIRE(inherit.rc == 0);
+  CHECK(inherit.err.find("warning") == std::string::npos);
+}
+
 TEST_CASE("demo --quick runs end to end and says where the report is") {
   test::TempDir tmp("e2e_demo");
   Run r = run_rtune(tmp.path, fmt::format("demo --quick --out {} --threads 2", (tmp.path / "demo").string()));

@@ -208,6 +208,28 @@ Data open_data(const TrainArgs& a) {
   return d;
 }
 
+// ---------------------------------------------------------------- normalisation
+
+std::string norm_str(const io::Normalize& n) {
+  if (n.mean == io::kImageNetNormalize.mean && n.std == io::kImageNetNormalize.std) return "normalize=imagenet";
+  return fmt::format("normalize={}:{}:{}/{}:{}:{}", n.mean[0], n.mean[1], n.mean[2], n.std[0], n.std[1], n.std[2]);
+}
+
+// Training and validation inputs normalised differently make validation measure another input
+// distribution than the one the model learns on (e.g. cifar-train without normalize beside
+// normalize=imagenet): say so, naming both. A val pipeline without normalize uses the training's.
+std::string normalisation_mismatch(const std::string& tf, const io::Pipeline& tp, const std::string& vtf,
+                                   const io::Pipeline& vp) {
+  if (!vp.normalize) return {};
+  if (!tp.normalize)
+    return fmt::format("training transforms '{}' do not normalise (ToTensor only: pixels in [0, 1]) but validation "
+                       "transforms '{}' use {}; add the same normalize to both", tf, vtf, norm_str(*vp.normalize));
+  if (tp.normalize->mean != vp.normalize->mean || tp.normalize->std != vp.normalize->std)
+    return fmt::format("training transforms '{}' use {} but validation transforms '{}' use {}; use the same normalize "
+                       "in both", tf, norm_str(*tp.normalize), vtf, norm_str(*vp.normalize));
+  return {};
+}
+
 // ---------------------------------------------------------------- progress
 
 std::string hms(double s) {
@@ -277,7 +299,7 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
 
   // Model: pretrained (head replaced when the class count differs) or from scratch.
   std::unique_ptr<models::ResNet> model;
-  std::string model_note;
+  std::string model_note, head_note;
   if (!a.weights.empty() && a.weights != "none") {
     models::LoadedModel lm = models::load_model(a.weights, {.arch = "", .num_classes = num_classes,
                                                             .replace_head = true, .head_seed = a.seed});
@@ -285,8 +307,15 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
       fail("--arch {} but --weights {} holds a {}", a.arch, a.weights, lm.info.arch);
     model = std::move(lm.model);
     if (a.reset_head && !lm.report.head_replaced) model->reset_head(num_classes, a.seed);
+    const bool new_head = lm.report.head_replaced || a.reset_head;
     model_note = fmt::format("{} (width {}) from {}{}", lm.info.arch, lm.info.width, a.weights,
-                             lm.report.head_replaced || a.reset_head ? fmt::format(", new {}-class head", num_classes) : "");
+                             new_head ? fmt::format(", new {}-class head", num_classes) : "");
+    // The same class count keeps the trained head: right when continuing on the same classes, a silent
+    // surprise when the data are new classes that merely number the same.
+    if (!new_head)
+      head_note = fmt::format("  kept the weights' {}-class head (the data have as many classes); its outputs "
+                                "start as the weights' classes. For new classes, start a new head with --reset-head",
+                                num_classes);
   } else {
     const std::string arch = a.arch.empty() ? "resnet18" : a.arch;
     models::arch_layers(arch);
@@ -301,6 +330,8 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
   io::Pipeline tp = io::parse_pipeline(tf), vp = io::parse_pipeline(vtf);
   if (!tp.output_size()) fail("--transforms '{}' does not end in a fixed size (add a crop)", tf);
   if (!vp.output_size()) fail("--val-transforms '{}' does not end in a fixed size (add center_crop=S)", vtf);
+  if (std::string w = normalisation_mismatch(tf, tp, vtf, vp); !w.empty() && d.has_val)
+    std::fprintf(stderr, "warning: %s\n", w.c_str());
   io::LoaderOptions lo;
   lo.batch_size = int(a.batch);
   lo.threads = a.threads;
@@ -335,6 +366,7 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
     say(io, fmt::format("resuming {} after epoch {} of {}", dir.string(), trainer.epoch(), a.epochs));
   } else {
     say(io, fmt::format("model: {}", model_note));
+    if (!head_note.empty()) say(io, head_note);
   }
   say(io, fmt::format("data: {} classes, {} training images{}", num_classes, d.train.samples.size(),
                       d.has_val ? fmt::format(", {} validation images", d.val.samples.size()) : std::string()));
