@@ -268,6 +268,11 @@ TEST_CASE("bad arguments are usage errors naming the problem") {
       {"predict --topk 3 x.png", "--weights"},
       {"eval --weights /nonexistent.safetensors --data " + d, "nonexistent"},
       {"demo --size 4", "--size"},
+      // mistyped subcommands and flags: the nearest name is suggested
+      {"trian --data " + d, "rtune: 'trian' is not a command; did you mean 'train'?"},
+      {"train --data " + d + " --out " + out + " --epoch 3", "rtune train: unknown option '--epoch'; did you mean '--epochs'?"},
+      {"train --data " + d + " --out " + out + " --val-transform=center_crop=16", "did you mean '--val-transforms'?"},
+      {"eval --wieghts m.safetensors --data " + d, "did you mean '--weights'?"},
   };
   for (const auto& c : cases) {
     CAPTURE(c.args);
@@ -293,6 +298,18 @@ TEST_CASE("--device cuda in a build without CUDA: a clear error, no silent CPU r
     CHECK(r.err.find("--device cpu") != std::string::npos);
     CHECK_FALSE(fs::exists(tmp.path / "o" / "last.ckpt"));
   }
+}
+#endif
+
+#if !defined(RTUNE_TEST_HAS_CUDA)
+TEST_CASE("--device auto without a usable GPU says it uses the CPU") {
+  test::TempDir tmp("e2e_auto");
+  test::make_shapes(tmp.path / "data", 2, 1, 16);
+  Run r = run_rtune(tmp.path, fmt::format("train --data {} --out {} --pretrained none --width 4 --epochs 1 --image-size 16 "
+                                          "--device auto --no-progress", (tmp.path / "data").string(), (tmp.path / "o").string()));
+  INFO(r.out, r.err);
+  REQUIRE(r.rc == 0);
+  CHECK(r.out.find("device: cpu (auto: no CUDA GPU found, using the CPU") != std::string::npos);
 }
 #endif
 

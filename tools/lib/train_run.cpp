@@ -81,7 +81,12 @@ Device resolve_device(const std::string& spec, std::string* note) {
       if (note) *note = "auto: cuda:0";
       return Device::cuda(0);
     }
-    if (note) *note = fmt::format("auto: {}", why);
+    // Say plainly that the CPU was chosen and why; the backend's message ends in advice for --device cuda.
+    if (note)
+      *note = why.find("no CUDA GPU found") != std::string::npos ? "auto: no CUDA GPU found, using the CPU"
+              : why.find("built without CUDA") != std::string::npos
+                  ? "auto: no CUDA GPU found, using the CPU (this rtune was built without CUDA)"
+                  : fmt::format("auto: cuda:0 is not usable, using the CPU ({})", why);
     return Device::cpu();
   }
   Device d;
