@@ -112,7 +112,7 @@ void register_eval(CLI::App& app) {
   auto* l = sub->add_option("--list", o->list, "list file of 'relative/path label' lines")->check(CLI::ExistingFile);
   d->excludes(l);
   sub->add_option("--list-root", o->list_root, "folder the list's paths are relative to");
-  sub->add_option("--transforms", o->transforms, "transforms instead of the model file's (its training run's --val-transforms, else resize + center crop for its input size)");
+  sub->add_option("--transforms", o->transforms, "transforms instead of the model file's (its training run's --val-transforms, else resize + center crop for its input size; syntax: rtune train --help)");
   sub->add_option("--batch", o->batch, "batch size (32)")->check(CLI::PositiveNumber);
   sub->add_option("--threads", o->threads, "decoding threads (0 = all cores)");
   sub->add_option("--device", o->device, "auto | cpu | cuda | cuda:N (auto)");

@@ -45,7 +45,11 @@ void register_train(CLI::App& app) {
       "      --wd 1e-4 --sched onecycle:max_lr=0.01 --clip-value 1 --epochs 10 --out runs/r50\n"
       "  rtune train --resume runs/r50 [--epochs 20]\n"
       "Run folder: best.safetensors (model file, best val top-1), last.ckpt (resumable state), metrics.jsonl,\n"
-      "metrics.csv, report.html.");
+      "metrics.csv, report.html.\n\n"
+      "--transforms / --val-transforms: each must end in a fixed size (a crop, or resize=HxW); default:\n"
+      "random_resized_crop=S,hflip,normalize=imagenet / resize=S*256/224,center_crop=S,normalize=imagenet\n"
+      "(S = --image-size). A val pipeline without normalize uses the training's.\n" +
+      std::string(io::pipeline_usage()));
   auto g_data = "Data";
   sub->add_option("--data", a->data, "image folder (one sub-folder per class; DIR/train + DIR/val are used when present)")
       ->group(g_data);
@@ -62,7 +66,8 @@ void register_train(CLI::App& app) {
                   "class index, a JSON list, or text with one name per line (index / line order = the folders sorted "
                   "by name, or the list file's labels)")
       ->group(g_data);
-  sub->add_option("--transforms", a->transforms, "training transforms, e.g. random_resized_crop=224,hflip,normalize=imagenet")
+  sub->add_option("--transforms", a->transforms,
+                  "training transforms, e.g. random_resized_crop=224,hflip,normalize=imagenet (syntax below)")
       ->group(g_data);
   sub->add_option("--val-transforms", a->val_transforms, "validation transforms, e.g. resize=256,center_crop=224,normalize=imagenet")
       ->group(g_data);
@@ -90,10 +95,20 @@ void register_train(CLI::App& app) {
   sub->add_flag("--reset-head", a->reset_head, "re-initialise fc even if the class count matches")->group(g_model);
   sub->add_option("--freeze", (*s)["freeze"], "none | backbone | until=layer3 | PREFIX,PREFIX (none)")->group(g_model);
   sub->add_option("--frozen-bn", (*s)["frozen_bn"],
-                  "BatchNorm in frozen parts: eval (default: running statistics, never updated) or train")
+                  "BatchNorm layers whose weights --freeze freezes: eval (default) normalises with the running "
+                  "statistics and never updates them (torchvision's FrozenBatchNorm2d, a backbone in .eval()); train "
+                  "uses batch statistics and updates the running ones, which is what a tutorial that only sets "
+                  "requires_grad=False and calls model.train() does (use it to reproduce such a tutorial)")
       ->group(g_model);
-  sub->add_option("--unfreeze-at", a->train.unfreeze_at, "freeze for this many epochs, then train every layer (needs --freeze)")->group(g_model);
-  sub->add_option("--unfreeze-lr", a->train.unfreeze_lr, "head LR after unfreezing (default: --lr / 10)")->group(g_model);
+  sub->add_option("--unfreeze-at", a->train.unfreeze_at,
+                  "freeze for this many epochs (needs --freeze), then train every layer with a fresh optimizer "
+                  "(momentum / Adam state start again) at --unfreeze-lr, the --sched schedule restarted over the "
+                  "remaining epochs, and no BatchNorm layer frozen")
+      ->group(g_model);
+  sub->add_option("--unfreeze-lr", a->train.unfreeze_lr,
+                  "LR after unfreezing: the head's, and the backbone stages' times their --lr-mult (without "
+                  "--lr-mult: the same LR for every layer); default --lr / 10")
+      ->group(g_model);
 
   auto g_opt = "Optimisation";
   auto& o = a->train.opt;

@@ -477,6 +477,15 @@ TEST_CASE("train and validation normalised differently: a warning naming both; t
   CHECK(inherit.err.find("warning") == std::string::npos);
 }
 
+TEST_CASE("train --help documents the transform syntax, --frozen-bn and what --unfreeze-at does") {
+  test::TempDir tmp("e2e_help");
+  Run r = run_rtune(tmp.path, "train --help");
+  REQUIRE(r.rc == 0);
+  for (const char* says : {"transform spec: comma-separated tokens", "cifar-eval (center_crop=32,normalize=imagenet)",
+                           "model.train()", "fresh optimizer", "schedule restarted over the", "--lr-mult"})
+    CHECK_MESSAGE(r.out.find(says) != std::string::npos, says);
+}
+
 TEST_CASE("demo --quick runs end to end and says where the report is") {
   test::TempDir tmp("e2e_demo");
   Run r = run_rtune(tmp.path, fmt::format("demo --quick --out {} --threads 2", (tmp.path / "demo").string()));
