@@ -46,7 +46,8 @@ void register_train(CLI::App& app) {
       "  rtune train --resume runs/r50 [--epochs 20]\n"
       "Run folder: best.safetensors (model file, best val top-1), last.ckpt (resumable state), metrics.jsonl,\n"
       "metrics.csv, report.html.\n\n"
-      "--transforms / --val-transforms: each must end in a fixed size (a crop, or resize=HxW); default:\n"
+      "--transforms / --val-transforms: each must end in a fixed size (a crop, or resize=HxW), or in resize=S\n"
+      "(square images only: the first other one stops the run, named); default:\n"
       "random_resized_crop=S,hflip,normalize=imagenet / resize=S*256/224,center_crop=S,normalize=imagenet\n"
       "(S = --image-size). A val pipeline without normalize uses the training's.\n" +
       std::string(io::pipeline_usage()));

@@ -252,6 +252,13 @@ std::optional<std::pair<int, int>> Pipeline::output_size() const {
   return size;
 }
 
+std::optional<std::pair<int, int>> Pipeline::batch_size() const {
+  if (auto size = output_size()) return size;
+  for (auto t = transforms.rbegin(); t != transforms.rend(); ++t)  // the last transform that sets the size
+    if (auto* r = std::get_if<Resize>(&*t)) return std::pair{r->size, r->size};
+  return std::nullopt;
+}
+
 DecodeHint Pipeline::decode_hint() const {
   DecodeHint h;
   if (transforms.empty()) return h;

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include "engine/train/synthetic.h"
 #include "io/checkpoint.h"
+#include "io/report/png.h"
 #include "io/safetensors.h"
 #include "models/weights.h"
 #include "tests/e2e/json_schema.h"
@@ -484,6 +485,28 @@ TEST_CASE("train --help documents the transform syntax, --frozen-bn and what --u
   for (const char* says : {"transform spec: comma-separated tokens", "cifar-eval (center_crop=32,normalize=imagenet)",
                            "model.train()", "fresh optimizer", "schedule restarted over the", "--lr-mult"})
     CHECK_MESSAGE(r.out.find(says) != std::string::npos, says);
+}
+
+TEST_CASE("--val-transforms resize=S (torchvision's Resize(S)) trains on square images; a non-square one stops it, named") {
+  test::TempDir tmp("e2e_resize_s");
+  test::make_shapes(tmp.path / "data", 2, 1, 32);  // square images
+  const std::string args = fmt::format("train --data {} --pretrained none --width 4 --epochs 1 --batch 4 --threads 2 "
+                                       "--no-progress --device cpu --transforms random_crop=24,normalize=imagenet "
+                                       "--val-transforms resize=24,normalize=imagenet", (tmp.path / "data").string());
+  Run ok = run_rtune(tmp.path, args + " --out " + (tmp.path / "ok").string());
+  INFO(ok.out, ok.err);
+  REQUIRE(ok.rc == 0);
+  // eval from the model file uses the recorded resize=24 on the same square images.
+  Run ev = run_rtune(tmp.path, fmt::format("eval --weights {} --data {} --json", (tmp.path / "ok" / "best.safetensors").string(),
+                                           (tmp.path / "data" / "val").string()));
+  INFO(ev.err);
+  CHECK(ev.rc == 0);
+
+  io::write_png(tmp.path / "data" / "val" / "circle" / "wide.png", io::Image(20, 30));
+  Run bad = run_rtune(tmp.path, args + " --out " + (tmp.path / "bad").string());
+  CHECK(bad.rc == 1);
+  CHECK(bad.err.find("wide.png: resize=24 gives 24x36 for this non-square image") != std::string::npos);
+  CHECK(bad.err.find("center_crop=24") != std::string::npos);
 }
 
 TEST_CASE("demo --quick runs end to end and says where the report is") {

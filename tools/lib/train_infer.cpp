@@ -33,7 +33,7 @@ InferenceModel load_inference_model(const fs::path& weights, const std::string& 
     if (!recorded) throw;
     fail("model file {}: its metadata 'eval_transforms' does not parse: {}", weights.string(), e.what());
   }
-  if (!m.pipeline.output_size()) fail("transforms '{}' do not end in a fixed size (add center_crop=S)", m.transforms);
+  if (!m.pipeline.batch_size()) fail("transforms '{}' do not end in a fixed size (add center_crop=S)", m.transforms);
   // A recorded pipeline without normalize was validated with the training run's normalisation, which the
   // metadata's mean/std hold.
   io::Normalize from_info;

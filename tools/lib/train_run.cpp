@@ -333,8 +333,9 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
   const std::string tf = a.transforms.empty() ? default_train_transforms(a.image_size) : a.transforms;
   const std::string vtf = a.val_transforms.empty() ? default_eval_transforms(a.image_size) : a.val_transforms;
   io::Pipeline tp = io::parse_pipeline(tf), vp = io::parse_pipeline(vtf);
-  if (!tp.output_size()) fail("--transforms '{}' does not end in a fixed size (add a crop)", tf);
-  if (!vp.output_size()) fail("--val-transforms '{}' does not end in a fixed size (add center_crop=S)", vtf);
+  // resize=S last is accepted as torchvision's Resize(S) is: the loader stops at the first non-square image.
+  if (!tp.batch_size()) fail("--transforms '{}' does not end in a fixed size (add a crop)", tf);
+  if (!vp.batch_size()) fail("--val-transforms '{}' does not end in a fixed size (add center_crop=S)", vtf);
   if (std::string w = normalisation_mismatch(tf, tp, vtf, vp); !w.empty() && d.has_val)
     std::fprintf(stderr, "warning: %s\n", w.c_str());
   io::LoaderOptions lo;
@@ -388,7 +389,7 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
   info.class_names = d.classes;
   info.class_folders = d.folders;
   info.eval_transforms = vtf;  // eval/predict reproduce the logged validation accuracy from the file alone
-  if (auto s = vp.output_size()) info.input_size = s->first;
+  if (auto s = vp.batch_size()) info.input_size = s->first;
   for (int c = 0; c < 3; ++c) info.mean[size_t(c)] = cfg.val_norm.mean[size_t(c)], info.std[size_t(c)] = cfg.val_norm.std[size_t(c)];
   info.source = a.weights.empty() ? "trained from scratch by rtune train" : "fine-tuned from " + fs::path(a.weights).filename().string();
 
