@@ -37,6 +37,7 @@ void register_train(CLI::App& app) {
   auto resume = std::make_shared<std::string>();
   auto betas = std::make_shared<std::vector<double>>();
   auto no_progress = std::make_shared<bool>(false);
+  auto budget = std::make_shared<std::string>();
   CLI::App* sub = app.add_subcommand("train", "Fine-tune a ResNet on a folder of images (or train one from scratch)");
   sub->footer(
       "Examples:\n"
@@ -145,23 +146,35 @@ void register_train(CLI::App& app) {
   sub->add_flag("--no-progress", *no_progress, "no progress bar even on a terminal");
   sub->add_option("--stop-after", a->stop_after, "stop once this many epochs are done; --resume continues (train in chunks)")
       ->check(CLI::PositiveNumber);
+  sub->add_option("--time-budget", *budget,
+                  "stop after the epoch past which another one (as long as the longest so far) would end beyond "
+                  "this much training time, e.g. 90s, 20m, 1.5h; the run folder stays resumable (--resume continues; "
+                  "a schedule does not shrink to fit)");
 
-  sub->callback([sub, a, s, resume, betas, no_progress] {
+  sub->callback([sub, a, s, resume, betas, no_progress, budget] {
     ensure_passive_omp_wait();
     a->progress = !*no_progress;
+    if (!budget->empty()) {
+      try {
+        a->time_budget_s = parse_duration(*budget);
+      } catch (const Error& e) {
+        throw CLI::ValidationError("--time-budget", e.what());
+      }
+    }
     if (!resume->empty()) {
       // The run's own arguments come from its checkpoint; only these may change.
       for (auto* opt : sub->get_options()) {
         const std::string n = opt->get_name();
         if (opt->count() && n != "--resume" && n != "--epochs" && n != "--device" && n != "--threads" && n != "--cache-mib" &&
-            n != "--no-progress" && n != "--stop-after" && n != "--help")
-          throw CLI::ValidationError(n, "cannot be changed when resuming (the run keeps its own settings); "
-                                        "only --epochs, --device, --threads, --cache-mib and --stop-after may be given with --resume");
+            n != "--no-progress" && n != "--stop-after" && n != "--time-budget" && n != "--help")
+          throw CLI::ValidationError(n, "cannot be changed when resuming (the run keeps its own settings); only --epochs, "
+                                        "--device, --threads, --cache-mib, --stop-after and --time-budget may be given "
+                                        "with --resume");
       }
       auto* ep = sub->get_option("--epochs");
       auto* dv = sub->get_option("--device");
       resume_training(*resume, ep->count() ? a->epochs : 0, dv->count() ? a->device : "", a->threads, a->cache_mib,
-                      a->stop_after);
+                      a->stop_after, a->time_budget_s);
       return;
     }
     if (a->out.empty()) throw CLI::RequiredError("--out");

@@ -269,6 +269,8 @@ TEST_CASE("bad arguments are usage errors naming the problem") {
       {"predict --topk 3 x.png", "--weights"},
       {"eval --weights /nonexistent.safetensors --data " + d, "nonexistent"},
       {"demo --size 4", "--size"},
+      {"train --data " + d + " --out " + out + " --time-budget 5x", "'5x' is not a duration"},
+      {"train --data " + d + " --out " + out + " --time-budget 0", "'0' is not a duration"},
       // mistyped subcommands and flags: the nearest name is suggested
       {"trian --data " + d, "rtune: 'trian' is not a command; did you mean 'train'?"},
       {"train --data " + d + " --out " + out + " --epoch 3", "rtune train: unknown option '--epoch'; did you mean '--epochs'?"},
@@ -507,6 +509,28 @@ TEST_CASE("--val-transforms resize=S (torchvision's Resize(S)) trains on square 
   CHECK(bad.rc == 1);
   CHECK(bad.err.find("wide.png: resize=24 gives 24x36 for this non-square image") != std::string::npos);
   CHECK(bad.err.find("center_crop=24") != std::string::npos);
+}
+
+TEST_CASE("--time-budget stops after the epoch past which another would not fit, resumable; a large one runs all") {
+  test::TempDir tmp("e2e_budget");
+  test::make_shapes(tmp.path / "data", 2, 1, 16);
+  const std::string args = fmt::format("train --data {} --pretrained none --width 4 --epochs 3 --image-size 16 --batch 8 "
+                                       "--threads 2 --no-progress --device cpu", (tmp.path / "data").string());
+  const fs::path run = tmp.path / "short";
+  // Any epoch takes longer than 1 ms: after epoch 1 another cannot fit.
+  Run r = run_rtune(tmp.path, args + " --time-budget 0.001s --out " + run.string());
+  INFO(r.out, r.err);
+  REQUIRE(r.rc == 0);
+  CHECK(r.out.find("stopped after epoch 1 of 3 (--time-budget 0.001s: another epoch") != std::string::npos);
+  CHECK(read_jsonl(run / "metrics.jsonl").size() == 1);
+  Run res = run_rtune(tmp.path, "train --resume " + run.string() + " --no-progress --time-budget 1h");
+  INFO(res.out, res.err);
+  REQUIRE(res.rc == 0);
+  CHECK(res.out.find("stopped after") == std::string::npos);
+  CHECK(read_jsonl(run / "metrics.jsonl").size() == 3);
+  Run all = run_rtune(tmp.path, args + " --time-budget 20m --out " + (tmp.path / "all").string());
+  REQUIRE(all.rc == 0);
+  CHECK(read_jsonl(tmp.path / "all" / "metrics.jsonl").size() == 3);
 }
 
 TEST_CASE("demo --quick runs end to end and says where the report is") {

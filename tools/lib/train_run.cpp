@@ -1,6 +1,7 @@
 #include "tools/lib/train_run.h"
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <unistd.h>
@@ -102,6 +103,22 @@ Device resolve_device(const std::string& spec, std::string* note) {
            "use --device cpu (rtune never falls back to the CPU on its own)", spec, why);
   }
   return d;
+}
+
+double parse_duration(const std::string& text) {
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  const std::string unit = text.substr(used);
+  const double scale = unit.empty() || unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : 0;
+  if (used == 0 || scale == 0 || !(v > 0) || !std::isfinite(v))
+    fail("'{}' is not a duration: expected a positive number of seconds, or with s, m or h (90s, 20m, 1.5h)",
+         printable(text));
+  return v * scale;
 }
 
 std::string default_train_transforms(int64_t size) {
@@ -445,7 +462,21 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
     io::write_metrics(dir, trainer.history());
     write_report();
   };
-  while (trainer.epoch() < a.epochs && (a.stop_after <= 0 || trainer.epoch() < a.stop_after)) trainer.run_epoch(hooks);
+  // --time-budget: stop once the next epoch, estimated by the longest so far (validation and
+  // checkpoint writes included), would end past the budget; the run folder stays resumable.
+  const auto t_train = Clock::now();
+  double longest_epoch = 0;
+  bool out_of_time = false;
+  while (trainer.epoch() < a.epochs && (a.stop_after <= 0 || trainer.epoch() < a.stop_after)) {
+    const auto t_epoch = Clock::now();
+    trainer.run_epoch(hooks);
+    longest_epoch = std::max(longest_epoch, std::chrono::duration<double>(Clock::now() - t_epoch).count());
+    const double spent = std::chrono::duration<double>(Clock::now() - t_train).count();
+    if (a.time_budget_s > 0 && trainer.epoch() < a.epochs && spent + longest_epoch > a.time_budget_s) {
+      out_of_time = true;
+      break;
+    }
+  }
   if (!fs::exists(outc.report)) write_report();
   outc.best_top1 = trainer.best_top1();
   outc.best_epoch = trainer.best_epoch();
@@ -453,8 +484,14 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
   outc.steps = trainer.steps();
   outc.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
   if (trainer.epoch() < a.epochs)
-    say(io, fmt::format("stopped after epoch {} of {} (--stop-after); continue with: rtune train --resume {}",
-                        trainer.epoch(), a.epochs, dir.string()));
+    say(io, fmt::format("stopped after epoch {} of {} ({}); continue with: rtune train --resume {}", trainer.epoch(),
+                        a.epochs,
+                        out_of_time ? fmt::format("--time-budget {}: another epoch (~{}) would end past it",
+                                                  a.time_budget_s < 60 ? fmt::format("{:g}s", a.time_budget_s)
+                                                                       : hms(a.time_budget_s),
+                                                  hms(longest_epoch))
+                                    : std::string("--stop-after"),
+                        dir.string()));
   say(io, fmt::format("done in {}: best {} top-1 {:.2f}% at epoch {}", hms(outc.seconds), d.has_val ? "val" : "train",
                       100 * outc.best_top1, outc.best_epoch));
   say(io, fmt::format("  model:   {}", outc.best.string()));
@@ -489,7 +526,7 @@ TrainOutcome run_training(const TrainArgs& args, const TrainIO& io) {
 }
 
 TrainOutcome resume_training(const fs::path& run_dir, int64_t epochs, const std::string& device, int threads,
-                             int64_t cache_mib, int64_t stop_after, const TrainIO& io) {
+                             int64_t cache_mib, int64_t stop_after, double time_budget_s, const TrainIO& io) {
   const fs::path last = run_dir / "last.ckpt";
   if (!fs::exists(last)) fail("--resume {}: no last.ckpt in that folder", run_dir.string());
   io::Checkpoint ck = io::load_checkpoint(last);
@@ -505,6 +542,7 @@ TrainOutcome resume_training(const fs::path& run_dir, int64_t epochs, const std:
   if (threads > 0) a.threads = threads;
   a.cache_mib = cache_mib;
   a.stop_after = stop_after;
+  a.time_budget_s = time_budget_s;
   return run_with_memory_advice(a, &ck, io);
 }
 
