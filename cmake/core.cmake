@@ -18,9 +18,24 @@ add_library(rtune_test_util STATIC tests/core/test_util.cpp)
 target_link_libraries(rtune_test_util PUBLIC rtune_core rtune_doctest_main)
 rtune_add_test(core_tensor SOURCES tests/core/test_tensor.cpp LIBS rtune_test_util)
 rtune_add_test(core_autograd SOURCES tests/core/test_autograd.cpp LIBS rtune_test_util)
-rtune_add_test(core_ops_forward SOURCES tests/core/test_ops_forward.cpp LIBS rtune_test_util nlohmann_json::nlohmann_json)
-rtune_add_test(core_gradcheck SOURCES tests/core/test_gradcheck_ops.cpp LIBS rtune_test_util)
-rtune_add_test(core_normalize_images SOURCES tests/core/test_normalize_images.cpp LIBS rtune_test_util)
+
+# One test per op, named for the kernels' stem (tests/ops/test_<stem>.cpp: ops_conv2d, ...), plus the
+# cases that span several ops (views, residual_block): forward values, float64 gradient checks and, with
+# a CUDA backend, CPU-vs-CUDA parity (RTUNE_TEST_HAS_CUDA). Those parity cases skip one by one where a
+# real-CUDA build finds no GPU, so the CPU cases still run. optim and device_memory hold CUDA cases only.
+set(RTUNE_OPS_TESTS conv2d batch_norm pool linear softmax elementwise images views residual_block)
+if(RTUNE_CUDA OR RTUNE_CUDA_SIM)
+  list(APPEND RTUNE_OPS_TESTS optim device_memory)
+endif()
+foreach(op ${RTUNE_OPS_TESTS})
+  rtune_add_test(ops_${op} SOURCES tests/ops/test_${op}.cpp LIBS rtune_test_util)
+  if(RTUNE_CUDA OR RTUNE_CUDA_SIM)
+    # rtune_cuda_test_util comes from cmake/cuda.cmake; CI runs the CUDA parity under ASan + UBSan too.
+    target_link_libraries(test_ops_${op} PRIVATE rtune_cuda_test_util)
+    target_compile_definitions(test_ops_${op} PRIVATE RTUNE_TEST_HAS_CUDA)
+    set_tests_properties(ops_${op} PROPERTIES LABELS asan)
+  endif()
+endforeach()
 
 # The optimizers' per-element rules (kernels/update_rules.h), clipping and the LR schedulers.
 rtune_add_test(optim_rules SOURCES tests/optim/test_optim_rules.cpp LIBS rtune_core)

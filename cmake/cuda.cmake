@@ -32,11 +32,10 @@ endif()
 target_link_libraries(rtune_core PUBLIC rtune_cuda)
 target_compile_definitions(rtune_core PRIVATE RTUNE_HAS_CUDA_BACKEND)
 
-# Parity and whole-model tests: run on the simulated device in the sim build; on a real GPU build they
-# run on hardware and exit 77 (skipped) where no device is present.
+# Whole-model tests (the per-op parity is in tests/ops, cmake/core.cmake): run on the simulated device in
+# the sim build; on a real GPU build they run on hardware and exit 77 (skipped) where no device is present.
 add_library(rtune_cuda_test_util INTERFACE)
 target_link_libraries(rtune_cuda_test_util INTERFACE rtune_cuda rtune_test_util)
-rtune_add_test(cuda_ops SOURCES tests/cuda/test_cuda_ops.cpp LIBS rtune_cuda_test_util)
 rtune_add_test(cuda_models SOURCES tests/cuda/test_cuda_models.cpp LIBS rtune_cuda_test_util rtune_finetune)
 if(RTUNE_CUDA_SIM)  # the stand-ins' call log and the simulated runtime's counters
   rtune_add_test(cuda_calllog SOURCES tests/cuda/test_cuda_calllog.cpp LIBS rtune_cuda_test_util rtune_finetune)
@@ -45,7 +44,7 @@ rtune_add_test(cuda_bf16 SOURCES tests/cuda/test_cuda_bf16.cpp LIBS rtune_cuda_t
 rtune_add_test(cuda_optim_multi SOURCES tests/cuda/test_cuda_optim_multi.cpp
                LIBS rtune_cuda_test_util rtune_finetune)
 # CI runs these under ASan + UBSan too (the root labels only cuda_sim*/cuda_standin*).
-foreach(t cuda_ops cuda_bf16 cuda_calllog cuda_models cuda_optim_multi)
+foreach(t cuda_bf16 cuda_calllog cuda_models cuda_optim_multi)
   if(TEST ${t})
     set_tests_properties(${t} PROPERTIES LABELS asan)
   endif()

@@ -58,30 +58,40 @@ ClassNames names_from_json(const nlohmann::json& j, const std::string& label) {
     return out;
   }
   RTUNE_CHECK(j.is_object(), "class names {}: expected a JSON list of names or an object keyed by class index", label);
+  RTUNE_CHECK(!j.empty(), "class names {}: the object is empty", label);
+  for (auto& [k, v] : j.items()) out.by_key.emplace_back(k, name_of(v, "'" + k + "'"));
+  // Keyed by class index? Otherwise the keys can only be folder names (see names_for_folders).
   std::map<int64_t, std::string> by_index;
-  for (auto& [k, v] : j.items()) {
+  for (auto& [k, name] : out.by_key) {
     int64_t idx = -1;
     auto [end, ec] = std::from_chars(k.data(), k.data() + k.size(), idx);
-    RTUNE_CHECK(ec == std::errc() && end == k.data() + k.size() && idx >= 0,
-                "class names {}: key '{}' is not a class index (expected \"0\", \"1\", …)", label, printable(k));
-    RTUNE_CHECK(by_index.emplace(idx, name_of(v, "'" + k + "'")).second, "class names {}: index {} appears twice", label, idx);
+    if (ec != std::errc() || end != k.data() + k.size() || idx < 0) {
+      out.not_indexed = fmt::format("class names {}: key '{}' is not a class index (expected \"0\", \"1\", …)", label,
+                                    printable(k));
+      return out;
+    }
+    RTUNE_CHECK(by_index.emplace(idx, name).second, "class names {}: index {} appears twice", label, idx);
   }
-  RTUNE_CHECK(!by_index.empty(), "class names {}: the object is empty", label);
   const int64_t n = int64_t(by_index.size());
   int64_t base = by_index.begin()->first;
   bool dense = by_index.rbegin()->first - base == n - 1;
-  RTUNE_CHECK(dense && (base == 0 || base == 1),
-              "class names {}: keys must be the class indices 0..{} (or 1..{}); they run {}..{} with {} entries", label,
-              n - 1, n, base, by_index.rbegin()->first, n);
+  if (!dense || (base != 0 && base != 1)) {
+    out.not_indexed = fmt::format("class names {}: keys must be the class indices 0..{} (or 1..{}); they run {}..{} with "
+                                  "{} entries", label, n - 1, n, base, by_index.rbegin()->first, n);
+    return out;
+  }
   if (base == 1)
     out.note = fmt::format("class names: keys 1..{} read as 1-based (index 0 = \"{}\")", n,
                            printable(by_index.begin()->second));
   for (auto& [i, name] : by_index) out.names.push_back(name);
   return out;
 }
-}  // namespace
 
-ClassNames read_class_names(const fs::path& path) {
+bool is_index_text(const std::string& s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return c >= '0' && c <= '9'; });
+}
+
+ClassNames parse_class_names(const fs::path& path) {
   std::string text = read_text(path);
   const std::string label = "'" + path.string() + "'";
   ClassNames out;
@@ -91,6 +101,8 @@ ClassNames read_class_names(const fs::path& path) {
     nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
     RTUNE_CHECK(!j.is_discarded(), "class names {}: not valid JSON", label);
     out = names_from_json(j, label);
+    for (auto& [k, name] : out.by_key) RTUNE_CHECK(!trim(name).empty(), "class names {}: the name of '{}' is empty", label, printable(k));
+    if (!out.not_indexed.empty()) return out;
   } else {
     std::vector<std::string> lines;
     std::istringstream in(text);
@@ -103,6 +115,53 @@ ClassNames read_class_names(const fs::path& path) {
   RTUNE_CHECK(!out.names.empty(), "class names {}: no names found", label);
   for (size_t i = 0; i < out.names.size(); ++i)
     RTUNE_CHECK(!trim(out.names[i]).empty(), "class names {}: name {} is empty", label, i);
+  return out;
+}
+}  // namespace
+
+ClassNames read_class_names(const fs::path& path) {
+  ClassNames out = parse_class_names(path);
+  RTUNE_CHECK(out.not_indexed.empty(), "{}", out.not_indexed);
+  return out;
+}
+
+ClassNames names_for_folders(const fs::path& path, const std::vector<std::string>& folders) {
+  ClassNames cn = parse_class_names(path);
+  const std::string label = "'" + path.string() + "'";
+  const size_t n = folders.size();
+  ClassNames out;
+  if (cn.by_key.empty()) {  // a list or a text file: by position over the sorted folders
+    RTUNE_CHECK(cn.names.size() == n, "class names {}: {} names for {} class folders", label, cn.names.size(), n);
+    out.names = cn.names;
+    out.note = fmt::format("class names: by position over the class folders sorted by name ('{}' = {})",
+                           printable(folders[0]), printable(cn.names[0]));
+    return out;
+  }
+  std::map<std::string, std::string> by_key(cn.by_key.begin(), cn.by_key.end());
+  std::vector<std::string> missing, extra;  // folders without a key, keys without a folder
+  for (const auto& f : folders)
+    if (!by_key.count(f)) missing.push_back(f);
+  const std::set<std::string> folder_set(folders.begin(), folders.end());
+  for (auto& [k, name] : cn.by_key)
+    if (!folder_set.count(k)) extra.push_back(k);
+  if (missing.empty() && extra.empty()) {
+    for (const auto& f : folders) out.names.push_back(by_key.at(f));
+    out.note = fmt::format("class names: matched to the {} class folders by folder name", n);
+    return out;
+  }
+  // Index keys are read by position only when they cannot be folder names: when a key names a folder
+  // or the folders are numbered, the file is keyed by folder and reading it by position would give
+  // folder "10" the name of another class (folders sort as text: "1", "10", "11", "2", …).
+  const bool looks_by_folder = extra.size() < cn.by_key.size() || std::all_of(folders.begin(), folders.end(), is_index_text);
+  if (looks_by_folder || !cn.not_indexed.empty())
+    fail("class names {}: its keys are not the class folders' names{}{}{}", label,
+         missing.empty() ? "" : fmt::format("; folders with no key: {}", printable_list(missing)),
+         extra.empty() ? "" : fmt::format("; keys with no folder: {}", printable_list(extra)),
+         looks_by_folder ? "" : fmt::format(" (nor class indices: {})", cn.not_indexed));
+  RTUNE_CHECK(cn.names.size() == n, "class names {}: {} names for {} class folders", label, cn.names.size(), n);
+  out.names = cn.names;
+  out.note = fmt::format("class names: keys read as class indices over the class folders sorted by name ('{}' = {}){}",
+                         printable(folders[0]), printable(cn.names[0]), cn.note.empty() ? "" : "; " + cn.note);
   return out;
 }
 
@@ -131,7 +190,7 @@ ConvertResult convert_model(const ConvertOptions& o) {
   r.notes = lm.report.notes;
   r.info = lm.info;
   r.info.source = rtune_meta && !lm.info.source.empty() ? lm.info.source : o.input.filename().string();
-  if (o.input_size > 0) r.info.input_size = o.input_size;
+  if (o.input_size > 0) r.info.input_size = o.input_size, r.info.eval_transforms.clear();  // the new size's preset
   if (!o.classes.empty()) {
     ClassNames cn = read_class_names(o.classes);
     RTUNE_CHECK(int64_t(cn.names.size()) == r.info.num_classes,

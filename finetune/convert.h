@@ -42,9 +42,17 @@ std::string describe(const ConvertResult& r, const ConvertOptions& o);
 // Class names from a text file (one per line) or JSON: a list, an object keyed by class index
 // ({"0": "cat", …}; keys 1..N are read as 1-based and noted), or ImageNet's {"0": ["n01440764", "tench"]}.
 struct ClassNames {
-  std::vector<std::string> names;
-  std::string note;  // e.g. "keys 1..102 read as 1-based class indices"
+  std::vector<std::string> names;  // by class index
+  std::string note;                // e.g. "keys 1..102 read as 1-based class indices"
+  std::vector<std::pair<std::string, std::string>> by_key;  // a JSON object's (key, name) entries; else empty
+  std::string not_indexed;         // why an object's keys are not class indices ("" when they are)
 };
 ClassNames read_class_names(const std::filesystem::path& path);
+// Display names for an ImageFolder's class folders (sorted by name), e.g. the PyTorch flowers tutorial's
+// cat_to_name.json {"1": "pink primrose", "10": "globe thistle", …}: an object whose keys are the folder
+// names maps by folder name; one whose keys name some folders (or with numbered folders) but not exactly
+// all of them is an error listing the folders without a key and the keys without a folder; other index
+// keys, lists and text files go by position over the sorted folders. The note says which was done.
+ClassNames names_for_folders(const std::filesystem::path& path, const std::vector<std::string>& folders);
 
 }  // namespace rtune::finetune

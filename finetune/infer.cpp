@@ -18,16 +18,28 @@ InferenceModel load_inference_model(const fs::path& weights, const std::string& 
   m.names = info.class_names;
   if (m.names.empty())
     for (int64_t i = 0; i < info.num_classes; ++i) m.names.push_back(std::to_string(i));
-  if (transforms.empty()) {
+  const bool recorded = transforms.empty() && !info.eval_transforms.empty();
+  if (!transforms.empty()) {
+    m.transforms = transforms;
+  } else if (recorded) {
+    m.transforms = info.eval_transforms;  // the training run's validation pipeline, exactly
+  } else {
     m.transforms = fmt::format("resize={},center_crop={},normalize={}:{}:{}/{}:{}:{}", info.input_size * 256 / 224,
                                info.input_size, info.mean[0], info.mean[1], info.mean[2], info.std[0], info.std[1],
                                info.std[2]);
-  } else {
-    m.transforms = transforms;
   }
-  m.pipeline = io::parse_pipeline(m.transforms);
-  if (!m.pipeline.output_size()) fail("transforms '{}' do not end in a fixed size (add center_crop=S)", m.transforms);
-  m.norm = m.pipeline.normalize.value_or(io::Normalize{});
+  try {
+    m.pipeline = io::parse_pipeline(m.transforms);
+  } catch (const Error& e) {
+    if (!recorded) throw;
+    fail("model file {}: its metadata 'eval_transforms' does not parse: {}", weights.string(), e.what());
+  }
+  if (!m.pipeline.batch_size()) fail("transforms '{}' do not end in a fixed size (add center_crop=S)", m.transforms);
+  // A recorded pipeline without normalize was validated with the training run's normalisation, which the
+  // metadata's mean/std hold.
+  io::Normalize from_info;
+  for (size_t c = 0; c < 3; ++c) from_info.mean[c] = float(info.mean[c]), from_info.std[c] = float(info.std[c]);
+  m.norm = m.pipeline.normalize.value_or(recorded ? from_info : io::Normalize{});
   m.loaded.model->to(device);
   m.loaded.model->eval();
   return m;

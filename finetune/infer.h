@@ -1,6 +1,6 @@
 // What `rtune eval` and `rtune predict` share: a model file loaded with the eval transforms its
-// metadata implies (Resize(S*256/224) + CenterCrop(S) + Normalize(mean, std), as torchvision's
-// ImageNet eval preset), batched inference with softmax scores, and image collection from paths.
+// metadata records (the training run's --val-transforms), or else implies (Resize(S*256/224) +
+// CenterCrop(S) + Normalize(mean, std), as torchvision's ImageNet eval preset), batched inference with softmax scores, and image collection from paths.
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -20,7 +20,7 @@ struct InferenceModel {
   std::vector<std::string> names;  // class names (metadata, or "0".."N-1")
   std::string transforms;          // the spec used
 };
-// `transforms` "" = from the metadata (input_size, mean, std).
+// `transforms` "" = from the metadata (eval_transforms, else input_size, mean, std).
 InferenceModel load_inference_model(const std::filesystem::path& weights, const std::string& transforms, Device device);
 
 struct Prediction {

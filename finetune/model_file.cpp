@@ -14,7 +14,8 @@ using json = nlohmann::json;
 // The keys save_model owns; ModelInfo::extra may not use them.
 const std::set<std::string>& reserved_keys() {
   static const std::set<std::string> k = {"format", "rtune_version", "arch",  "width", "num_classes",
-                                          "class_names", "input_size", "mean", "std", "source"};
+                                          "class_names", "input_size", "mean", "std", "source",
+                                          "class_folders", "eval_transforms"};
   return k;
 }
 
@@ -72,7 +73,21 @@ void validate(const ModelInfo& info, const std::string& label) {
               "model {}: {} class names for {} classes", label, info.class_names.size(), info.num_classes);
   RTUNE_CHECK(info.input_size <= kMaxInputSize, "model {}: input_size {} is over the limit of {} pixels", label,
               info.input_size, kMaxInputSize);
+  RTUNE_CHECK(info.class_folders.empty() || int64_t(info.class_folders.size()) == info.num_classes,
+              "model {}: {} class folders for {} classes", label, info.class_folders.size(), info.num_classes);
   for (double s : info.std) RTUNE_CHECK(s > 0, "model {}: std entries must be positive", label);
+}
+
+std::vector<std::string> parse_names(const std::string& text, const std::string& key, const std::string& label) {
+  json j = parse_json(text, key, label);
+  RTUNE_CHECK(j.is_array(), "model file {}: metadata '{}' must be a JSON array of strings", label, key);
+  std::vector<std::string> names;
+  for (const json& n : j) {
+    RTUNE_CHECK(n.is_string(), "model file {}: metadata '{}' must hold only strings, found {}", label, key,
+                printable(n.dump()));
+    names.push_back(n.get<std::string>());
+  }
+  return names;
 }
 
 int64_t feature_dim(const ModelInfo& info) { return info.width * 8 * (models::is_bottleneck_arch(info.arch) ? 4 : 1); }
@@ -95,6 +110,8 @@ std::map<std::string, std::string> info_to_metadata(const ModelInfo& info) {
   m["mean"] = dump_json(json(info.mean), "mean");
   m["std"] = dump_json(json(info.std), "std");
   if (!info.source.empty()) m["source"] = info.source;
+  if (!info.class_folders.empty()) m["class_folders"] = dump_json(json(info.class_folders), "class_folders");
+  if (!info.eval_transforms.empty()) m["eval_transforms"] = info.eval_transforms;
   return m;
 }
 
@@ -118,18 +135,18 @@ ModelInfo info_from_metadata(const std::map<std::string, std::string>& meta, con
               label, info.input_size, kMaxInputSize);
   info.mean = parse_triple(need(meta, "mean", label), "mean", label, false);
   info.std = parse_triple(need(meta, "std", label), "std", label, true);
-  const std::string& names = need(meta, "class_names", label);
-  json j = parse_json(names, "class_names", label);
-  RTUNE_CHECK(j.is_array(), "model file {}: metadata 'class_names' must be a JSON array of strings", label);
-  for (const json& n : j) {
-    RTUNE_CHECK(n.is_string(), "model file {}: metadata 'class_names' must hold only strings, found {}", label,
-                printable(n.dump()));
-    info.class_names.push_back(n.get<std::string>());
+  info.class_names = parse_names(need(meta, "class_names", label), "class_names", label);
+  if (auto it = meta.find("class_folders"); it != meta.end()) {
+    info.class_folders = parse_names(it->second, "class_folders", label);
+    RTUNE_CHECK(int64_t(info.class_folders.size()) == info.num_classes,
+                "model file {}: metadata lists {} class folders but num_classes is {}", label, info.class_folders.size(),
+                info.num_classes);
   }
   RTUNE_CHECK(info.class_names.empty() || int64_t(info.class_names.size()) == info.num_classes,
               "model file {}: metadata lists {} class names but num_classes is {}", label, info.class_names.size(),
               info.num_classes);
   if (auto it = meta.find("source"); it != meta.end()) info.source = it->second;
+  if (auto it = meta.find("eval_transforms"); it != meta.end()) info.eval_transforms = it->second;
   for (auto& [k, v] : meta)
     if (!reserved_keys().count(k)) info.extra[k] = v;
   return info;
@@ -224,6 +241,7 @@ LoadedModel load_model(WeightFile wf, const std::string& label, const LoadModelO
   if (classes != out.info.num_classes) {
     out.info.num_classes = classes;
     out.info.class_names.clear();
+    out.info.class_folders.clear();
   }
   out.model->eval();
   return out;

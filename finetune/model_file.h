@@ -6,6 +6,11 @@
 //   num_classes   fc outputs                    class_names    JSON array of strings ([] = unnamed)
 //   input_size    training/eval crop (224)      mean, std      JSON arrays of 3 numbers (ImageNet default)
 //   source        optional: what it was converted/fine-tuned from
+//   class_folders optional: JSON array, the ImageFolder class folder each output was trained on (the
+//                 names `rtune eval --data` matches folders by; class_names are then display names)
+//   eval_transforms optional: the validation transform spec of the training run (io/transforms/pipeline.h
+//                 syntax); eval/predict use it instead of the ImageNet-style preset for input_size, and
+//                 mean/std when it has no normalize
 // plus any further caller keys (ModelInfo::extra). Tensors are the torchvision state_dict names.
 #pragma once
 #include <array>
@@ -28,6 +33,8 @@ struct ModelInfo {
   std::string arch;  // "" = take it from the model (save) / the file (load)
   int64_t width = 64, num_classes = 1000;
   std::vector<std::string> class_names;  // empty, or exactly num_classes names
+  std::vector<std::string> class_folders;  // empty, or exactly num_classes folder names (optional key)
+  std::string eval_transforms;               // "" = not recorded (optional key)
   int64_t input_size = 224;
   std::array<double, 3> mean{0.485, 0.456, 0.406}, std{0.229, 0.224, 0.225};
   std::string source;                        // optional provenance ("" = not written)

@@ -1,6 +1,7 @@
 #include "finetune/train_run.h"
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <unistd.h>
@@ -82,7 +83,12 @@ Device resolve_device(const std::string& spec, std::string* note) {
       if (note) *note = "auto: cuda:0";
       return Device::cuda(0);
     }
-    if (note) *note = fmt::format("auto: {}", why);
+    // Say plainly that the CPU was chosen and why; the backend's message ends in advice for --device cuda.
+    if (note)
+      *note = why.find("no CUDA GPU found") != std::string::npos ? "auto: no CUDA GPU found, using the CPU"
+              : why.find("built without CUDA") != std::string::npos
+                  ? "auto: no CUDA GPU found, using the CPU (this rtune was built without CUDA)"
+                  : fmt::format("auto: cuda:0 is not usable, using the CPU ({})", why);
     return Device::cpu();
   }
   Device d;
@@ -98,6 +104,22 @@ Device resolve_device(const std::string& spec, std::string* note) {
            "use --device cpu (rtune never falls back to the CPU on its own)", spec, why);
   }
   return d;
+}
+
+double parse_duration(const std::string& text) {
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  const std::string unit = text.substr(used);
+  const double scale = unit.empty() || unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : 0;
+  if (used == 0 || scale == 0 || !(v > 0) || !std::isfinite(v))
+    fail("'{}' is not a duration: expected a positive number of seconds, or with s, m or h (90s, 20m, 1.5h)",
+         printable(text));
+  return v * scale;
 }
 
 std::string default_train_transforms(int64_t size) {
@@ -116,7 +138,8 @@ bool is_dir(const std::string& p) { return !p.empty() && fs::is_directory(p); }
 struct Data {
   io::Dataset train, val;
   bool has_val = false;
-  std::vector<std::string> classes;
+  std::vector<std::string> classes;  // display names by label
+  std::vector<std::string> folders;  // ImageFolder: the class folders by label (eval matches them); else empty
   std::vector<std::string> notes;
 };
 
@@ -191,7 +214,12 @@ Data open_data(const TrainArgs& a) {
   if (a.val_split > 0) split_val(d, a.val_split, a.seed);
   int64_t n = d.train.num_classes();
   if (d.has_val) n = std::max(n, d.val.num_classes());
-  if (!a.classes.empty()) {
+  d.folders = d.train.classes;
+  if (!a.classes.empty() && !d.folders.empty()) {
+    ClassNames cn = names_for_folders(a.classes, d.folders);
+    d.classes = cn.names;
+    d.notes.push_back(cn.note);
+  } else if (!a.classes.empty()) {
     auto names = read_class_names(a.classes).names;
     if (int64_t(names.size()) < n) fail("--classes {}: {} names for {} classes", a.classes, names.size(), n);
     d.classes = names;
@@ -201,6 +229,28 @@ Data open_data(const TrainArgs& a) {
   if (d.has_val && d.val.samples.empty()) fail("the validation set is empty");
   if (!d.has_val) d.notes.push_back("no validation set: best.safetensors is chosen by training accuracy");
   return d;
+}
+
+// ---------------------------------------------------------------- normalisation
+
+std::string norm_str(const io::Normalize& n) {
+  if (n.mean == io::kImageNetNormalize.mean && n.std == io::kImageNetNormalize.std) return "normalize=imagenet";
+  return fmt::format("normalize={}:{}:{}/{}:{}:{}", n.mean[0], n.mean[1], n.mean[2], n.std[0], n.std[1], n.std[2]);
+}
+
+// Training and validation inputs normalised differently make validation measure another input
+// distribution than the one the model learns on (e.g. cifar-train without normalize beside
+// normalize=imagenet): say so, naming both. A val pipeline without normalize uses the training's.
+std::string normalisation_mismatch(const std::string& tf, const io::Pipeline& tp, const std::string& vtf,
+                                   const io::Pipeline& vp) {
+  if (!vp.normalize) return {};
+  if (!tp.normalize)
+    return fmt::format("training transforms '{}' do not normalise (ToTensor only: pixels in [0, 1]) but validation "
+                       "transforms '{}' use {}; add the same normalize to both", tf, vtf, norm_str(*vp.normalize));
+  if (tp.normalize->mean != vp.normalize->mean || tp.normalize->std != vp.normalize->std)
+    return fmt::format("training transforms '{}' use {} but validation transforms '{}' use {}; use the same normalize "
+                       "in both", tf, norm_str(*tp.normalize), vtf, norm_str(*vp.normalize));
+  return {};
 }
 
 // ---------------------------------------------------------------- progress
@@ -272,7 +322,7 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
 
   // Model: pretrained (head replaced when the class count differs) or from scratch.
   std::unique_ptr<models::ResNet> model;
-  std::string model_note;
+  std::string model_note, head_note;
   if (!a.weights.empty() && a.weights != "none") {
     finetune::LoadedModel lm = finetune::load_model(a.weights, {.arch = "", .num_classes = num_classes,
                                                             .replace_head = true, .head_seed = a.seed});
@@ -280,8 +330,15 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
       fail("--arch {} but --weights {} holds a {}", a.arch, a.weights, lm.info.arch);
     model = std::move(lm.model);
     if (a.reset_head && !lm.report.head_replaced) model->reset_head(num_classes, a.seed);
+    const bool new_head = lm.report.head_replaced || a.reset_head;
     model_note = fmt::format("{} (width {}) from {}{}", lm.info.arch, lm.info.width, a.weights,
-                             lm.report.head_replaced || a.reset_head ? fmt::format(", new {}-class head", num_classes) : "");
+                             new_head ? fmt::format(", new {}-class head", num_classes) : "");
+    // The same class count keeps the trained head: right when continuing on the same classes, a silent
+    // surprise when the data are new classes that merely number the same.
+    if (!new_head)
+      head_note = fmt::format("  kept the weights' {}-class head (the data have as many classes); its outputs "
+                                "start as the weights' classes. For new classes, start a new head with --reset-head",
+                                num_classes);
   } else {
     const std::string arch = a.arch.empty() ? "resnet18" : a.arch;
     models::arch_layers(arch);
@@ -294,8 +351,11 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
   const std::string tf = a.transforms.empty() ? default_train_transforms(a.image_size) : a.transforms;
   const std::string vtf = a.val_transforms.empty() ? default_eval_transforms(a.image_size) : a.val_transforms;
   io::Pipeline tp = io::parse_pipeline(tf), vp = io::parse_pipeline(vtf);
-  if (!tp.output_size()) fail("--transforms '{}' does not end in a fixed size (add a crop)", tf);
-  if (!vp.output_size()) fail("--val-transforms '{}' does not end in a fixed size (add center_crop=S)", vtf);
+  // resize=S last is accepted as torchvision's Resize(S) is: the loader stops at the first non-square image.
+  if (!tp.batch_size()) fail("--transforms '{}' does not end in a fixed size (add a crop)", tf);
+  if (!vp.batch_size()) fail("--val-transforms '{}' does not end in a fixed size (add center_crop=S)", vtf);
+  if (std::string w = normalisation_mismatch(tf, tp, vtf, vp); !w.empty() && d.has_val)
+    std::fprintf(stderr, "warning: %s\n", w.c_str());
   io::LoaderOptions lo;
   lo.batch_size = int(a.batch);
   lo.threads = a.threads;
@@ -331,6 +391,7 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
     say(io, fmt::format("resuming {} after epoch {} of {}", dir.string(), trainer.epoch(), a.epochs));
   } else {
     say(io, fmt::format("model: {}", model_note));
+    if (!head_note.empty()) say(io, head_note);
   }
   say(io, fmt::format("data: {} classes, {} training images{}", num_classes, d.train.samples.size(),
                       d.has_val ? fmt::format(", {} validation images", d.val.samples.size()) : std::string()));
@@ -345,7 +406,9 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
 
   finetune::ModelInfo info;
   info.class_names = d.classes;
-  if (auto s = vp.output_size()) info.input_size = s->first;
+  info.class_folders = d.folders;
+  info.eval_transforms = vtf;  // eval/predict reproduce the logged validation accuracy from the file alone
+  if (auto s = vp.batch_size()) info.input_size = s->first;
   for (int c = 0; c < 3; ++c) info.mean[size_t(c)] = cfg.val_norm.mean[size_t(c)], info.std[size_t(c)] = cfg.val_norm.std[size_t(c)];
   info.source = a.weights.empty() ? "trained from scratch by rtune train" : "fine-tuned from " + fs::path(a.weights).filename().string();
 
@@ -422,7 +485,21 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
   }
   if (folder.removed_temp_files() > 0)
     say(io, fmt::format("removed {} temp file(s) an interrupted run left in {}", folder.removed_temp_files(), dir.string()));
-  while (trainer.epoch() < a.epochs && (a.stop_after <= 0 || trainer.epoch() < a.stop_after)) trainer.run_epoch(hooks);
+  // --time-budget: stop once the next epoch, estimated by the longest so far (validation and
+  // checkpoint writes included), would end past the budget; the run folder stays resumable.
+  const auto t_train = Clock::now();
+  double longest_epoch = 0;
+  bool out_of_time = false;
+  while (trainer.epoch() < a.epochs && (a.stop_after <= 0 || trainer.epoch() < a.stop_after)) {
+    const auto t_epoch = Clock::now();
+    trainer.run_epoch(hooks);
+    longest_epoch = std::max(longest_epoch, std::chrono::duration<double>(Clock::now() - t_epoch).count());
+    const double spent = std::chrono::duration<double>(Clock::now() - t_train).count();
+    if (a.time_budget_s > 0 && trainer.epoch() < a.epochs && spent + longest_epoch > a.time_budget_s) {
+      out_of_time = true;
+      break;
+    }
+  }
   if (!fs::exists(outc.report)) write_report();
   outc.best_top1 = trainer.best_top1();
   outc.best_epoch = trainer.best_epoch();
@@ -430,8 +507,14 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
   outc.steps = trainer.steps();
   outc.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
   if (trainer.epoch() < a.epochs)
-    say(io, fmt::format("stopped after epoch {} of {} (--stop-after); continue with: rtune train --resume {}",
-                        trainer.epoch(), a.epochs, dir.string()));
+    say(io, fmt::format("stopped after epoch {} of {} ({}); continue with: rtune train --resume {}", trainer.epoch(),
+                        a.epochs,
+                        out_of_time ? fmt::format("--time-budget {}: another epoch (~{}) would end past it",
+                                                  a.time_budget_s < 60 ? fmt::format("{:g}s", a.time_budget_s)
+                                                                       : hms(a.time_budget_s),
+                                                  hms(longest_epoch))
+                                    : std::string("--stop-after"),
+                        dir.string()));
   say(io, fmt::format("done in {}: best {} top-1 {:.2f}% at epoch {}", hms(outc.seconds), d.has_val ? "val" : "train",
                       100 * outc.best_top1, outc.best_epoch));
   say(io, fmt::format("  model:   {}", outc.best.string()));
@@ -466,7 +549,7 @@ TrainOutcome run_training(const TrainArgs& args, const TrainIO& io) {
 }
 
 TrainOutcome resume_training(const fs::path& run_dir, int64_t epochs, const std::string& device, int threads,
-                             int64_t cache_mib, int64_t stop_after, const TrainIO& io) {
+                             int64_t cache_mib, int64_t stop_after, double time_budget_s, const TrainIO& io) {
   const fs::path last = run_dir / "last.ckpt";
   if (!fs::exists(last)) fail("--resume {}: no last.ckpt in that folder", run_dir.string());
   io::Checkpoint ck = io::load_checkpoint(last);
@@ -482,6 +565,7 @@ TrainOutcome resume_training(const fs::path& run_dir, int64_t epochs, const std:
   if (threads > 0) a.threads = threads;
   a.cache_mib = cache_mib;
   a.stop_after = stop_after;
+  a.time_budget_s = time_budget_s;
   return run_with_memory_advice(a, &ck, io);
 }
 

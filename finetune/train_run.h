@@ -39,6 +39,8 @@ struct TrainArgs {
   std::string out;                  // run folder
   bool progress = true;             // a progress bar when stderr is a terminal
   int64_t stop_after = 0;           // stop once this many epochs are done (resumable); 0 = run all (not saved)
+  double time_budget_s = 0;         // stop after the epoch past which the next would end beyond this many seconds
+                                    // of this process's training (resumable); 0 = no limit (not saved)
   nlohmann::json to_json() const;
   static TrainArgs from_json(const nlohmann::json& j);
 };
@@ -63,7 +65,10 @@ TrainOutcome run_training(const TrainArgs& args, const TrainIO& io = {});
 // Continues the run in `run_dir` from its last.ckpt (args from the checkpoint); `epochs` > 0 raises the
 // epoch count, `device` / `threads` / `cache_mib` may differ (no effect on the results on the CPU).
 TrainOutcome resume_training(const std::filesystem::path& run_dir, int64_t epochs, const std::string& device,
-                             int threads, int64_t cache_mib = 0, int64_t stop_after = 0, const TrainIO& io = {});
+                             int threads, int64_t cache_mib = 0, int64_t stop_after = 0, double time_budget_s = 0,
+                             const TrainIO& io = {});
+// "90", "90s", "20m", "1.5h" -> seconds (> 0); throws rtune::Error naming the text otherwise.
+double parse_duration(const std::string& text);
 
 // "cpu", "cuda", "cuda:N", "auto". A CUDA device that this build cannot use is a clear error, never a
 // silent CPU run; "auto" picks cuda:0 when it works, else the CPU, and says which in `note`.

@@ -33,15 +33,18 @@ void run_eval(const Opts& o) {
   scan.strict = o.strict;
   if (!o.data.empty()) {
     ds = io::image_folder(o.data, scan);
-    // Map folder names to the model's classes by name when the model has names.
-    if (!m.loaded.info.class_names.empty()) {
+    // Map folder names to the model's classes by name when the model has names: the folders it was
+    // trained on when it records them (its class names may then be display names), else its class names.
+    const auto& info = m.loaded.info;
+    if (!info.class_folders.empty() || !info.class_names.empty()) {
+      const std::vector<std::string>& known = info.class_folders.empty() ? m.names : info.class_folders;
       std::vector<int64_t> remap;
       for (const auto& name : ds.classes) {
-        auto it = std::find(m.names.begin(), m.names.end(), name);
-        if (it == m.names.end())
-          fail("--data {}: class folder '{}' is not one of the model's classes ({})", o.data, printable(name),
-               printable_list(m.names));
-        remap.push_back(it - m.names.begin());
+        auto it = std::find(known.begin(), known.end(), name);
+        if (it == known.end())
+          fail("--data {}: class folder '{}' is not one of the model's {} ({})", o.data, printable(name),
+               info.class_folders.empty() ? "classes" : "class folders", printable_list(known));
+        remap.push_back(it - known.begin());
       }
       for (auto& s : ds.samples) s.label = remap[size_t(s.label)];
     } else if (ds.num_classes() > c) {
@@ -118,7 +121,7 @@ void register_eval(CLI::App& app) {
   auto* l = sub->add_option("--list", o->list, "list file of 'relative/path label' lines")->check(CLI::ExistingFile);
   d->excludes(l);
   sub->add_option("--list-root", o->list_root, "folder the list's paths are relative to");
-  sub->add_option("--transforms", o->transforms, "override the eval transforms from the model's metadata");
+  sub->add_option("--transforms", o->transforms, "transforms instead of the model file's (its training run's --val-transforms, else resize + center crop for its input size; syntax: rtune train --help)");
   sub->add_option("--batch", o->batch, "batch size (32)")->check(CLI::PositiveNumber);
   sub->add_option("--threads", o->threads, "decoding threads (0 = all cores)")->check(CLI::Range(0, kMaxThreads));
   sub->add_option("--device", o->device, "auto | cpu | cuda | cuda:N (auto)");

@@ -28,7 +28,7 @@ void register_predict(CLI::App& app) {
   sub->add_option("--topk", o->topk, "how many classes to list per image (5)")->check(CLI::PositiveNumber);
   sub->add_flag("--json", o->json, "print JSON: {model, arch, num_classes, transforms, predictions: [{path, top: "
                                    "[{class, name, score}]}]}");
-  sub->add_option("--transforms", o->transforms, "override the eval transforms from the model's metadata");
+  sub->add_option("--transforms", o->transforms, "transforms instead of the model file's (its training run's --val-transforms, else resize + center crop for its input size; syntax: rtune train --help)");
   sub->add_option("--batch", o->batch, "batch size (16)")->check(CLI::PositiveNumber);
   sub->add_option("--threads", o->threads, "decoding threads (0 = all cores)")->check(CLI::Range(0, kMaxThreads));
   sub->add_option("--device", o->device, "auto | cpu | cuda | cuda:N (auto)");

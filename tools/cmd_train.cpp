@@ -38,6 +38,7 @@ void register_train(CLI::App& app) {
   auto resume = std::make_shared<std::string>();
   auto betas = std::make_shared<std::vector<double>>();
   auto no_progress = std::make_shared<bool>(false);
+  auto budget = std::make_shared<std::string>();
   CLI::App* sub = app.add_subcommand("train", "Fine-tune a ResNet on a folder of images (or train one from scratch)");
   sub->footer(
       "Examples:\n"
@@ -46,7 +47,12 @@ void register_train(CLI::App& app) {
       "      --wd 1e-4 --sched onecycle:max_lr=0.01 --clip-value 1 --epochs 10 --out runs/r50\n"
       "  rtune train --resume runs/r50 [--epochs 20]\n"
       "Run folder: best.safetensors (model file, best val top-1), last.ckpt (resumable state), metrics.jsonl,\n"
-      "metrics.csv, report.html.");
+      "metrics.csv, report.html.\n\n"
+      "--transforms / --val-transforms: each must end in a fixed size (a crop, or resize=HxW), or in resize=S\n"
+      "(square images only: the first other one stops the run, named); default:\n"
+      "random_resized_crop=S,hflip,normalize=imagenet / resize=S*256/224,center_crop=S,normalize=imagenet\n"
+      "(S = --image-size). A val pipeline without normalize uses the training's.\n" +
+      std::string(io::pipeline_usage()));
   auto g_data = "Data";
   sub->add_option("--data", a->data, "image folder (one sub-folder per class; DIR/train + DIR/val are used when present)")
       ->group(g_data);
@@ -58,8 +64,13 @@ void register_train(CLI::App& app) {
   sub->add_option("--val-split", a->val_split, "hold out this fraction of the training images (stratified, seeded)")
       ->check(CLI::Range(0.0, 0.95))
       ->group(g_data);
-  sub->add_option("--classes", a->classes, "class names (text, one per line, or JSON) for list-file datasets")->group(g_data);
-  sub->add_option("--transforms", a->transforms, "training transforms, e.g. random_resized_crop=224,hflip,normalize=imagenet")
+  sub->add_option("--classes", a->classes,
+                  "class names: JSON keyed by class folder name (e.g. the flowers tutorial's cat_to_name.json) or by "
+                  "class index, a JSON list, or text with one name per line (index / line order = the folders sorted "
+                  "by name, or the list file's labels)")
+      ->group(g_data);
+  sub->add_option("--transforms", a->transforms,
+                  "training transforms, e.g. random_resized_crop=224,hflip,normalize=imagenet (syntax below)")
       ->group(g_data);
   sub->add_option("--val-transforms", a->val_transforms, "validation transforms, e.g. resize=256,center_crop=224,normalize=imagenet")
       ->group(g_data);
@@ -87,10 +98,20 @@ void register_train(CLI::App& app) {
   sub->add_flag("--reset-head", a->reset_head, "re-initialise fc even if the class count matches")->group(g_model);
   sub->add_option("--freeze", (*s)["freeze"], "none | backbone | until=layer3 | PREFIX,PREFIX (none)")->group(g_model);
   sub->add_option("--frozen-bn", (*s)["frozen_bn"],
-                  "BatchNorm in frozen parts: eval (default: running statistics, never updated) or train")
+                  "BatchNorm layers whose weights --freeze freezes: eval (default) normalises with the running "
+                  "statistics and never updates them (torchvision's FrozenBatchNorm2d, a backbone in .eval()); train "
+                  "uses batch statistics and updates the running ones, which is what a tutorial that only sets "
+                  "requires_grad=False and calls model.train() does (use it to reproduce such a tutorial)")
       ->group(g_model);
-  sub->add_option("--unfreeze-at", a->train.unfreeze_at, "freeze for this many epochs, then train every layer (needs --freeze)")->group(g_model);
-  sub->add_option("--unfreeze-lr", a->train.unfreeze_lr, "head LR after unfreezing (default: --lr / 10)")->group(g_model);
+  sub->add_option("--unfreeze-at", a->train.unfreeze_at,
+                  "freeze for this many epochs (needs --freeze), then train every layer with a fresh optimizer "
+                  "(momentum / Adam state start again) at --unfreeze-lr, the --sched schedule restarted over the "
+                  "remaining epochs, and no BatchNorm layer frozen")
+      ->group(g_model);
+  sub->add_option("--unfreeze-lr", a->train.unfreeze_lr,
+                  "LR after unfreezing: the head's, and the backbone stages' times their --lr-mult (without "
+                  "--lr-mult: the same LR for every layer); default --lr / 10")
+      ->group(g_model);
 
   auto g_opt = "Optimisation";
   auto& o = a->train.opt;
@@ -126,24 +147,36 @@ void register_train(CLI::App& app) {
   sub->add_flag("--no-progress", *no_progress, "no progress bar even on a terminal");
   sub->add_option("--stop-after", a->stop_after, "stop once this many epochs are done; --resume continues (train in chunks)")
       ->check(CLI::PositiveNumber);
+  sub->add_option("--time-budget", *budget,
+                  "stop after the epoch past which another one (as long as the longest so far) would end beyond "
+                  "this much training time, e.g. 90s, 20m, 1.5h; the run folder stays resumable (--resume continues; "
+                  "a schedule does not shrink to fit)");
 
-  sub->callback([sub, a, s, resume, betas, no_progress] {
+  sub->callback([sub, a, s, resume, betas, no_progress, budget] {
     finetune::ensure_passive_omp_wait();
     a->progress = !*no_progress;
+    if (!budget->empty()) {
+      try {
+        a->time_budget_s = finetune::parse_duration(*budget);
+      } catch (const Error& e) {
+        throw CLI::ValidationError("--time-budget", e.what());
+      }
+    }
     if (!resume->empty()) {
       // The run's own arguments come from its checkpoint; only these may change.
       for (auto* opt : sub->get_options()) {
         const std::string n = opt->get_name();
         if (opt->count() && n != "--resume" && n != "--epochs" && n != "--device" && n != "--threads" && n != "--cache-mib" &&
-            n != "--no-progress" && n != "--stop-after" && n != "--help")
-          throw CLI::ValidationError(n, "cannot be changed when resuming (the run keeps its own settings); "
-                                        "only --epochs, --device, --threads, --cache-mib and --stop-after may be given with --resume");
+            n != "--no-progress" && n != "--stop-after" && n != "--time-budget" && n != "--help")
+          throw CLI::ValidationError(n, "cannot be changed when resuming (the run keeps its own settings); only --epochs, "
+                                        "--device, --threads, --cache-mib, --stop-after and --time-budget may be given "
+                                        "with --resume");
       }
       auto* ep = sub->get_option("--epochs");
       auto* dv = sub->get_option("--device");
       finetune::with_size_advice("--resume " + *resume, "the run's --batch or --image-size is more than this machine holds", [&] {
         finetune::resume_training(*resume, ep->count() ? a->epochs : 0, dv->count() ? a->device : "", a->threads, a->cache_mib,
-                        a->stop_after);
+                        a->stop_after, a->time_budget_s);
       });
       return;
     }

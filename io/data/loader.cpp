@@ -22,10 +22,11 @@ Loader::Loader(const Dataset& data, Pipeline pipeline, LoaderOptions opt)
     : data_(data), pipeline_(std::move(pipeline)), opt_(opt) {
   RTUNE_CHECK(opt_.batch_size > 0, "Loader: batch_size must be > 0, got {}", opt_.batch_size);
   RTUNE_CHECK(!data_.samples.empty(), "Loader: dataset {} has no samples", data_.root.string());
-  auto size = pipeline_.output_size();
+  auto size = pipeline_.batch_size();
   RTUNE_CHECK(size.has_value(), "Loader: transform pipeline '{}' does not give every sample one size; end it with a "
               "crop or a resize=HxW", pipeline_.describe());
   std::tie(out_h_, out_w_) = *size;
+  square_inputs_only_ = !pipeline_.output_size();
   RTUNE_CHECK(opt_.prefetch >= 1, "Loader: prefetch must be >= 1, got {}", opt_.prefetch);
   slots_.resize(size_t(opt_.prefetch));
   plan_ = io::cache_plan(pipeline_, opt_.dct_scaling);
@@ -176,6 +177,16 @@ void vflip_inplace(uint8_t* p, int h, int w) {
 
 }  // namespace
 
+void Loader::wrong_size(size_t index, int height, int width) const {
+  const std::string path = data_.samples[index].path.string();
+  if (square_inputs_only_)  // not a bad file: the pipeline cannot batch this dataset, so no sample may stand in
+    throw NonSquareInput(fmt::format(
+        "{}: resize={} gives {}x{} for this non-square image, but a batch needs one size ({}x{}, what square images "
+        "give); add center_crop={} after it, or use resize={}x{}", path, out_h_, height, width, out_h_, out_w_, out_h_,
+        out_h_, out_w_));
+  fail("Loader: sample {} came out {}x{}, expected {}x{}", path, height, width, out_h_, out_w_);
+}
+
 void Loader::finish(size_t index, uint64_t epoch, const Source& source, uint8_t* out, Scratch& scratch) const {
   Rng rng = Rng::for_key(opt_.seed, epoch, index);
   const auto& ts = pipeline_.transforms;
@@ -197,9 +208,7 @@ void Loader::finish(size_t index, uint64_t epoch, const Source& source, uint8_t*
                 scratch.prefix.resize);
     ++next;
   } else if (fast) {
-    if (src.height != out_h_ || src.width != out_w_)
-      fail("Loader: sample {} came out {}x{}, expected {}x{}", data_.samples[index].path.string(), src.height,
-           src.width, out_h_, out_w_);
+    if (src.height != out_h_ || src.width != out_w_) wrong_size(index, src.height, src.width);
     std::memcpy(out, src.data, src.bytes());
   }
   if (fast) {
@@ -217,9 +226,7 @@ void Loader::finish(size_t index, uint64_t epoch, const Source& source, uint8_t*
     tmp = apply(ts[i], *cur, rng);
     cur = &tmp;
   }
-  if (cur->height != out_h_ || cur->width != out_w_)
-    fail("Loader: sample {} came out {}x{}, expected {}x{}", data_.samples[index].path.string(), cur->height,
-         cur->width, out_h_, out_w_);
+  if (cur->height != out_h_ || cur->width != out_w_) wrong_size(index, cur->height, cur->width);
   std::memcpy(out, cur->pixels.data(), cur->pixels.size());
 }
 
@@ -241,6 +248,8 @@ void Loader::run_task(const Task& t, Scratch& scratch) {
     try {
       produce(index, epoch_, out, scratch);
       break;
+    } catch (const NonSquareInput&) {
+      throw;
     } catch (const Error& e) {
       if (opt_.strict) throw;
       if (opt_.skip_bad) {

@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "engine/error.h"
 #include "io/data/cache.h"
 #include "io/data/dataset.h"
 #include "io/data/host_memory.h"
@@ -51,6 +52,12 @@ struct SkippedSample {
   std::string reason;   // the decode error, naming the file
 };
 
+// A sample the pipeline cannot make batch-sized: resize=S (no crop after it) on a non-square image.
+// Never replaced by another sample, strict or not: it is the pipeline, not the file, that does not fit.
+struct NonSquareInput : Error {
+  using Error::Error;
+};
+
 struct Batch {
   int64_t size = 0;             // samples in this batch (the last one may be short)
   int height = 0, width = 0;
@@ -61,7 +68,8 @@ struct Batch {
 
 class Loader {
  public:
-  // requires: pipeline.output_size() is set (every sample must have one shape).
+  // requires: pipeline.batch_size() is set (every sample must have one shape; with resize=S last,
+  // every input must be square).
   Loader(const Dataset& data, Pipeline pipeline, LoaderOptions opt);
   ~Loader();
   Loader(const Loader&) = delete;
@@ -127,6 +135,9 @@ class Loader {
   // Decodes only the crop box `index` draws in `epoch` into scratch.window; false when the file or
   // the situation does not allow it (see produce()).
   bool decode_crop_only(size_t index, uint64_t epoch, Scratch& scratch) const;
+  // A sample that did not come out out_h_ x out_w_: an error naming it (NonSquareInput when the
+  // pipeline's size depends on the input, see Pipeline::batch_size).
+  [[noreturn]] void wrong_size(size_t index, int height, int width) const;
   // Runs the rest of the pipeline on `src` into `out`.
   void finish(size_t index, uint64_t epoch, const Source& src, uint8_t* out, Scratch& scratch) const;
   void worker_loop();
@@ -145,6 +156,7 @@ class Loader {
   // The RandomResizedCrop comes first (nothing cached before it, full-size decode): a JPEG that the
   // cache will not keep can be decoded only as far as the crop box needs.
   bool crop_only_decode_ = false;
+  bool square_inputs_only_ = false;  // the size comes from resize=S: other inputs stop the loader
   mutable std::atomic<size_t> partial_decodes_{0};
   std::unique_ptr<DecodedCache> cache_;
   int out_h_ = 0, out_w_ = 0;

@@ -24,7 +24,9 @@ std::string_view pipeline_usage() {
          "  normalize=imagenet | normalize=M,M,M/S,S,S written as M:M:M/S:S:S   T.Normalize after ToTensor\n"
          "  presets: imagenet-train (random_resized_crop=224,hflip,normalize=imagenet),\n"
          "           imagenet-eval (resize=256,center_crop=224,normalize=imagenet),\n"
-         "           cifar-train (random_crop=32:pad=4:reflect,hflip)";
+         "           cifar-train (random_crop=32:pad=4:reflect,hflip,normalize=imagenet),\n"
+         "           cifar-eval (center_crop=32,normalize=imagenet)\n"
+         "  a later normalize replaces an earlier one, e.g. cifar-train,normalize=0.5:0.5:0.5/0.5:0.5:0.5";
 }
 
 namespace {
@@ -101,7 +103,9 @@ std::array<float, 3> parse_triple(std::string_view token, std::string_view s) {
 std::string_view preset(std::string_view name) {
   if (name == "imagenet-train") return "random_resized_crop=224,hflip,normalize=imagenet";
   if (name == "imagenet-eval") return "resize=256,center_crop=224,normalize=imagenet";
-  if (name == "cifar-train") return "random_crop=32:pad=4:reflect,hflip";
+  // ImageNet statistics: rtune fine-tunes ImageNet weights, whose first layer expects them.
+  if (name == "cifar-train") return "random_crop=32:pad=4:reflect,hflip,normalize=imagenet";
+  if (name == "cifar-eval") return "center_crop=32,normalize=imagenet";
   return {};
 }
 
@@ -246,6 +250,13 @@ std::optional<std::pair<int, int>> Pipeline::output_size() const {
     else if (auto* rr = std::get_if<RandomResizedCrop>(&t)) size = std::pair{rr->height, rr->width};
   }
   return size;
+}
+
+std::optional<std::pair<int, int>> Pipeline::batch_size() const {
+  if (auto size = output_size()) return size;
+  for (auto t = transforms.rbegin(); t != transforms.rend(); ++t)  // the last transform that sets the size
+    if (auto* r = std::get_if<Resize>(&*t)) return std::pair{r->size, r->size};
+  return std::nullopt;
 }
 
 DecodeHint Pipeline::decode_hint() const {

@@ -1,7 +1,8 @@
 // A transform pipeline (T.Compose of the transforms in random.h, then ToTensor + Normalize) built
 // from a compact spec string, e.g.
 //   resize=300,rotate=45,center_crop=224,hflip,vflip,grayscale=0.1,normalize=imagenet
-// Presets: imagenet-train, imagenet-eval, cifar-train (usable alone or as a token).
+// Presets: imagenet-train, imagenet-eval, cifar-train, cifar-eval (usable alone or as a token; all normalise
+// with ImageNet's statistics).
 #pragma once
 #include <optional>
 #include <string>
@@ -27,6 +28,10 @@ struct Pipeline {
   // The (height, width) every output has, when the pipeline fixes it (ends in a crop or (h, w)
   // resize followed only by size-keeping transforms); nullopt when it depends on the input.
   std::optional<std::pair<int, int>> output_size() const;
+  // output_size(), or S x S when the size is last set by resize=S (shorter side), as torchvision's
+  // Resize(S): what square inputs give. Batching such a pipeline holds only for square images; the
+  // loader stops at the first other one, naming it.
+  std::optional<std::pair<int, int>> batch_size() const;
   // What JPEG DCT scaling may shrink to without starving the first transform: only a leading Resize
   // gives a bound; anything else returns an empty hint (full-size decode).
   DecodeHint decode_hint() const;

@@ -1,24 +1,15 @@
-// Helpers of the CUDA backend tests: skip (exit 77) when built for a real GPU and none is present
-// (never in the simulated build, which always has its one device), device copies, NaN-prefilled
-// outputs (an output the backend never writes fails the comparison), and random inputs.
+// Helpers of the CUDA backend tests: device copies, NaN-prefilled outputs (an output the backend never
+// writes fails the comparison), and random inputs. A binary of CUDA cases only skips as a whole without
+// a device (tests/cuda/skip_without_device.h); one that mixes in CPU cases skips per case
+// (CUDA_TEST_CASE in tests/ops/ops_test_util.h).
 #pragma once
-#include <cstdio>
-#include <cstdlib>
+#include <cmath>
 
 #include "engine/rng.h"
 #include "engine/tensor.h"
-#include "kernels/cuda/runtime.h"
 #include "tests/core/test_util.h"
 
 namespace rtune::cudatest {
-
-inline const bool kDevicePresent = [] {
-  if (!cuda::rt::device_present()) {
-    std::fprintf(stderr, "no CUDA device present: CUDA backend tests skipped\n");
-    std::exit(77);
-  }
-  return true;
-}();
 
 inline Device gpu() { return Device::cuda(0); }
 inline Tensor dev(const Tensor& t) { return t.to(gpu()); }

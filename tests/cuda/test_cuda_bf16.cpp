@@ -8,6 +8,7 @@
 #include "engine/functional.h"
 #include "kernels/ops.h"
 #include "tests/cuda/cuda_test_util.h"
+#include "tests/cuda/skip_without_device.h"
 
 using namespace rtune;
 using namespace rtune::cudatest;

@@ -13,6 +13,7 @@
 #include "kernels/cuda/sim/call_log.h"
 #include "models/resnet.h"
 #include "tests/cuda/cuda_test_util.h"
+#include "tests/cuda/skip_without_device.h"
 
 using namespace rtune;
 using namespace rtune::cudatest;

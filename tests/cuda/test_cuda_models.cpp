@@ -17,6 +17,7 @@
 #include "io/formats/safetensors.h"
 #include "finetune/weights.h"
 #include "tests/cuda/cuda_test_util.h"
+#include "tests/cuda/skip_without_device.h"
 #include "tests/train/three_step_recipes.h"
 
 using namespace rtune;

@@ -13,6 +13,7 @@
 #include "kernels/ops.h"
 #include "models/resnet.h"
 #include "tests/cuda/cuda_test_util.h"
+#include "tests/cuda/skip_without_device.h"
 #ifdef RTUNE_CUDA_SIM
 #include "kernels/cuda/sim/execution.h"
 #endif

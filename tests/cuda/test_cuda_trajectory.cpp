@@ -26,6 +26,7 @@
 #include "engine/optim/optimizer.h"
 #include "finetune/batch.h"
 #include "tests/cuda/cuda_test_util.h"
+#include "tests/cuda/skip_without_device.h"
 #include "tests/train/train_test_util.h"
 
 using namespace rtune;

@@ -191,7 +191,20 @@ TEST_CASE("a batch that cannot be allocated is an error naming its size, and no 
 
 TEST_CASE("a pipeline without a fixed output size is rejected") {
   Tree tr;
-  CHECK_THROWS_WITH_AS(Loader(tr.ds, parse_pipeline("resize=20"), {}), doctest::Contains("one size"), Error);
+  CHECK_THROWS_WITH_AS(Loader(tr.ds, parse_pipeline("hflip,grayscale=0.5"), {}), doctest::Contains("one size"), Error);
+}
+
+TEST_CASE("resize=S last (torchvision's Resize(S)): a non-square image stops the loader naming it, strict or not") {
+  test::TempTree t("loadersquare");
+  t.put("a/0.png", "rgb.png");  // 23x17
+  Dataset ds = image_folder(t.root);
+  for (bool strict : {false, true}) {
+    Loader l(ds, parse_pipeline("resize=20,hflip"), {.batch_size = 1, .threads = 1, .shuffle = false, .strict = strict});
+    Batch b;
+    // Not replaced by another sample (there is none that would fit better: the pipeline is the problem).
+    CHECK_THROWS_WITH_AS(l.next(b), doctest::Contains("0.png: resize=20 gives 20x27 for this non-square image"),
+                         NonSquareInput);
+  }
 }
 
 namespace {

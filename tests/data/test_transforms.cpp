@@ -228,7 +228,21 @@ TEST_CASE("spec strings: tokens, presets, sizes, errors naming the token") {
   CHECK(rc.height == 32);
   CHECK(rc.padding == 4);
   CHECK(rc.mode == PadMode::reflect);
-  CHECK(!cifar.normalize);
+  REQUIRE(cifar.normalize);  // as a fine-tuning tutorial's, with the statistics ImageNet weights expect
+  CHECK(cifar.normalize->mean == kImageNetNormalize.mean);
+  CHECK(cifar.normalize->std == kImageNetNormalize.std);
+  // batch_size: the fixed output size, or S x S when resize=S sets it last (what square inputs give).
+  CHECK(parse_pipeline("resize=20,hflip").batch_size() == std::pair{20, 20});
+  CHECK(!parse_pipeline("resize=20,hflip").output_size());
+  CHECK(parse_pipeline("resize=20,center_crop=16").batch_size() == std::pair{16, 16});
+  CHECK(parse_pipeline("center_crop=16,resize=20").batch_size() == std::pair{20, 20});
+  CHECK(!parse_pipeline("hflip").batch_size());
+  Pipeline cifar_eval = parse_pipeline("cifar-eval");
+  REQUIRE(cifar_eval.transforms.size() == 1);
+  CHECK(cifar_eval.output_size() == std::pair{32, 32});
+  CHECK(cifar_eval.normalize->mean == kImageNetNormalize.mean);
+  // A later normalize replaces the preset's.
+  CHECK(parse_pipeline("cifar-train,normalize=0.5:0.5:0.5/0.5:0.5:0.5").normalize->mean[0] == 0.5f);
 
   Pipeline mix = parse_pipeline("imagenet-eval, jitter=0.4:0.4:0.4:0.1, resize=10x20:nearest, normalize=0.5:0.5:0.5/0.2:0.2:0.2");
   CHECK(mix.transforms.size() == 4);

@@ -13,6 +13,7 @@
 #include "finetune/synthetic.h"
 #include "io/formats/checkpoint.h"
 #include "io/formats/safetensors.h"
+#include "io/image/png_write.h"
 #include "finetune/weights.h"
 #include "tests/e2e/cli_run.h"
 #include "tests/e2e/json_schema.h"
@@ -244,6 +245,13 @@ TEST_CASE("bad arguments are usage errors naming the problem") {
       {"predict --topk 3 x.png", "--weights"},
       {"eval --weights /nonexistent.safetensors --data " + d, "nonexistent"},
       {"demo --size 4", "--size"},
+      {"train --data " + d + " --out " + out + " --time-budget 5x", "'5x' is not a duration"},
+      {"train --data " + d + " --out " + out + " --time-budget 0", "'0' is not a duration"},
+      // mistyped subcommands and flags: the nearest name is suggested
+      {"trian --data " + d, "rtune: 'trian' is not a command; did you mean 'train'?"},
+      {"train --data " + d + " --out " + out + " --epoch 3", "rtune train: unknown option '--epoch'; did you mean '--epochs'?"},
+      {"train --data " + d + " --out " + out + " --val-transform=center_crop=16", "did you mean '--val-transforms'?"},
+      {"eval --wieghts m.safetensors --data " + d, "did you mean '--weights'?"},
   };
   for (const auto& c : cases) {
     CAPTURE(c.args);
@@ -272,6 +280,18 @@ TEST_CASE("--device cuda in a build without CUDA: a clear error, no silent CPU r
 }
 #endif
 
+#if !defined(RTUNE_TEST_HAS_CUDA)
+TEST_CASE("--device auto without a usable GPU says it uses the CPU") {
+  test::TempDir tmp("e2e_auto");
+  test::make_shapes(tmp.path / "data", 2, 1, 16);
+  Run r = run_rtune(tmp.path, fmt::format("train --data {} --out {} --pretrained none --width 4 --epochs 1 --image-size 16 "
+                                          "--device auto --no-progress", (tmp.path / "data").string(), (tmp.path / "o").string()));
+  INFO(r.out, r.err);
+  REQUIRE(r.rc == 0);
+  CHECK(r.out.find("device: cpu (auto: no CUDA GPU found, using the CPU") != std::string::npos);
+}
+#endif
+
 TEST_CASE("--precision bf16 on the CPU is a clear error before any work") {
   test::TempDir tmp("e2e_bf16_cpu");
   test::make_shapes(tmp.path / "data", 2, 1, 16);
@@ -283,6 +303,210 @@ TEST_CASE("--precision bf16 on the CPU is a clear error before any work") {
   CHECK(r.err.find("--precision bf16") != std::string::npos);
   CHECK(r.err.find("--precision fp32") != std::string::npos);
   CHECK_FALSE(fs::exists(tmp.path / "o" / "last.ckpt"));
+}
+
+// Twelve class folders "1".."12" (ImageFolder sorts them as text: "1", "10", "11", "12", "2", …), each with
+// one image per split, copied from the generated shapes.
+static void make_numbered_folders(const fs::path& root, int classes) {
+  test::make_shapes(root / "src", 1, 1, 16);
+  const char* shapes[] = {"circle", "cross", "square", "triangle"};
+  for (const char* split : {"train", "val"})
+    for (int i = 1; i <= classes; ++i) {
+      fs::create_directories(root / "data" / split / std::to_string(i));
+      fs::copy_file(root / "src" / split / shapes[i % 4] / "0000.png", root / "data" / split / std::to_string(i) / "0000.png");
+    }
+}
+
+TEST_CASE("--classes cat_to_name.json keyed by folder name: each folder keeps its own name, and eval maps folders") {
+  test::TempDir tmp("e2e_classes");
+  make_numbered_folders(tmp.path, 12);
+  nlohmann::json names;
+  for (int i = 1; i <= 12; ++i) names[std::to_string(i)] = "flower " + std::to_string(i);
+  std::ofstream(tmp.path / "cat_to_name.json") << names.dump();
+  const std::string data = (tmp.path / "data").string(), run = (tmp.path / "run").string();
+  const std::string common = "--pretrained none --width 4 --epochs 1 --image-size 16 --batch 4 --threads 2 --no-progress --device cpu";
+  Run r = run_rtune(tmp.path, fmt::format("train --data {} --classes {} --out {} {}", data,
+                                          (tmp.path / "cat_to_name.json").string(), run, common));
+  INFO(r.out, r.err);
+  REQUIRE(r.rc == 0);
+  CHECK(r.out.find("matched to the 12 class folders by folder name") != std::string::npos);
+  auto meta = finetune::read_weight_file(fs::path(run) / "best.safetensors").metadata;
+  auto folders = nlohmann::json::parse(meta.at("class_folders")), display = nlohmann::json::parse(meta.at("class_names"));
+  REQUIRE(folders.size() == 12);
+  REQUIRE(display.size() == 12);
+  CHECK(folders[1] == "10");
+  for (size_t k = 0; k < 12; ++k) CHECK(display[k] == "flower " + folders[k].get<std::string>());
+
+  // eval matches the val folders by folder name (not by the display names) and reports display names.
+  Run ev = run_rtune(tmp.path, fmt::format("eval --weights {}/best.safetensors --data {}/val --json --threads 2", run, data));
+  INFO(ev.err);
+  REQUIRE(ev.rc == 0);
+  auto ej = nlohmann::json::parse(ev.out);
+  CHECK(ej["images"] == 12);
+  for (size_t k = 0; k < 12; ++k) {
+    CHECK(ej["per_class"][k]["name"] == display[k]);
+    CHECK(ej["per_class"][k]["images"] == 1);
+  }
+  // A folder the model was not trained on is named.
+  fs::create_directories(tmp.path / "data" / "val2" / "13");
+  fs::copy_file(tmp.path / "data" / "val" / "1" / "0000.png", tmp.path / "data" / "val2" / "13" / "0000.png");
+  Run bad = run_rtune(tmp.path, fmt::format("eval --weights {}/best.safetensors --data {}/val2", run, data));
+  CHECK(bad.rc == 1);
+  CHECK(bad.err.find("class folder '13' is not one of the model's class folders") != std::string::npos);
+
+  // Keys that are not exactly the folders: an error naming the folder without a key and the extra key.
+  names.erase("12");
+  names["13"] = "flower 13";
+  std::ofstream(tmp.path / "bad.json") << names.dump();
+  Run mis = run_rtune(tmp.path, fmt::format("train --data {} --classes {} --out {} {}", data,
+                                            (tmp.path / "bad.json").string(), (tmp.path / "bad").string(), common));
+  CHECK(mis.rc == 1);
+  CHECK(mis.err.find("folders with no key: 12") != std::string::npos);
+  CHECK(mis.err.find("keys with no folder: 13") != std::string::npos);
+  CHECK_FALSE(fs::exists(tmp.path / "bad" / "last.ckpt"));
+}
+
+TEST_CASE("eval and predict use the training run's validation transforms from the model file: eval reproduces the log") {
+  test::TempDir tmp("e2e_val_tf");
+  test::make_shapes(tmp.path / "data", 6, 6, 48);
+  // Not the preset for 32 px (resize=36): resize=40, and no normalize (validation then used the training's).
+  const std::string vtf = "resize=40,center_crop=32";
+  const fs::path run = tmp.path / "run";
+  Run r = run_rtune(tmp.path, fmt::format("train --data {} --out {} --pretrained none --width 4 --epochs 2 --batch 8 "
+                                          "--threads 2 --no-progress --device cpu --transforms random_crop=32,{} "
+                                          "--val-transforms {}", (tmp.path / "data").string(), run.string(), kNorm, vtf));
+  INFO(r.out, r.err);
+  REQUIRE(r.rc == 0);
+  CHECK(finetune::read_weight_file(run / "best.safetensors").metadata.at("eval_transforms") == vtf);
+  auto epochs = read_jsonl(run / "metrics.jsonl");
+  nlohmann::json best;
+  for (auto& e : epochs)
+    if (best.is_null() || e["val_top1"].get<double>() > best["val_top1"].get<double>()) best = e;  // the first best, as saved
+  Run ev = run_rtune(tmp.path, fmt::format("eval --weights {} --data {} --json --threads 2", (run / "best.safetensors").string(),
+                                           (tmp.path / "data" / "val").string()));
+  INFO(ev.err);
+  REQUIRE(ev.rc == 0);
+  auto ej = nlohmann::json::parse(ev.out);
+  CHECK(ej["top1"].get<double>() == doctest::Approx(best["val_top1"].get<double>()).epsilon(1e-12));
+  CHECK(ej["loss"].get<double>() == doctest::Approx(best["val_loss"].get<double>()).epsilon(1e-6));
+  // The preset the metadata's input size implies gives other inputs, hence another loss: the check above can fail.
+  Run preset = run_rtune(tmp.path, fmt::format("eval --weights {} --data {} --json --threads 2 --transforms "
+                                               "resize=36,center_crop=32,{}", (run / "best.safetensors").string(),
+                                               (tmp.path / "data" / "val").string(), kNorm));
+  REQUIRE(preset.rc == 0);
+  CHECK(nlohmann::json::parse(preset.out)["loss"].get<double>() !=
+        doctest::Approx(best["val_loss"].get<double>()).epsilon(1e-6));
+  Run pr = run_rtune(tmp.path, fmt::format("predict --weights {} {} --json", (run / "best.safetensors").string(),
+                                           (tmp.path / "data" / "val" / "circle" / "0000.png").string()));
+  REQUIRE(pr.rc == 0);
+  CHECK(nlohmann::json::parse(pr.out)["transforms"] == vtf);
+}
+
+TEST_CASE("weights whose head has the data's class count: the kept head is said, with how to replace it") {
+  test::TempDir tmp("e2e_head_kept");
+  make_numbered_folders(tmp.path, 10);  // tiny_resnet18.pth has 10 outputs
+  const std::string pth = fs::path(RTUNE_SOURCE_DIR) / "tests/fixtures/tiny_resnet18.pth";
+  const std::string common = fmt::format("train --data {} --weights {} --epochs 1 --image-size 16 --batch 5 --threads 2 "
+                                         "--no-progress --device cpu", (tmp.path / "data").string(), pth);
+  Run kept = run_rtune(tmp.path, common + " --out " + (tmp.path / "kept").string());
+  INFO(kept.out, kept.err);
+  REQUIRE(kept.rc == 0);
+  CHECK(kept.out.find("kept the weights' 10-class head") != std::string::npos);
+  CHECK(kept.out.find("--reset-head") != std::string::npos);
+  Run reset = run_rtune(tmp.path, common + " --reset-head --out " + (tmp.path / "reset").string());
+  INFO(reset.out, reset.err);
+  REQUIRE(reset.rc == 0);
+  CHECK(reset.out.find("new 10-class head") != std::string::npos);
+  CHECK(reset.out.find("kept the weights'") == std::string::npos);
+}
+
+TEST_CASE("train and validation normalised differently: a warning naming both; the README's CIFAR recipe runs clean") {
+  test::TempDir tmp("e2e_norm_warn");
+  test::make_shapes(tmp.path / "data", 2, 1, 32);
+  const std::string pth = fs::path(RTUNE_SOURCE_DIR) / "tests/fixtures/tiny_resnet18.pth";
+  int n = 0;
+  auto train = [&](const std::string& extra) {
+    return run_rtune(tmp.path, fmt::format("train --data {} --weights {} --batch 8 --threads 2 --no-progress "
+                                           "--device cpu --out {} {}", (tmp.path / "data").string(), pth,
+                                           (tmp.path / ("o" + std::to_string(n++))).string(), extra));
+  };
+  Run unnormalised = train("--epochs 1 --transforms random_crop=32:pad=4:reflect,hflip "
+                           "--val-transforms center_crop=32,normalize=imagenet");
+  INFO(unnormalised.err);
+  REQUIRE(unnormalised.rc == 0);
+  CHECK(unnormalised.err.find("warning: training transforms 'random_crop=32:pad=4:reflect,hflip' do not normalise") !=
+        std::string::npos);
+  CHECK(unnormalised.err.find("'center_crop=32,normalize=imagenet' use normalize=imagenet") != std::string::npos);
+
+  Run differ = train("--epochs 1 --transforms random_crop=32," + kNorm + " --val-transforms center_crop=32,normalize=imagenet");
+  INFO(differ.err);
+  REQUIRE(differ.rc == 0);
+  CHECK(differ.err.find("use normalize=0.5:0.5:0.5/0.25:0.25:0.25 but validation transforms") != std::string::npos);
+  CHECK(differ.err.find("use normalize=imagenet") != std::string::npos);
+
+  // The README's CIFAR example (fixture weights, fewer epochs): presets that normalise alike, no warning.
+  Run cifar = train("--transforms cifar-train --val-transforms cifar-eval --freeze backbone --unfreeze-at 1 "
+                    "--sched plateau:patience=2 --epochs 2");
+  INFO(cifar.out, cifar.err);
+  REQUIRE(cifar.rc == 0);
+  CHECK(cifar.err.find("warning") == std::string::npos);
+  // The same val pipeline without normalize inherits the training's: nothing to warn about.
+  Run inherit = train("--epochs 1 --transforms cifar-train --val-transforms center_crop=32");
+  REQUIRE(inherit.rc == 0);
+  CHECK(inherit.err.find("warning") == std::string::npos);
+}
+
+TEST_CASE("train --help documents the transform syntax, --frozen-bn and what --unfreeze-at does") {
+  test::TempDir tmp("e2e_help");
+  Run r = run_rtune(tmp.path, "train --help");
+  REQUIRE(r.rc == 0);
+  for (const char* says : {"transform spec: comma-separated tokens", "cifar-eval (center_crop=32,normalize=imagenet)",
+                           "model.train()", "fresh optimizer", "schedule restarted over the", "--lr-mult"})
+    CHECK_MESSAGE(r.out.find(says) != std::string::npos, says);
+}
+
+TEST_CASE("--val-transforms resize=S (torchvision's Resize(S)) trains on square images; a non-square one stops it, named") {
+  test::TempDir tmp("e2e_resize_s");
+  test::make_shapes(tmp.path / "data", 2, 1, 32);  // square images
+  const std::string args = fmt::format("train --data {} --pretrained none --width 4 --epochs 1 --batch 4 --threads 2 "
+                                       "--no-progress --device cpu --transforms random_crop=24,normalize=imagenet "
+                                       "--val-transforms resize=24,normalize=imagenet", (tmp.path / "data").string());
+  Run ok = run_rtune(tmp.path, args + " --out " + (tmp.path / "ok").string());
+  INFO(ok.out, ok.err);
+  REQUIRE(ok.rc == 0);
+  // eval from the model file uses the recorded resize=24 on the same square images.
+  Run ev = run_rtune(tmp.path, fmt::format("eval --weights {} --data {} --json", (tmp.path / "ok" / "best.safetensors").string(),
+                                           (tmp.path / "data" / "val").string()));
+  INFO(ev.err);
+  CHECK(ev.rc == 0);
+
+  io::write_png(tmp.path / "data" / "val" / "circle" / "wide.png", io::Image(20, 30));
+  Run bad = run_rtune(tmp.path, args + " --out " + (tmp.path / "bad").string());
+  CHECK(bad.rc == 1);
+  CHECK(bad.err.find("wide.png: resize=24 gives 24x36 for this non-square image") != std::string::npos);
+  CHECK(bad.err.find("center_crop=24") != std::string::npos);
+}
+
+TEST_CASE("--time-budget stops after the epoch past which another would not fit, resumable; a large one runs all") {
+  test::TempDir tmp("e2e_budget");
+  test::make_shapes(tmp.path / "data", 2, 1, 16);
+  const std::string args = fmt::format("train --data {} --pretrained none --width 4 --epochs 3 --image-size 16 --batch 8 "
+                                       "--threads 2 --no-progress --device cpu", (tmp.path / "data").string());
+  const fs::path run = tmp.path / "short";
+  // Any epoch takes longer than 1 ms: after epoch 1 another cannot fit.
+  Run r = run_rtune(tmp.path, args + " --time-budget 0.001s --out " + run.string());
+  INFO(r.out, r.err);
+  REQUIRE(r.rc == 0);
+  CHECK(r.out.find("stopped after epoch 1 of 3 (--time-budget 0.001s: another epoch") != std::string::npos);
+  CHECK(read_jsonl(run / "metrics.jsonl").size() == 1);
+  Run res = run_rtune(tmp.path, "train --resume " + run.string() + " --no-progress --time-budget 1h");
+  INFO(res.out, res.err);
+  REQUIRE(res.rc == 0);
+  CHECK(res.out.find("stopped after") == std::string::npos);
+  CHECK(read_jsonl(run / "metrics.jsonl").size() == 3);
+  Run all = run_rtune(tmp.path, args + " --time-budget 20m --out " + (tmp.path / "all").string());
+  REQUIRE(all.rc == 0);
+  CHECK(read_jsonl(tmp.path / "all" / "metrics.jsonl").size() == 3);
 }
 
 TEST_CASE("demo --quick runs end to end and says where the report is") {

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -124,6 +125,71 @@ TEST_CASE("convert: .pth -> model file -> ResNet gives bit-identical eval logits
     CHECK(same_bytes(a, b));
   }
   fs::remove_all(dir);
+}
+
+TEST_CASE("class names for image folders: by folder name when the keys are the folders, else by position") {
+  test::TempDir tmp("class_folders");
+  auto write_json = [&](const std::string& name, const nlohmann::json& j) {
+    write_file(tmp.path / name, j.dump());
+    return tmp.path / name;
+  };
+  // 12 numbered folders in ImageFolder order (sorted as text): "1", "10", "11", "12", "2", …, "9".
+  std::vector<std::string> numbered;
+  for (int i = 1; i <= 12; ++i) numbered.push_back(std::to_string(i));
+  std::sort(numbered.begin(), numbered.end());
+  REQUIRE(numbered[1] == "10");
+  SUBCASE("cat_to_name.json keyed by folder name: each folder gets its own key's name") {
+    nlohmann::json j;
+    for (int i = 1; i <= 12; ++i) j[std::to_string(i)] = "flower " + std::to_string(i);
+    tools::ClassNames cn = tools::names_for_folders(write_json("cat_to_name.json", j), numbered);
+    REQUIRE(cn.names.size() == 12);
+    for (size_t k = 0; k < 12; ++k) CHECK(cn.names[k] == "flower " + numbered[k]);  // folder "10" -> "flower 10"
+    CHECK(cn.note.find("by folder name") != std::string::npos);
+  }
+  SUBCASE("word folders keyed by name, in any order") {
+    std::vector<std::string> folders{"cat", "dog", "fox"};
+    tools::ClassNames cn = tools::names_for_folders(write_json("w.json", {{"fox", "Fox"}, {"cat", "Cat"}, {"dog", "Dog"}}), folders);
+    CHECK(cn.names == std::vector<std::string>{"Cat", "Dog", "Fox"});
+  }
+  SUBCASE("index keys (0- and 1-based) over word folders go by position over the sorted folders") {
+    std::vector<std::string> folders;  // "class1", "class10", "class11", "class12", "class2", …
+    for (int i = 1; i <= 12; ++i) folders.push_back("class" + std::to_string(i));
+    std::sort(folders.begin(), folders.end());
+    nlohmann::json zero, one;
+    for (int i = 0; i < 12; ++i) zero[std::to_string(i)] = "name " + std::to_string(i), one[std::to_string(i + 1)] = "name " + std::to_string(i);
+    for (const auto& j : {zero, one}) {
+      tools::ClassNames cn = tools::names_for_folders(write_json("i.json", j), folders);
+      REQUIRE(cn.names.size() == 12);
+      for (size_t k = 0; k < 12; ++k) CHECK(cn.names[k] == "name " + std::to_string(k));  // position k: folders[k]
+      CHECK(cn.note.find("class indices") != std::string::npos);
+    }
+  }
+  SUBCASE("a text file goes by position and must have one name per folder") {
+    write_file(tmp.path / "n.txt", "a\nb\nc\n");
+    CHECK(tools::names_for_folders(tmp.path / "n.txt", {"x", "y", "z"}).names == std::vector<std::string>{"a", "b", "c"});
+    CHECK(error_of([&] { tools::names_for_folders(tmp.path / "n.txt", {"x", "y"}); }).find("3 names for 2 class folders") !=
+          std::string::npos);
+  }
+  SUBCASE("keys that name some folders but not all: an error naming the missing and extra keys") {
+    nlohmann::json j;
+    for (int i = 1; i <= 11; ++i) j[std::to_string(i)] = "flower " + std::to_string(i);
+    j["13"] = "flower 13";  // folder "12" has no key, key "13" no folder
+    std::string e = error_of([&] { tools::names_for_folders(write_json("bad.json", j), numbered); });
+    CHECK(e.find("folders with no key: 12") != std::string::npos);
+    CHECK(e.find("keys with no folder: 13") != std::string::npos);
+  }
+  SUBCASE("0-based index keys over numbered folders are ambiguous: an error, not a silent shift") {
+    nlohmann::json j;
+    for (int i = 0; i < 12; ++i) j[std::to_string(i)] = "n" + std::to_string(i);
+    std::string e = error_of([&] { tools::names_for_folders(write_json("zero.json", j), numbered); });
+    CHECK(e.find("keys with no folder: 0") != std::string::npos);
+  }
+  SUBCASE("keys that are neither folder names nor indices") {
+    std::string e = error_of([&] { tools::names_for_folders(write_json("odd.json", {{"cow", "Cow"}, {"pig", "Pig"}}), {"cat", "dog"}); });
+    CHECK(e.find("folders with no key: cat, dog") != std::string::npos);
+    CHECK(e.find("keys with no folder: cow, pig") != std::string::npos);
+    CHECK(e.find("not a class index") != std::string::npos);
+  }
 }
 
 TEST_CASE("convert: class names from text and JSON files") {

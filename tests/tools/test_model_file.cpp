@@ -22,6 +22,8 @@ bool same_bytes(const Tensor& a, const Tensor& b) {
 finetune::ModelInfo tiny_info() {
   finetune::ModelInfo info;
   for (int i = 0; i < 10; ++i) info.class_names.push_back(i == 3 ? "fire lily \xE2\x9C\xBF" : "class " + std::to_string(i));
+  for (int i = 0; i < 10; ++i) info.class_folders.push_back(std::to_string(i + 1));
+  info.eval_transforms = "resize=72,center_crop=64";
   info.input_size = 64;
   info.mean = {0.5, 0.25, 0.125};
   info.std = {0.2, 0.3, 0.4};
@@ -56,6 +58,8 @@ TEST_CASE("model file: save -> load is bit-exact and keeps the metadata") {
   CHECK(info.width == 8);
   CHECK(info.num_classes == 10);
   CHECK(info.class_names == tiny_info().class_names);
+  CHECK(info.class_folders == tiny_info().class_folders);
+  CHECK(info.eval_transforms == "resize=72,center_crop=64");
   CHECK(info.input_size == 64);
   CHECK(info.mean == tiny_info().mean);
   CHECK(info.std == tiny_info().std);
@@ -146,10 +150,12 @@ TEST_CASE("model file: damaged metadata is refused naming the key") {
   has(error_with([](auto& m) { m["class_names"] = "[\"a\", "; }), "'class_names' is not valid JSON");
   has(error_with([](auto& m) { m["class_names"] = "[\"a\", 2]"; }), "only strings");
   has(error_with([](auto& m) { m["class_names"] = "[\"a\", \"b\"]"; }), "lists 2 class names but num_classes is 10");
+  has(error_with([](auto& m) { m["class_folders"] = "[\"1\"]"; }), "lists 1 class folders but num_classes is 10");
+  has(error_with([](auto& m) { m["class_folders"] = "{}"; }), "'class_folders' must be a JSON array of strings");
   has(error_with([](auto& m) { m["mean"] = "[0.5, 0.5]"; }), "'mean' must be a JSON array of 3 numbers");
   has(error_with([](auto& m) { m["std"] = "[0.5, 0, 0.5]"; }), "'std' entries must be positive");
   // metadata that parses but contradicts the tensors
-  CHECK(error_of([&] { rewrite(good, bad, [](auto& m) { m["num_classes"] = "5"; m["class_names"] = "[]"; });
+  CHECK(error_of([&] { rewrite(good, bad, [](auto& m) { m["num_classes"] = "5"; m["class_names"] = "[]"; m.erase("class_folders"); });
                       finetune::read_model_info(bad); })
             .find("needs fc.weight [5, 64], but it is [10, 64]") != std::string::npos);
   CHECK(error_of([&] { rewrite(good, bad, [](auto& m) { m["width"] = "16"; }); finetune::read_model_info(bad); })
@@ -176,6 +182,7 @@ TEST_CASE("model file: load options and save contracts") {
     CHECK(lm.model->fc->weight.shape() == Shape{4, 64});
     CHECK(lm.info.num_classes == 4);
     CHECK(lm.info.class_names.empty());  // the old names belong to the old head
+    CHECK(lm.info.class_folders.empty());
     CHECK(same_bytes(lm.model->conv1->weight, src.model->conv1->weight));
   }
   SUBCASE("an --arch that contradicts the file is an error, an unknown one too") {

@@ -1,13 +1,16 @@
-// kernels::normalize_images on the CPU against the reference formula of torchvision's ToTensor +
-// Normalize as the trainer computed it before (per element, in float32: (float(v) / 255 - mean) / std),
-// bit for bit, for every output dtype and both output layouts; and its argument checks.
+// normalize_images (kernels/cpu/images.cpp, kernels/cuda/images.cu): on the CPU against the reference
+// formula of torchvision's ToTensor + Normalize as the trainer computed it before (per element, in
+// float32: (float(v) / 255 - mean) / std), bit for bit, for every output dtype and both output
+// layouts, and its argument checks; with a CUDA backend, the device equals the CPU exactly.
 #include <cmath>
 #include <cstring>
+
 #include "engine/half.h"
 #include "kernels/ops.h"
-#include "tests/core/test_util.h"
+#include "tests/ops/ops_test_util.h"
 
 using namespace rtune;
+using namespace rtune::opstest;
 namespace K = rtune::kernels;
 
 namespace {
@@ -45,6 +48,8 @@ std::vector<double> reference_as(const std::vector<float>& ref, DType dt) {
   return out;
 }
 }  // namespace
+
+// ------------------------------------------------------------------------------------------- CPU
 
 TEST_CASE("normalize_images (cpu) equals the per-element float32 formula bit for bit: dtypes x layouts") {
   std::vector<uint8_t> bytes;
@@ -125,3 +130,53 @@ TEST_CASE("normalize_images rejects bad arguments with a clear error") {
     CHECK_THROWS_WITH_AS(K::normalize_images(images, kMean, kStd, yv), doctest::Contains("dense"), Error);
   }
 }
+
+#if defined(RTUNE_TEST_HAS_CUDA)
+// ------------------------------------------------------------------------------------ CPU vs CUDA
+
+using namespace rtune::cudatest;
+
+namespace {
+// The same images when the bytes themselves are not needed.
+Tensor image_bytes(int64_t n, int64_t h, int64_t w) {
+  std::vector<uint8_t> bytes;
+  return image_bytes(n, h, w, bytes);
+}
+}  // namespace
+
+CUDA_TEST_CASE("normalize_images: exact vs the CPU, every output dtype, NCHW and channels-last outputs") {
+  Tensor images = image_bytes(3, 13, 11);  // 1287 elements: several blocks and a grid-stride tail
+  REQUIRE(images.is_contiguous(kNHWC));
+  Tensor dimages = dev(images);
+  REQUIRE(dimages.is_contiguous(kNHWC));
+  for (DType dt : {DType::f32, DType::f64, DType::bf16, DType::f16})
+    for (MemoryFormat fmt : {kNCHW, kNHWC}) {
+      CAPTURE(dtype_name(dt));
+      CAPTURE(int(fmt));
+      Tensor ref = empty(images.shape(), {dt, Device::cpu(), fmt});
+      K::normalize_images(images, kMean, kStd, ref);
+      Tensor out = nan_out(images.shape(), dt, fmt);
+      K::normalize_images(dimages, kMean, kStd, out);
+      REQUIRE(out.is_contiguous(fmt));
+      CHECK(out.cpu().to_vector<double>() == ref.to_vector<double>());
+    }
+}
+
+CUDA_TEST_CASE("normalize_images: 1x1 images, an offset view, and mismatched devices") {
+  Tensor small = image_bytes(5, 1, 1);
+  Tensor ref = empty({5, 3, 1, 1}), out = nan_out({5, 3, 1, 1});
+  K::normalize_images(small, kMean, kStd, ref);
+  K::normalize_images(dev(small), kMean, kStd, out);
+  check_dev(out, ref, 0, 0);
+  Tensor tail = dev(image_bytes(3, 4, 6)).narrow(0, 1, 2);  // storage offset on the device
+  Tensor tail_ref = empty({2, 3, 4, 6}, {DType::f32, Device::cpu(), kNHWC});
+  Tensor tail_out = nan_out({2, 3, 4, 6}, DType::f32, kNHWC);
+  K::normalize_images(image_bytes(3, 4, 6).narrow(0, 1, 2), kMean, kStd, tail_ref);
+  K::normalize_images(tail, kMean, kStd, tail_out);
+  check_dev(tail_out, tail_ref, 0, 0);
+  Tensor host_out = empty({5, 3, 1, 1});
+  CHECK_THROWS_WITH_AS(K::normalize_images(dev(small), kMean, kStd, host_out), doctest::Contains("device"), Error);
+  Tensor dev_out = nan_out({5, 3, 1, 1});
+  CHECK_THROWS_WITH_AS(K::normalize_images(small, kMean, kStd, dev_out), doctest::Contains("device"), Error);
+}
+#endif  // RTUNE_TEST_HAS_CUDA

@@ -1,0 +1,150 @@
+// conv2d (kernels/cpu/conv2d.cpp, kernels/cuda/conv2d.cu): hand-computed forward values and float32
+// against float64; float64 central-difference gradient checks over a geometry table (odd sizes,
+// stride 2, padding, dilation, 1×1) and non-contiguous / channels-last inputs; with a CUDA backend,
+// cuDNN against the CPU oracle (NaN-prefilled outputs; tolerance fp32 1e-4 / 1e-5: cuDNN against
+// Eigen's float GEMMs, FMA math, no TF32).
+#include "engine/functional.h"
+#include "kernels/ops.h"
+#include "tests/ops/ops_test_util.h"
+
+using namespace rtune;
+using namespace rtune::opstest;
+
+// ----------------------------------------------------------------------------------------- forward
+
+TEST_CASE("conv2d: hand-computed 3x3 with padding, stride 2, bias") {
+  // x = 1..16 as 4×4, w = all ones 3×3, pad 1: each output is the sum of the 3×3 neighbourhood.
+  std::vector<double> xv(16);
+  for (int i = 0; i < 16; ++i) xv[size_t(i)] = i + 1;
+  Tensor x = from_vector(xv, {1, 1, 4, 4}, DType::f64);
+  Tensor w = ones({1, 1, 3, 3}, {DType::f64});
+  Tensor y = conv2d(x, w, Tensor(), {1, 1, 1, 1});
+  CHECK(y.to_vector<double>() == std::vector<double>{14, 24, 30, 22, 33, 54, 63, 45, 57, 90, 99, 69, 46, 72, 78, 54});
+  Tensor y2 = conv2d(x, w, from_vector({0.5}, {1}, DType::f64), {2, 2, 1, 1});
+  CHECK(y2.to_vector<double>() == std::vector<double>{14.5, 30.5, 57.5, 99.5});
+  // Two input channels, two output channels, 1×1: a per-pixel matrix product.
+  Tensor x2 = from_vector({1, 2, 3, 4, 10, 20, 30, 40}, {1, 2, 2, 2}, DType::f64);
+  Tensor w2 = from_vector({1, 1, 2, -1}, {2, 2, 1, 1}, DType::f64);
+  CHECK(conv2d(x2, w2, Tensor(), {}).to_vector<double>() == std::vector<double>{11, 22, 33, 44, -8, -16, -24, -32});
+}
+
+TEST_CASE("float32 ops match float64 ops to float32 precision") {
+  Rng r(5);
+  Tensor x = randn({2, 3, 9, 9}, r, {DType::f64}), w = randn({4, 3, 3, 3}, r, {DType::f64});
+  Tensor y64 = conv2d(x, w, Tensor(), {2, 2, 1, 1});
+  Tensor y32 = conv2d(x.to(DType::f32), w.to(DType::f32), Tensor(), {2, 2, 1, 1});
+  CHECK_CLOSE(y32, y64, 1e-5, 1e-5);
+}
+
+// ------------------------------------------------------------------------------ gradient checks
+
+TEST_CASE("gradcheck conv2d: geometry table") {
+  struct Case {
+    Shape x, w;
+    Conv2dArgs a;
+    bool bias;
+    const char* what;
+  };
+  const Case cases[] = {
+      {{2, 3, 7, 6}, {4, 3, 3, 3}, {1, 1, 1, 1, 1, 1}, true, "3x3 same padding, odd sizes"},
+      {{2, 3, 9, 7}, {5, 3, 3, 3}, {2, 2, 1, 1, 1, 1}, false, "3x3 stride 2 (ResNet downsampling)"},
+      {{1, 2, 11, 10}, {3, 2, 7, 7}, {2, 2, 3, 3, 1, 1}, false, "7x7 stride 2 pad 3 (ResNet stem)"},
+      {{3, 4, 5, 5}, {6, 4, 1, 1}, {1, 1, 0, 0, 1, 1}, true, "1x1 pointwise"},
+      {{2, 4, 7, 7}, {3, 4, 1, 1}, {2, 2, 0, 0, 1, 1}, false, "1x1 stride 2 (downsample branch)"},
+      {{1, 2, 9, 8}, {2, 2, 3, 2}, {1, 2, 2, 0, 2, 1}, true, "rectangular kernel, dilation 2, asymmetric"},
+  };
+  uint64_t seed = 1;
+  for (const Case& c : cases) {
+    CAPTURE(c.what);
+    Rng r(seed++);
+    Tensor x = rn(c.x, r), w = rn(c.w, r), b = c.bias ? rn({c.w[0]}, r) : Tensor();
+    CHECK_GRADCHECK([&](const std::vector<Tensor>& in) { return conv2d(in[0], in[1], in[2], c.a); }, {x, w, b},
+                    {true, true, c.bias}, seed);
+  }
+}
+
+TEST_CASE("gradcheck conv2d: non-contiguous and channels-last inputs") {
+  Rng r(11);
+  Tensor base = rn({2, 5, 6, 3}, r);             // N H W C in memory
+  Tensor x_perm = base.permute({0, 3, 1, 2});     // N C H W view with channels-last strides
+  CHECK(x_perm.is_contiguous(MemoryFormat::channels_last));
+  Tensor w = rn({4, 3, 3, 3}, r);
+  Conv2dArgs a{2, 1, 1, 0, 1, 1};
+  CHECK_GRADCHECK([&](const std::vector<Tensor>& in) { return conv2d(in[0], in[1], Tensor(), a); }, {x_perm, w},
+                  {true, true}, 12);
+  Tensor wide = rn({2, 3, 5, 12}, r);
+  Tensor x_narrow = wide.narrow(3, 2, 6);  // strided along W
+  CHECK_FALSE(x_narrow.is_contiguous());
+  CHECK_GRADCHECK([&](const std::vector<Tensor>& in) { return conv2d(in[0], in[1], Tensor(), a); }, {x_narrow, w},
+                  {true, true}, 13);
+}
+
+#if defined(RTUNE_TEST_HAS_CUDA)
+// ------------------------------------------------------------------------------------ CPU vs CUDA
+
+using namespace rtune::cudatest;
+namespace K = rtune::kernels;
+
+namespace {
+struct ConvCase {
+  Shape x, w;
+  K::Conv2dArgs a;
+  const char* name;
+};
+const ConvCase kConvCases[] = {
+    {{2, 3, 7, 9}, {4, 3, 3, 3}, {1, 1, 1, 1, 1, 1}, "3x3 s1 p1 odd sizes"},
+    {{2, 5, 9, 8}, {6, 5, 3, 3}, {2, 2, 1, 1, 1, 1}, "3x3 s2 p1"},
+    {{3, 4, 7, 7}, {8, 4, 1, 1}, {2, 2, 0, 0, 1, 1}, "1x1 s2 downsample"},
+    {{1, 3, 11, 10}, {4, 3, 7, 7}, {2, 2, 3, 3, 1, 1}, "7x7 s2 p3 stem"},
+    {{2, 3, 8, 8}, {5, 3, 3, 3}, {1, 1, 2, 2, 2, 2}, "3x3 dilation 2"},
+    {{2, 6, 5, 5}, {3, 6, 1, 1}, {1, 1, 0, 0, 1, 1}, "1x1 s1 pointwise"},
+};
+}  // namespace
+
+CUDA_TEST_CASE("conv2d forward/backward: cuDNN == CPU (fp32, NCHW, channels-last, strided input)") {
+  Rng r(5);
+  for (const ConvCase& c : kConvCases)
+    for (MemoryFormat fmt : {kNCHW, kNHWC})
+      for (bool strided_x : {false, true}) {
+        CAPTURE(c.name);
+        CAPTURE(int(fmt));
+        CAPTURE(strided_x);
+        Tensor x = strided_x ? strided(c.x, r) : randn_f(c.x, r, fmt);
+        Tensor w = randn_f(c.w, r, fmt), bias = randn_f({c.w[0]}, r);
+        Shape ys = K::conv2d_out_shape(c.x, c.w, c.a);
+        Tensor y = empty(ys), dy = nan_out(ys, DType::f32, fmt);
+        K::conv2d_forward(x, w, bias, c.a, y);
+        K::conv2d_forward(dev(x), dev(w), dev(bias), c.a, dy);
+        check_dev(dy, y, 1e-4, 1e-5);
+        Tensor y0 = empty(ys), dy0 = nan_out(ys, DType::f32, fmt);
+        K::conv2d_forward(x, w, Tensor(), c.a, y0);
+        K::conv2d_forward(dev(x), dev(w), Tensor(), c.a, dy0);
+        check_dev(dy0, y0, 1e-4, 1e-5);
+
+        Tensor gy = randn_f(ys, r, fmt);
+        Tensor gx = empty(c.x), dgx = nan_out(c.x, DType::f32, fmt);
+        K::conv2d_backward_input(gy, w, c.a, gx);
+        K::conv2d_backward_input(dev(gy), dev(w), c.a, dgx);
+        check_dev(dgx, gx, 1e-4, 1e-5);
+        Tensor gw = empty(c.w), dgw = nan_out(c.w);
+        K::conv2d_backward_weight(gy, x, c.a, gw);
+        K::conv2d_backward_weight(dev(gy), dev(x), c.a, dgw);
+        check_dev(dgw, gw, 1e-4, 1e-5);
+        Tensor gb = empty({c.w[0]}), dgb = nan_out({c.w[0]});
+        K::conv2d_backward_bias(gy, gb);
+        K::conv2d_backward_bias(dev(gy), dgb);
+        check_dev(dgb, gb, 1e-5, 1e-5);
+      }
+}
+
+CUDA_TEST_CASE("conv2d: float64 through cuDNN's DOUBLE config") {
+  Rng r(6);
+  const ConvCase& c = kConvCases[1];
+  Tensor x = randn_cpu(c.x, r, DType::f64), w = randn_cpu(c.w, r, DType::f64);
+  Shape ys = K::conv2d_out_shape(c.x, c.w, c.a);
+  Tensor y = empty(ys, {DType::f64}), dy = nan_out(ys, DType::f64);
+  K::conv2d_forward(x, w, Tensor(), c.a, y);
+  K::conv2d_forward(dev(x), dev(w), Tensor(), c.a, dy);
+  check_dev(dy, y, 1e-12, 1e-12);
+}
+#endif  // RTUNE_TEST_HAS_CUDA

@@ -1,0 +1,116 @@
+// Pooling (kernels/cpu/pool.cpp, kernels/cuda/pool.cu): max_pool2d and adaptive_avg_pool2d by hand
+// and by float64 gradient checks; with a CUDA backend, the device against the CPU oracle (max-pool
+// values and torch indices exact, averages 1e-6). Two cases check other ops alongside pooling, as
+// they always have: the hand-computed bins case also checks linear and relu by hand, and the pooling
+// gradcheck also checks relu.
+#include <cmath>
+
+#include "engine/functional.h"
+#include "kernels/ops.h"
+#include "tests/ops/ops_test_util.h"
+
+using namespace rtune;
+using namespace rtune::opstest;
+
+// ----------------------------------------------------------------------------------------- forward
+
+TEST_CASE("max_pool2d 3x3/2/1 (ResNet stem): padding never wins, first maximum wins ties") {
+  Tensor x = from_vector({-5, -4, -3, -2, -1, -6, -7, -8, -9}, {1, 1, 3, 3}, DType::f64);
+  Tensor y = max_pool2d(x, {3, 3, 2, 2, 1, 1});
+  CHECK(y.shape() == Shape{1, 1, 2, 2});
+  CHECK(y.to_vector<double>() == std::vector<double>{-1, -1, -1, -1});
+  Tensor ties = ones({1, 1, 2, 2}, {DType::f64}).set_requires_grad(true);
+  Tensor yt = max_pool2d(ties, {2, 2, 2, 2, 0, 0});
+  sum(yt).backward();
+  CHECK(ties.grad().to_vector<double>() == std::vector<double>{1, 0, 0, 0});
+}
+
+TEST_CASE("adaptive_avg_pool2d bins, linear and relu by hand") {
+  Tensor x = from_vector({1, 2, 3, 4, 5}, {1, 1, 1, 5}, DType::f64);
+  // 5 → 3 bins: [0,2), [1,4), [3,5)
+  CHECK(adaptive_avg_pool2d(x, 1, 3).to_vector<double>() == std::vector<double>{1.5, 3, 4.5});
+  CHECK(adaptive_avg_pool2d(x, 1, 1).to_vector<double>() == std::vector<double>{3});
+  Tensor a = from_vector({1, 2, 3, 4}, {2, 2}, DType::f64), w = from_vector({1, 0, 1, -1, 2, 2}, {3, 2}, DType::f64);
+  CHECK(linear(a, w, from_vector({0, 1, 0}, {3}, DType::f64)).to_vector<double>() ==
+        std::vector<double>{1, 0, 6, 3, 0, 14});
+  CHECK(relu(from_vector({-1, 0, 2}, {3}, DType::f64)).to_vector<double>() == std::vector<double>{0, 0, 2});
+}
+
+// ------------------------------------------------------------------------------ gradient checks
+
+TEST_CASE("gradcheck relu, max_pool2d, adaptive_avg_pool2d") {
+  Rng r(31);
+  Tensor x = test::randn_away_from_zero({2, 3, 5, 4}, r);
+  CHECK_GRADCHECK([](const std::vector<Tensor>& in) { return relu(in[0]); }, {x}, {true}, 32);
+
+  // Distinct values so the max in each window is unique by far more than eps.
+  std::vector<double> v(2 * 3 * 9 * 7);
+  std::vector<int64_t> perm = r.permutation(int64_t(v.size()));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = 0.01 * double(perm[i]) - 1.0;
+  Tensor xp = from_vector(v, {2, 3, 9, 7}, DType::f64);
+  for (Pool2dArgs a : {Pool2dArgs{3, 3, 2, 2, 1, 1}, Pool2dArgs{2, 2, 2, 2, 0, 0}, Pool2dArgs{3, 2, 1, 2, 1, 0}}) {
+    CAPTURE(a.kernel_h);
+    CHECK_GRADCHECK([&](const std::vector<Tensor>& in) { return max_pool2d(in[0], a); }, {xp}, {true}, 33);
+  }
+  Tensor xa = rn({2, 3, 7, 5}, r);
+  for (auto [oh, ow] : {std::pair{1, 1}, {3, 2}, {7, 5}, {4, 4}}) {
+    CAPTURE(oh);
+    CHECK_GRADCHECK([&](const std::vector<Tensor>& in) { return adaptive_avg_pool2d(in[0], oh, ow); }, {xa}, {true},
+                    34);
+  }
+}
+
+#if defined(RTUNE_TEST_HAS_CUDA)
+// ------------------------------------------------------------------------------------ CPU vs CUDA
+
+using namespace rtune::cudatest;
+namespace K = rtune::kernels;
+
+CUDA_TEST_CASE("max_pool2d: values and torch indices exact; backward scatters the gradient") {
+  Rng r(8);
+  struct PoolCase { Shape x; K::Pool2dArgs a; };
+  for (const PoolCase& c : {PoolCase{{2, 3, 9, 11}, {3, 3, 2, 2, 1, 1}}, PoolCase{{1, 2, 8, 6}, {2, 2, 2, 2, 0, 0}},
+                            PoolCase{{2, 4, 7, 7}, {3, 3, 1, 1, 1, 1}}})
+    for (MemoryFormat fmt : {kNCHW, kNHWC}) {
+      CAPTURE(shape_str(c.x));
+      CAPTURE(int(fmt));
+      Tensor x = randn_f(c.x, r, fmt);
+      Shape ys = K::max_pool2d_out_shape(c.x, c.a);
+      Tensor y = empty(ys), idx = empty(ys, {DType::i64});
+      Tensor dy = nan_out(ys, DType::f32, fmt), didx = empty(ys, {DType::i64, gpu()});
+      didx.fill_(-7);
+      K::max_pool2d_forward(x, c.a, y, idx);
+      K::max_pool2d_forward(dev(x), c.a, dy, didx);
+      check_dev(dy, y, 0, 0);
+      CHECK(didx.cpu().to_vector<int64_t>() == idx.to_vector<int64_t>());
+      Tensor gy = randn_f(ys, r, fmt);
+      Tensor gx = empty(c.x), dgx = nan_out(c.x, DType::f32, fmt);
+      K::max_pool2d_backward(gy, idx, gx);
+      K::max_pool2d_backward(dev(gy), didx, dgx);
+      check_dev(dgx, gx, 1e-6, 1e-6);  // overlapping windows add in another order
+    }
+  Tensor xn = from_vector({1, std::nan(""), 3, 4}, {1, 1, 2, 2});  // NaN propagates as in torch
+  Tensor y = nan_out({1, 1, 1, 1}), idx = empty({1, 1, 1, 1}, {DType::i64, gpu()});
+  K::max_pool2d_forward(dev(xn), {2, 2, 2, 2, 0, 0}, y, idx);
+  CHECK(std::isnan(y.cpu().item<float>()));
+  CHECK(idx.cpu().item<int64_t>() == 1);
+}
+
+CUDA_TEST_CASE("adaptive_avg_pool2d forward/backward: torch bins, NCHW and channels-last") {
+  Rng r(9);
+  for (Shape out : {Shape{1, 1}, Shape{3, 2}, Shape{7, 5}})
+    for (MemoryFormat fmt : {kNCHW, kNHWC}) {
+      CAPTURE(shape_str(out));
+      Tensor x = randn_f({2, 3, 7, 5}, r, fmt);
+      Shape ys{2, 3, out[0], out[1]};
+      Tensor y = empty(ys), dy = nan_out(ys);
+      K::adaptive_avg_pool2d_forward(x, y);
+      K::adaptive_avg_pool2d_forward(dev(x), dy);
+      check_dev(dy, y, 1e-6, 1e-6);
+      Tensor gy = randn_f(ys, r), gx = empty(x.shape()), dgx = nan_out(x.shape(), DType::f32, fmt);
+      K::adaptive_avg_pool2d_backward(gy, gx);
+      K::adaptive_avg_pool2d_backward(dev(gy), dgx);
+      check_dev(dgx, gx, 1e-6, 1e-6);
+    }
+}
+#endif  // RTUNE_TEST_HAS_CUDA
