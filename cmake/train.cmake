@@ -4,9 +4,12 @@ find_path(RTUNE_STB_WRITE_INCLUDE stb/stb_image_write.h REQUIRED)
 file(GLOB RTUNE_TRAIN_SOURCES CONFIGURE_DEPENDS
   ${PROJECT_SOURCE_DIR}/engine/train/*.cpp
   ${PROJECT_SOURCE_DIR}/io/report/*.cpp)
-add_library(rtune_train STATIC ${RTUNE_TRAIN_SOURCES} io/checkpoint.cpp)
+# Its own library so that the checkpoint fuzzer (cmake/fuzz.cmake) links no more than it reads.
+add_library(rtune_checkpoint STATIC io/checkpoint.cpp)
+target_link_libraries(rtune_checkpoint PUBLIC rtune_core rtune_io_formats nlohmann_json::nlohmann_json)
+add_library(rtune_train STATIC ${RTUNE_TRAIN_SOURCES})
 target_include_directories(rtune_train PRIVATE ${RTUNE_STB_WRITE_INCLUDE})
-target_link_libraries(rtune_train PUBLIC rtune_models rtune_optim rtune_data rtune_io_formats nlohmann_json::nlohmann_json
+target_link_libraries(rtune_train PUBLIC rtune_models rtune_optim rtune_data rtune_io_formats rtune_checkpoint nlohmann_json::nlohmann_json
   PRIVATE OpenMP::OpenMP_CXX)
 # Keep a*b+c as two roundings: images_to_tensor must equal torchvision's ToTensor + Normalize exactly.
 target_compile_options(rtune_train PRIVATE -ffp-contract=off -Wall -Wextra)
