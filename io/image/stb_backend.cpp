@@ -35,6 +35,44 @@ void check_bmp_complete(std::span<const std::byte> b, std::string_view name) {
     fail("decode_image: {}: truncated BMP ({} of {} bytes present)", name, b.size(), declared);
 }
 
+// stb_image 2.27 reads a PGM/PPM header with an int that overflows on long numbers (undefined
+// behaviour), and leaves the pixels of a file cut short uninitialised (heap bytes in the image; PIL
+// reports it truncated). Both found by tests/fuzz, both fixed upstream later. So the header is parsed
+// here first, as stbi__pnm_info does, and the file must hold all the samples it announces.
+void check_pnm_complete(std::span<const std::byte> b, std::string_view name) {
+  size_t pos = 2;  // after "P5" / "P6"
+  auto at_eof = [&] { return pos >= b.size(); };
+  auto get8 = [&] { return at_eof() ? char(0) : char(b[pos++]); };
+  auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; };
+  char c = get8();
+  auto skip_whitespace = [&] {
+    for (;;) {
+      while (!at_eof() && is_space(c)) c = get8();
+      if (at_eof() || c != '#') break;
+      while (!at_eof() && c != '\n' && c != '\r') c = get8();
+    }
+  };
+  auto integer = [&](const char* what) {
+    int64_t v = 0;
+    while (!at_eof() && c >= '0' && c <= '9') {
+      v = v * 10 + (c - '0');
+      if (v > std::numeric_limits<int>::max()) fail("decode_image: {}: corrupt PNM header ({} too large)", name, what);
+      c = get8();
+    }
+    return v;
+  };
+  skip_whitespace();
+  const int64_t width = integer("width");
+  skip_whitespace();
+  const int64_t height = integer("height");
+  skip_whitespace();
+  const int64_t maxval = integer("maximum value");
+  const int64_t channels = uint8_t(b[1]) == '6' ? 3 : 1, sample_bytes = maxval > 255 ? 2 : 1;
+  check_pixel_count(name, height, width);  // before the product below can overflow
+  const uint64_t need = uint64_t(width * height * channels * sample_bytes);
+  if (b.size() - pos < need) fail("decode_image: {}: truncated PNM ({} of {} sample bytes present)", name, b.size() - pos, need);
+}
+
 }  // namespace
 
 bool stb_is_tga(std::span<const std::byte> bytes) {
@@ -51,6 +89,7 @@ bool stb_is_tga(std::span<const std::byte> bytes) {
 std::pair<int, int> stb_header_size(std::span<const std::byte> bytes, std::string_view name) {
   if (bytes.size() > size_t(std::numeric_limits<int>::max())) fail("decode_image: {}: file too large for stb_image", name);
   if (sniff_format(bytes) == ImageFormat::bmp) check_bmp_complete(bytes, name);
+  if (sniff_format(bytes) == ImageFormat::pnm) check_pnm_complete(bytes, name);
   int x = 0, y = 0, c = 0;
   const auto* p = reinterpret_cast<const stbi_uc*>(bytes.data());
   if (stbi_info_from_memory(p, int(bytes.size()), &x, &y, &c) != 1 || x <= 0 || y <= 0) {
@@ -63,19 +102,28 @@ std::pair<int, int> stb_header_size(std::span<const std::byte> bytes, std::strin
 Image decode_stb(std::span<const std::byte> bytes, std::string_view name) {
   if (bytes.empty()) fail("decode_image: {}: empty file (0 bytes)", name);
   if (bytes.size() > size_t(std::numeric_limits<int>::max())) fail("decode_image: {}: file too large for stb_image", name);
-  auto [header_h, header_w] = stb_header_size(bytes, name);  // also checks that a BMP is complete
+  auto [header_h, header_w] = stb_header_size(bytes, name);  // also checks that a BMP or PNM is complete
   check_pixel_count(name, header_h, header_w);
   int w = 0, h = 0, channels_in_file = 0;
   const auto* p = reinterpret_cast<const stbi_uc*>(bytes.data());
-  std::unique_ptr<stbi_uc, void (*)(void*)> data(stbi_load_from_memory(p, int(bytes.size()), &w, &h, &channels_in_file, 3),
-                                                  stbi_image_free);
+  // stb_image 2.27 widens a 16-bit PGM to 3 channels with its 8-bit converter, reading past its buffer
+  // (fixed upstream in 2.28; found by tests/fuzz): such files are loaded as they are, gray widened here.
+  const bool pnm16 = sniff_format(bytes) == ImageFormat::pnm && stbi_is_16_bit_from_memory(p, int(bytes.size()));
+  const int channels = pnm16 ? 0 : 3;
+  std::unique_ptr<stbi_uc, void (*)(void*)> data(
+      stbi_load_from_memory(p, int(bytes.size()), &w, &h, &channels_in_file, channels), stbi_image_free);
   if (!data) {
     const char* why = stbi_failure_reason();
     fail("decode_image: {}: corrupt or unsupported image ({})", name, why ? why : "unknown stb_image error");
   }
   if (w <= 0 || h <= 0) fail("decode_image: {}: image has no pixels ({}x{})", name, w, h);
   Image img(h, w);
-  std::memcpy(img.pixels.data(), data.get(), img.pixels.size());
+  if (channels == 0 && channels_in_file == 1) {
+    for (size_t i = 0, n = size_t(h) * size_t(w); i < n; ++i) std::memset(&img.pixels[3 * i], data.get()[i], 3);
+  } else {
+    RTUNE_CHECK(channels == 3 || channels_in_file == 3, "decode_image: {}: {} channels", name, channels_in_file);
+    std::memcpy(img.pixels.data(), data.get(), img.pixels.size());
+  }
   return img;
 }
 

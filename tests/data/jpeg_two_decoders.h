@@ -87,12 +87,16 @@ inline void decode_with_libjpeg(std::span<const std::byte> bytes, bool ours, int
   jpeg_abort_decompress(&d.cinfo);
 }
 
-// The warnings to compare between the two decoders: all but JWRN_HUFF_BAD_CODE, which libjpeg-turbo
-// emits only from its slow path (near the end of the data); its fast path, like rtune's decoder,
-// reads a bad code as symbol 0 silently. No reader in rtune looks at that warning.
+// The warnings to compare between the two decoders: all but two that tell how far each decoder's bit
+// reader went, not what it decoded (pixels equal). JWRN_HUFF_BAD_CODE: libjpeg-turbo emits it only
+// from its slow path (near the end of the data); its fast path, like rtune's decoder, reads a bad code
+// as symbol 0 silently. JWRN_EXTRANEOUS_DATA: bytes between the last MCU's bits and the next marker,
+// which libjpeg's reader leaves unread and then skips; rtune's decoder reads the whole scan up front.
+// No reader in rtune (nor PIL) acts on either.
 inline std::vector<int> comparable_warnings(const DecodedJpeg& d) {
   std::vector<int> w;
-  std::copy_if(d.warnings.begin(), d.warnings.end(), std::back_inserter(w), [](int c) { return c != JWRN_HUFF_BAD_CODE; });
+  std::copy_if(d.warnings.begin(), d.warnings.end(), std::back_inserter(w),
+               [](int c) { return c != JWRN_HUFF_BAD_CODE && c != JWRN_EXTRANEOUS_DATA; });
   return w;
 }
 

@@ -35,6 +35,7 @@ failed=()
 printf '%-13s %12s %9s %7s %7s  %s\n' harness executions exec/s cov ft result
 for h in "${harnesses[@]}"; do
   corpus="$BUILD_DIR/fuzz-corpus/$h" artifacts="$BUILD_DIR/fuzz-artifacts/$h" log="$BUILD_DIR/fuzz-logs/$h.log"
+  rm -rf "$artifacts"  # only this run's findings
   mkdir -p "$corpus" "$artifacts" "$(dirname "$log")"
   runs=()
   [ -n "${RUNS:-}" ] && runs=(-runs="$RUNS")
