@@ -73,6 +73,19 @@ void check_pnm_complete(std::span<const std::byte> b, std::string_view name) {
   if (b.size() - pos < need) fail("decode_image: {}: truncated PNM ({} of {} sample bytes present)", name, b.size() - pos, need);
 }
 
+// The same for an uncompressed true-colour or gray TGA: stb_image reads its rows without checking
+// that they were there (found by tests/fuzz). Its other TGA paths read byte by byte, zeros past the end.
+void check_tga_complete(std::span<const std::byte> b, std::string_view name) {
+  if (b.size() < 18) fail("decode_image: {}: truncated TGA header", name);
+  const int id_length = int(b[0]), color_mapped = int(b[1]), type = int(b[2]), bits = int(b[16]);
+  const uint64_t width = uint64_t(b[12]) | uint64_t(b[13]) << 8, height = uint64_t(b[14]) | uint64_t(b[15]) << 8;
+  // stbi__tga_get_comp: bytes per pixel of the rows stb copies whole (15/16-bit colour goes pixel by pixel).
+  const int bytes_per_pixel = bits == 8 ? 1 : bits == 16 && type == 3 ? 2 : bits == 24 || bits == 32 ? bits / 8 : 0;
+  if (color_mapped != 0 || type >= 8 || bytes_per_pixel == 0) return;
+  const uint64_t need = 18 + uint64_t(id_length) + width * height * uint64_t(bytes_per_pixel);
+  if (b.size() < need) fail("decode_image: {}: truncated TGA ({} of {} bytes present)", name, b.size(), need);
+}
+
 }  // namespace
 
 bool stb_is_tga(std::span<const std::byte> bytes) {
@@ -88,8 +101,10 @@ bool stb_is_tga(std::span<const std::byte> bytes) {
 
 std::pair<int, int> stb_header_size(std::span<const std::byte> bytes, std::string_view name) {
   if (bytes.size() > size_t(std::numeric_limits<int>::max())) fail("decode_image: {}: file too large for stb_image", name);
-  if (sniff_format(bytes) == ImageFormat::bmp) check_bmp_complete(bytes, name);
-  if (sniff_format(bytes) == ImageFormat::pnm) check_pnm_complete(bytes, name);
+  const ImageFormat format = sniff_format(bytes);
+  if (format == ImageFormat::bmp) check_bmp_complete(bytes, name);
+  if (format == ImageFormat::pnm) check_pnm_complete(bytes, name);
+  if (format == ImageFormat::tga) check_tga_complete(bytes, name);
   int x = 0, y = 0, c = 0;
   const auto* p = reinterpret_cast<const stbi_uc*>(bytes.data());
   if (stbi_info_from_memory(p, int(bytes.size()), &x, &y, &c) != 1 || x <= 0 || y <= 0) {
@@ -102,7 +117,7 @@ std::pair<int, int> stb_header_size(std::span<const std::byte> bytes, std::strin
 Image decode_stb(std::span<const std::byte> bytes, std::string_view name) {
   if (bytes.empty()) fail("decode_image: {}: empty file (0 bytes)", name);
   if (bytes.size() > size_t(std::numeric_limits<int>::max())) fail("decode_image: {}: file too large for stb_image", name);
-  auto [header_h, header_w] = stb_header_size(bytes, name);  // also checks that a BMP or PNM is complete
+  auto [header_h, header_w] = stb_header_size(bytes, name);  // also checks that a BMP, PNM or TGA is complete
   check_pixel_count(name, header_h, header_w);
   int w = 0, h = 0, channels_in_file = 0;
   const auto* p = reinterpret_cast<const stbi_uc*>(bytes.data());
