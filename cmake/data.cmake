@@ -48,6 +48,7 @@ set_source_files_properties(io/transforms/color.cpp PROPERTIES COMPILE_OPTIONS -
 
 # The tests read their references through the safetensors reader of cmake/io.cmake.
 rtune_add_test(data_decode SOURCES tests/data/test_decode.cpp LIBS rtune_data rtune_io_formats)
+rtune_add_test(data_decode_fuzz_findings SOURCES tests/data/test_decode_fuzz_findings.cpp LIBS rtune_data)
 rtune_add_test(data_jpeg_sampling SOURCES tests/data/test_jpeg_sampling.cpp LIBS rtune_data rtune_io_formats JPEG::JPEG)
 rtune_add_test(data_jpeg_huffman SOURCES tests/data/test_jpeg_huffman.cpp LIBS rtune_data JPEG::JPEG)
 rtune_add_test(data_transforms SOURCES tests/data/test_transforms.cpp LIBS rtune_data rtune_io_formats)

@@ -179,22 +179,31 @@ void save_model(const std::filesystem::path& path, models::ResNet& model, const 
   io::write_safetensors(path, entries, meta);
 }
 
-ModelInfo read_model_info(const std::filesystem::path& path) {
-  io::SafetensorsFile f = io::SafetensorsFile::open(path);
-  ModelInfo info = info_from_metadata(f.metadata(), path.string());
+namespace {
+ModelInfo model_info_from(const io::SafetensorsFile& f, const std::string& label) {
+  ModelInfo info = info_from_metadata(f.metadata(), label);
   // The header is already parsed: make sure it describes the model the metadata claims.
   auto shape_of = [&](const char* name) {
     const io::SafetensorsView* v = f.find(name);
-    RTUNE_CHECK(v, "model file {}: no '{}' tensor", path.string(), name);
+    RTUNE_CHECK(v, "model file {}: no '{}' tensor", label, name);
     return v->shape;
   };
   Shape conv1 = shape_of("conv1.weight"), fc = shape_of("fc.weight");
   RTUNE_CHECK(conv1.size() == 4 && conv1[0] == info.width, "model file {}: metadata width {} but conv1.weight is {}",
-              path.string(), info.width, shape_str(conv1));
+              label, info.width, shape_str(conv1));
   RTUNE_CHECK(fc == Shape({info.num_classes, feature_dim(info)}),
-              "model file {}: metadata says {} with {} classes, which needs fc.weight [{}, {}], but it is {}", path.string(),
+              "model file {}: metadata says {} with {} classes, which needs fc.weight [{}, {}], but it is {}", label,
               info.arch, info.num_classes, info.num_classes, feature_dim(info), shape_str(fc));
   return info;
+}
+}  // namespace
+
+ModelInfo read_model_info(const std::filesystem::path& path) {
+  return model_info_from(io::SafetensorsFile::open(path), path.string());
+}
+
+ModelInfo read_model_info_bytes(std::vector<std::byte> bytes, const std::string& label) {
+  return model_info_from(io::SafetensorsFile::from_bytes(std::move(bytes), label), label);
 }
 
 bool is_model_file(const std::filesystem::path& path) {

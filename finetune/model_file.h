@@ -14,6 +14,7 @@
 // plus any further caller keys (ModelInfo::extra). Tensors are the torchvision state_dict names.
 #pragma once
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -76,6 +77,8 @@ LoadedModel load_model(WeightFile weights, const std::string& label, const LoadM
 // Metadata only (the tensors are not read), validated, and cross-checked against the header's
 // conv1.weight / fc.weight shapes. Throws naming the file and the bad or missing key.
 ModelInfo read_model_info(const std::filesystem::path& path);
+// The same on bytes in memory (fuzzing); `label` names them in errors.
+ModelInfo read_model_info_bytes(std::vector<std::byte> bytes, const std::string& label);
 
 // True when `path` is a safetensors file whose metadata says format == "rtune-model" (never throws for
 // other files; they are just "not a model file").

@@ -77,23 +77,30 @@ void save_checkpoint(const fs::path& path, const Checkpoint& ck, const AtomicWri
   write_file_atomic(path, bytes, hooks);
 }
 
-Checkpoint load_checkpoint(const fs::path& path) {
-  SafetensorsFile f = SafetensorsFile::open(path);
+namespace {
+Checkpoint checkpoint_from(const SafetensorsFile& f, const std::string& label) {
   auto it = f.metadata().find("format");
   if (it == f.metadata().end() || it->second != kCheckpointFormat)
-    fail("checkpoint {}: not an rtune training checkpoint (metadata format is '{}')", path.string(),
+    fail("checkpoint {}: not an rtune training checkpoint (metadata format is '{}')", label,
          it == f.metadata().end() ? "" : printable(it->second));
   auto st = f.metadata().find("rtune.state");
-  if (st == f.metadata().end()) fail("checkpoint {}: no 'rtune.state' metadata", path.string());
+  if (st == f.metadata().end()) fail("checkpoint {}: no 'rtune.state' metadata", label);
   Checkpoint ck;
   try {
     ck.state = nlohmann::json::parse(st->second);
   } catch (const nlohmann::json::exception& e) {
-    fail("checkpoint {}: state JSON is corrupt: {}", path.string(), e.what());
+    fail("checkpoint {}: state JSON is corrupt: {}", label, e.what());
   }
   for (const SafetensorsView& v : f.tensors())
     ck.tensors.emplace_back(v.name, from_bytes(v.bytes.data(), v.bytes.size(), v.shape, v.dtype));
   return ck;
+}
+}  // namespace
+
+Checkpoint load_checkpoint(const fs::path& path) { return checkpoint_from(SafetensorsFile::open(path), path.string()); }
+
+Checkpoint load_checkpoint_bytes(std::vector<std::byte> bytes, const std::string& label) {
+  return checkpoint_from(SafetensorsFile::from_bytes(std::move(bytes), label), label);
 }
 
 }  // namespace rtune::io

@@ -40,5 +40,7 @@ void write_file_atomic(const std::filesystem::path& path, std::span<const std::b
 void save_checkpoint(const std::filesystem::path& path, const Checkpoint& ck, const AtomicWriteHooks& hooks = {});
 // Throws naming the file when it is missing, corrupt, or not an rtune checkpoint.
 Checkpoint load_checkpoint(const std::filesystem::path& path);
+// The same on bytes in memory (fuzzing); `label` names them in errors.
+Checkpoint load_checkpoint_bytes(std::vector<std::byte> bytes, const std::string& label);
 
 }  // namespace rtune::io

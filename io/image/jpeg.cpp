@@ -8,10 +8,17 @@
 #include <turbojpeg.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cstdio>  // jpeglib.h needs size_t and FILE declared first
 #include <cstring>
 #include <memory>
 #include <string>
 #include <tuple>
+#include <string_view>
+#include <vector>
+// clang-format off
+#include <jpeglib.h>
+// clang-format on
 
 #include "engine/error.h"
 #include "io/image/decode.h"
@@ -41,14 +48,59 @@ tjscalingfactor choose_scale(int w, int h, const DecodeHint& hint) {
   return best;
 }
 
+// Does `text` read as libjpeg format `format`? Each printf conversion matches one or more characters.
+bool matches_format(std::string_view text, std::string_view format) {
+  size_t t = 0;
+  for (size_t f = 0; f < format.size(); ++f) {
+    if (format[f] != '%') {
+      if (t >= text.size() || text[t++] != format[f]) return false;
+      continue;
+    }
+    while (f + 1 < format.size() && !std::isalpha(static_cast<unsigned char>(format[f + 1]))) ++f;  // flags, width
+    ++f;  // the conversion letter
+    const char next = f + 1 < format.size() ? format[f + 1] : '\0';
+    if (t >= text.size()) return false;
+    while (t < text.size() && (next == '\0' ? true : text[t] != next)) ++t;
+  }
+  return t == text.size();
+}
+
+// Whether TurboJPEG's failure was only a libjpeg warning (the decode ran to its end). tjGetErrorCode
+// cannot tell: it says TJERR_WARNING whenever a warning came first, even when an error then stopped
+// the decode half-way, and the rows it never wrote were taken as pixels (found by tests/fuzz). The
+// message is the first warning's or the error's, so it is matched against libjpeg's warning texts.
+bool only_warned(tjhandle h, int rc) {
+  if (rc == 0) return true;
+  if (tjGetErrorCode(h) != TJERR_WARNING) return false;
+  static const std::vector<std::string_view> warnings = [] {
+    std::vector<std::string_view> w;
+// The list names two strings of libjpeg's private jversion.h, which no warning is.
+#define JVERSION ""
+#define JCOPYRIGHT_SHORT ""
+#define JMESSAGE(code, text) if (std::string_view(#code).starts_with("JWRN_")) w.push_back(text);
+#include <jerror.h>
+#undef JMESSAGE
+#undef JCOPYRIGHT_SHORT
+#undef JVERSION
+    return w;
+  }();
+  const std::string_view message = tjGetErrorStr2(h);
+  return std::any_of(warnings.begin(), warnings.end(), [&](std::string_view f) { return matches_format(message, f); });
+}
+
+// tjDecompressHeader3 also fails for a libjpeg warning (stray bytes between markers), after reading
+// the header; PIL opens such files, and libjpeg decodes them, so only an error counts (found by
+// tests/fuzz).
+bool header_failed(tjhandle h, int rc) { return !only_warned(h, rc); }
+
 }  // namespace
 
 std::pair<int, int> jpeg_header_size(std::span<const std::byte> bytes, std::string_view name) {
   TjHandle tj;
   if (!tj.h) fail("decode_image: {}: cannot initialise TurboJPEG: {}", name, tjGetErrorStr2(nullptr));
   int w = 0, h = 0, subsamp = 0, colorspace = 0;
-  if (tjDecompressHeader3(tj.h, reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<unsigned long>(bytes.size()),
-                          &w, &h, &subsamp, &colorspace) != 0) {
+  if (header_failed(tj.h, tjDecompressHeader3(tj.h, reinterpret_cast<const unsigned char*>(bytes.data()),
+                                               static_cast<unsigned long>(bytes.size()), &w, &h, &subsamp, &colorspace))) {
     std::string why = tjGetErrorStr2(tj.h);
     if (why.find("subsampling") == std::string::npos) fail("decode_image: {}: corrupt JPEG header ({})", name, why);
     // A sampling TurboJPEG 2.x does not know (see decode_jpeg_into): libjpeg reads the header.
@@ -83,7 +135,7 @@ void decode_jpeg_into(std::span<const std::byte> bytes, std::string_view name, c
   auto* src = reinterpret_cast<const unsigned char*>(bytes.data());
   auto size = static_cast<unsigned long>(bytes.size());
   int w = 0, h = 0, subsamp = 0, colorspace = 0;
-  if (tjDecompressHeader3(tj.h, src, size, &w, &h, &subsamp, &colorspace) != 0) {
+  if (header_failed(tj.h, tjDecompressHeader3(tj.h, src, size, &w, &h, &subsamp, &colorspace))) {
     std::string why = tjGetErrorStr2(tj.h);
     // TurboJPEG 2.x knows only the standard chroma samplings; libjpeg (Pillow's decoder) takes any,
     // e.g. 4:1:0 or 3x1: decode those whole through it (full size: a hint is only a lower bound).
@@ -116,8 +168,7 @@ void decode_jpeg_into(std::span<const std::byte> bytes, std::string_view name, c
     std::string why = tjGetErrorStr2(tj.h);
     // A warning still yields pixels. Pillow rejects a file that ends early ("image file is
     // truncated") but tolerates the other libjpeg warnings (stray bytes between markers).
-    bool warning_only = tjGetErrorCode(tj.h) == TJERR_WARNING;
-    if (!warning_only) fail("decode_image: {}: corrupt JPEG data ({})", name, why);
+    if (!only_warned(tj.h, rc)) fail("decode_image: {}: corrupt JPEG data ({})", name, why);
     if (why.find("Premature end") != std::string::npos)
       fail("decode_image: {}: truncated JPEG ({})", name, why);
   }

@@ -281,10 +281,13 @@ boolean decode_mcu(j_decompress_ptr cinfo, JBLOCKROW* MCU_data) {
 }
 
 // Copies the coded bytes from `p` up to the first marker that ends the scan into d.data without
-// their stuffing (FF 00 is FF; a run of FF fill bytes before a byte counts as one FF), one segment
+// their stuffing (FF 00 is FF; FF fill bytes before a marker are skipped), one segment
 // per restart interval: with `restarts`, the markers RST0, RST1, ... RST7, RST0, ... in turn divide
 // the segments (any other marker ends the scan). Returns the first FF of the marker that ends the
-// scan, or nullptr if the buffer ends first.
+// scan, or nullptr if the buffer ends first or the data has fill bytes before a stuffed zero (FF FF
+// 00, invalid): libjpeg-turbo's fast path reads that FF FF as a marker and its slow path, re-decoding
+// the MCU into the blocks the fast path already wrote, as data, so its coefficients depend on where
+// its bit buffer refills; libjpeg's own decoder keeps such files (found by tests/fuzz).
 const uint8_t* unstuff(const uint8_t* p, const uint8_t* end, bool restarts, Decoder& d) {
   std::vector<uint8_t>& out = d.data;
   out.clear();
@@ -302,6 +305,7 @@ const uint8_t* unstuff(const uint8_t* p, const uint8_t* end, bool restarts, Deco
     while (q < end && *q == 0xFF) ++q;
     if (q == end) return nullptr;
     if (*q == 0) {
+      if (q != ff + 1) return nullptr;
       out.push_back(0xFF);
     } else if (restarts && *q == 0xD0 + next_restart) {
       end_segment();
@@ -337,7 +341,7 @@ bool use_rtune_huffman(jpeg_decompress_struct& cinfo) {
   const uint8_t* begin = cinfo.src->next_input_byte;
   const uint8_t* end = begin + cinfo.src->bytes_in_buffer;
   const uint8_t* marker = unstuff(begin, end, cinfo.restart_interval != 0, d);
-  if (marker == nullptr) return false;  // the data runs to the buffer's end: libjpeg reports that
+  if (marker == nullptr) return false;  // the data runs to the buffer's end (libjpeg reports that), or FF FF 00
   // One segment per restart interval, or libjpeg's resynchronisation (missing, repeated or
   // out-of-turn RST markers) decides.
   const size_t mcus = size_t(cinfo.MCUs_per_row) * size_t(cinfo.MCU_rows_in_scan);

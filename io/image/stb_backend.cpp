@@ -38,6 +38,57 @@ void check_bmp_complete(std::span<const std::byte> b, std::string_view name) {
     fail("decode_image: {}: truncated BMP ({} of {} bytes present)", name, b.size(), declared);
 }
 
+// stb_image 2.27 reads a PGM/PPM header with an int that overflows on long numbers (undefined
+// behaviour), and leaves the pixels of a file cut short uninitialised (heap bytes in the image; PIL
+// reports it truncated). Both found by tests/fuzz, both fixed upstream later. So the header is parsed
+// here first, as stbi__pnm_info does, and the file must hold all the samples it announces.
+void check_pnm_complete(std::span<const std::byte> b, std::string_view name) {
+  size_t pos = 2;  // after "P5" / "P6"
+  auto at_eof = [&] { return pos >= b.size(); };
+  auto get8 = [&] { return at_eof() ? char(0) : char(b[pos++]); };
+  auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; };
+  char c = get8();
+  auto skip_whitespace = [&] {
+    for (;;) {
+      while (!at_eof() && is_space(c)) c = get8();
+      if (at_eof() || c != '#') break;
+      while (!at_eof() && c != '\n' && c != '\r') c = get8();
+    }
+  };
+  auto integer = [&](const char* what) {
+    int64_t v = 0;
+    while (!at_eof() && c >= '0' && c <= '9') {
+      v = v * 10 + (c - '0');
+      if (v > std::numeric_limits<int>::max()) fail("decode_image: {}: corrupt PNM header ({} too large)", name, what);
+      c = get8();
+    }
+    return v;
+  };
+  skip_whitespace();
+  const int64_t width = integer("width");
+  skip_whitespace();
+  const int64_t height = integer("height");
+  skip_whitespace();
+  const int64_t maxval = integer("maximum value");
+  const int64_t channels = uint8_t(b[1]) == '6' ? 3 : 1, sample_bytes = maxval > 255 ? 2 : 1;
+  check_pixel_count(name, height, width);  // before the product below can overflow
+  const uint64_t need = uint64_t(width * height * channels * sample_bytes);
+  if (b.size() - pos < need) fail("decode_image: {}: truncated PNM ({} of {} sample bytes present)", name, b.size() - pos, need);
+}
+
+// The same for an uncompressed true-colour or gray TGA: stb_image reads its rows without checking
+// that they were there (found by tests/fuzz). Its other TGA paths read byte by byte, zeros past the end.
+void check_tga_complete(std::span<const std::byte> b, std::string_view name) {
+  if (b.size() < 18) fail("decode_image: {}: truncated TGA header", name);
+  const int id_length = int(b[0]), color_mapped = int(b[1]), type = int(b[2]), bits = int(b[16]);
+  const uint64_t width = uint64_t(b[12]) | uint64_t(b[13]) << 8, height = uint64_t(b[14]) | uint64_t(b[15]) << 8;
+  // stbi__tga_get_comp: bytes per pixel of the rows stb copies whole (15/16-bit colour goes pixel by pixel).
+  const int bytes_per_pixel = bits == 8 ? 1 : bits == 16 && type == 3 ? 2 : bits == 24 || bits == 32 ? bits / 8 : 0;
+  if (color_mapped != 0 || type >= 8 || bytes_per_pixel == 0) return;
+  const uint64_t need = 18 + uint64_t(id_length) + width * height * uint64_t(bytes_per_pixel);
+  if (b.size() < need) fail("decode_image: {}: truncated TGA ({} of {} bytes present)", name, b.size(), need);
+}
+
 }  // namespace
 
 bool stb_is_tga(std::span<const std::byte> bytes) {
@@ -53,7 +104,10 @@ bool stb_is_tga(std::span<const std::byte> bytes) {
 
 std::pair<int, int> stb_header_size(std::span<const std::byte> bytes, std::string_view name) {
   if (bytes.size() > size_t(std::numeric_limits<int>::max())) fail("decode_image: {}: file too large for stb_image", name);
-  if (sniff_format(bytes) == ImageFormat::bmp) check_bmp_complete(bytes, name);
+  const ImageFormat format = sniff_format(bytes);
+  if (format == ImageFormat::bmp) check_bmp_complete(bytes, name);
+  if (format == ImageFormat::pnm) check_pnm_complete(bytes, name);
+  if (format == ImageFormat::tga) check_tga_complete(bytes, name);
   int x = 0, y = 0, c = 0;
   const auto* p = reinterpret_cast<const stbi_uc*>(bytes.data());
   if (stbi_info_from_memory(p, int(bytes.size()), &x, &y, &c) != 1 || x <= 0 || y <= 0) {
@@ -66,7 +120,7 @@ std::pair<int, int> stb_header_size(std::span<const std::byte> bytes, std::strin
 Image decode_stb(std::span<const std::byte> bytes, std::string_view name) {
   if (bytes.empty()) fail("decode_image: {}: empty file (0 bytes)", name);
   if (bytes.size() > size_t(std::numeric_limits<int>::max())) fail("decode_image: {}: file too large for stb_image", name);
-  auto [header_h, header_w] = stb_header_size(bytes, name);  // also checks that a BMP is complete
+  auto [header_h, header_w] = stb_header_size(bytes, name);  // also checks that a BMP, PNM or TGA is complete
   check_pixel_count(name, header_h, header_w);
   // Palette indices past the palette would read stb's uninitialised palette entries.
   const ImageFormat format = sniff_format(bytes);
@@ -76,15 +130,24 @@ Image decode_stb(std::span<const std::byte> bytes, std::string_view name) {
   if (input.size() > size_t(std::numeric_limits<int>::max())) fail("decode_image: {}: file too large for stb_image", name);
   int w = 0, h = 0, channels_in_file = 0;
   const auto* p = reinterpret_cast<const stbi_uc*>(input.data());
-  std::unique_ptr<stbi_uc, void (*)(void*)> data(stbi_load_from_memory(p, int(input.size()), &w, &h, &channels_in_file, 3),
-                                                  stbi_image_free);
+  // stb_image 2.27 widens a 16-bit PGM to 3 channels with its 8-bit converter, reading past its buffer
+  // (fixed upstream in 2.28; found by tests/fuzz): such files are loaded as they are, gray widened here.
+  const bool pnm16 = format == ImageFormat::pnm && stbi_is_16_bit_from_memory(p, int(input.size()));
+  const int channels = pnm16 ? 0 : 3;
+  std::unique_ptr<stbi_uc, void (*)(void*)> data(
+      stbi_load_from_memory(p, int(input.size()), &w, &h, &channels_in_file, channels), stbi_image_free);
   if (!data) {
     const char* why = stbi_failure_reason();
     fail("decode_image: {}: corrupt or unsupported image ({})", name, why ? why : "unknown stb_image error");
   }
   if (w <= 0 || h <= 0) fail("decode_image: {}: image has no pixels ({}x{})", name, w, h);
   Image img(h, w);
-  std::memcpy(img.pixels.data(), data.get(), img.pixels.size());
+  if (channels == 0 && channels_in_file == 1) {
+    for (size_t i = 0, n = size_t(h) * size_t(w); i < n; ++i) std::memset(&img.pixels[3 * i], data.get()[i], 3);
+  } else {
+    RTUNE_CHECK(channels == 3 || channels_in_file == 3, "decode_image: {}: {} channels", name, channels_in_file);
+    std::memcpy(img.pixels.data(), data.get(), img.pixels.size());
+  }
   return img;
 }
 

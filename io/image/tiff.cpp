@@ -103,7 +103,9 @@ Image decode_tiff(std::span<const std::byte> bytes, std::string_view name) {
   MemoryFile f{bytes, 0, {}};
   TiffPtr t = open_tiff(f, name);
   TIFF* tif = t.get();
-  auto [h, w] = page_size(tif, f, name);
+  // Plain variables, not a structured binding: clang 14 (the fuzz build) cannot capture those in a lambda.
+  const auto size = page_size(tif, f, name);
+  const int h = size.first, w = size.second;
   check_pixel_count(name, h, w);
   uint16_t bps = 1, spp = 1, photometric = 0, planar = PLANARCONFIG_CONTIG, format = SAMPLEFORMAT_UINT, compression = 0;
   TIFFGetFieldDefaulted(tif, TIFFTAG_BITSPERSAMPLE, &bps);

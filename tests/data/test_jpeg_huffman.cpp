@@ -7,13 +7,11 @@
 // must come exactly when libjpeg's does; and for altered Huffman tables.
 #include <doctest/doctest.h>
 
-#include <csetjmp>
 #include <cstring>
 #include <fmt/format.h>
-#include <jerror.h>
 
-#include "io/image/jpeg_huffman.h"
 #include "tests/data/image_test_util.h"
+#include "tests/data/jpeg_two_decoders.h"
 #include "tests/data/jpeg_test_files.h"
 
 using namespace rtune;
@@ -21,57 +19,8 @@ using namespace rtune::io;
 
 namespace {
 
-struct Errors {
-  jpeg_error_mgr mgr;
-  std::jmp_buf jump;
-  int hit_marker = 0;  // JWRN_HIT_MARKER warnings
-};
-
-void on_error(j_common_ptr cinfo) { std::longjmp(reinterpret_cast<Errors*>(cinfo->err)->jump, 1); }
-
-void on_message(j_common_ptr cinfo, int level) {
-  if (level < 0 && cinfo->err->msg_code == JWRN_HIT_MARKER) ++reinterpret_cast<Errors*>(cinfo->err)->hit_marker;
-}
-
-struct Decoded {
-  std::vector<uint8_t> pixels;  // RGB rows from skip_rows on
-  int hit_marker = 0;
-  bool rtune_decoder = false;  // use_rtune_huffman() took the file
-  bool failed = false;         // libjpeg raised an error
-};
-
-struct Decompressor {
-  jpeg_decompress_struct cinfo{};
-  Errors err{};
-  ~Decompressor() { jpeg_destroy_decompress(&cinfo); }
-};
-
-// Decodes `bytes` with libjpeg (rtune's entropy decoder if `ours`), skipping the first `skip_rows`.
-void decode(std::span<const std::byte> bytes, bool ours, int skip_rows, Decoded& out) {
-  Decompressor d;
-  d.cinfo.err = jpeg_std_error(&d.err.mgr);
-  d.err.mgr.error_exit = on_error;
-  d.err.mgr.emit_message = on_message;
-  if (setjmp(d.err.jump)) {
-    out.failed = true;
-    return;
-  }
-  jpeg_create_decompress(&d.cinfo);
-  jpeg_mem_src(&d.cinfo, reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<unsigned long>(bytes.size()));
-  jpeg_read_header(&d.cinfo, TRUE);
-  d.cinfo.out_color_space = JCS_RGB;
-  jpeg_start_decompress(&d.cinfo);
-  out.rtune_decoder = ours && use_rtune_huffman(d.cinfo);
-  const int height = int(d.cinfo.output_height), width = int(d.cinfo.output_width);
-  if (skip_rows > 0) jpeg_skip_scanlines(&d.cinfo, JDIMENSION(skip_rows));
-  out.pixels.assign(size_t(height - skip_rows) * size_t(width) * 3, 0);
-  for (int y = 0; y < height - skip_rows; ++y) {
-    JSAMPROW row = out.pixels.data() + size_t(y) * size_t(width) * 3;
-    if (jpeg_read_scanlines(&d.cinfo, &row, 1) != 1) break;
-  }
-  jpeg_abort_decompress(&d.cinfo);
-  out.hit_marker = d.err.hit_marker;
-}
+using test::decode_with_libjpeg;
+using Decoded = test::DecodedJpeg;
 
 // Where the entropy-coded data of the (single) scan starts: after the SOS segment.
 size_t scan_start(std::span<const std::byte> b) {
@@ -102,11 +51,12 @@ std::vector<std::pair<size_t, size_t>> huffman_table_segments(std::span<const st
 // Decodes with both decoders and holds rtune's to libjpeg's; returns whether rtune's was used.
 bool check_same(std::span<const std::byte> jpg, int skip_rows, const std::string& what) {
   Decoded theirs, ours;
-  decode(jpg, false, skip_rows, theirs);
-  decode(jpg, true, skip_rows, ours);
+  decode_with_libjpeg(jpg, false, skip_rows, theirs);
+  decode_with_libjpeg(jpg, true, skip_rows, ours);
   INFO(what);
   CHECK(ours.failed == theirs.failed);
   CHECK(ours.hit_marker == theirs.hit_marker);
+  CHECK(test::comparable_warnings(ours) == test::comparable_warnings(theirs));
   if (ours.pixels != theirs.pixels) {
     size_t i = 0;
     while (i < ours.pixels.size() && i < theirs.pixels.size() && ours.pixels[i] == theirs.pixels[i]) ++i;
@@ -217,7 +167,7 @@ TEST_CASE("rtune's Huffman decoder reads corrupt scans as libjpeg-turbo does") {
           for (size_t i = at; i < std::min(end, at + 16); ++i) bad[i] = std::byte(r.next_u64());
       }
       Decoded ours;
-      decode(bad, true, 0, ours);
+      decode_with_libjpeg(bad, true, 0, ours);
       (file >= 6 ? restart_taken : taken) += ours.rtune_decoder;
       restart_cases += file >= 6;
       hit_marker += ours.hit_marker;
@@ -251,7 +201,7 @@ TEST_CASE("rtune's Huffman decoder reads altered Huffman tables as libjpeg-turbo
       const size_t at = m % 2 == 0 ? begin + 1 + size_t(r.next_u64() % 16) : begin + size_t(r.next_u64() % (end - begin));
       bad[at] = std::byte(m % 3 == 0 ? int(bad[at]) + 1 : m % 3 == 1 ? int(bad[at]) - 1 : int(r.next_u64() % 256));
       Decoded ours;
-      decode(bad, true, 0, ours);
+      decode_with_libjpeg(bad, true, 0, ours);
       decoded += !ours.failed;
       taken += ours.rtune_decoder;
       check_same(bad, 0, fmt::format("file {} table byte {} altered ({})", file, at, m));

@@ -1,0 +1,70 @@
+// data_decode_fuzz_findings: what the fuzzers found in the image readers (tests/fuzz/README.md), held
+// to PIL's behaviour on the inputs they saved: files cut short are rejected, not filled with whatever
+// the heap held; a 16-bit PGM decodes; a JPEG with stray bytes between markers probes as it decodes;
+// a JPEG whose decode fails after a warning is rejected, not returned half-written.
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "engine/error.h"
+#include "io/image/decode.h"
+
+using namespace rtune;
+using namespace rtune::io;
+
+namespace {
+
+std::vector<std::byte> regression_input(const std::string& rel) {
+  std::ifstream f(std::string(RTUNE_SOURCE_DIR "/tests/fuzz/") + rel, std::ios::binary);
+  std::vector<char> c((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  REQUIRE(!c.empty());
+  return {reinterpret_cast<const std::byte*>(c.data()), reinterpret_cast<const std::byte*>(c.data() + c.size())};
+}
+
+std::vector<std::byte> bytes_of(const std::string& s) {
+  return {reinterpret_cast<const std::byte*>(s.data()), reinterpret_cast<const std::byte*>(s.data() + s.size())};
+}
+
+}  // namespace
+
+TEST_CASE("PNM and TGA files cut short are rejected as truncated") {
+  for (const char* rel : {"stb/regress_truncated_pgm.pgm", "stb/regress_truncated_tga.tga"}) {
+    CAPTURE(rel);
+    const auto b = regression_input(rel);
+    CHECK_THROWS_WITH_AS(decode_image(b, rel), doctest::Contains("truncated"), Error);
+    CHECK_THROWS_AS(probe_image(b, rel), Error);
+  }
+  // One sample short of a 3x2 PPM, and exactly complete.
+  const std::string header = "P6\n3 2\n255\n";
+  CHECK_THROWS_WITH_AS(decode_image(bytes_of(header + std::string(17, 'x')), "short.ppm"), doctest::Contains("truncated"),
+                       Error);
+  CHECK(decode_image(bytes_of(header + std::string(18, 'x')), "full.ppm").pixels == std::vector<uint8_t>(18, 'x'));
+  // A header number past int (stb's parser would overflow).
+  CHECK_THROWS_AS(decode_image(bytes_of("P5\n99999999999 1\n255\n"), "huge.pgm"), Error);
+}
+
+TEST_CASE("a 16-bit PGM decodes to gray RGB") {
+  // The saved input (it overflowed stb's buffer) is also one sample short.
+  CHECK_THROWS_WITH_AS(decode_image(regression_input("stb/regress_pgm16_to_rgb_overflow.pgm"), "pgm16"),
+                       doctest::Contains("truncated"), Error);
+  const std::string pgm = "P5\n2 1\n65535\n" + std::string("\x12\x34\xab\xcd", 4);
+  const Image img = decode_image(bytes_of(pgm), "gray16.pgm");
+  REQUIRE((img.height == 1 && img.width == 2));
+  for (int x = 0; x < 2; ++x) {
+    const uint8_t* p = img.at(0, x);
+    CHECK((p[0] == p[1] && p[1] == p[2]));
+  }
+}
+
+TEST_CASE("JPEG: a header warning is not an error; an error after a warning is") {
+  const auto warned = regression_input("jpeg/regress_header_warning_probe.jpg");
+  const Image img = decode_image(warned, "warned.jpg");
+  const ImageInfo info = probe_image(warned, "warned.jpg");
+  CHECK(info.height == img.height);
+  CHECK(info.width == img.width);
+  CHECK_THROWS_WITH_AS(decode_image(regression_input("jpeg/regress_warning_then_error.jpg"), "bad.jpg"),
+                       doctest::Contains("corrupt JPEG"), Error);
+}
