@@ -141,14 +141,14 @@ TEST_CASE("class names for image folders: by folder name when the keys are the f
   SUBCASE("cat_to_name.json keyed by folder name: each folder gets its own key's name") {
     nlohmann::json j;
     for (int i = 1; i <= 12; ++i) j[std::to_string(i)] = "flower " + std::to_string(i);
-    tools::ClassNames cn = tools::names_for_folders(write_json("cat_to_name.json", j), numbered);
+    finetune::ClassNames cn = finetune::names_for_folders(write_json("cat_to_name.json", j), numbered);
     REQUIRE(cn.names.size() == 12);
     for (size_t k = 0; k < 12; ++k) CHECK(cn.names[k] == "flower " + numbered[k]);  // folder "10" -> "flower 10"
     CHECK(cn.note.find("by folder name") != std::string::npos);
   }
   SUBCASE("word folders keyed by name, in any order") {
     std::vector<std::string> folders{"cat", "dog", "fox"};
-    tools::ClassNames cn = tools::names_for_folders(write_json("w.json", {{"fox", "Fox"}, {"cat", "Cat"}, {"dog", "Dog"}}), folders);
+    finetune::ClassNames cn = finetune::names_for_folders(write_json("w.json", {{"fox", "Fox"}, {"cat", "Cat"}, {"dog", "Dog"}}), folders);
     CHECK(cn.names == std::vector<std::string>{"Cat", "Dog", "Fox"});
   }
   SUBCASE("index keys (0- and 1-based) over word folders go by position over the sorted folders") {
@@ -158,7 +158,7 @@ TEST_CASE("class names for image folders: by folder name when the keys are the f
     nlohmann::json zero, one;
     for (int i = 0; i < 12; ++i) zero[std::to_string(i)] = "name " + std::to_string(i), one[std::to_string(i + 1)] = "name " + std::to_string(i);
     for (const auto& j : {zero, one}) {
-      tools::ClassNames cn = tools::names_for_folders(write_json("i.json", j), folders);
+      finetune::ClassNames cn = finetune::names_for_folders(write_json("i.json", j), folders);
       REQUIRE(cn.names.size() == 12);
       for (size_t k = 0; k < 12; ++k) CHECK(cn.names[k] == "name " + std::to_string(k));  // position k: folders[k]
       CHECK(cn.note.find("class indices") != std::string::npos);
@@ -166,26 +166,26 @@ TEST_CASE("class names for image folders: by folder name when the keys are the f
   }
   SUBCASE("a text file goes by position and must have one name per folder") {
     write_file(tmp.path / "n.txt", "a\nb\nc\n");
-    CHECK(tools::names_for_folders(tmp.path / "n.txt", {"x", "y", "z"}).names == std::vector<std::string>{"a", "b", "c"});
-    CHECK(error_of([&] { tools::names_for_folders(tmp.path / "n.txt", {"x", "y"}); }).find("3 names for 2 class folders") !=
+    CHECK(finetune::names_for_folders(tmp.path / "n.txt", {"x", "y", "z"}).names == std::vector<std::string>{"a", "b", "c"});
+    CHECK(error_of([&] { finetune::names_for_folders(tmp.path / "n.txt", {"x", "y"}); }).find("3 names for 2 class folders") !=
           std::string::npos);
   }
   SUBCASE("keys that name some folders but not all: an error naming the missing and extra keys") {
     nlohmann::json j;
     for (int i = 1; i <= 11; ++i) j[std::to_string(i)] = "flower " + std::to_string(i);
     j["13"] = "flower 13";  // folder "12" has no key, key "13" no folder
-    std::string e = error_of([&] { tools::names_for_folders(write_json("bad.json", j), numbered); });
+    std::string e = error_of([&] { finetune::names_for_folders(write_json("bad.json", j), numbered); });
     CHECK(e.find("folders with no key: 12") != std::string::npos);
     CHECK(e.find("keys with no folder: 13") != std::string::npos);
   }
   SUBCASE("0-based index keys over numbered folders are ambiguous: an error, not a silent shift") {
     nlohmann::json j;
     for (int i = 0; i < 12; ++i) j[std::to_string(i)] = "n" + std::to_string(i);
-    std::string e = error_of([&] { tools::names_for_folders(write_json("zero.json", j), numbered); });
+    std::string e = error_of([&] { finetune::names_for_folders(write_json("zero.json", j), numbered); });
     CHECK(e.find("keys with no folder: 0") != std::string::npos);
   }
   SUBCASE("keys that are neither folder names nor indices") {
-    std::string e = error_of([&] { tools::names_for_folders(write_json("odd.json", {{"cow", "Cow"}, {"pig", "Pig"}}), {"cat", "dog"}); });
+    std::string e = error_of([&] { finetune::names_for_folders(write_json("odd.json", {{"cow", "Cow"}, {"pig", "Pig"}}), {"cat", "dog"}); });
     CHECK(e.find("folders with no key: cat, dog") != std::string::npos);
     CHECK(e.find("keys with no folder: cow, pig") != std::string::npos);
     CHECK(e.find("not a class index") != std::string::npos);
