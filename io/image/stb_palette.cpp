@@ -65,6 +65,11 @@ void check_bmp_palette_indices(std::span<const std::byte> bmp, std::string_view 
   const bool os2 = header_size == 12;  // BITMAPCOREHEADER: 16-bit sizes, 3-byte palette entries
   if (!os2 && header_size != 40 && header_size != 56 && header_size != 108 && header_size != 124) return;
   if (!os2 && bmp.size() < 50) return;
+  // stb reads the compression as a signed int: it refuses 1, 2 and >= 4 (and 3 below 16 bits) but
+  // decodes a negative value as uncompressed, reading the palette as it would for 0 (found by fuzz_stb).
+  // Pillow refuses any compression it does not know, and so does rtune.
+  if (!os2 && int32_t(le32(bmp, 30)) < 0)
+    fail("decode_image: {}: corrupt BMP: unknown compression {}", name, int32_t(le32(bmp, 30)));
   const int64_t width = os2 ? le16(bmp, 18) : le32(bmp, 18);
   const int64_t height = os2 ? le16(bmp, 20) : std::abs(int64_t(int32_t(le32(bmp, 22))));
   const uint32_t bits = le16(bmp, os2 ? 24 : 28);

@@ -68,3 +68,15 @@ TEST_CASE("JPEG: a header warning is not an error; an error after a warning is")
   CHECK_THROWS_WITH_AS(decode_image(regression_input("jpeg/regress_warning_then_error.jpg"), "bad.jpg"),
                        doctest::Contains("corrupt JPEG"), Error);
 }
+
+// stb_image reads a BMP's compression as a signed int and decodes a negative one as uncompressed,
+// past the palette check's reach: two decodes of the same file differed (fuzz_stb). Pillow refuses an
+// unknown compression; so does rtune, every time. The other saved BMP has an index past its palette.
+TEST_CASE("BMP: a negative compression value is refused; an index past the palette is refused") {
+  const auto neg = regression_input("stb/regress_bmp_negative_compression.bmp");
+  CHECK_THROWS_WITH_AS(decode_image(neg, "neg.bmp"), doctest::Contains("unknown compression"), Error);
+  Image reused(3, 5, 0xAB);
+  CHECK_THROWS_WITH_AS(decode_image_into(neg, "neg.bmp", {}, reused), doctest::Contains("unknown compression"), Error);
+  const auto past = regression_input("stb/regress_bmp_palette_index_past_palette.bmp");
+  CHECK_THROWS_WITH_AS(decode_image(past, "past.bmp"), doctest::Contains("corrupt BMP"), Error);
+}
