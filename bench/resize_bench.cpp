@@ -16,7 +16,7 @@ using namespace rtune::io;
 
 int main(int argc, char** argv) {
   const int iters = argc > 1 ? std::atoi(argv[1]) : 4000, rounds = argc > 2 ? std::atoi(argv[2]) : 5;
-  Rng rng(1);
+  rtune::Rng rng(1);
   Image img(375, 500);
   for (auto& p : img.pixels) p = uint8_t(rng.next_u64() >> 56);
   std::vector<CropBox> boxes;

@@ -2,7 +2,7 @@
 # schedulers, and the op façade with its CPU backend (the CUDA backend joins in cmake/cuda.cmake).
 # One target: a Tensor method dispatches through kernels/ops.h and every kernel takes Tensors.
 add_library(rtune_core STATIC
-  engine/storage.cpp engine/tensor.cpp engine/autograd.cpp engine/functional.cpp engine/rng.cpp
+  engine/storage.cpp engine/tensor.cpp engine/autograd.cpp engine/functional.cpp engine/random_tensor.cpp
   engine/nn/module.cpp engine/nn/autocast.cpp
   engine/optim/optimizer.cpp
   engine/sched/scheduler.cpp engine/sched/epoch_schedulers.cpp engine/sched/onecycle.cpp engine/sched/plateau.cpp

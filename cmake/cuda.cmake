@@ -17,7 +17,7 @@ set(RTUNE_CUDA_KERNEL_SOURCES
   kernels/cuda/softmax.cu
   kernels/cuda/optim.cu)
 add_library(rtune_cuda STATIC ${RTUNE_CUDA_KERNEL_SOURCES} kernels/cuda/allocator.cpp kernels/cuda/handles.cpp
-            kernels/cuda/transfer.cpp)
+            kernels/cuda/check.cpp kernels/cuda/layout.cpp kernels/cuda/cudnn_desc.cpp kernels/cuda/transfer.cpp)
 target_link_libraries(rtune_cuda PUBLIC rtune_core)
 
 if(RTUNE_CUDA_SIM)

@@ -15,6 +15,12 @@ struct OutOfMemory : Error {
   using Error::Error;
 };
 
+// A setting the user chose that is out of range or contradicts another (a flag's value, a run's
+// config built in code): the command line reports it as a usage error, before any work.
+struct InvalidArgument : Error {
+  using Error::Error;
+};
+
 // A device allocation that failed even after the allocator released its cache. Thrown by the CUDA
 // backend; the training loop adds which flag to lower (it knows the batch size, the backend does not).
 class DeviceOutOfMemory : public Error {
@@ -29,6 +35,10 @@ class DeviceOutOfMemory : public Error {
 template <class... A>
 [[noreturn]] void fail(fmt::format_string<A...> f, A&&... a) {
   throw Error(fmt::format(f, std::forward<A>(a)...));
+}
+template <class... A>
+[[noreturn]] void invalid_argument(fmt::format_string<A...> f, A&&... a) {
+  throw InvalidArgument(fmt::format(f, std::forward<A>(a)...));
 }
 #else
 // nvcc cannot evaluate fmt's compile-time format checks; CUDA translation units format at run time.

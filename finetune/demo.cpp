@@ -21,7 +21,7 @@ TrainArgs base_args(const DemoOptions& o, const fs::path& data, const fs::path& 
   a.data = data.string();
   a.arch = "resnet18";
   a.width = o.width;
-  a.epochs = epochs;
+  a.train.epochs = epochs;
   a.batch = 32;
   a.image_size = o.size;
   // Small synthetic images: pad-and-crop + flip (the CIFAR recipe), mid-grey normalisation.

@@ -60,16 +60,22 @@ nlohmann::json OptimConfig::to_json() const {
 
 void validate(const OptimConfig& c) {
   if (c.kind != "sgd" && c.kind != "adam" && c.kind != "adamw" && c.kind != "rmsprop")
-    fail("--opt '{}': expected sgd, adam, adamw or rmsprop", c.kind);
-  RTUNE_CHECK(c.lr > 0, "--lr {}: must be > 0", c.lr);
-  RTUNE_CHECK(c.weight_decay >= 0, "--wd {}: must be >= 0", c.weight_decay);
-  RTUNE_CHECK(c.momentum >= 0 && c.momentum < 1, "--momentum {}: must be in [0, 1)", c.momentum);
-  RTUNE_CHECK(c.beta1 >= 0 && c.beta1 < 1 && c.beta2 >= 0 && c.beta2 < 1, "--betas {},{}: each must be in [0, 1)",
-              c.beta1, c.beta2);
-  RTUNE_CHECK(c.eps > 0, "--eps {}: must be > 0", c.eps);
-  parse_lr_mult(lr_mult_str(c.lr_mult));  // the same checks for a config built in code
-  RTUNE_CHECK(!c.nesterov || (c.kind == "sgd" && c.momentum > 0 && c.dampening == 0),
-              "--nesterov needs --opt sgd with momentum > 0 and zero dampening (as torch.optim.SGD)");
+    invalid_argument("--opt '{}': expected sgd, adam, adamw or rmsprop", c.kind);
+  if (!(c.lr > 0)) invalid_argument("--lr {}: must be > 0", c.lr);
+  if (!(c.weight_decay >= 0)) invalid_argument("--wd {}: must be >= 0", c.weight_decay);
+  if (!(c.momentum >= 0 && c.momentum < 1)) invalid_argument("--momentum {}: must be in [0, 1)", c.momentum);
+  if (!(c.beta1 >= 0 && c.beta1 < 1 && c.beta2 >= 0 && c.beta2 < 1))
+    invalid_argument("--betas {},{}: each must be in [0, 1)", c.beta1, c.beta2);
+  if (!(c.eps > 0)) invalid_argument("--eps {}: must be > 0", c.eps);
+  try {
+    parse_lr_mult(lr_mult_str(c.lr_mult));  // the same checks for a config built in code
+  } catch (const InvalidArgument&) {
+    throw;
+  } catch (const Error& e) {
+    throw InvalidArgument(e.what());
+  }
+  if (c.nesterov && !(c.kind == "sgd" && c.momentum > 0 && c.dampening == 0))
+    invalid_argument("--nesterov needs --opt sgd with momentum > 0 and zero dampening (as torch.optim.SGD)");
 }
 
 std::vector<optim::ParamGroup> make_param_groups(models::ResNet& model, const OptimConfig& c, double lr) {
@@ -113,11 +119,11 @@ std::vector<optim::ParamGroup> make_param_groups(models::ResNet& model, const Op
 }
 
 std::unique_ptr<optim::Optimizer> make_optimizer(const OptimConfig& c, std::vector<optim::ParamGroup> groups) {
-  validate(c);
   if (c.kind == "sgd") return std::make_unique<optim::SGD>(std::move(groups), c.dampening, c.nesterov);
   if (c.kind == "adam" || c.kind == "adamw")
     return std::make_unique<optim::Adam>(std::move(groups), c.beta2, c.eps, c.amsgrad, c.kind == "adamw");
-  return std::make_unique<optim::RMSprop>(std::move(groups), c.alpha, c.eps, c.centered);
+  if (c.kind == "rmsprop") return std::make_unique<optim::RMSprop>(std::move(groups), c.alpha, c.eps, c.centered);
+  fail("--opt '{}': expected sgd, adam, adamw or rmsprop", c.kind);
 }
 
 }  // namespace rtune::finetune

@@ -35,7 +35,8 @@ struct OptimConfig {
 std::vector<std::pair<std::string, double>> parse_lr_mult(const std::string& spec);
 std::string lr_mult_str(const std::vector<std::pair<std::string, double>>& m);
 
-// Throws rtune::Error for an unknown kind or an out-of-range value (lr <= 0, beta outside [0, 1), …).
+// Throws rtune::InvalidArgument for an unknown kind or an out-of-range value (lr <= 0, beta outside
+// [0, 1), …). Part of TrainConfig::validate(); make_optimizer() expects a validated config.
 void validate(const OptimConfig& c);
 
 // Backbone groups in network order (named after their first stage, or "backbone" when they hold every

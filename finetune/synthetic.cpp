@@ -4,7 +4,7 @@
 #include <fmt/format.h>
 #include "engine/error.h"
 #include "io/image/png_write.h"
-#include "io/transforms/rng.h"
+#include "engine/rng.h"
 
 namespace rtune::finetune::synth {
 
@@ -24,7 +24,7 @@ bool inside(Shape s, double u, double v) {
   return false;
 }
 
-Shape shape_for(Task t, int label, io::Rng& rng) {
+Shape shape_for(Task t, int label, Rng& rng) {
   if (t == Task::shapes) return Shape(label);
   switch (label) {
     case 0: return rng.bernoulli(0.5) ? Shape::circle : Shape::ellipse;
@@ -33,7 +33,7 @@ Shape shape_for(Task t, int label, io::Rng& rng) {
   }
 }
 
-void random_colour(io::Rng& rng, double out[3]) {
+void random_colour(Rng& rng, double out[3]) {
   for (int c = 0; c < 3; ++c) out[c] = rng.uniform(0, 255);
 }
 }  // namespace
@@ -46,7 +46,7 @@ std::vector<std::string> class_names(Task t) {
 io::Image render(Task t, int label, int size, uint64_t seed, uint64_t index) {
   RTUNE_CHECK(size >= 8, "synthetic: image size {} is too small (>= 8)", size);
   RTUNE_CHECK(label >= 0 && label < int(class_names(t).size()), "synthetic: label {} out of range", label);
-  io::Rng rng = io::Rng::for_key(seed, uint64_t(t) * 1000003u + uint64_t(label), index);
+  Rng rng = Rng::for_key(seed, uint64_t(t) * 1000003u + uint64_t(label), index);
   const Shape shape = shape_for(t, label, rng);
   double bg0[3], bg1[3], fg[3];
   // A low-contrast two-tone background: texture to ignore, not a second shape.

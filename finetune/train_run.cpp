@@ -12,7 +12,7 @@
 #include "io/formats/checkpoint.h"
 #include "finetune/report/metrics_log.h"
 #include "finetune/report/run_report.h"
-#include "io/transforms/rng.h"
+#include "engine/rng.h"
 #include "finetune/model_file.h"
 #include "finetune/convert.h"
 #include "finetune/run_folder.h"
@@ -28,7 +28,7 @@ nlohmann::json TrainArgs::to_json() const {
   const auto& t = train;
   return {{"data", data}, {"train_list", train_list}, {"val_list", val_list}, {"list_root", list_root}, {"val", val},
           {"val_split", val_split}, {"classes", classes}, {"arch", arch}, {"width", width}, {"weights", weights},
-          {"reset_head", reset_head}, {"epochs", epochs}, {"batch", batch}, {"image_size", image_size},
+          {"reset_head", reset_head}, {"epochs", t.epochs}, {"batch", batch}, {"image_size", image_size},
           {"transforms", transforms}, {"val_transforms", val_transforms}, {"optimizer", t.opt.to_json()},
           {"sched", t.sched}, {"clip_norm", t.clip_norm}, {"clip_value", t.clip_value},
           {"label_smoothing", t.label_smoothing}, {"freeze", t.freeze.str()},
@@ -43,7 +43,7 @@ TrainArgs TrainArgs::from_json(const nlohmann::json& j) {
     a.data = j.at("data"), a.train_list = j.at("train_list"), a.val_list = j.at("val_list");
     a.list_root = j.at("list_root"), a.val = j.at("val"), a.val_split = j.at("val_split"), a.classes = j.at("classes");
     a.arch = j.at("arch"), a.width = j.at("width"), a.weights = j.at("weights"), a.reset_head = j.at("reset_head");
-    a.epochs = j.at("epochs"), a.batch = j.at("batch"), a.image_size = j.at("image_size");
+    a.train.epochs = j.at("epochs"), a.batch = j.at("batch"), a.image_size = j.at("image_size");
     a.transforms = j.at("transforms"), a.val_transforms = j.at("val_transforms");
     const auto& o = j.at("optimizer");
     auto& c = a.train.opt;
@@ -62,6 +62,24 @@ TrainArgs TrainArgs::from_json(const nlohmann::json& j) {
     fail("the run's saved arguments are malformed: {}", e.what());
   }
   return a;
+}
+
+void TrainArgs::validate() const {
+  if (out.empty()) invalid_argument("--out RUN_DIR is required");
+  if (data.empty() && train_list.empty()) invalid_argument("--data or --train-list is required");
+  if (!(val_split >= 0 && val_split <= 0.95)) invalid_argument("--val-split {}: must be in [0, 0.95]", val_split);
+  if (width < 1 || width > 1024) invalid_argument("--width {}: must be in [1, 1024]", width);
+  if (batch < 1) invalid_argument("--batch {}: must be >= 1", batch);
+  if (image_size < 8 || image_size > 4096) invalid_argument("--image-size {}: must be in [8, 4096]", image_size);
+  for (const auto& [flag, spec] : {std::pair{"--transforms", &transforms}, std::pair{"--val-transforms", &val_transforms}}) {
+    try {
+      if (!spec->empty()) io::parse_pipeline(*spec);
+    } catch (const Error& e) {
+      invalid_argument("{} '{}': {}", flag, *spec, e.what());
+    }
+  }
+  if (time_budget_s < 0) invalid_argument("--time-budget: must be > 0");
+  train.validate();
 }
 
 // ---------------------------------------------------------------- devices, presets
@@ -155,7 +173,7 @@ void split_val(Data& d, double frac, uint64_t seed) {
   std::map<int64_t, std::vector<size_t>> by_class;
   for (size_t i = 0; i < d.train.samples.size(); ++i) by_class[d.train.samples[i].label].push_back(i);
   std::vector<bool> to_val(d.train.samples.size(), false);
-  io::Rng rng = io::Rng::for_key(seed, 0x5e1f5711u);
+  Rng rng = Rng::for_key(seed, 0x5e1f5711u);
   for (auto& [label, idx] : by_class) {
     rng.shuffle(std::span<size_t>(idx));
     const size_t k = std::min(idx.size() - 1, size_t(double(idx.size()) * frac + 0.5));
@@ -311,10 +329,7 @@ void say(const TrainIO& io, const std::string& line) {
 
 TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const TrainIO& io) {
   auto t_start = Clock::now();
-  if (a.out.empty()) fail("--out RUN_DIR is required");
-  if (a.epochs < 1) fail("--epochs {}: must be >= 1", a.epochs);
-  if (a.batch < 1) fail("--batch {}: must be >= 1", a.batch);
-  if (a.image_size < 8) fail("--image-size {}: must be >= 8", a.image_size);
+  a.validate();
   std::string dev_note;
   const Device device = resolve_device(a.device, &dev_note);
   Data d = open_data(a);
@@ -370,7 +385,6 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
   if (d.has_val) val_loader = std::make_unique<io::Loader>(d.val, vp, lo);
 
   finetune::TrainConfig cfg = a.train;
-  cfg.epochs = a.epochs;
   cfg.device = device;
   cfg.precision = nn::parse_precision(a.precision, device);
   cfg.train_norm = tp.normalize.value_or(io::Normalize{});
@@ -388,7 +402,7 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
 
   if (resume_from) {
     trainer.restore(*resume_from);
-    say(io, fmt::format("resuming {} after epoch {} of {}", dir.string(), trainer.epoch(), a.epochs));
+    say(io, fmt::format("resuming {} after epoch {} of {}", dir.string(), trainer.epoch(), a.train.epochs));
   } else {
     say(io, fmt::format("model: {}", model_note));
     if (!head_note.empty()) say(io, head_note);
@@ -420,7 +434,7 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
     in.facts = {{"model", model_note},
                 {"data", fmt::format("{} classes; {} train / {} val images", num_classes, d.train.samples.size(),
                                      d.has_val ? d.val.samples.size() : 0)},
-                {"recipe", fmt::format("{} epochs, batch {}, {} lr {:g}, wd {:g}{}{}", a.epochs, a.batch, cfg.opt.kind,
+                {"recipe", fmt::format("{} epochs, batch {}, {} lr {:g}, wd {:g}{}{}", a.train.epochs, a.batch, cfg.opt.kind,
                                        cfg.opt.lr, cfg.opt.weight_decay, cfg.sched.empty() ? "" : ", " + cfg.sched,
                                        cfg.freeze.kind == finetune::FreezeSpec::Kind::none ? "" : ", freeze " + cfg.freeze.str())},
                 {"transforms", "train: " + tp.describe() + "; val: " + vp.describe()},
@@ -445,7 +459,7 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
   hooks.on_epoch = [&](const finetune::EpochRecord& r) {
     bar.clear();
     say(io, fmt::format("epoch {}/{}: train loss {:.4f} top-1 {:.2f}%{} | lr {:.3g} | {:.1f}s, {:.0f} img/s{}", r.epoch,
-                        a.epochs, r.train_loss, 100 * r.train_top1,
+                        a.train.epochs, r.train_loss, 100 * r.train_top1,
                         r.has_val ? fmt::format(" | val loss {:.4f} top-1 {:.2f}% top-5 {:.2f}%", r.val_loss,
                                                 100 * r.val_top1, 100 * r.val_top5)
                                   : std::string(),
@@ -490,12 +504,12 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
   const auto t_train = Clock::now();
   double longest_epoch = 0;
   bool out_of_time = false;
-  while (trainer.epoch() < a.epochs && (a.stop_after <= 0 || trainer.epoch() < a.stop_after)) {
+  while (trainer.epoch() < a.train.epochs && (a.stop_after <= 0 || trainer.epoch() < a.stop_after)) {
     const auto t_epoch = Clock::now();
     trainer.run_epoch(hooks);
     longest_epoch = std::max(longest_epoch, std::chrono::duration<double>(Clock::now() - t_epoch).count());
     const double spent = std::chrono::duration<double>(Clock::now() - t_train).count();
-    if (a.time_budget_s > 0 && trainer.epoch() < a.epochs && spent + longest_epoch > a.time_budget_s) {
+    if (a.time_budget_s > 0 && trainer.epoch() < a.train.epochs && spent + longest_epoch > a.time_budget_s) {
       out_of_time = true;
       break;
     }
@@ -506,9 +520,9 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
   outc.history = trainer.history();
   outc.steps = trainer.steps();
   outc.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
-  if (trainer.epoch() < a.epochs)
+  if (trainer.epoch() < a.train.epochs)
     say(io, fmt::format("stopped after epoch {} of {} ({}); continue with: rtune train --resume {}", trainer.epoch(),
-                        a.epochs,
+                        a.train.epochs,
                         out_of_time ? fmt::format("--time-budget {}: another epoch (~{}) would end past it",
                                                   a.time_budget_s < 60 ? fmt::format("{:g}s", a.time_budget_s)
                                                                        : hms(a.time_budget_s),
@@ -559,7 +573,7 @@ TrainOutcome resume_training(const fs::path& run_dir, int64_t epochs, const std:
   if (epochs > 0) {
     if (epochs < ck.state.value("epoch", int64_t(0)))
       fail("--epochs {}: the run already did {} epochs", epochs, ck.state.value("epoch", int64_t(0)));
-    a.epochs = epochs;
+    a.train.epochs = epochs;
   }
   if (!device.empty()) a.device = device;
   if (threads > 0) a.threads = threads;

@@ -28,9 +28,11 @@ struct TrainArgs {
   std::string weights;              // .pth / .safetensors / rtune model file; "" = from scratch
   bool reset_head = false;          // re-initialise fc even when the class count matches
   // recipe
-  int64_t epochs = 10, batch = 32, image_size = 224;
+  int64_t batch = 32, image_size = 224;
   std::string transforms, val_transforms;  // "" = the presets for image_size
-  finetune::TrainConfig train;         // optimizer, scheduler, clipping, freezing (epochs/norm/device filled in)
+  // epochs, optimizer, scheduler, clipping, freezing; its device, precision and normalisations are filled
+  // in by the run from `device`, `precision` and the transforms
+  finetune::TrainConfig train{.epochs = 10};
   uint64_t seed = 0;
   std::string device = "auto";
   std::string precision = "auto";   // auto (bf16 on a CUDA GPU that has it) | fp32 | bf16
@@ -43,6 +45,9 @@ struct TrainArgs {
                                     // of this process's training (resumable); 0 = no limit (not saved)
   nlohmann::json to_json() const;
   static TrainArgs from_json(const nlohmann::json& j);
+  // Throws rtune::InvalidArgument naming the flag of the first bad setting (train.validate() included).
+  // run_training() and resume_training() call it once, before any work.
+  void validate() const;
 };
 
 struct TrainOutcome {

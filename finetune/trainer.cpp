@@ -96,22 +96,27 @@ EvalResult evaluate(models::ResNet& model, io::Loader& loader, const io::Normali
   return r;
 }
 
+void TrainConfig::validate() const {
+  if (epochs < 1) invalid_argument("--epochs {}: must be >= 1", epochs);
+  if (unfreeze_at >= 0 && !(unfreeze_at >= 1 && unfreeze_at < epochs))
+    invalid_argument("--unfreeze-at {}: must be in [1, epochs) = [1, {})", unfreeze_at, epochs);
+  if (unfreeze_at >= 0 && freeze.kind == FreezeSpec::Kind::none)
+    invalid_argument("--unfreeze-at needs a --freeze spec (nothing is frozen)");
+  if (!(clip_norm >= 0)) invalid_argument("--clip-norm {}: must be >= 0", clip_norm);
+  if (!(clip_value >= 0)) invalid_argument("--clip-value {}: must be >= 0", clip_value);
+  if (!(label_smoothing >= 0 && label_smoothing < 1))
+    invalid_argument("--label-smoothing {}: must be in [0, 1)", label_smoothing);
+  if (!(unfreeze_lr >= 0)) invalid_argument("--unfreeze-lr {}: must be >= 0", unfreeze_lr);
+  finetune::validate(opt);
+}
+
 Trainer::Trainer(models::ResNet& model, io::Loader& train, io::Loader* val, int64_t num_classes, TrainConfig cfg)
     : model_(model), train_(train), val_(val), num_classes_(num_classes), cfg_(std::move(cfg)) {
-  RTUNE_CHECK(cfg_.epochs >= 1, "train: --epochs must be >= 1, got {}", cfg_.epochs);
   RTUNE_CHECK(cfg_.precision == nn::Precision::fp32 || (cfg_.dtype == DType::f32 && kernels::supports_bf16(cfg_.device)),
               "train: bf16 mixed precision needs fp32 master weights on a CUDA device with bf16, not {} on {}",
               dtype_name(cfg_.dtype), cfg_.device.str());
   RTUNE_CHECK(model_.config().num_classes == num_classes, "train: the model has {} outputs but the data {} classes",
               model_.config().num_classes, num_classes);
-  RTUNE_CHECK(cfg_.unfreeze_at < 0 || (cfg_.unfreeze_at >= 1 && cfg_.unfreeze_at < cfg_.epochs),
-              "train: --unfreeze-at {} must be in [1, epochs) = [1, {})", cfg_.unfreeze_at, cfg_.epochs);
-  RTUNE_CHECK(cfg_.unfreeze_at < 0 || cfg_.freeze.kind != FreezeSpec::Kind::none,
-              "train: --unfreeze-at needs a --freeze spec (nothing is frozen)");
-  RTUNE_CHECK(cfg_.clip_norm >= 0 && cfg_.clip_value >= 0, "train: clip thresholds must be >= 0");
-  RTUNE_CHECK(cfg_.label_smoothing >= 0 && cfg_.label_smoothing < 1, "train: --label-smoothing {} not in [0, 1)",
-              cfg_.label_smoothing);
-  validate(cfg_.opt);
   start_phase(0);
 }
 

@@ -45,6 +45,10 @@ struct TrainConfig {
   nn::Precision precision = nn::Precision::fp32;  // CUDA: channels-last in fp32 or bf16 (autocast)
   int64_t keep_val_samples = 32;    // validation predictions kept for the report grid
   nlohmann::json to_json() const;
+  // Throws rtune::InvalidArgument naming the flag of the first out-of-range or contradictory setting.
+  // Called once, where the config is built (TrainArgs::validate() for a run); the Trainer expects a
+  // validated config.
+  void validate() const;
 };
 
 struct StepRecord {   // one optimizer step

@@ -112,6 +112,10 @@ int main(int argc, char** argv) {
     const int rc = app.exit(e);  // usage errors: message + exit code 106/109…, never a crash
     if (const std::string hint = did_you_mean(app, argc, argv); !hint.empty()) std::fprintf(stderr, "%s\n", hint.c_str());
     return rc;
+  } catch (const rtune::InvalidArgument& e) {
+    // A setting the run's config validation refused: a usage error like CLI11's own checks.
+    std::fprintf(stderr, "rtune: error: %s\n", e.what());
+    return int(CLI::ExitCodes::ValidationError);
   } catch (const rtune::Error& e) {
     std::fprintf(stderr, "rtune: error: %s\n", e.what());
     return 1;

@@ -5,7 +5,7 @@
 #include <string>
 #include <utility>
 #include <vector>
-#include "engine/rng.h"
+#include "engine/random_tensor.h"
 #include "engine/tensor.h"
 #include "kernels/op_args.h"
 

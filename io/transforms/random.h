@@ -9,7 +9,7 @@
 
 #include "io/image/image.h"
 #include "io/transforms/geometry.h"
-#include "io/transforms/rng.h"
+#include "engine/rng.h"
 
 namespace rtune::io {
 

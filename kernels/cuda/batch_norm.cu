@@ -8,7 +8,9 @@
 // rank 2 or 3 are viewed as N×C×L×1.
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/cudnn_desc.h"
 #include "kernels/cuda/handles.h"
+#include "kernels/cuda/layout.h"
 #include "kernels/cuda/kernel_util.cuh"
 
 namespace rtune::cuda {

@@ -11,7 +11,9 @@
 
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/cudnn_desc.h"
 #include "kernels/cuda/handles.h"
+#include "kernels/cuda/layout.h"
 #include "kernels/cuda/kernel_util.cuh"
 
 namespace rtune::cuda {

@@ -7,6 +7,7 @@
 // the adaptive-pool backward gathers in the CPU oracle's order.
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/handles.h"
+#include "kernels/cuda/layout.h"
 #include "kernels/cuda/kernel_util.cuh"
 
 namespace rtune::cuda {

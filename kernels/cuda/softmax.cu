@@ -8,6 +8,7 @@
 
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/handles.h"
+#include "kernels/cuda/layout.h"
 #include "kernels/cuda/kernel_util.cuh"
 
 namespace rtune::cuda {

@@ -150,7 +150,13 @@ TEST_CASE("Rng: seeded, reproducible, restorable; uniform/normal/bernoulli/permu
   std::sort(sorted.begin(), sorted.end());
   for (int64_t i = 0; i < 1000; ++i) CHECK(sorted[size_t(i)] == i);
   CHECK(p != sorted);
-  CHECK(Rng::derive(5, 0).next_u64() != Rng::derive(5, 1).next_u64());
+  CHECK(Rng::for_key(5, 0).next_u64() != Rng::for_key(5, 1).next_u64());
+  // shuffle() of 0..n-1 and permutation(n) make the same draws, so they give the same order.
+  std::vector<int64_t> shuffled(50);
+  for (int64_t i = 0; i < 50; ++i) shuffled[size_t(i)] = i;
+  Rng by_shuffle(4), by_permutation(4);
+  by_shuffle.shuffle(std::span<int64_t>(shuffled));
+  CHECK(shuffled == by_permutation.permutation(50));
   Rng t1(9), t2(9);
   CHECK(randn({3, 4}, t1).to_vector<float>() == randn({3, 4}, t2).to_vector<float>());
 }

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 #include "engine/tensor.h"
-#include "engine/rng.h"
+#include "engine/random_tensor.h"
 
 namespace rtune::test {
 

@@ -5,7 +5,7 @@
 #pragma once
 #include <cmath>
 
-#include "engine/rng.h"
+#include "engine/random_tensor.h"
 #include "engine/tensor.h"
 #include "tests/core/test_util.h"
 

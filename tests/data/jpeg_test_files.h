@@ -14,14 +14,14 @@
 #include <vector>
 
 #include "io/image/image.h"
-#include "io/transforms/rng.h"
+#include "engine/rng.h"
 
 namespace rtune::test {
 
 // A colour gradient plus noise (amplitude `noise`): chroma upsampling differences show, and noise
 // fills the high frequencies with large coefficients.
 inline io::Image jpeg_test_picture(int h, int w, uint64_t seed, int noise = 32) {
-  io::Rng r(seed);
+  Rng r(seed);
   io::Image img(h, w);
   for (int y = 0; y < h; ++y)
     for (int x = 0; x < w; ++x) {

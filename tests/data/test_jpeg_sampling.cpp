@@ -12,7 +12,7 @@
 #include "io/image/decode.h"
 #include "io/image/file_read.h"
 #include "io/transforms/random.h"
-#include "io/transforms/rng.h"
+#include "engine/rng.h"
 #include "tests/data/image_test_util.h"
 #include "tests/data/jpeg_test_files.h"
 

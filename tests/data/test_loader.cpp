@@ -115,9 +115,8 @@ TEST_CASE("a sample that fails to decode is replaced (warning) or fatal when str
   t.put("a/0.png", "rgb.png");
   t.put("a/1.jpg", "truncated.jpg");
   t.put("b/2.png", "gray.png");
-  ScanOptions no_probe;
-  no_probe.probe = false;  // let the bad file reach the loader, as a file damaged after the scan would
-  Dataset ds = image_folder(t.root, no_probe);
+  // No probe: the bad file reaches the loader, as a file damaged after the scan would.
+  Dataset ds = image_folder(t.root, {.probe = false});
   REQUIRE(ds.samples.size() == 3);
   Loader l(ds, parse_pipeline("center_crop=8"), {.batch_size = 3, .threads = 2, .shuffle = false});
   Batch b;
@@ -137,9 +136,7 @@ TEST_CASE("skip_bad: a sample that fails to decode is left out of its batch, nev
   t.put("b/2.png", "gray.png");
   t.put("b/3.jpg", "truncated.jpg");
   t.put("b/4.png", "rgb.png");
-  ScanOptions no_probe;
-  no_probe.probe = false;
-  Dataset ds = image_folder(t.root, no_probe);
+  Dataset ds = image_folder(t.root, {.probe = false});
   REQUIRE(ds.samples.size() == 5);
   const Pipeline p = parse_pipeline("center_crop=8");
   Loader l(ds, p, {.batch_size = 3, .threads = 2, .shuffle = false, .skip_bad = true});
@@ -168,9 +165,7 @@ TEST_CASE("skip_bad: a batch whose every sample fails is passed over") {
   t.put("a/0.jpg", "truncated.jpg");
   t.put("a/1.jpg", "truncated.jpg");
   t.put("b/2.png", "gray.png");
-  ScanOptions no_probe;
-  no_probe.probe = false;
-  Dataset ds = image_folder(t.root, no_probe);
+  Dataset ds = image_folder(t.root, {.probe = false});
   Loader l(ds, parse_pipeline("center_crop=8"), {.batch_size = 2, .threads = 1, .shuffle = false, .skip_bad = true});
   std::vector<Batch> got = run_epoch(l, 0);
   REQUIRE(got.size() == 1);

@@ -28,6 +28,21 @@ inline bool small_enough(const std::optional<io::ImageInfo>& info) {
   return !info || int64_t(info->height) * info->width <= kFuzzMaxPixels;
 }
 
+// The input of a harness for one format: its bytes and their probed header.
+struct FormatInput {
+  std::span<const std::byte> bytes;
+  std::optional<io::ImageInfo> info;
+};
+// The input when it sniffs as `format` and is small_enough; nullopt otherwise (the harness returns at
+// once, so that libFuzzer spends its time on that format).
+inline std::optional<FormatInput> input_of_format(const uint8_t* data, size_t size, io::ImageFormat format) {
+  FormatInput in{as_bytes(data, size), std::nullopt};
+  if (io::sniff_format(in.bytes) != format) return std::nullopt;
+  in.info = probe(in.bytes);
+  if (!small_enough(in.info)) return std::nullopt;
+  return in;
+}
+
 // decode_image and decode_image_into (into a buffer holding a previous image) must agree: both throw
 // rtune::Error, or both give the same pixels, of the size the probe read.
 inline void decode_all_ways(std::span<const std::byte> bytes, const std::optional<io::ImageInfo>& info) {

@@ -7,10 +7,10 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace rtune;
-  const auto bytes = fuzz::as_bytes(data, size);
-  if (io::sniff_format(bytes) != io::ImageFormat::jpeg) return 0;
-  const auto info = fuzz::probe(bytes);
-  if (!fuzz::small_enough(info)) return 0;
+  const auto in = fuzz::input_of_format(data, size, io::ImageFormat::jpeg);
+  if (!in) return 0;
+  const auto& bytes = in->bytes;
+  const auto& info = in->info;
   fuzz::decode_all_ways(bytes, info);
   // A scaled decode never lands below a bound the full-size image meets (decode.h, DecodeHint).
   const io::DecodeHint hint{.min_short_side = int(size % 61), .min_height = int(size % 7 * 5), .min_width = 0};

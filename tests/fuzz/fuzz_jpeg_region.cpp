@@ -3,27 +3,19 @@
 // succeed, the box's pixels must be the full decode's (decode.h promises bit-identical pixels).
 #include <cstring>
 
+#include "engine/rng.h"
 #include "tests/fuzz/fuzz_image.h"
-
-namespace {
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace rtune;
-  const auto bytes = fuzz::as_bytes(data, size);
-  if (io::sniff_format(bytes) != io::ImageFormat::jpeg) return 0;
-  const auto info = fuzz::probe(bytes);
-  if (!fuzz::small_enough(info)) return 0;
+  const auto in = fuzz::input_of_format(data, size, io::ImageFormat::jpeg);
+  if (!in) return 0;
+  const auto& bytes = in->bytes;
+  const auto& info = in->info;
   std::optional<io::CropBox> asked;
   auto want = [&](int h, int w) -> std::optional<io::CropBox> {
     if (int64_t(h) * w > fuzz::kFuzzMaxPixels) return std::nullopt;
-    const uint64_t r = splitmix64(size);
+    const uint64_t r = Rng::for_key(size, 0).next_u64();  // the box depends on the input only
     io::CropBox b;
     b.top = int(r % uint64_t(h));
     b.left = int((r >> 16) % uint64_t(w));

@@ -1,7 +1,7 @@
 // Helpers shared by the per-op tests (tests/ops/test_<stem>.cpp): float64 inputs for the gradient
 // checks and, where the build has a CUDA backend (RTUNE_TEST_HAS_CUDA), the CPU-vs-CUDA parity helpers.
 #pragma once
-#include "engine/rng.h"
+#include "engine/random_tensor.h"
 #include "engine/tensor.h"
 #include "tests/core/test_util.h"
 #if defined(RTUNE_TEST_HAS_CUDA)

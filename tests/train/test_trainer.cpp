@@ -1,6 +1,7 @@
 // The training loop end to end on a tiny generated dataset (4 shapes, 32 px, ResNet-18 at width 8):
 // it learns (stated accuracy), frozen parameters and their BN statistics stay bit-identical, and
 // K epochs + checkpoint + resume + N-K epochs equals N uninterrupted epochs bit for bit.
+#include <functional>
 #include <doctest/doctest.h>
 #include "io/formats/checkpoint.h"
 #include "tests/core/test_util.h"
@@ -167,6 +168,32 @@ TEST_CASE("restore refuses a checkpoint from another optimizer or class count") 
   test::TinyRun run2(dir.path, kSize, 4, 8, 3);
   finetune::Trainer t2(*run2.model, *run2.train, run2.val.get(), 4, cfg);
   CHECK_THROWS_WITH_AS(t2.restore(ck), doctest::Contains("--opt"), Error);
-  cfg.epochs = 0;
-  CHECK_THROWS_AS(finetune::Trainer(*run2.model, *run2.train, run2.val.get(), 4, cfg), Error);
+}
+
+TEST_CASE("TrainConfig::validate names the flag of each bad setting, as a usage error") {
+  using finetune::TrainConfig;
+  struct Case {
+    std::function<void(TrainConfig&)> spoil;
+    const char* says;
+  };
+  const Case cases[] = {
+      {[](TrainConfig& c) { c.epochs = 0; }, "--epochs 0"},
+      {[](TrainConfig& c) { c.epochs = 3, c.unfreeze_at = 3, c.freeze = finetune::parse_freeze("backbone"); }, "--unfreeze-at 3"},
+      {[](TrainConfig& c) { c.epochs = 3, c.unfreeze_at = 1; }, "needs a --freeze"},
+      {[](TrainConfig& c) { c.clip_norm = -1; }, "--clip-norm"},
+      {[](TrainConfig& c) { c.clip_value = -1; }, "--clip-value"},
+      {[](TrainConfig& c) { c.label_smoothing = 1; }, "--label-smoothing"},
+      {[](TrainConfig& c) { c.opt.lr = 0; }, "--lr"},
+      {[](TrainConfig& c) { c.opt.kind = "lion"; }, "--opt 'lion'"},
+      {[](TrainConfig& c) { c.opt.nesterov = true, c.opt.momentum = 0; }, "--nesterov"},
+  };
+  for (const auto& c : cases) {
+    TrainConfig cfg;
+    CHECK_NOTHROW(cfg.validate());
+    c.spoil(cfg);
+    CAPTURE(c.says);
+    CHECK_THROWS_WITH_AS(cfg.validate(), doctest::Contains(c.says), InvalidArgument);
+  }
+  TrainConfig ok{.epochs = 3, .freeze = finetune::parse_freeze("backbone"), .unfreeze_at = 2};
+  CHECK_NOTHROW(ok.validate());
 }

@@ -131,7 +131,8 @@ TEST_CASE("apply_freeze: requires_grad, BN policy, and two LR groups") {
   }
   CHECK(finetune::lr_mult_str(finetune::parse_lr_mult("layer4=0.5,backbone=0.1")) == "layer4=0.5,backbone=0.1");
   oc.kind = "lion";
-  CHECK_THROWS_AS(finetune::make_optimizer(oc, groups), Error);
+  CHECK_THROWS_AS(finetune::validate(oc), InvalidArgument);
+  CHECK_THROWS_AS(finetune::make_optimizer(oc, groups), Error);  // never a silent fallback to another optimizer
 }
 
 TEST_CASE("a frozen-BN (eval policy) forward in train mode leaves running stats alone; train policy updates them") {
