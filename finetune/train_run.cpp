@@ -443,6 +443,9 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
     in.history = &trainer.history();
     in.steps = &trainer.steps();
     in.eval = trainer.last_eval();
+    in.best_eval = trainer.best_eval();
+    in.best_epoch = trainer.best_epoch();
+    in.lr_groups = trainer.lr_groups();
     in.class_names = d.classes;
     in.train_tiles = finetune::augmented_tiles(train_loader, d.train, d.classes, 16);
     if (trainer.last_eval() && val_loader) in.val_tiles = finetune::prediction_tiles(*val_loader, *trainer.last_eval(), d.classes);
@@ -485,14 +488,14 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
     kill_point("ckpt", r.epoch);
     if (r.best) folder.promote_best(r.epoch);
     kill_point("promote", r.epoch);
-    finetune::write_metrics(dir, trainer.history());
+    finetune::write_metrics(dir, trainer, d.classes);
     kill_point("metrics", r.epoch);
     write_report();
   };
   if (resume_from) {
     // Finish what the run before this one committed (it may have been killed after its checkpoint).
     folder.settle_pending_best(trainer.best_epoch());
-    finetune::write_metrics(dir, trainer.history());
+    finetune::write_metrics(dir, trainer, d.classes);
     write_report();
   } else {
     folder.settle_pending_best(0);  // none of them was committed
@@ -533,7 +536,9 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
                       100 * outc.best_top1, outc.best_epoch));
   say(io, fmt::format("  model:   {}", outc.best.string()));
   say(io, fmt::format("  state:   {} (continue with: rtune train --resume {})", outc.last.string(), dir.string()));
-  say(io, fmt::format("  metrics: {}, {}", (dir / "metrics.jsonl").string(), (dir / "metrics.csv").string()));
+  say(io, fmt::format("  metrics: {}, {}, {}{}", (dir / "metrics.jsonl").string(), (dir / "metrics.csv").string(),
+                      (dir / "steps.csv").string(),
+                      trainer.best_eval() ? ", " + (dir / "confusion.json").string() : std::string()));
   say(io, fmt::format("  report:  {}", outc.report.string()));
   return outc;
 }

@@ -1,7 +1,8 @@
 // `rtune train` as a library call (the CLI in tools/cmd_train.cpp only parses flags into TrainArgs):
 // open the data, build or load the model, run the Trainer, and keep the run folder up to date after
 // every epoch: best.safetensors (an rtune model file, by val top-1), last.ckpt (the full training
-// state, atomic), metrics.jsonl / metrics.csv, report.html. `resume` continues a run folder exactly.
+// state, atomic), metrics.jsonl / metrics.csv / steps.csv / confusion.json (report/metrics_log.h),
+// report.html. `resume` continues a run folder exactly.
 #pragma once
 #include <cstdint>
 #include <filesystem>

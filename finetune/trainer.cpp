@@ -1,4 +1,5 @@
 #include "finetune/trainer.h"
+#include <algorithm>
 #include <cmath>
 #include <optional>
 #include "engine/autograd.h"
@@ -17,6 +18,31 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 nlohmann::json norm_json(const io::Normalize& n) {
   return {{"mean", {n.mean[0], n.mean[1], n.mean[2]}}, {"std", {n.std[0], n.std[1], n.std[2]}}};
 }
+
+// A frozen group's LR is NaN in memory and null in JSON (dump() would write null anyway; this says so).
+nlohmann::json lr_json(double lr) { return std::isnan(lr) ? nlohmann::json() : nlohmann::json(lr); }
+double lr_from_json(const nlohmann::json& j) { return j.is_null() ? NAN : j.get<double>(); }
+
+// An evaluation as checkpoint state: its totals in JSON, its confusion matrix as a tensor named `tensor`.
+nlohmann::json eval_state(const EvalResult& e, int64_t num_classes, const std::string& tensor, io::Checkpoint& ck) {
+  const ClassMetrics::Totals t = e.metrics.totals();
+  nlohmann::json samples = nlohmann::json::array();
+  for (const auto& v : e.samples) samples.push_back({v.index, v.label, v.pred, v.prob});
+  ck.tensors.emplace_back(tensor, from_vector_i64(t.confusion, {num_classes, num_classes}));
+  return {{"count", t.count}, {"top1", t.top1}, {"top5", t.top5}, {"loss_sum", t.loss_sum}, {"samples", samples}};
+}
+
+std::unique_ptr<EvalResult> eval_from_state(const nlohmann::json& e, int64_t num_classes, const std::string& tensor,
+                                            const io::Checkpoint& ck) {
+  const Tensor* confusion = ck.find(tensor);
+  RTUNE_CHECK(confusion && confusion->dtype() == DType::i64, "checkpoint has an evaluation but no int64 '{}'", tensor);
+  ClassMetrics::Totals t{e.at("count").get<int64_t>(), e.at("top1").get<int64_t>(), e.at("top5").get<int64_t>(),
+                         e.at("loss_sum").get<double>(), confusion->cpu().to_vector<int64_t>()};
+  auto r = std::make_unique<EvalResult>(EvalResult{ClassMetrics::from_totals(num_classes, std::move(t)), {}});
+  for (const auto& v : e.at("samples"))
+    r->samples.push_back({v.at(0).get<int64_t>(), v.at(1).get<int64_t>(), v.at(2).get<int64_t>(), v.at(3).get<double>()});
+  return r;
+}
 }  // namespace
 
 nlohmann::json TrainConfig::to_json() const {
@@ -31,6 +57,10 @@ nlohmann::json TrainConfig::to_json() const {
 nlohmann::json EpochRecord::to_json() const {
   nlohmann::json j{{"epoch", epoch}, {"train_loss", train_loss}, {"train_top1", train_top1}, {"lr", lr},
                    {"seconds", seconds}, {"images_per_s", images_per_s}, {"best", best}, {"phase", phase}};
+  if (!group_lrs.empty()) {  // a list, not an object: it keeps the optimizer's group order
+    j["group_lrs"] = nlohmann::json::array();
+    for (const auto& [name, lr] : group_lrs) j["group_lrs"].push_back({{"group", name}, {"lr", lr_json(lr)}});
+  }
   if (has_val) {
     j["val_loss"] = val_loss;
     j["val_top1"] = val_top1;
@@ -49,6 +79,8 @@ EpochRecord EpochRecord::from_json(const nlohmann::json& j) {
   r.images_per_s = j.at("images_per_s").get<double>();
   r.best = j.at("best").get<bool>();
   r.phase = j.at("phase").get<int64_t>();
+  if (j.contains("group_lrs"))  // absent from records written before group LRs were logged
+    for (const auto& g : j.at("group_lrs")) r.group_lrs.emplace_back(g.at("group").get<std::string>(), lr_from_json(g.at("lr")));
   r.has_val = j.contains("val_top1");
   if (r.has_val) {
     r.val_loss = j.at("val_loss").get<double>();
@@ -66,6 +98,7 @@ EvalResult evaluate(models::ResNet& model, io::Loader& loader, const io::Normali
   const bool was_training = model.is_training();
   model.eval();
   EvalResult r{ClassMetrics(num_classes), {}};
+  ValSampleSelector selector(num_classes, keep_samples);
   loader.start_epoch(0);  // a validation loader does not shuffle: every epoch sees the same order
   io::Batch b;
   Progress p;
@@ -79,13 +112,16 @@ EvalResult evaluate(models::ResNet& model, io::Loader& loader, const io::Normali
     Tensor loss = cross_entropy(logits, y, label_smoothing, Reduction::sum);
     kernels::fence(device).wait();  // raises what the device found (an out-of-range label); eval syncs anyway
     r.metrics.add(logits, y, loss.cpu().to(DType::f64).item<double>());
-    if (int64_t(r.samples.size()) < keep_samples) {
+    const auto& pred = r.metrics.last_predictions();
+    bool wanted = false;
+    for (int64_t i = 0; i < b.size && !wanted; ++i)
+      wanted = selector.wants(b.labels[size_t(i)], b.labels[size_t(i)] == pred[size_t(i)]);
+    if (wanted) {
       Tensor probs = softmax(logits).cpu().to(DType::f64);
       const auto pv = probs.to_vector<double>();
-      const auto& pred = r.metrics.last_predictions();
-      for (int64_t i = 0; i < b.size && int64_t(r.samples.size()) < keep_samples; ++i)
-        r.samples.push_back({b.indices[size_t(i)], b.labels[size_t(i)], pred[size_t(i)],
-                             pv[size_t(i * num_classes + pred[size_t(i)])]});
+      for (int64_t i = 0; i < b.size; ++i)
+        selector.add({b.indices[size_t(i)], b.labels[size_t(i)], pred[size_t(i)],
+                      pv[size_t(i * num_classes + pred[size_t(i)])]});
     }
     p.batch++;
     p.images += b.size;
@@ -93,6 +129,7 @@ EvalResult evaluate(models::ResNet& model, io::Loader& loader, const io::Normali
     if (on_batch) on_batch(p);
   }
   model.train(was_training);
+  r.samples = selector.selection();
   return r;
 }
 
@@ -132,6 +169,8 @@ void Trainer::start_phase(int64_t phase) {
   trainable_.clear();
   for (auto& g : groups) trainable_.insert(trainable_.end(), g.params.begin(), g.params.end());
   opt_ = make_optimizer(cfg_.opt, std::move(groups));
+  lr_groups_.clear();
+  for (const auto& g : opt_->groups()) lr_groups_.push_back(g.name);
   opt_->reserve_state();  // before the first forward: no device allocation after step 1
   sched_.reset();
   if (!cfg_.sched.empty()) {
@@ -156,6 +195,12 @@ void Trainer::apply_sched_lrs() {
 
 double Trainer::current_lr() const { return opt_->groups().back().lr; }
 
+std::vector<double> Trainer::group_lrs() const {
+  std::vector<double> out;
+  for (const auto& g : opt_->groups()) out.push_back(g.params.empty() ? NAN : g.lr);
+  return out;
+}
+
 namespace {
 // A CPU tensor in pinned memory on a CUDA run (downloads into it do not make the host wait), else heap.
 Tensor host_buffer(const Shape& shape, DType dt, Device device) {
@@ -174,6 +219,7 @@ struct Trainer::PendingStep {
   Tensor labels;        // host
   int64_t size = 0, step = 0, epoch = 0;
   double lr = 0;
+  std::vector<double> group_lrs;
 };
 
 Trainer::PendingStep Trainer::queue_step(const io::Batch& b) {
@@ -193,6 +239,7 @@ Trainer::PendingStep Trainer::queue_step(const io::Batch& b) {
   if (cfg_.clip_value > 0) optim::clip_grad_value(trainable_, cfg_.clip_value);
   PendingStep s;
   s.lr = current_lr();
+  s.group_lrs = group_lrs();
   opt_->step();
   // Two alternating sets of host buffers: step k's are read by finish_step before step k+2 reuses them.
   Tensor& lb = loss_host_[size_t(s_parity_)];
@@ -221,7 +268,7 @@ double Trainer::finish_step(const PendingStep& s, ClassMetrics& m) {
   s.ready.wait();
   const double l = s.loss.to(DType::f64).item<double>();
   m.add(s.logits, s.labels, l * double(s.size));
-  steps_.push_back({s.step, s.epoch, l, s.lr});
+  steps_.push_back({s.step, s.epoch, l, s.lr, s.group_lrs});
   return l;
 }
 
@@ -264,6 +311,8 @@ EpochRecord Trainer::run_epoch(const Hooks& hooks) {
   r.train_loss = tm.loss();
   r.train_top1 = tm.top1();
   r.lr = current_lr();
+  const std::vector<double> glr = group_lrs();
+  for (size_t g = 0; g < glr.size(); ++g) r.group_lrs.emplace_back(lr_groups_[g], glr[g]);
   r.images_per_s = train_seconds > 0 ? double(p.images) / train_seconds : 0;
   double metric = r.train_loss;
   if (val_) {
@@ -292,6 +341,7 @@ EpochRecord Trainer::run_epoch(const Hooks& hooks) {
     best_top1_ = score;
     best_epoch_ = r.epoch;
     r.best = true;
+    if (last_eval_) best_eval_ = std::make_unique<EvalResult>(*last_eval_);  // what best.safetensors scores
   }
   r.seconds = seconds_since(t0);
   epoch_++;
@@ -328,15 +378,19 @@ io::Checkpoint Trainer::checkpoint() const {
   }
   s["steps"] = {{"loss", loss}, {"lr", lr}, {"epoch", nlohmann::json::array()}};
   for (auto& st : steps_) s["steps"]["epoch"].push_back(st.epoch);
-  // The last validation, so that a resumed run can rewrite report.html exactly as it was meant to be.
-  if (last_eval_) {
-    const ClassMetrics::Totals t = last_eval_->metrics.totals();
-    nlohmann::json samples = nlohmann::json::array();
-    for (const auto& v : last_eval_->samples) samples.push_back({v.index, v.label, v.pred, v.prob});
-    s["last_eval"] = {{"count", t.count}, {"top1", t.top1}, {"top5", t.top5}, {"loss_sum", t.loss_sum},
-                      {"samples", samples}};
-    ck.tensors.emplace_back("eval.confusion", from_vector_i64(t.confusion, {num_classes_, num_classes_}));
+  // Group LRs as one array per group (a step restored from an older checkpoint has none: null).
+  s["lr_groups"] = lr_groups_;
+  nlohmann::json glr = nlohmann::json::array();
+  for (size_t g = 0; g < lr_groups_.size(); ++g) {
+    nlohmann::json col = nlohmann::json::array();
+    for (auto& st : steps_) col.push_back(g < st.group_lrs.size() ? lr_json(st.group_lrs[g]) : nlohmann::json());
+    glr.push_back(std::move(col));
   }
+  s["steps"]["group_lrs"] = std::move(glr);
+  // The last validation, so that a resumed run can rewrite report.html exactly as it was meant to be.
+  if (last_eval_) s["last_eval"] = eval_state(*last_eval_, num_classes_, "eval.confusion", ck);
+  // The best epoch's validation: the confusion matrix of best.safetensors, after a resume too.
+  if (best_eval_) s["best_eval"] = eval_state(*best_eval_, num_classes_, "best_eval.confusion", ck);
   return ck;
 }
 
@@ -379,18 +433,23 @@ void Trainer::restore(const io::Checkpoint& ck) {
     const auto& st = s.at("steps");
     for (size_t i = 0; i < st.at("loss").size(); ++i)
       steps_.push_back({int64_t(i), st["epoch"][i].get<int64_t>(), st["loss"][i].get<double>(), st["lr"][i].get<double>()});
-    last_eval_.reset();
-    if (s.contains("last_eval")) {  // absent from checkpoints written before it was kept
-      const auto& e = s.at("last_eval");
-      const Tensor* confusion = ck.find("eval.confusion");
-      RTUNE_CHECK(confusion && confusion->dtype() == DType::i64, "checkpoint has 'last_eval' but no int64 'eval.confusion'");
-      ClassMetrics::Totals t{e.at("count").get<int64_t>(), e.at("top1").get<int64_t>(), e.at("top5").get<int64_t>(),
-                             e.at("loss_sum").get<double>(), confusion->cpu().to_vector<int64_t>()};
-      last_eval_ = std::make_unique<EvalResult>(EvalResult{ClassMetrics::from_totals(num_classes_, std::move(t)), {}});
-      for (const auto& v : e.at("samples"))
-        last_eval_->samples.push_back({v.at(0).get<int64_t>(), v.at(1).get<int64_t>(), v.at(2).get<int64_t>(),
-                                       v.at(3).get<double>()});
+    if (st.contains("group_lrs")) {  // absent from checkpoints written before group LRs were logged
+      RTUNE_CHECK(s.at("lr_groups").get<std::vector<std::string>>() == lr_groups_,
+                  "checkpoint has LR groups {}, this run {}", s.at("lr_groups").dump(), nlohmann::json(lr_groups_).dump());
+      const auto& cols = st.at("group_lrs");
+      for (const auto& col : cols)
+        RTUNE_CHECK(col.size() == steps_.size(), "checkpoint has {} group LRs for {} steps", col.size(), steps_.size());
+      // Every group null: a step from before group LRs were logged (some group always trains), kept empty.
+      for (size_t i = 0; i < steps_.size(); ++i)
+        if (std::any_of(cols.begin(), cols.end(), [&](const nlohmann::json& col) { return !col[i].is_null(); }))
+          for (const auto& col : cols) steps_[i].group_lrs.push_back(lr_from_json(col[i]));
     }
+    last_eval_.reset();
+    best_eval_.reset();
+    // Absent from checkpoints written before they were kept.
+    if (s.contains("last_eval")) last_eval_ = eval_from_state(s.at("last_eval"), num_classes_, "eval.confusion", ck);
+    if (s.contains("best_eval")) best_eval_ = eval_from_state(s.at("best_eval"), num_classes_, "best_eval.confusion", ck);
+    else if (last_eval_ && best_epoch_ == epoch_) best_eval_ = std::make_unique<EvalResult>(*last_eval_);
   } catch (const nlohmann::json::exception& e) {
     fail("checkpoint: malformed training state: {}", e.what());
   }

@@ -23,6 +23,7 @@
 #include "finetune/freeze.h"
 #include "finetune/metrics.h"
 #include "finetune/optim_config.h"
+#include "finetune/val_samples.h"
 #include "io/formats/checkpoint.h"
 #include "io/data/loader.h"
 
@@ -43,7 +44,7 @@ struct TrainConfig {
   DType dtype = DType::f32;         // master weights (and the CPU path's compute); f64 for parity tests
   Device device = Device::cpu();
   nn::Precision precision = nn::Precision::fp32;  // CUDA: channels-last in fp32 or bf16 (autocast)
-  int64_t keep_val_samples = 32;    // validation predictions kept for the report grid
+  int64_t keep_val_samples = 32;    // validation predictions kept for the report grid (finetune/val_samples.h)
   nlohmann::json to_json() const;
   // Throws rtune::InvalidArgument naming the flag of the first out-of-range or contradictory setting.
   // Called once, where the config is built (TrainArgs::validate() for a run); the Trainer expects a
@@ -54,6 +55,9 @@ struct TrainConfig {
 struct StepRecord {   // one optimizer step
   int64_t step = 0, epoch = 0;
   double loss = 0, lr = 0;  // lr: the head LR this step used
+  // The LR of every parameter group this step used, in Trainer::lr_groups() order; NaN for a group
+  // with no trainable parameter (a frozen stage). Empty when restored from a checkpoint without them.
+  std::vector<double> group_lrs = {};
 };
 struct EpochRecord {
   int64_t epoch = 0;  // 1-based, as printed
@@ -61,16 +65,15 @@ struct EpochRecord {
   double seconds = 0, images_per_s = 0;
   bool has_val = false, best = false;
   int64_t phase = 0;  // 0 = as configured, 1 = unfrozen
+  // (group name, LR) of every parameter group at the time `lr` is taken; NaN (JSON null) for a group
+  // with no trainable parameter.
+  std::vector<std::pair<std::string, double>> group_lrs;
   nlohmann::json to_json() const;
   static EpochRecord from_json(const nlohmann::json& j);
 };
-struct ValPrediction {
-  int64_t index = 0, label = 0, pred = 0;  // dataset index, true and predicted class
-  double prob = 0;                         // softmax probability of pred
-};
 struct EvalResult {
   ClassMetrics metrics;
-  std::vector<ValPrediction> samples;  // the first keep_val_samples of the loader's order
+  std::vector<ValPrediction> samples;  // keep_val_samples of them, from every class, mistakes first (val_samples.h)
 };
 struct Progress {
   int64_t epoch = 0, epochs = 0, batch = 0, batches = 0, images = 0;
@@ -104,6 +107,10 @@ class Trainer {
   const std::vector<EpochRecord>& history() const { return history_; }
   const std::vector<StepRecord>& steps() const { return steps_; }
   const EvalResult* last_eval() const { return last_eval_.get(); }
+  // The validation of best_epoch(): the weights saved as best.safetensors. Null without validation.
+  const EvalResult* best_eval() const { return best_eval_.get(); }
+  // The parameter groups' names, in the optimizer's order (the same in every phase: finetune/optim_config.h).
+  const std::vector<std::string>& lr_groups() const { return lr_groups_; }
   double best_top1() const { return best_top1_; }
   int64_t best_epoch() const { return best_epoch_; }
   const TrainConfig& config() const { return cfg_; }
@@ -112,7 +119,8 @@ class Trainer {
   const FreezeResult& freeze_result() const { return freeze_; }
 
   // Everything fit() depends on: model state_dict ("model.*"), optimizer buffers ("optim.*") and a
-  // JSON with epoch, phase, optimizer scalars, scheduler state, best, history and per-step records.
+  // JSON with epoch, phase, optimizer scalars, scheduler state, best, history and per-step records
+  // (group LRs included), and the last and the best validation (confusion, kept predictions).
   io::Checkpoint checkpoint() const;
   // Restores checkpoint(); throws when it came from another model shape or optimizer kind.
   void restore(const io::Checkpoint& ck);
@@ -120,6 +128,7 @@ class Trainer {
  private:
   void start_phase(int64_t phase);
   void apply_sched_lrs();
+  std::vector<double> group_lrs() const;  // NaN for a group without parameters
   struct PendingStep;
   PendingStep queue_step(const io::Batch& b);  // uploads, forward, backward, update; results still in flight
   double finish_step(const PendingStep& s, ClassMetrics& m);  // waits for them; returns the loss
@@ -139,7 +148,8 @@ class Trainer {
   FreezeResult freeze_;
   std::vector<EpochRecord> history_;
   std::vector<StepRecord> steps_;
-  std::unique_ptr<EvalResult> last_eval_;
+  std::unique_ptr<EvalResult> last_eval_, best_eval_;
+  std::vector<std::string> lr_groups_;
   double best_top1_ = -1;
   int64_t best_epoch_ = 0;
 };

@@ -96,6 +96,12 @@ std::string line_chart_svg(const std::vector<Series>& series, const ChartOptions
                      html_escape(o.xlabel));
   svg += fmt::format("<text transform=\"translate(14,{:.1f}) rotate(-90)\" text-anchor=\"middle\">{}</text>\n", mt + ph / 2,
                      html_escape(o.ylabel));
+  for (const auto& m : o.markers) {
+    if (!(m.x >= x0 && m.x <= x1)) continue;
+    svg += fmt::format("<line class=\"marker\" x1=\"{:.1f}\" x2=\"{:.1f}\" y1=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#555\" "
+                       "stroke-dasharray=\"4,3\"/>\n<text class=\"marker\" x=\"{:.1f}\" y=\"{:.1f}\" fill=\"#555\">{}</text>\n",
+                       px(m.x), px(m.x), mt, mt + ph, px(m.x) + 3, mt + ph - 4, html_escape(m.label));
+  }
   // Lines, then the legend on a translucent box sized to the longest name.
   size_t longest = 0;
   for (auto& s : series) longest = std::max(longest, s.name.size());

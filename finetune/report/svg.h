@@ -1,5 +1,5 @@
 // Inline SVG charts for the self-contained HTML report (no scripts, no network): line charts with
-// axes, ticks and a legend, and a confusion-matrix heat map with counts.
+// axes, ticks, a legend and vertical markers, and a confusion-matrix heat map with counts.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -14,12 +14,17 @@ struct Series {
   std::string color;         // "" = from the palette
   bool dashed = false;
 };
+struct ChartMarker {  // a labelled vertical dashed line, e.g. where the backbone was unfrozen
+  double x = 0;
+  std::string label;
+};
 struct ChartOptions {
   std::string title, xlabel, ylabel;
   int width = 560, height = 300;
   bool y_from_zero = false;
   bool log_y = false;        // for LR curves spanning decades (non-positive values skipped)
   double y_min = 0, y_max = 0;  // fixed range when y_max > y_min (e.g. accuracy 0..1)
+  std::vector<ChartMarker> markers = {};  // drawn when inside the data's x range
 };
 
 std::string html_escape(std::string_view s);

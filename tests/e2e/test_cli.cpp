@@ -1,7 +1,7 @@
 // End to end through the `rtune` binary: train on a generated 4-shape dataset and reach a stated
 // accuracy; eval agrees with training's validation; predict --json conforms to its schema; a run
 // stopped and resumed (with the decoded-image cache on in two of its parts) equals an uninterrupted one
-// bit for bit; bad arguments are usage errors; and
+// bit for bit, steps.csv and confusion.json included; bad arguments are usage errors; and
 // --device cuda is a clear error (never a silent CPU run) in a build without CUDA.
 #include <doctest/doctest.h>
 #include <cstdlib>
@@ -60,7 +60,8 @@ TEST_CASE("train -> eval -> predict on generated shapes: val top-1 >= 40% after 
                                       (tmp.path / "data").string(), run.string(), recipe(32)));
   INFO(r.out, r.err);
   REQUIRE(r.rc == 0);
-  for (const char* f : {"best.safetensors", "last.ckpt", "metrics.jsonl", "metrics.csv", "report.html"})
+  for (const char* f : {"best.safetensors", "last.ckpt", "metrics.jsonl", "metrics.csv", "steps.csv", "confusion.json",
+                        "report.html"})
     CHECK_MESSAGE(fs::exists(run / f), f);
   auto epochs = read_jsonl(run / "metrics.jsonl");
   REQUIRE(epochs.size() == 8);
@@ -72,12 +73,26 @@ TEST_CASE("train -> eval -> predict on generated shapes: val top-1 >= 40% after 
   CHECK(best >= 0.40);
   CHECK(epochs.back()["train_loss"].get<double>() < 0.7 * epochs.front()["train_loss"].get<double>());
   CHECK(slurp(run / "metrics.csv").find("epoch,phase,train_loss,train_top1,val_loss,val_top1,val_top5") == 0);
+  // steps.csv: a header and one row per step (600 images / batch 32 = 19 steps an epoch).
+  const std::string steps = slurp(run / "steps.csv");
+  CHECK(steps.rfind("step,epoch,loss,lr_backbone,lr_head\n", 0) == 0);
+  CHECK(std::count(steps.begin(), steps.end(), '\n') == 1 + 8 * 19);
+  CHECK(steps.find("\n152,8,") != std::string::npos);
+  // confusion.json is the best epoch's: its diagonal over its count is that epoch's val top-1.
+  auto cm = nlohmann::json::parse(slurp(run / "confusion.json"));
+  CHECK(cm["epoch"] == best_epoch);
+  CHECK(cm["classes"] == nlohmann::json({"circle", "cross", "square", "triangle"}));
+  int64_t diag = 0, total = 0;
+  for (size_t t = 0; t < 4; ++t)
+    for (size_t p = 0; p < 4; ++p) total += cm["matrix"][t][p].get<int64_t>(), diag += t == p ? cm["matrix"][t][p].get<int64_t>() : 0;
+  CHECK(total == 100);
+  CHECK(double(diag) / 100 == best);
   CHECK(r.out.find("report:") != std::string::npos);
 
   // The report is self-contained: charts inline, images as data URIs, nothing fetched.
   const std::string html = slurp(run / "report.html");
   CHECK(html.find("<svg") != std::string::npos);
-  CHECK(html.find("Confusion matrix") != std::string::npos);
+  CHECK(html.find(fmt::format("Confusion matrix (best checkpoint, epoch {})", best_epoch)) != std::string::npos);
   CHECK(html.find("src=\"data:image/png;base64,") != std::string::npos);
   CHECK(html.find("<script") == std::string::npos);
   CHECK(html.find("src=\"http") == std::string::npos);
@@ -160,6 +175,20 @@ TEST_CASE("--stop-after then --resume equals an uninterrupted run, bit for bit (
   }
   check_same_model(tmp.path / "full" / "last.ckpt", tmp.path / "part" / "last.ckpt");
   check_same_model(tmp.path / "full" / "best.safetensors", tmp.path / "part" / "best.safetensors");
+  // The per-step log of three processes is the uninterrupted one's, byte for byte: 24 images / batch 8
+  // = 3 steps an epoch, with every group's LR (layer3 trains from the start, so the first group has one).
+  const std::string steps = slurp(tmp.path / "full" / "steps.csv");
+  CHECK(steps == slurp(tmp.path / "part" / "steps.csv"));
+  CHECK(steps.rfind("step,epoch,loss,lr_stem+layer1+layer2+layer3,lr_layer4,lr_head\n", 0) == 0);
+  CHECK(std::count(steps.begin(), steps.end(), '\n') == 1 + 4 * 3);
+  CHECK(slurp(tmp.path / "full" / "confusion.json") == slurp(tmp.path / "part" / "confusion.json"));
+  for (size_t i = 0; i < 4; ++i) CHECK(a[i]["group_lrs"] == b[i]["group_lrs"]);
+  CHECK(a[0]["group_lrs"].size() == 3);
+  CHECK(a[3]["group_lrs"][2]["group"] == "head");
+  // The report marks the unfreeze (epoch 3) on its curves and draws one LR line per group.
+  const std::string html = slurp(tmp.path / "part" / "report.html");
+  CHECK(html.find("unfreeze (epoch 3)") != std::string::npos);
+  CHECK(html.find("stem+layer1+layer2+layer3 LR") != std::string::npos);
   // A finished run refuses to be overwritten, and resume cannot change the recipe.
   Run again = run_rtune(tmp.path, common + " --out " + (tmp.path / "full").string());
   CHECK(again.rc == 1);

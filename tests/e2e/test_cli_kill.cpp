@@ -37,8 +37,8 @@ std::string continue_args(const fs::path& data, const fs::path& out) {
 
 bool killed(const Run& r) { return r.rc == -1 || r.rc == 137; }  // by the signal itself, or through `timeout`
 
-// No temp or pending file; metrics.jsonl / .csv hold exactly the checkpoint's epochs; report.html
-// lists the last of them.
+// No temp or pending file; metrics.jsonl / .csv hold exactly the checkpoint's epochs, steps.csv its
+// steps, confusion.json its best epoch; report.html lists the last of them.
 void check_consistent(const fs::path& run) {
   for (auto& e : fs::directory_iterator(run)) {
     const std::string n = e.path().filename().string();
@@ -54,6 +54,10 @@ void check_consistent(const fs::path& run) {
   for (size_t i = 0; i < rows.size(); ++i) CHECK(rows[i] == history.at(i));
   const std::string csv = test::slurp(run / "metrics.csv");
   CHECK(std::count(csv.begin(), csv.end(), '\n') == epoch + 1);
+  const std::string steps = test::slurp(run / "steps.csv");
+  CHECK(size_t(std::count(steps.begin(), steps.end(), '\n')) == ck.state.at("steps").at("loss").size() + 1);
+  REQUIRE(ck.state.contains("best_eval"));
+  CHECK(nlohmann::json::parse(test::slurp(run / "confusion.json"))["epoch"] == ck.state.at("best_epoch"));
   const std::string html = test::slurp(run / "report.html");
   CHECK((html.find(fmt::format("<tr><td>{}</td>", epoch)) != std::string::npos ||
          html.find(fmt::format("<tr><td>{} ★</td>", epoch)) != std::string::npos));
@@ -73,6 +77,8 @@ void check_same_run(const fs::path& a, const fs::path& b) {
       CAPTURE(k);
       CHECK(ra[i][k] == rb[i][k]);
     }
+  CHECK(test::slurp(a / "steps.csv") == test::slurp(b / "steps.csv"));
+  CHECK(test::slurp(a / "confusion.json") == test::slurp(b / "confusion.json"));
   for (const char* f : {"last.ckpt", "best.safetensors"}) {
     CAPTURE(f);
     io::SafetensorsFile fa = io::SafetensorsFile::open(a / f), fb = io::SafetensorsFile::open(b / f);

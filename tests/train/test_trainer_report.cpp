@@ -1,12 +1,15 @@
 // The run folder's logs and report pieces: base64 (RFC 4648 vectors), PNG round trip through the
-// project's decoder, SVG charts and confusion matrix, metrics.jsonl/csv, and the synthetic data
-// generator's determinism.
+// project's decoder, SVG charts (unfreeze markers, one LR line per group) and confusion matrix,
+// metrics.jsonl/csv with group LRs, steps.csv, confusion.json, the prediction grid's selection (every
+// class, mistakes first), and the synthetic data generator's determinism.
 #include <doctest/doctest.h>
 #include <regex>
 #include "finetune/synthetic.h"
 #include "io/image/decode.h"
 #include "finetune/report/html.h"
 #include "finetune/report/metrics_log.h"
+#include "finetune/report/run_report.h"
+#include "finetune/val_samples.h"
 #include "io/image/png_write.h"
 #include "finetune/report/svg.h"
 #include "tests/core/test_util.h"
@@ -123,4 +126,141 @@ TEST_CASE("synthetic tasks: deterministic per (seed, index), classes differ, siz
   CHECK(finetune::synth::render(Task::shapes, 2, 24, 6, 3).pixels != a.pixels);
   CHECK_THROWS_AS(finetune::synth::render(Task::families, 3, 24, 0, 0), Error);
   CHECK_THROWS_AS(finetune::synth::render(Task::shapes, 0, 4, 0, 0), Error);
+}
+
+TEST_CASE("prediction grid selection: every class present, mistakes first, bounded, deterministic") {
+  // 3 classes in loader order: class 0 has 6 images (2 wrong), class 1 has 1 (right), class 2 has 5 (all right).
+  std::vector<finetune::ValPrediction> preds;
+  int64_t idx = 0;
+  auto add = [&](int64_t label, int64_t pred) { preds.push_back({idx++, label, pred, 0.5}); };
+  for (int k = 0; k < 4; ++k) add(0, 0);
+  add(0, 2), add(0, 1);  // the mistakes come last in loader order: a "first k" selection would miss them
+  add(1, 1);
+  for (int k = 0; k < 5; ++k) add(2, 2);
+  finetune::ValSampleSelector sel(3, 6);
+  for (auto& p : preds) sel.add(p);
+  auto out = sel.selection();
+  // Round 0: class 0's first mistake (4), class 1 (6), class 2 (7); round 1: class 0's second mistake (5),
+  // class 2 (8); round 2: class 0's first correct (0). Then mistakes first, each part in that order.
+  std::vector<int64_t> got;
+  for (auto& p : out) got.push_back(p.index);
+  CHECK(got == std::vector<int64_t>{4, 5, 6, 7, 8, 0});
+  CHECK_FALSE(out[0].correct());
+  CHECK_FALSE(out[1].correct());
+  for (size_t i = 2; i < out.size(); ++i) CHECK(out[i].correct());
+
+  // Bounded: 2 kept of 12, still from two classes; fewer predictions than `keep`: all of them.
+  finetune::ValSampleSelector small(3, 2);
+  for (auto& p : preds) small.add(p);
+  auto two = small.selection();
+  REQUIRE(two.size() == 2);
+  CHECK(two[0].index == 4);
+  CHECK(two[1].index == 6);
+  finetune::ValSampleSelector big(3, 100);
+  for (auto& p : preds) big.add(p);
+  CHECK(big.selection().size() == preds.size());
+  CHECK(finetune::ValSampleSelector(3, 0).selection().empty());
+  CHECK_FALSE(small.wants(-1, true));
+  CHECK_THROWS_AS(small.add({0, 3, 0, 1.0}), Error);
+}
+
+TEST_CASE("line chart markers: a dashed line and its label inside the x range, none outside") {
+  finetune::Series a{"loss", {1, 2, 3, 4}, {1.0, 0.5, 0.4, 0.25}};
+  std::string svg = finetune::line_chart_svg(
+      {a}, {.title = "t", .markers = {{2.5, "unfreeze <e3>"}, {9, "outside"}, {0.5, "before"}}});
+  CHECK(count(svg, "<line class=\"marker\"") == 1);
+  CHECK(svg.find("unfreeze &lt;e3&gt;") != std::string::npos);
+  CHECK(svg.find("outside") == std::string::npos);
+  CHECK(svg.find("before") == std::string::npos);
+}
+
+namespace {
+// 3 epochs of 2 steps, unfrozen from epoch 3; groups backbone (frozen until then) and head.
+std::vector<finetune::EpochRecord> unfreeze_history() {
+  std::vector<finetune::EpochRecord> h(3);
+  for (int e = 0; e < 3; ++e) {
+    h[size_t(e)].epoch = e + 1;
+    h[size_t(e)].phase = e < 2 ? 0 : 1;
+    h[size_t(e)].lr = e < 2 ? 0.1 : 0.01;
+    h[size_t(e)].group_lrs = {{"backbone", e < 2 ? NAN : 0.001}, {"head", h[size_t(e)].lr}};
+  }
+  return h;
+}
+std::vector<finetune::StepRecord> unfreeze_steps() {
+  std::vector<finetune::StepRecord> s;
+  for (int64_t i = 0; i < 6; ++i) {
+    const bool unfrozen = i >= 4;
+    s.push_back({i, i / 2 + 1, 2.0 - 0.1 * double(i), unfrozen ? 0.01 : 0.1, {unfrozen ? 0.001 : NAN, unfrozen ? 0.01 : 0.1}});
+  }
+  return s;
+}
+}  // namespace
+
+TEST_CASE("run charts: the unfreeze marked on the epoch and step curves, one LR line per parameter group") {
+  const std::string h = finetune::run_charts_html(unfreeze_history(), unfreeze_steps(), {"backbone", "head"});
+  // Four charts, each marked: between epochs 2 and 3 (x = 2.5) and before step 5 (x = 4.5).
+  CHECK(count(h, "<line class=\"marker\"") == 4);
+  CHECK(count(h, "unfreeze (epoch 3)") == 4);
+  CHECK(h.find("backbone LR") != std::string::npos);
+  CHECK(h.find("head LR") != std::string::npos);
+  CHECK(h.find("nan") == std::string::npos);
+  // The LR chart has two polylines; the backbone's has only the 2 unfrozen steps' points.
+  const size_t lr_chart = h.find("Learning rate per parameter group");
+  REQUIRE(lr_chart != std::string::npos);
+  const std::string lr_svg = h.substr(lr_chart, h.find("</svg>", lr_chart) - lr_chart);
+  CHECK(count(lr_svg, "<polyline") == 2);
+  std::smatch m;
+  REQUIRE(std::regex_search(lr_svg, m, std::regex("points=\"([^\"]*)\"")));
+  CHECK(count(m[1].str(), ",") == 2);
+  // Without a phase change there is no marker.
+  auto frozen = unfreeze_history();
+  frozen.pop_back();
+  CHECK(count(finetune::run_charts_html(frozen, {}, {}), "class=\"marker\"") == 0);
+  // Steps without group LRs (an older checkpoint) still draw the head LR.
+  auto old = unfreeze_steps();
+  for (auto& s : old) s.group_lrs.clear();
+  CHECK(finetune::run_charts_html(frozen, old, {"backbone", "head"}).find("head LR") != std::string::npos);
+}
+
+TEST_CASE("group LRs in metrics.jsonl/csv: in the optimizer's order, a frozen group null / empty, round trip") {
+  const auto h = unfreeze_history();
+  const std::string jl = finetune::metrics_jsonl(h);
+  auto j1 = nlohmann::json::parse(jl.substr(0, jl.find('\n')));
+  REQUIRE(j1["group_lrs"].size() == 2);
+  CHECK(j1["group_lrs"][0]["group"] == "backbone");
+  CHECK(j1["group_lrs"][0]["lr"].is_null());
+  CHECK(j1["group_lrs"][1]["lr"].get<double>() == 0.1);
+  auto back = finetune::EpochRecord::from_json(nlohmann::json::parse(finetune::metrics_jsonl({h[2]})));
+  REQUIRE(back.group_lrs.size() == 2);
+  CHECK(back.group_lrs[0] == std::pair<std::string, double>{"backbone", 0.001});
+  CHECK(std::isnan(finetune::EpochRecord::from_json(j1).group_lrs[0].second));
+  const std::string csv = finetune::metrics_csv(h);
+  CHECK(csv.find("best,lr_backbone,lr_head\n") != std::string::npos);
+  CHECK(csv.find(",0,,0.10000000000000001\n") != std::string::npos);               // epoch 1: backbone frozen
+  CHECK(csv.find(",0,0.001,0.01\n") != std::string::npos);                          // epoch 3
+}
+
+TEST_CASE("steps.csv: one row per step, 1-based steps, exact losses, every group's LR") {
+  const std::string csv = finetune::steps_csv({"backbone", "head"}, unfreeze_steps());
+  CHECK(count(csv, "\n") == 1 + 6);
+  CHECK(csv.rfind("step,epoch,loss,lr_backbone,lr_head\n", 0) == 0);
+  CHECK(csv.find("\n1,1,2,,0.10000000000000001\n") != std::string::npos);
+  CHECK(csv.find("\n6,3,1.5,0.001,0.01\n") != std::string::npos);
+  auto old = unfreeze_steps();
+  old[0].group_lrs.clear();  // restored from a checkpoint without group LRs
+  CHECK(finetune::steps_csv({"backbone", "head"}, old).find("\n1,1,2,,\n") != std::string::npos);
+}
+
+TEST_CASE("confusion.json: counts per (true, predicted), rows by true class, names and epoch") {
+  // 5 samples of 3 classes: true 0 -> 0, 0 -> 1, 1 -> 1, 2 -> 0, 2 -> 0 (argmax of each logits row).
+  finetune::EvalResult e{finetune::ClassMetrics(3), {}};
+  Tensor logits = from_vector({3, 1, 0, 0, 2, 1, 0, 5, 1, 4, 0, 1, 2, 1, 1}, {5, 3});
+  e.metrics.add(logits, from_vector_i64({0, 0, 1, 2, 2}, {5}), 1.0);
+  auto j = nlohmann::json::parse(finetune::confusion_json(e, 4, {"a", "b", "c"}));
+  CHECK(j["epoch"] == 4);
+  CHECK(j["count"] == 5);
+  CHECK(j["top1"].get<double>() == 0.4);
+  CHECK(j["classes"] == nlohmann::json({"a", "b", "c"}));
+  CHECK(j["matrix"] == nlohmann::json({{1, 1, 0}, {0, 1, 0}, {2, 0, 0}}));
+  CHECK_THROWS_AS(finetune::confusion_json(e, 4, {"a", "b"}), Error);
 }
