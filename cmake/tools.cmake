@@ -26,4 +26,16 @@ if(TARGET rtune_finetune)
   endif()
   add_dependencies(test_e2e_cli rtune)
   set_tests_properties(e2e_cli PROPERTIES ENVIRONMENT OMP_WAIT_POLICY=passive)  # see cmake/finetune.cmake
+
+  # Every `rtune` command of README.md's sh blocks, run as written on generated data (reads README.md).
+  rtune_add_test(e2e_readme SOURCES tests/e2e/test_readme_commands.cpp LIBS rtune_finetune rtune_test_util JPEG::JPEG)
+  target_compile_definitions(test_e2e_readme PRIVATE RTUNE_BIN="$<TARGET_FILE:rtune>")
+  if(RTUNE_CUDA OR RTUNE_CUDA_SIM)
+    target_compile_definitions(test_e2e_readme PRIVATE RTUNE_TEST_HAS_CUDA=1)
+  endif()
+  if(RTUNE_CUDA_SIM)
+    target_compile_definitions(test_e2e_readme PRIVATE RTUNE_TEST_CUDA_SIM=1)
+  endif()
+  add_dependencies(test_e2e_readme rtune)
+  set_tests_properties(e2e_readme PROPERTIES ENVIRONMENT OMP_WAIT_POLICY=passive)
 endif()

@@ -104,7 +104,7 @@ TrainBenchResult bench_train(const TrainBenchOptions& o, const std::function<voi
                   o.width, o.device.str(), o.batch, o.input, nn::precision_name(precision),
                   o.freeze_backbone ? "backbone frozen (fc trained)" : "all layers trained", omp_get_max_threads()));
   for (int i = 0; i < o.warmup; ++i) step();
-  sync(loss);
+  if (loss.defined()) sync(loss);  // with --warmup 0 no step has run yet
   kernels::reset_device_peak(o.device);
   const uint64_t mallocs_before = kernels::device_memory_stats(o.device).device_mallocs;
   double t0 = now_s();

@@ -100,9 +100,11 @@ size_t decode_pass(const io::Dataset& ds, int threads) {
 }
 
 // One epoch through `loader`: img/s from the first batch to the last (as bench/pytorch_loader.py,
-// where that leaves out starting worker processes), img per CPU-second over the whole epoch.
+// where that leaves out starting worker processes), img per CPU-second over the whole epoch. An epoch
+// of one batch has no "after the first" to time: it is timed from its start.
 Rate epoch_pass(io::Loader& loader, uint64_t epoch, size_t images) {
   double c0 = cpu_seconds();
+  const Clock::time_point start = Clock::now();
   loader.start_epoch(epoch);
   io::Batch b;
   size_t seen = 0, first = 0;
@@ -111,6 +113,7 @@ Rate epoch_pass(io::Loader& loader, uint64_t epoch, size_t images) {
     if (seen == 0) t0 = Clock::now(), first = size_t(b.size);
     seen += size_t(b.size);
   }
+  if (seen == first) t0 = start, first = 0;
   double wall = seconds_since(t0), cpu = cpu_seconds() - c0;
   RTUNE_CHECK(seen == images, "bench loader: epoch delivered {} samples, expected {}", seen, images);
   return {wall > 0 ? double(seen - first) / wall : 0, cpu > 0 ? double(seen) / cpu : 0};

@@ -558,6 +558,22 @@ TrainOutcome run_with_memory_advice(const TrainArgs& a, const io::Checkpoint* re
   }
 }
 
+// --epochs on resume: a schedule laid out over the current phase's epochs (onecycle's total steps, cosine's
+// t_max when the spec leaves them to the trainer) would become another schedule, and the checkpoint's
+// state would not load into it (PyTorch's OneCycleLR refuses a step past its total): refused up front,
+// naming the way out. A frozen first phase spans
+// --unfreeze-at epochs whatever --epochs is; the unfreeze phase starts its schedule afresh.
+void check_schedule_extends(const TrainArgs& a, int64_t phase, int64_t epochs) {
+  if (a.train.sched.empty() || epochs == a.train.epochs || (a.train.unfreeze_at >= 0 && phase == 0)) return;
+  const int64_t done = a.train.unfreeze_at >= 0 ? a.train.unfreeze_at : 0;
+  const std::vector<double> lr{1.0};
+  auto before = sched::make_scheduler(a.train.sched, lr, {a.train.epochs - done, 1});
+  auto after = sched::make_scheduler(a.train.sched, lr, {epochs - done, 1});
+  if (before->config() == after->config()) return;
+  fail("--epochs {}: the run's --sched {} is laid out over its {} epochs, and its state cannot continue as another "
+       "schedule: resume without --epochs, or start a new run with --epochs {}", epochs, a.train.sched, a.train.epochs, epochs);
+}
+
 }  // namespace
 
 TrainOutcome run_training(const TrainArgs& args, const TrainIO& io) {
@@ -578,6 +594,7 @@ TrainOutcome resume_training(const fs::path& run_dir, int64_t epochs, const std:
   if (epochs > 0) {
     if (epochs < ck.state.value("epoch", int64_t(0)))
       fail("--epochs {}: the run already did {} epochs", epochs, ck.state.value("epoch", int64_t(0)));
+    check_schedule_extends(a, ck.state.value("phase", int64_t(0)), epochs);
     a.train.epochs = epochs;
   }
   if (!device.empty()) a.device = device;

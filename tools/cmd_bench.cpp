@@ -54,7 +54,7 @@ void register_bench(CLI::App& app) {
   train->add_option("--input", to->input, "image size in pixels")->check(CLI::PositiveNumber);
   train->add_option("--width", to->width, "base width (64 for torchvision models)")->check(CLI::PositiveNumber);
   train->add_option("--steps", to->steps, "timed steps")->check(CLI::PositiveNumber);
-  train->add_option("--warmup", to->warmup, "untimed warm-up steps");
+  train->add_option("--warmup", to->warmup, "untimed warm-up steps")->check(CLI::NonNegativeNumber);
   train->add_option("--precision", to->precision, "fp32 or bf16")->check(CLI::IsMember({"fp32", "bf16"}));
   train->add_option("--freeze", *freeze, "none or backbone")->check(CLI::IsMember({"none", "backbone"}));
   train->add_option("--device", *train_device, "cpu or cuda[:N]");

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <numeric>
 #include <string>
@@ -97,6 +98,21 @@ TEST_CASE("sim runtime: device properties, counters and mem info") {
   rt::device_free(b);
   rt::device_free(nullptr);  // no-op, like cudaFree(0)
   CHECK(rt::device_malloc(0) == nullptr);
+}
+
+// CUDA_VISIBLE_DEVICES set and empty hides every GPU from the real runtime: the simulated one too, so a
+// test can run a command as a machine without a GPU does (tests/e2e/test_readme_commands.cpp).
+TEST_CASE("sim runtime: CUDA_VISIBLE_DEVICES set and empty hides the device") {
+  const char* was = std::getenv("CUDA_VISIBLE_DEVICES");
+  const std::string saved = was ? was : "";
+  ::setenv("CUDA_VISIBLE_DEVICES", "", 1);
+  CHECK(rt::device_count() == 0);
+  CHECK_FALSE(rt::device_present());
+  ::setenv("CUDA_VISIBLE_DEVICES", "0", 1);
+  CHECK(rt::device_count() == 1);
+  ::unsetenv("CUDA_VISIBLE_DEVICES");
+  CHECK(rt::device_count() == 1);
+  if (was) ::setenv("CUDA_VISIBLE_DEVICES", saved.c_str(), 1);
 }
 
 TEST_CASE("sim runtime: round trips, device-to-device, memset, async on a stream") {

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <algorithm>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <sys/wait.h>
 #include <nlohmann/json.hpp>
@@ -50,6 +51,36 @@ void check_same_model(const fs::path& a, const fs::path& b) {
   CHECK(n == fb.tensors().size());
   CHECK(n > 100);
 }
+// predict --json with --topk = the class count, on `images` in that order: one prediction per image,
+// each listing every class by index with the name the model file gives it (`names`: the class folders,
+// or the --classes display names, in the folders' or the list's label order).
+void check_predicted_names(const Run& pr, const std::vector<fs::path>& images, const std::vector<std::string>& names) {
+  INFO(pr.err);
+  REQUIRE(pr.rc == 0);
+  const auto j = nlohmann::json::parse(pr.out);
+  CHECK(j["num_classes"] == names.size());
+  REQUIRE(j["predictions"].size() == images.size());
+  for (size_t i = 0; i < images.size(); ++i) {
+    const auto& p = j["predictions"][i];
+    CAPTURE(images[i]);
+    CHECK(p["path"] == images[i].string());
+    REQUIRE(p["top"].size() == names.size());
+    std::set<std::string> seen;
+    for (const auto& t : p["top"]) {
+      CHECK(t["name"] == names.at(t["class"].get<size_t>()));
+      seen.insert(t["name"].get<std::string>());
+    }
+    CHECK(seen == std::set<std::string>(names.begin(), names.end()));
+  }
+}
+
+// `rtune predict --weights MODEL --json --topk K IMAGE…`
+Run predict_json(const fs::path& tmp, const fs::path& model, const std::vector<fs::path>& images, size_t topk) {
+  std::string files;
+  for (const auto& f : images) files += " " + f.string();
+  return run_rtune(tmp, fmt::format("predict --weights {} --json --topk {} --threads 2 --device cpu{}", model.string(), topk, files));
+}
+
 }  // namespace
 
 TEST_CASE("train -> eval -> predict on generated shapes: val top-1 >= 40% after 8 epochs (chance 25%)") {
@@ -196,6 +227,13 @@ TEST_CASE("--stop-after then --resume equals an uninterrupted run, bit for bit (
   Run change = run_rtune(tmp.path, "train --resume " + (tmp.path / "part").string() + " --lr 0.1");
   CHECK(change.rc != 0);
   CHECK(change.err.find("cannot be changed when resuming") != std::string::npos);
+  // More epochs under a schedule laid out over the run's epochs (OneCycle's total steps): refused up
+  // front, naming the way out, and the run folder is left as it was.
+  Run longer = run_rtune(tmp.path, "train --resume " + (tmp.path / "part").string() + " --epochs 6");
+  CHECK(test::is_one_line_refusal(longer));
+  CHECK(longer.err.find("--epochs 6: the run's --sched onecycle:max_lr=0.05 is laid out over its 4 epochs") != std::string::npos);
+  CHECK(longer.err.find("resume without --epochs") != std::string::npos);
+  CHECK(read_jsonl(tmp.path / "part" / "metrics.jsonl").size() == 4);
 }
 
 TEST_CASE("fine-tune a torchvision .pth with a new head and a frozen backbone: backbone and BN stats bit-identical") {
@@ -223,6 +261,12 @@ TEST_CASE("fine-tune a torchvision .pth with a new head and a frozen backbone: b
     ++same;
   }
   CHECK(same > 50);
+
+  // predict --json names the four class folders, per image.
+  const fs::path val = tmp.path / "data" / "val";
+  const std::vector<fs::path> images{val / "circle" / "0000.png", val / "triangle" / "0001.png", val / "cross" / "0000.png"};
+  check_predicted_names(predict_json(tmp.path, tmp.path / "run" / "best.safetensors", images, 4), images,
+                        {"circle", "cross", "square", "triangle"});
 }
 
 TEST_CASE("a corrupt image is skipped with a warning naming it, or stops the run with --strict") {
@@ -376,6 +420,13 @@ TEST_CASE("--classes cat_to_name.json keyed by folder name: each folder keeps it
     CHECK(ej["per_class"][k]["name"] == display[k]);
     CHECK(ej["per_class"][k]["images"] == 1);
   }
+  // predict --json names each image's classes by cat_to_name.json, in the folders' text order.
+  std::vector<std::string> by_folder_order;
+  for (const char* f : {"1", "10", "11", "12", "2", "3", "4", "5", "6", "7", "8", "9"}) by_folder_order.push_back(std::string("flower ") + f);
+  const fs::path val = tmp.path / "data" / "val";
+  const std::vector<fs::path> images{val / "1" / "0000.png", val / "10" / "0000.png", val / "2" / "0000.png"};
+  check_predicted_names(predict_json(tmp.path, fs::path(run) / "best.safetensors", images, 12), images, by_folder_order);
+
   // A folder the model was not trained on is named.
   fs::create_directories(tmp.path / "data" / "val2" / "13");
   fs::copy_file(tmp.path / "data" / "val" / "1" / "0000.png", tmp.path / "data" / "val2" / "13" / "0000.png");
@@ -479,6 +530,10 @@ TEST_CASE("train and validation normalised differently: a warning naming both; t
   INFO(cifar.out, cifar.err);
   REQUIRE(cifar.rc == 0);
   CHECK(cifar.err.find("warning") == std::string::npos);
+  const fs::path val = tmp.path / "data" / "val";
+  const std::vector<fs::path> images{val / "square" / "0000.png", val / "cross" / "0000.png"};
+  check_predicted_names(predict_json(tmp.path, tmp.path / "o2" / "best.safetensors", images, 4), images,
+                        {"circle", "cross", "square", "triangle"});
   // The same val pipeline without normalize inherits the training's: nothing to warn about.
   Run inherit = train("--epochs 1 --transforms cifar-train --val-transforms center_crop=32");
   REQUIRE(inherit.rc == 0);
@@ -536,6 +591,70 @@ TEST_CASE("--time-budget stops after the epoch past which another would not fit,
   Run all = run_rtune(tmp.path, args + " --time-budget 20m --out " + (tmp.path / "all").string());
   REQUIRE(all.rc == 0);
   CHECK(read_jsonl(tmp.path / "all" / "metrics.jsonl").size() == 3);
+}
+
+TEST_CASE("README walkthrough: list files with names.txt, frozen backbone, Adam -> predict --json names by names.txt") {
+  test::TempDir tmp("e2e_list_files");
+  const fs::path data = tmp.path / "data";
+  fs::create_directories(data / "images");
+  const std::vector<std::string> names{"round one", "square one", "pointy one"};
+  for (const std::string split : {"train", "val"}) {
+    std::ofstream list(data / (split + ".txt"));
+    for (int label = 0; label < 3; ++label)
+      for (int i = 0; i < 2; ++i) {
+        const std::string rel = fmt::format("images/{}_{}_{}.png", split, label, i);
+        io::write_png(data / rel, finetune::synth::render(finetune::synth::Task::shapes, label, 32, 1, uint64_t(10 * label + i)));
+        list << rel << ' ' << label << '\n';
+      }
+  }
+  std::ofstream(data / "names.txt") << names[0] << '\n' << names[1] << '\n' << names[2] << '\n';
+  const std::string pth = fs::path(RTUNE_SOURCE_DIR) / "tests/fixtures/tiny_resnet18.pth";
+  Run r = run_rtune(tmp.path, fmt::format("train --train-list {0}/train.txt --val-list {0}/val.txt --classes {0}/names.txt "
+                                          "--weights {1} --freeze backbone --opt adam --lr 1e-3 --epochs 2 --image-size 32 "
+                                          "--batch 4 --threads 2 --no-progress --device cpu --out {2}",
+                                          data.string(), pth, (tmp.path / "run").string()));
+  INFO(r.out, r.err);
+  REQUIRE(r.rc == 0);
+  const std::vector<fs::path> images{data / "images" / "val_2_0.png", data / "images" / "val_0_1.png"};
+  check_predicted_names(predict_json(tmp.path, tmp.path / "run" / "best.safetensors", images, 3), images, names);
+}
+
+TEST_CASE("README walkthrough: ResNet-50 .pth, --val-split, OneCycle, wd, clip-value -> predict --json names the folders") {
+  test::TempDir tmp("e2e_r50_split");
+  finetune::synth::write_image_folder(tmp.path / "imgs", finetune::synth::Task::families, 5, 32, 1);
+  const std::string pth = fs::path(RTUNE_SOURCE_DIR) / "tests/fixtures/tiny_resnet50.pth";  // 7 classes: a new head
+  Run r = run_rtune(tmp.path, fmt::format("train --data {} --val-split 0.2 --weights {} --opt sgd --lr 0.01 --wd 1e-4 "
+                                          "--sched onecycle:max_lr=0.01 --clip-value 1 --epochs 2 --image-size 32 --batch 4 "
+                                          "--threads 2 --no-progress --device cpu --out {}",
+                                          (tmp.path / "imgs").string(), pth, (tmp.path / "run").string()));
+  INFO(r.out, r.err);
+  REQUIRE(r.rc == 0);
+  CHECK(r.out.find("new 3-class head") != std::string::npos);
+  const fs::path imgs = tmp.path / "imgs";
+  const std::vector<fs::path> images{imgs / "round" / "0004.png", imgs / "four_corners" / "0000.png",
+                                     imgs / "three_corners" / "0002.png"};
+  check_predicted_names(predict_json(tmp.path, tmp.path / "run" / "best.safetensors", images, 3), images,
+                        {"four_corners", "round", "three_corners"});  // ImageFolder: sorted
+}
+
+TEST_CASE("README walkthrough: convert a .pth, train a 4-class head from the safetensors -> predict --json names the folders") {
+  test::TempDir tmp("e2e_convert_train");
+  test::make_shapes(tmp.path / "data", 3, 2, 32);
+  const fs::path st = tmp.path / "resnet18.safetensors";
+  Run cv = run_rtune(tmp.path, fmt::format("convert {} {}", (fs::path(RTUNE_SOURCE_DIR) / "tests/fixtures/tiny_resnet18.pth").string(),
+                                           st.string()));
+  INFO(cv.out, cv.err);
+  REQUIRE(cv.rc == 0);
+  Run r = run_rtune(tmp.path, fmt::format("train --data {} --weights {} --freeze backbone --epochs 2 --image-size 32 --batch 4 "
+                                          "--threads 2 --no-progress --device cpu --out {}",
+                                          (tmp.path / "data").string(), st.string(), (tmp.path / "run").string()));
+  INFO(r.out, r.err);
+  REQUIRE(r.rc == 0);
+  CHECK(r.out.find("new 4-class head") != std::string::npos);
+  const fs::path val = tmp.path / "data" / "val";
+  const std::vector<fs::path> images{val / "triangle" / "0001.png", val / "circle" / "0000.png"};
+  check_predicted_names(predict_json(tmp.path, tmp.path / "run" / "best.safetensors", images, 4), images,
+                        {"circle", "cross", "square", "triangle"});
 }
 
 TEST_CASE("demo --quick runs end to end and says where the report is") {

@@ -1,5 +1,6 @@
 // The runtime layer (runtime.h) for the simulated device: one device ("rtune simulated device",
-// sm_90, bf16, memory = the configured limit), host-memory copies that check every pointer against
+// sm_90, bf16, memory = the configured limit; none when CUDA_VISIBLE_DEVICES is set and empty, as on the
+// real runtime), host-memory copies that check every pointer against
 // the allocation table (a wrong direction, a range past an end, a freed pointer: rt::CudaError),
 // and streams/events that complete at once (work runs synchronously on the calling thread), but
 // keep CUDA's rules: a destroyed handle, or the elapsed time of an unrecorded or non-timing event,
@@ -85,7 +86,12 @@ void check_device(const void* p, size_t n, const char* who, const char* role) {
 }  // namespace
 
 // ---- devices
-int device_count() { return 1; }
+// One device, or none when CUDA_VISIBLE_DEVICES is set and empty: the real runtime then hides every GPU
+// (cudaErrorNoDevice), so a test can run what a machine without a GPU runs (auto picks the CPU).
+int device_count() {
+  const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
+  return visible && *visible == '\0' ? 0 : 1;
+}
 
 DeviceProps device_props(int device) {
   if (device != 0) throw CudaError("cudaGetDeviceProperties", kInvalidDevice,
