@@ -44,12 +44,8 @@ TEST_CASE("ImageFolder: sorted classes, os.walk order, torchvision's extension l
 
 TEST_CASE("ImageFolder: bad files skipped with a warning naming them, or an error when strict") {
   test::TempTree t("badfiles");
-  t.put("a/good.png", "rgb.png");
-  t.put("a/empty.jpg", "empty.jpg");
-  t.put("a/text.png", "notes.txt");
-  t.put("a/webp_is_listed.webp", "notes.txt");
-  t.put("b/good.jpg", "rgb444.jpg");
-  t.put("b/garbage.jpg", "garbage.jpg");
+  t.put({{"a/good.png", "rgb.png"}, {"a/empty.jpg", "empty.jpg"}, {"a/text.png", "notes.txt"},
+         {"a/webp_is_listed.webp", "notes.txt"}, {"b/good.jpg", "rgb444.jpg"}, {"b/garbage.jpg", "garbage.jpg"}});
   std::vector<std::string> warnings;
   ScanOptions opt;
   opt.warn = [&](const std::string& w) { warnings.push_back(w); };
@@ -76,9 +72,8 @@ TEST_CASE("ImageFolder: bad files skipped with a warning naming them, or an erro
 
 TEST_CASE("ImageFolder: .webp and .tif files are images (torchvision's extension list), decoded as Pillow does") {
   test::TempTree t("webp");
-  t.put("a/one.png", "rgb.png");
-  t.put("b/two.webp", "../webp/rgba_lossy.webp");
-  t.put("c/three.tif", "../tiff/rgb_lzw.tif");
+  t.put({{"a/one.png", "rgb.png"}, {"b/two.webp", "../webp/rgba_lossy.webp"},
+         {"c/three.tif", "../tiff/rgb_lzw.tif"}});
   Dataset ds = image_folder(t.root);
   CHECK(ds.skipped == 0);
   REQUIRE(ds.samples.size() == 3);

@@ -112,9 +112,7 @@ TEST_CASE("the caller's buffers are recycled, not reallocated per batch") {
 
 TEST_CASE("a sample that fails to decode is replaced (warning) or fatal when strict") {
   test::TempTree t("loaderbad");
-  t.put("a/0.png", "rgb.png");
-  t.put("a/1.jpg", "truncated.jpg");
-  t.put("b/2.png", "gray.png");
+  t.put({{"a/0.png", "rgb.png"}, {"a/1.jpg", "truncated.jpg"}, {"b/2.png", "gray.png"}});
   // No probe: the bad file reaches the loader, as a file damaged after the scan would.
   Dataset ds = image_folder(t.root, {.probe = false});
   REQUIRE(ds.samples.size() == 3);
@@ -131,11 +129,8 @@ TEST_CASE("a sample that fails to decode is replaced (warning) or fatal when str
 
 TEST_CASE("skip_bad: a sample that fails to decode is left out of its batch, never replaced") {
   test::TempTree t("loaderskip");
-  t.put("a/0.png", "rgb.png");
-  t.put("a/1.jpg", "truncated.jpg");
-  t.put("b/2.png", "gray.png");
-  t.put("b/3.jpg", "truncated.jpg");
-  t.put("b/4.png", "rgb.png");
+  t.put({{"a/0.png", "rgb.png"}, {"a/1.jpg", "truncated.jpg"}, {"b/2.png", "gray.png"},
+         {"b/3.jpg", "truncated.jpg"}, {"b/4.png", "rgb.png"}});
   Dataset ds = image_folder(t.root, {.probe = false});
   REQUIRE(ds.samples.size() == 5);
   const Pipeline p = parse_pipeline("center_crop=8");
@@ -162,9 +157,7 @@ TEST_CASE("skip_bad: a sample that fails to decode is left out of its batch, nev
 
 TEST_CASE("skip_bad: a batch whose every sample fails is passed over") {
   test::TempTree t("loaderskipall");
-  t.put("a/0.jpg", "truncated.jpg");
-  t.put("a/1.jpg", "truncated.jpg");
-  t.put("b/2.png", "gray.png");
+  t.put({{"a/0.jpg", "truncated.jpg"}, {"a/1.jpg", "truncated.jpg"}, {"b/2.png", "gray.png"}});
   Dataset ds = image_folder(t.root, {.probe = false});
   Loader l(ds, parse_pipeline("center_crop=8"), {.batch_size = 2, .threads = 1, .shuffle = false, .skip_bad = true});
   std::vector<Batch> got = run_epoch(l, 0);

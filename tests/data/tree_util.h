@@ -2,6 +2,8 @@
 #pragma once
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
+#include <utility>
 #include <span>
 #include <string_view>
 #include <unistd.h>
@@ -25,6 +27,10 @@ struct TempTree {
     std::filesystem::create_directories(dst.parent_path());
     std::filesystem::copy_file(fixture("data/decode/" + fixture_name), dst, std::filesystem::copy_options::overwrite_existing);
     return dst;
+  }
+  // Several put()s: {{rel, fixture_name}, ...}.
+  void put(std::initializer_list<std::pair<std::string, std::string>> files) const {
+    for (const auto& [rel, name] : files) put(rel, name);
   }
   std::filesystem::path write(const std::string& rel, std::string_view bytes) const {
     auto dst = root / rel;

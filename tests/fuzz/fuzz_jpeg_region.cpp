@@ -10,8 +10,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace rtune;
   const auto in = fuzz::input_of_format(data, size, io::ImageFormat::jpeg);
   if (!in) return 0;
-  const auto& bytes = in->bytes;
-  const auto& info = in->info;
   std::optional<io::CropBox> asked;
   auto want = [&](int h, int w) -> std::optional<io::CropBox> {
     if (int64_t(h) * w > fuzz::kFuzzMaxPixels) return std::nullopt;
@@ -26,7 +24,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   };
   io::ImageWindow window;
   bool decoded = false;
-  fuzz::expect_only_rtune_errors([&] { decoded = io::decode_jpeg_region(bytes, "fuzz.jpg", want, window); });
+  fuzz::expect_only_rtune_errors([&] { decoded = io::decode_jpeg_region(in->bytes, "fuzz.jpg", want, window); });
   if (!decoded) return 0;
   fuzz::require(asked.has_value(), "a region decode asked for its box");
   const io::CropBox& b = *asked;
@@ -36,7 +34,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                 "the window holds the box");
   fuzz::require(px.pixels.size() == size_t(px.height) * size_t(px.width) * 3, "window pixels hold height x width x 3");
   std::optional<io::Image> full;
-  fuzz::expect_only_rtune_errors([&] { full = io::decode_jpeg(bytes, "fuzz.jpg"); });
+  fuzz::expect_only_rtune_errors([&] { full = io::decode_jpeg(in->bytes, "fuzz.jpg"); });
   if (!full) return 0;
   fuzz::require(full->height == window.full_height && full->width == window.full_width, "the full size agrees");
   for (int y = 0; y < b.height; ++y)
