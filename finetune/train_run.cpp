@@ -196,15 +196,17 @@ Data open_data(const TrainArgs& a) {
   if (sources != 1) fail("give exactly one of --data DIR or --train-list FILE");
   const int vals = !a.val.empty() + !a.val_list.empty() + (a.val_split > 0);
   if (vals > 1) fail("give at most one of --val DIR, --val-list FILE, --val-split FRACTION");
-  if (a.val_split < 0 || a.val_split >= 1) fail("--val-split {}: must be in (0, 1)", a.val_split);
   std::string val_dir = a.val;
   if (!a.data.empty()) {
     if (!is_dir(a.data)) fail("--data {}: not a folder", a.data);
     if (is_dir(a.data + "/train")) {
       d.train = io::image_folder(fs::path(a.data) / "train", scan);
-      if (vals == 0 && is_dir(a.data + "/val")) {
-        val_dir = a.data + "/val";
-        d.notes.push_back(fmt::format("using {}/train and {}/val", a.data, a.data));
+      // The validation folder's usual names: torchvision's "val", the flowers tutorial's "valid".
+      for (const char* name : {"val", "valid", "validation"}) {
+        if (vals != 0 || !is_dir(a.data + "/" + name)) continue;
+        val_dir = a.data + "/" + name;
+        d.notes.push_back(fmt::format("using {}/train and {}/{}", a.data, a.data, name));
+        break;
       }
     } else {
       d.train = io::image_folder(a.data, scan);

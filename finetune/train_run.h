@@ -16,7 +16,7 @@ namespace rtune::finetune {
 
 struct TrainArgs {
   // data
-  std::string data;                 // ImageFolder root; DIR/train + DIR/val when both exist
+  std::string data;                 // ImageFolder root; DIR/train + DIR/val (or valid, validation) when both exist
   std::string train_list, val_list; // list files "path label" (paths relative to list_root or the list's folder)
   std::string list_root;
   std::string val;                  // validation ImageFolder

@@ -54,7 +54,7 @@ void register_train(CLI::App& app) {
       "(S = --image-size). A val pipeline without normalize uses the training's.\n" +
       std::string(io::pipeline_usage()));
   auto g_data = "Data";
-  sub->add_option("--data", a->data, "image folder (one sub-folder per class; DIR/train + DIR/val are used when present)")
+  sub->add_option("--data", a->data, "image folder (one sub-folder per class; DIR/train + DIR/val (or DIR/valid, DIR/validation) are used when present)")
       ->group(g_data);
   sub->add_option("--train-list", a->train_list, "list file of 'relative/path label' lines")->group(g_data);
   sub->add_option("--val", a->val, "validation image folder")->group(g_data);

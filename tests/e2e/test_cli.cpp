@@ -571,6 +571,21 @@ TEST_CASE("--val-transforms resize=S (torchvision's Resize(S)) trains on square 
   CHECK(bad.err.find("center_crop=24") != std::string::npos);
 }
 
+TEST_CASE("the flowers tutorial's layout: DIR/train with DIR/valid is found as train + validation") {
+  test::TempDir tmp("e2e_valid_folder");
+  test::make_shapes(tmp.path / "data", 2, 1, 16);
+  fs::rename(tmp.path / "data" / "val", tmp.path / "data" / "valid");
+  const std::string d = (tmp.path / "data").string(), out = (tmp.path / "run").string();
+  Run r = run_rtune(tmp.path, fmt::format("train --data {} --width 4 --image-size 16 --epochs 1 --batch 4 --threads 1 "
+                                          "--out {} --no-progress", d, out));
+  INFO(r.err);
+  REQUIRE(r.rc == 0);
+  CHECK(r.out.find(fmt::format("using {}/train and {}/valid", d, d)) != std::string::npos);
+  // The epoch's record carries a validation accuracy (4 validation images, one per class).
+  const std::string log = slurp(fs::path(out) / "metrics.jsonl");
+  CHECK(nlohmann::json::parse(log.substr(0, log.find('\n'))).contains("val_top1"));
+}
+
 TEST_CASE("--time-budget stops after the epoch past which another would not fit, resumable; a large one runs all") {
   test::TempDir tmp("e2e_budget");
   test::make_shapes(tmp.path / "data", 2, 1, 16);
