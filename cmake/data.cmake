@@ -54,6 +54,7 @@ rtune_add_test(data_jpeg_huffman SOURCES tests/data/test_jpeg_huffman.cpp LIBS r
 rtune_add_test(data_transforms SOURCES tests/data/test_transforms.cpp LIBS rtune_data rtune_io_formats)
 rtune_add_test(data_resample_passes SOURCES tests/data/test_resample_passes.cpp LIBS rtune_data rtune_io_formats)
 rtune_add_test(data_transforms_parity SOURCES tests/data/test_transforms_parity.cpp LIBS rtune_data rtune_io_formats)
+rtune_add_test(data_small_rrc SOURCES tests/data/test_small_rrc.cpp LIBS rtune_data rtune_io_formats)
 rtune_add_test(data_color_exact SOURCES tests/data/test_color_exact.cpp LIBS rtune_data rtune_io_formats)
 target_compile_options(test_data_color_exact PRIVATE -ffp-contract=off)  # its Pillow oracle, as Pillow's C
 rtune_add_test(data_dataset SOURCES tests/data/test_dataset.cpp LIBS rtune_data rtune_io_formats)

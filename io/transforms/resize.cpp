@@ -1,6 +1,6 @@
 // PIL's resampling (Pillow 13.0 src/libImaging/Resample.c and Geometry.c ImagingScaleAffine),
 // reimplemented from the algorithm description: see resize.h. Pass order follows Pillow 13.0; Pillow
-// <= 12.1 always ran the horizontal pass first, which can differ by 1 LSB when only the height shrinks.
+// <= 12.1 always ran the horizontal pass first, which can differ by 1 LSB when the height shrinks.
 #include "io/transforms/resize.h"
 
 #include <algorithm>
@@ -62,6 +62,11 @@ std::pair<int, int> source_span(const AxisMap& m, int lo, int hi) {
   return first < end ? std::pair{first, end} : std::pair{0, 1};
 }
 
+// Pillow 13.0's pass order (see resample_bilinear); both axes change.
+bool vertical_first(const AxisMap& rows, const AxisMap& cols) {
+  return rows.out < rows.in && rows.in - rows.out > 2 * (cols.in - cols.out);
+}
+
 // Output box `b` of the resize `rows` x `cols` maps describe; `scratch` holds the intermediate pass.
 void resample_bilinear(const View& in, const AxisMap& rows, const AxisMap& cols, const CropBox& b, uint8_t* out,
                        std::vector<uint8_t>& scratch) {
@@ -69,9 +74,11 @@ void resample_bilinear(const View& in, const AxisMap& rows, const AxisMap& cols,
   const int right = b.left + b.width, bottom = b.top + b.height;
   if (cols.kept()) return resample::vertical(in, cv, b.top, bottom, b.left, b.width, out);
   if (rows.kept()) return resample::horizontal(in, b.top, b.height, ch, b.left, right, out);
-  // Pillow 13: when the height shrinks and the width does not, the vertical pass runs first (fewer
-  // rows for the horizontal pass). The two orders round differently, so this is part of the result.
-  if (cols.out >= cols.in && rows.out < rows.in) {
+  // Pillow 13.0 runs the vertical pass first when the height shrinks by more than twice what the width
+  // shrinks (always when the width grows): in_h - out_h > 2 (in_w - out_w). The two orders round
+  // differently, so this is part of the result (the rule agrees with Pillow 13.0 on 9,592 size pairs:
+  // docs/random-resized-crop-small-images.md).
+  if (vertical_first(rows, cols)) {
     auto [c0, c1] = resample::taps_span(ch, b.left, right);  // the input columns the box's outputs read
     scratch.resize(size_t(b.height) * size_t(c1 - c0) * 3 + 16);
     resample::vertical(in, cv, b.top, bottom, c0, c1 - c0, scratch.data());

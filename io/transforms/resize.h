@@ -1,7 +1,8 @@
 // Resize equal to torchvision's F.resize on a PIL image, i.e. PIL's Image.resize:
 //  - bilinear: ImagingResample, separable triangle filter whose support grows with the shrink ratio
 //    (antialiasing), 22-bit fixed-point coefficients, horizontal pass then vertical pass, each
-//    rounded to 8 bits; vertical pass first when only the height shrinks (pixel-exact with Pillow 13.0);
+//    rounded to 8 bits; vertical pass first when the height shrinks by more than twice what the width
+//    shrinks, in_h - out_h > 2 (in_w - out_w) (pixel-exact with Pillow 13.0);
 //  - nearest: ImagingScaleAffine, source = floor((x + 0.5) * in/out) accumulated as Pillow does.
 #pragma once
 #include <cstdint>

@@ -1,0 +1,4 @@
+cd /tmp/rrc
+for seed in 0 1 2; do for data in digits clean; do for crop in rrc none; do for bn in train eval; do
+  python3 ft_torch4.py /tmp/rrc/$data $seed $crop $bn
+done; done; done; done
