@@ -38,6 +38,26 @@ void check_bmp_complete(std::span<const std::byte> b, std::string_view name) {
     fail("decode_image: {}: truncated BMP ({} of {} bytes present)", name, b.size(), declared);
 }
 
+uint32_t be32(std::span<const std::byte> b, size_t off) {
+  return uint32_t(b[off]) << 24 | uint32_t(b[off + 1]) << 16 | uint32_t(b[off + 2]) << 8 | uint32_t(b[off + 3]);
+}
+
+// stb_image sizes its IDAT buffer from each chunk's declared length before reading it: a 158-byte file
+// that declares a 1.7 GB IDAT makes it reserve 2 GB (found by tests/fuzz: seconds under ASan). PIL
+// reports such a file truncated when it loads the pixels; so does rtune's decode, from the chunk lengths,
+// before stb allocates anything.
+void check_png_chunks_fit(std::span<const std::byte> b, std::string_view name) {
+  for (size_t pos = 8; pos + 8 <= b.size();) {  // after the signature: length, type, data, CRC
+    const uint64_t length = be32(b, pos);
+    const bool is_end = std::memcmp(&b[pos + 4], "IEND", 4) == 0;
+    if (length + 4 > b.size() - pos - 8)  // its data and CRC must follow
+      fail("decode_image: {}: truncated PNG (a chunk declares {} data bytes; the file holds {} more)", name, length,
+           b.size() - pos - 8);
+    if (is_end) return;
+    pos += size_t(length) + 12;
+  }
+}
+
 // stb_image 2.27 reads a PGM/PPM header with an int that overflows on long numbers (undefined
 // behaviour), and leaves the pixels of a file cut short uninitialised (heap bytes in the image; PIL
 // reports it truncated). Both found by tests/fuzz, both fixed upstream later. So the header is parsed
@@ -125,6 +145,7 @@ Image decode_stb(std::span<const std::byte> bytes, std::string_view name) {
   // Palette indices past the palette would read stb's uninitialised palette entries.
   const ImageFormat format = sniff_format(bytes);
   if (format == ImageFormat::bmp) check_bmp_palette_indices(bytes, name);
+  if (format == ImageFormat::png) check_png_chunks_fit(bytes, name);  // the probe reads IHDR only, as PIL's open
   std::optional<std::vector<std::byte>> padded = format == ImageFormat::png ? png_with_full_palette(bytes) : std::nullopt;
   std::span<const std::byte> input = padded ? std::span<const std::byte>(*padded) : bytes;
   if (input.size() > size_t(std::numeric_limits<int>::max())) fail("decode_image: {}: file too large for stb_image", name);

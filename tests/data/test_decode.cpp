@@ -233,7 +233,7 @@ TEST_CASE("bad files are errors naming the file and the reason") {
   check_error([&] { decode_image(p("empty.jpg")); }, {"empty.jpg", "empty"});
   check_error([&] { decode_image(p("notes.txt")); }, {"notes.txt", "not a supported image"});
   check_error([&] { decode_image(p("truncated.jpg")); }, {"truncated.jpg", "truncated"});
-  check_error([&] { decode_image(p("truncated.png")); }, {"truncated.png", "corrupt"});
+  check_error([&] { decode_image(p("truncated.png")); }, {"truncated.png", "truncated PNG"});
   check_error([&] { decode_image(p("corrupt.png")); }, {"corrupt.png", "corrupt"});
   check_error([&] { decode_image(p("truncated.bmp")); }, {"truncated.bmp", "truncated"});
   check_error([&] { decode_image(p("garbage.jpg")); }, {"garbage.jpg", "corrupt"});

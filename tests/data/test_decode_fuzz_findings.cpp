@@ -80,3 +80,14 @@ TEST_CASE("BMP: a negative compression value is refused; an index past the palet
   const auto past = regression_input("stb/regress_bmp_palette_index_past_palette.bmp");
   CHECK_THROWS_WITH_AS(decode_image(past, "past.bmp"), doctest::Contains("corrupt BMP"), Error);
 }
+
+// A 158-byte PNG whose IDAT declares 1.7 GB: stb_image reserved 2 GB for it before reading (fuzz_stb:
+// seconds under ASan). The decoders refuse it as truncated from the chunk lengths; the probe reads the
+// header only, as PIL's Image.open, so a scan keeps it (and the loader skips it, named).
+TEST_CASE("PNG: a chunk longer than the file is refused before any allocation") {
+  const auto big = regression_input("stb/regress_png_idat_length_past_end.png");
+  CHECK(probe_image(big, "big.png").width == 23);
+  CHECK_THROWS_WITH_AS(decode_image(big, "big.png"), doctest::Contains("truncated PNG"), Error);
+  Image reused(3, 5, 0xAB);
+  CHECK_THROWS_WITH_AS(decode_image_into(big, "big.png", {}, reused), doctest::Contains("truncated PNG"), Error);
+}
