@@ -44,8 +44,8 @@ int64_t pending_epoch(std::string_view name) {
 
 // The files a run writes (the pending best models too), whose interrupted writes leave temp files.
 bool is_run_file(std::string_view name) {
-  return name == "last.ckpt" || name == "metrics.jsonl" || name == "metrics.csv" || name == "report.html" ||
-         name == "best.safetensors" || pending_epoch(name) >= 0;
+  return name == "last.ckpt" || name == "metrics.jsonl" || name == "metrics.csv" || name == "steps.csv" ||
+         name == "confusion.json" || name == "report.html" || name == "best.safetensors" || pending_epoch(name) >= 0;
 }
 
 void sync_dir(const fs::path& dir) {

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include "io/formats/checkpoint.h"
+#include "finetune/run_folder.h"
 #include "io/formats/safetensors.h"
 #include "tests/core/test_util.h"
 #include "tests/e2e/cli_run.h"
@@ -93,6 +94,17 @@ void check_same_run(const fs::path& a, const fs::path& b) {
 }
 
 }  // namespace
+
+TEST_CASE("a killed write of every file the run folder holds leaves a temp file that resume removes") {
+  for (const char* f : {"last.ckpt", "metrics.jsonl", "metrics.csv", "steps.csv", "confusion.json", "report.html",
+                        "best.safetensors", "best.pending-epoch-3.safetensors"}) {
+    CAPTURE(f);
+    CHECK(finetune::is_run_temp_file(fmt::format("{}.tmp-4242", f)));    // write_file_atomic's
+    CHECK(finetune::is_run_temp_file(fmt::format(".{}.tmpA1b2C3", f)));  // write_safetensors'
+  }
+  CHECK_FALSE(finetune::is_run_temp_file("photo.jpg.tmp-12"));  // a user's file is never removed
+  CHECK_FALSE(finetune::is_run_temp_file("steps.csv"));
+}
 
 TEST_CASE("SIGKILL at each end-of-epoch write, then --resume: a consistent folder and the uninterrupted run's results") {
   test::TempDir tmp("e2e_kill_points");
