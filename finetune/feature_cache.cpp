@@ -19,7 +19,7 @@ std::string trained_below_head(models::ResNet& model) {
 }  // namespace
 
 FeatureCachePlan plan_feature_cache(const TrainConfig& cfg, models::ResNet& model, const io::Loader& train,
-                                    size_t val_samples) {
+                                    size_t val_samples, size_t budget_bytes) {
   FeatureCachePlan p;
   const int64_t asked = cfg.feature_cache;
   auto off = [&](const std::string& why) {
@@ -49,14 +49,15 @@ FeatureCachePlan plan_feature_cache(const TrainConfig& cfg, models::ResNet& mode
   const size_t samples = train.dataset().samples.size();
   p.bytes = (size_t(p.views) * samples + val_samples) * size_t(model.feature_dim()) * dtype_size(cfg.dtype);
   const size_t ram = io::physical_memory_bytes();
-  const size_t budget = ram > 0 ? ram / 4 : size_t(4) << 30;
+  const size_t budget = budget_bytes > 0 ? budget_bytes : ram > 0 ? ram / 4 : size_t(4) << 30;
   if (p.bytes > budget) {
     const size_t bytes = p.bytes;
     p.views = 0, p.bytes = 0;
     return refuse_or_off(fmt::format("{} views x {} images (+ {} validation images) x {} features need {}, over the "
-                                     "budget of {} (a quarter of memory); lower --feature-cache or turn it off with "
+                                     "budget of {}{}; lower --feature-cache or turn it off with "
                                      "--feature-cache 0", deterministic ? 1 : asked, samples, val_samples,
-                                     model.feature_dim(), mib(bytes), mib(budget)));
+                                     model.feature_dim(), mib(bytes), mib(budget),
+                                     budget_bytes > 0 ? "" : " (a quarter of memory)"));
   }
   const std::string size = fmt::format("{} train{} images x {} features, {}", samples,
                                        val_samples > 0 ? fmt::format(" + {} validation", val_samples) : "",

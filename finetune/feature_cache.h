@@ -25,11 +25,12 @@ struct FeatureCachePlan {
 
 // Decides from cfg.feature_cache (-1 auto, 0 off, N views), the model's trainable parameters (call it
 // after the freeze is applied), cfg.frozen_bn, the train loader's pipeline and options, and a memory
-// budget of a quarter of this machine's memory (the validation set's `val_samples` counted, one view). Automatic mode turns off with a note when it does not
+// budget (`budget_bytes`; 0: a quarter of this machine's memory) that the validation set's `val_samples`
+// count against too, one view. Automatic mode turns off with a note when it does not
 // apply; an explicit N that cannot apply (layers below fc train, frozen BN in train mode, over the
 // budget) throws rtune::InvalidArgument naming --feature-cache.
 FeatureCachePlan plan_feature_cache(const TrainConfig& cfg, models::ResNet& model, const io::Loader& train,
-                                    size_t val_samples);
+                                    size_t val_samples, size_t budget_bytes = 0);
 
 // The validation set's features, batch by batch in the (unshuffled) validation loader's order, with
 // the samples each batch holds: evaluate() on them equals evaluate() on the images.

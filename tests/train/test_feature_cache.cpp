@@ -260,6 +260,27 @@ TEST_CASE("feature cache: off, with the reason, where it does not apply; an expl
                        InvalidArgument);
 }
 
+TEST_CASE("feature cache over its memory budget: automatic mode turns off naming the flag, an explicit N is refused") {
+  test::TempDir dir("fcache_budget");
+  test::make_shapes(dir.path, 2, 1, kSize);  // 8 train + 4 val images of 32 features (width 4)
+  Run r(dir.path, kRandom);
+  for (auto& [name, t] : r.model->named_parameters()) t->set_requires_grad(name.rfind("fc.", 0) == 0);
+  const size_t row = 32 * sizeof(float);
+  auto cfg = frozen_config(3, 2);
+  // 2 views x 8 + 4 validation rows fit in exactly that many bytes, not in one byte less.
+  CHECK(finetune::plan_feature_cache(cfg, *r.model, *r.train, 4, 20 * row).views == 2);
+  CHECK(finetune::plan_feature_cache(cfg, *r.model, *r.train, 4, 20 * row).bytes == 20 * row);
+  CHECK_THROWS_WITH_AS(finetune::plan_feature_cache(cfg, *r.model, *r.train, 4, 20 * row - 1),
+                       doctest::Contains("over the budget"), InvalidArgument);
+  Run d(dir.path, kDeterministic);
+  for (auto& [name, t] : d.model->named_parameters()) t->set_requires_grad(name.rfind("fc.", 0) == 0);
+  const auto p = finetune::plan_feature_cache(frozen_config(3, -1), *d.model, *d.train, 4, 12 * row - 1);
+  CHECK(p.views == 0);
+  CHECK(p.note.find("over the budget") != std::string::npos);
+  CHECK(p.note.find("--feature-cache 0") != std::string::npos);
+  CHECK(finetune::plan_feature_cache(frozen_config(3, -1), *d.model, *d.train, 4, 12 * row).views == 1);
+}
+
 TEST_CASE("loader augment_period: epoch e makes the samples of epoch e mod N, in epoch e's own order") {
   test::TempDir dir("fcache_period");
   test::make_shapes(dir.path, 4, 1, kSize);
