@@ -15,14 +15,16 @@ rtune_add_test(train_three_steps SOURCES tests/train/test_three_steps.cpp LIBS r
 
 rtune_add_test(train_trainer SOURCES tests/train/test_trainer.cpp tests/train/test_trainer_parts.cpp
   LIBS rtune_finetune rtune_test_util)
+rtune_add_test(train_feature_cache SOURCES tests/train/test_feature_cache.cpp LIBS rtune_finetune rtune_test_util)
 rtune_add_test(train_checkpoint SOURCES tests/train/test_checkpoint.cpp LIBS rtune_finetune rtune_test_util)
 rtune_add_test(train_report SOURCES tests/train/test_trainer_report.cpp LIBS rtune_finetune rtune_test_util)
 # libgomp's default spin-waiting between parallel regions starves the loader threads (and everything
 # else) on a busy 2-core machine: measured 10x slower epochs here. Tests run with passive waiting.
-set_tests_properties(train_trainer train_checkpoint train_report PROPERTIES ENVIRONMENT OMP_WAIT_POLICY=passive)
+set_tests_properties(train_trainer train_feature_cache train_checkpoint train_report PROPERTIES ENVIRONMENT OMP_WAIT_POLICY=passive)
 
 # Several steps of the training loop on the CUDA device against the CPU, both against float64.
 if(RTUNE_CUDA OR RTUNE_CUDA_SIM)
   rtune_add_test(cuda_trajectory SOURCES tests/cuda/test_cuda_trajectory.cpp LIBS rtune_cuda_test_util rtune_finetune)
-  set_tests_properties(cuda_trajectory PROPERTIES ENVIRONMENT OMP_WAIT_POLICY=passive)
+  rtune_add_test(cuda_feature_cache SOURCES tests/cuda/test_cuda_feature_cache.cpp LIBS rtune_cuda_test_util rtune_finetune)
+  set_tests_properties(cuda_trajectory cuda_feature_cache PROPERTIES ENVIRONMENT OMP_WAIT_POLICY=passive)
 endif()

@@ -34,7 +34,7 @@ nlohmann::json TrainArgs::to_json() const {
           {"label_smoothing", t.label_smoothing}, {"freeze", t.freeze.str()},
           {"frozen_bn", std::string(finetune::frozen_bn_name(t.frozen_bn))}, {"unfreeze_at", t.unfreeze_at},
           {"unfreeze_lr", t.unfreeze_lr}, {"seed", seed}, {"device", device}, {"precision", precision}, {"threads", threads}, {"out", out},
-          {"strict", strict}};
+          {"strict", strict}, {"feature_cache", t.feature_cache}};
 }
 
 TrainArgs TrainArgs::from_json(const nlohmann::json& j) {
@@ -58,6 +58,7 @@ TrainArgs TrainArgs::from_json(const nlohmann::json& j) {
     a.train.unfreeze_at = j.at("unfreeze_at"), a.train.unfreeze_lr = j.at("unfreeze_lr");
     a.seed = j.at("seed"), a.device = j.at("device"), a.precision = j.at("precision"), a.threads = j.at("threads"), a.out = j.at("out");
     a.strict = j.value("strict", false);  // absent from runs saved before --strict existed
+    a.train.feature_cache = j.value("feature_cache", int64_t(-1));  // absent before --feature-cache existed
   } catch (const nlohmann::json::exception& e) {
     fail("the run's saved arguments are malformed: {}", e.what());
   }
@@ -419,6 +420,7 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
   say(io, fmt::format("freeze: {} ({} trainable / {} frozen parameters, frozen BN: {}); optimizer: {} lr {:g}{}",
                       cfg.freeze.str(), fr.trainable_params, fr.frozen_params, finetune::frozen_bn_name(cfg.frozen_bn),
                       cfg.opt.kind, cfg.opt.lr, cfg.sched.empty() ? "" : "; schedule: " + cfg.sched));
+  say(io, trainer.feature_cache_note());
 
   finetune::ModelInfo info;
   info.class_names = d.classes;
@@ -441,6 +443,7 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
                                        cfg.freeze.kind == finetune::FreezeSpec::Kind::none ? "" : ", freeze " + cfg.freeze.str())},
                 {"transforms", "train: " + tp.describe() + "; val: " + vp.describe()},
                 {"device", fmt::format("{}, {}", device.str(), nn::precision_name(cfg.precision))},
+                {"feature cache", trainer.feature_cache_note().substr(sizeof("feature cache: ") - 1)},
                 {"best", fmt::format("val top-1 {:.2f}% at epoch {}", 100 * trainer.best_top1(), trainer.best_epoch())}};
     in.history = &trainer.history();
     in.steps = &trainer.steps();

@@ -6,6 +6,7 @@
 #include "engine/functional.h"
 #include "engine/sched/spec.h"
 #include "finetune/batch.h"
+#include "finetune/feature_cache.h"
 #include "kernels/ops.h"
 
 namespace rtune::finetune {
@@ -51,7 +52,7 @@ nlohmann::json TrainConfig::to_json() const {
           {"frozen_bn", std::string(frozen_bn_name(frozen_bn))}, {"unfreeze_at", unfreeze_at},
           {"unfreeze_lr", unfreeze_lr}, {"train_norm", norm_json(train_norm)}, {"val_norm", norm_json(val_norm)},
           {"dtype", std::string(dtype_name(dtype))}, {"device", device.str()},
-          {"precision", nn::precision_name(precision)}};
+          {"precision", nn::precision_name(precision)}, {"feature_cache", feature_cache}};
 }
 
 nlohmann::json EpochRecord::to_json() const {
@@ -92,41 +93,60 @@ EpochRecord EpochRecord::from_json(const nlohmann::json& j) {
 
 EvalResult evaluate(models::ResNet& model, io::Loader& loader, const io::Normalize& norm, int64_t num_classes,
                     DType dtype, Device device, nn::Precision precision, double label_smoothing,
-                    int64_t keep_samples, const std::function<void(const Progress&)>& on_batch) {
+                    int64_t keep_samples, const std::function<void(const Progress&)>& on_batch, ValFeatures* cache) {
   NoGradGuard no_grad;
   nn::Autocast autocast(precision, device);
   const bool was_training = model.is_training();
   model.eval();
   EvalResult r{ClassMetrics(num_classes), {}};
   ValSampleSelector selector(num_classes, keep_samples);
-  loader.start_epoch(0);  // a validation loader does not shuffle: every epoch sees the same order
-  io::Batch b;
   Progress p;
   p.validating = true;
   p.batches = int64_t(loader.batches_per_epoch());
   auto t0 = Clock::now();
-  while (loader.next(b)) {
-    Tensor x = input_tensor(b, norm, dtype, device, precision);
-    Tensor y = labels_to_tensor(b, device);
-    Tensor logits = cast(model.forward(x), dtype);  // the loss and softmax in the master dtype
+  // One batch's logits (master dtype) into the metrics and the kept predictions.
+  auto add = [&](const Tensor& logits, const Tensor& y, const std::vector<int64_t>& labels,
+                 const std::vector<int64_t>& indices) {
+    const int64_t n = int64_t(labels.size());
     Tensor loss = cross_entropy(logits, y, label_smoothing, Reduction::sum);
     kernels::fence(device).wait();  // raises what the device found (an out-of-range label); eval syncs anyway
     r.metrics.add(logits, y, loss.cpu().to(DType::f64).item<double>());
     const auto& pred = r.metrics.last_predictions();
     bool wanted = false;
-    for (int64_t i = 0; i < b.size && !wanted; ++i)
-      wanted = selector.wants(b.labels[size_t(i)], b.labels[size_t(i)] == pred[size_t(i)]);
+    for (int64_t i = 0; i < n && !wanted; ++i) wanted = selector.wants(labels[size_t(i)], labels[size_t(i)] == pred[size_t(i)]);
     if (wanted) {
       Tensor probs = softmax(logits).cpu().to(DType::f64);
       const auto pv = probs.to_vector<double>();
-      for (int64_t i = 0; i < b.size; ++i)
-        selector.add({b.indices[size_t(i)], b.labels[size_t(i)], pred[size_t(i)],
-                      pv[size_t(i * num_classes + pred[size_t(i)])]});
+      for (int64_t i = 0; i < n; ++i)
+        selector.add({indices[size_t(i)], labels[size_t(i)], pred[size_t(i)], pv[size_t(i * num_classes + pred[size_t(i)])]});
     }
     p.batch++;
-    p.images += b.size;
+    p.images += n;
     p.seconds = seconds_since(t0);
     if (on_batch) on_batch(p);
+  };
+  if (cache && cache->complete) {  // the head alone on the kept features: no image is read
+    for (size_t k = 0; k < cache->features.size(); ++k) {
+      Tensor f = device.is_cuda() ? cache->features[k].to(device) : cache->features[k];
+      Tensor y = from_vector_i64(cache->labels[k], {int64_t(cache->labels[k].size())});
+      if (device.is_cuda()) y = y.to(device);
+      add(cast(model.fc->forward(f), dtype), y, cache->labels[k], cache->indices[k]);
+    }
+  } else {
+    loader.start_epoch(0);  // a validation loader does not shuffle: every epoch sees the same order
+    io::Batch b;
+    while (loader.next(b)) {
+      Tensor x = input_tensor(b, norm, dtype, device, precision);
+      Tensor y = labels_to_tensor(b, device);
+      Tensor features = model.features(x);  // model.forward(x) is fc(features(x))
+      if (cache) {
+        cache->features.push_back(features.detach().to(Device::cpu()).contiguous());
+        cache->labels.push_back(b.labels);
+        cache->indices.push_back(b.indices);
+      }
+      add(cast(model.fc->forward(features), dtype), y, b.labels, b.indices);  // the loss and softmax in the master dtype
+    }
+    if (cache) cache->complete = true;
   }
   model.train(was_training);
   r.samples = selector.selection();
@@ -144,6 +164,12 @@ void TrainConfig::validate() const {
   if (!(label_smoothing >= 0 && label_smoothing < 1))
     invalid_argument("--label-smoothing {}: must be in [0, 1)", label_smoothing);
   if (!(unfreeze_lr >= 0)) invalid_argument("--unfreeze-lr {}: must be >= 0", unfreeze_lr);
+  if (feature_cache < -1) invalid_argument("--feature-cache {}: must be >= 0 (0 = off)", feature_cache);
+  if (feature_cache > 0 && freeze.kind == FreezeSpec::Kind::none)
+    invalid_argument("--feature-cache {} needs a frozen backbone (--freeze backbone): nothing is frozen", feature_cache);
+  if (feature_cache > 0 && frozen_bn != FrozenBN::eval)
+    invalid_argument("--feature-cache {} needs --frozen-bn eval: BatchNorm in train mode changes the features every step",
+                     feature_cache);
   finetune::validate(opt);
 }
 
@@ -155,12 +181,25 @@ Trainer::Trainer(models::ResNet& model, io::Loader& train, io::Loader* val, int6
   RTUNE_CHECK(model_.config().num_classes == num_classes, "train: the model has {} outputs but the data {} classes",
               model_.config().num_classes, num_classes);
   start_phase(0);
+  const FeatureCachePlan plan = plan_feature_cache(cfg_, model_, train_, val_ ? val_->dataset().samples.size() : 0);
+  fcache_note_ = plan.note;
+  if (plan.views > 0) {
+    fcache_ = std::make_unique<FeatureCache>(plan.views, train_.dataset().samples.size(), model_.feature_dim());
+    if (val_) val_features_ = std::make_unique<ValFeatures>();  // eval transforms: one view, kept by the first validation
+    // Random transforms: every epoch that runs the backbone makes the view it would read from the cache.
+    if (!train_.pipeline().deterministic()) train_.set_augment_period(uint64_t(plan.views));
+  }
 }
 
 Trainer::~Trainer() = default;
 
 void Trainer::start_phase(int64_t phase) {
   phase_ = phase;
+  if (phase == 1 && fcache_) {  // the backbone trains from now on: its features change every step
+    fcache_.reset();
+    val_features_.reset();
+    if (train_.options().augment_period > 0) train_.set_augment_period(0);  // fresh augmentations again
+  }
   const FreezeSpec spec = phase == 0 ? cfg_.freeze : FreezeSpec{};
   freeze_ = apply_freeze(model_, spec, cfg_.frozen_bn);
   RTUNE_CHECK(freeze_.trainable_params > 0, "train: --freeze '{}' leaves nothing to train", spec.str());
@@ -220,18 +259,57 @@ struct Trainer::PendingStep {
   int64_t size = 0, step = 0, epoch = 0;
   double lr = 0;
   std::vector<double> group_lrs;
+  // Filling the feature cache: the batch's features (host), for dataset indices `keys` of view `fill_view`.
+  Tensor features;
+  int64_t fill_view = -1;
+  std::vector<size_t> keys;
+  std::vector<int64_t> label_values;
 };
 
-Trainer::PendingStep Trainer::queue_step(const io::Batch& b) {
+Trainer::PendingStep Trainer::queue_step(const io::Batch& b, int64_t fill_view, std::span<const size_t> keys) {
   Tensor x = input_tensor(b, cfg_.train_norm, cfg_.dtype, cfg_.device, cfg_.precision);
   Tensor y = labels_to_tensor(b, cfg_.device);
   upload_done_ = kernels::fence(cfg_.device);  // b's (pinned) bytes are free once the device gets here
   opt_->zero_grad();
+  Tensor features, logits;
+  {
+    nn::Autocast autocast(cfg_.precision, cfg_.device);
+    features = model_.features(x);  // model_.forward(x) is fc(features(x)): split to keep the features
+    logits = model_.fc->forward(features);
+  }
+  Tensor host_features;
+  if (fill_view >= 0) {
+    RTUNE_CHECK(keys.size() == size_t(b.size), "train: a batch of {} images for {} places of the epoch's order", b.size,
+                keys.size());
+    host_features = host_buffer(features.shape(), features.dtype(), cfg_.device);
+    kernels::download(features.detach(), host_features);  // ready with the step's loss (queue_head's fence)
+  }
+  PendingStep s = queue_head(std::move(logits), y, b.labels);
+  if (fill_view >= 0) {
+    s.features = host_features;
+    s.fill_view = fill_view;
+    s.keys.assign(keys.begin(), keys.end());
+    s.label_values = b.labels;
+  }
+  return s;
+}
+
+Trainer::PendingStep Trainer::queue_cached_step(int64_t view, std::span<const size_t> keys) {
+  std::vector<int64_t> labels;
+  Tensor features = fcache_->gather(view, keys, labels);
+  if (cfg_.device.is_cuda()) features = features.to(cfg_.device);
+  Tensor y = from_vector_i64(labels, {int64_t(labels.size())});
+  if (cfg_.device.is_cuda()) y = y.to(cfg_.device);
+  opt_->zero_grad();
   Tensor logits;
   {
     nn::Autocast autocast(cfg_.precision, cfg_.device);
-    logits = model_.forward(x);
+    logits = model_.fc->forward(features);
   }
+  return queue_head(std::move(logits), y, labels);
+}
+
+Trainer::PendingStep Trainer::queue_head(Tensor logits, const Tensor& y, const std::vector<int64_t>& labels) {
   logits = cast(logits, cfg_.dtype);  // the loss in the master dtype (fp32 under bf16)
   Tensor loss = cross_entropy(logits, y, cfg_.label_smoothing);
   loss.backward();
@@ -253,8 +331,8 @@ Trainer::PendingStep Trainer::queue_step(const io::Batch& b) {
   kernels::download(loss, s.loss);
   kernels::download(logits.detach(), s.logits);
   s.ready = kernels::fence(cfg_.device);
-  s.labels = from_vector_i64(b.labels, {b.size});
-  s.size = b.size;
+  s.labels = from_vector_i64(labels, {int64_t(labels.size())});
+  s.size = int64_t(labels.size());
   s.step = global_step_++;
   s.epoch = epoch_ + 1;
   if (sched_ && sched_->step_unit() == sched::StepUnit::batch) {
@@ -268,6 +346,8 @@ double Trainer::finish_step(const PendingStep& s, ClassMetrics& m) {
   s.ready.wait();
   const double l = s.loss.to(DType::f64).item<double>();
   m.add(s.logits, s.labels, l * double(s.size));
+  if (s.fill_view >= 0 && fcache_)
+    for (size_t i = 0; i < s.keys.size(); ++i) fcache_->store(s.fill_view, s.keys[i], s.features, int64_t(i), s.label_values[i]);
   steps_.push_back({s.step, s.epoch, l, s.lr, s.group_lrs});
   return l;
 }
@@ -275,14 +355,25 @@ double Trainer::finish_step(const PendingStep& s, ClassMetrics& m) {
 EpochRecord Trainer::run_epoch(const Hooks& hooks) {
   RTUNE_CHECK(epoch_ < cfg_.epochs, "train: all {} epochs are done", cfg_.epochs);
   if (cfg_.unfreeze_at >= 0 && epoch_ >= cfg_.unfreeze_at && phase_ == 0) {
+    const bool had_cache = fcache_ != nullptr;
     start_phase(1);
     if (hooks.log)
-      hooks.log(fmt::format("epoch {}: unfreezing every layer, head LR {:g} ({} trainable parameters)", epoch_ + 1,
-                            current_lr(), freeze_.trainable_params));
+      hooks.log(fmt::format("epoch {}: unfreezing every layer, head LR {:g} ({} trainable parameters){}", epoch_ + 1,
+                            current_lr(), freeze_.trainable_params, had_cache ? "; feature cache dropped" : ""));
   }
   auto t0 = Clock::now();
   model_.train();
-  train_.start_epoch(uint64_t(epoch_));
+  // The feature cache's view for this epoch: read when complete (the loader stays idle), else filled.
+  const int64_t view = fcache_ ? fcache_->view_of(epoch_) : -1;
+  const bool from_cache = view >= 0 && fcache_->complete(view);
+  // The epoch's order (the loader's): batch k holds its entries [k * batch, (k + 1) * batch).
+  std::vector<size_t> order;
+  if (view >= 0) order = train_.epoch_order(uint64_t(epoch_));
+  const size_t bs = size_t(train_.options().batch_size);
+  auto keys = [&](size_t k) {
+    return std::span<const size_t>(order).subspan(k * bs, std::min(bs, order.size() - k * bs));
+  };
+  if (!from_cache) train_.start_epoch(uint64_t(epoch_));
   ClassMetrics tm(num_classes_);
   io::Batch b;
   Progress p{epoch_ + 1, cfg_.epochs, 0, int64_t(train_.batches_per_epoch()), 0, 0, 0, 0, false};
@@ -297,11 +388,19 @@ EpochRecord Trainer::run_epoch(const Hooks& hooks) {
                 epoch_ + 1, p.batch);
     if (hooks.on_batch) hooks.on_batch(p);
   };
-  while (train_.next(b)) {
-    PendingStep s = queue_step(b);
-    if (pending) finish();
-    pending = std::move(s);
-    upload_done_.wait();  // before the loader refills b's buffer
+  if (from_cache) {
+    for (size_t k = 0; k < train_.batches_per_epoch(); ++k) {
+      PendingStep s = queue_cached_step(view, keys(k));
+      if (pending) finish();
+      pending = std::move(s);
+    }
+  } else {
+    for (size_t k = 0; train_.next(b); ++k) {
+      PendingStep s = view >= 0 ? queue_step(b, view, keys(k)) : queue_step(b);
+      if (pending) finish();
+      pending = std::move(s);
+      upload_done_.wait();  // before the loader refills b's buffer
+    }
   }
   if (pending) finish();
   const double train_seconds = seconds_since(t0);
@@ -324,7 +423,8 @@ EpochRecord Trainer::run_epoch(const Hooks& hooks) {
       if (hooks.on_batch) hooks.on_batch(vp);
     };
     last_eval_ = std::make_unique<EvalResult>(evaluate(model_, *val_, cfg_.val_norm, num_classes_, cfg_.dtype,
-                                                       cfg_.device, cfg_.precision, cfg_.label_smoothing, cfg_.keep_val_samples, on_val));
+                                                       cfg_.device, cfg_.precision, cfg_.label_smoothing,
+                                                       cfg_.keep_val_samples, on_val, val_features_.get()));
     r.has_val = true;
     r.val_loss = last_eval_->metrics.loss();
     r.val_top1 = last_eval_->metrics.top1();

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 #include <nlohmann/json.hpp>
@@ -28,6 +29,9 @@
 #include "io/data/loader.h"
 
 namespace rtune::finetune {
+
+class FeatureCache;
+struct ValFeatures;
 
 struct TrainConfig {
   int64_t epochs = 1;
@@ -44,6 +48,9 @@ struct TrainConfig {
   DType dtype = DType::f32;         // master weights (and the CPU path's compute); f64 for parity tests
   Device device = Device::cpu();
   nn::Precision precision = nn::Precision::fp32;  // CUDA: channels-last in fp32 or bf16 (autocast)
+  // Frozen-feature cache (finetune/feature_cache.h): -1 automatic (on when only fc trains, frozen BN
+  // is eval and the train transforms are deterministic), 0 off, N: N cached views of random transforms.
+  int64_t feature_cache = -1;
   int64_t keep_val_samples = 32;    // validation predictions kept for the report grid (finetune/val_samples.h)
   nlohmann::json to_json() const;
   // Throws rtune::InvalidArgument naming the flag of the first out-of-range or contradictory setting.
@@ -87,10 +94,12 @@ struct Hooks {
 };
 
 // Evaluates `model` on every batch of `loader` (no grad, eval mode; restores the previous mode).
-// On CUDA it computes in `precision`, channels-last (engine/nn/autocast.h).
+// On CUDA it computes in `precision`, channels-last (engine/nn/autocast.h). With `cache` (a frozen
+// backbone's, finetune/feature_cache.h): when complete, only fc runs, on its features, and no image is
+// read; else the pass keeps every batch's features in it and marks it complete.
 EvalResult evaluate(models::ResNet& model, io::Loader& loader, const io::Normalize& norm, int64_t num_classes,
                     DType dtype, Device device, nn::Precision precision, double label_smoothing = 0, int64_t keep_samples = 0,
-                    const std::function<void(const Progress&)>& on_batch = {});
+                    const std::function<void(const Progress&)>& on_batch = {}, ValFeatures* cache = nullptr);
 
 class Trainer {
  public:
@@ -117,6 +126,11 @@ class Trainer {
   optim::Optimizer& optimizer() { return *opt_; }
   double current_lr() const;  // head LR of the next step
   const FreezeResult& freeze_result() const { return freeze_; }
+  // "feature cache: on (…)" or "feature cache: off (why)": what the run decided, for the log and the report.
+  const std::string& feature_cache_note() const { return fcache_note_; }
+  // The cache while it is in use (until the unfreeze phase drops it), else null.
+  const FeatureCache* feature_cache() const { return fcache_.get(); }
+  const ValFeatures* val_features() const { return val_features_.get(); }
 
   // Everything fit() depends on: model state_dict ("model.*"), optimizer buffers ("optim.*") and a
   // JSON with epoch, phase, optimizer scalars, scheduler state, best, history and per-step records
@@ -130,7 +144,13 @@ class Trainer {
   void apply_sched_lrs();
   std::vector<double> group_lrs() const;  // NaN for a group without parameters
   struct PendingStep;
-  PendingStep queue_step(const io::Batch& b);  // uploads, forward, backward, update; results still in flight
+  // Uploads, forward, backward, update; results still in flight. With fill_view >= 0 the batch's
+  // features also travel to the host, to be kept for the dataset indices `keys` (the epoch order's slice).
+  PendingStep queue_step(const io::Batch& b, int64_t fill_view = -1, std::span<const size_t> keys = {});
+  // The same step on cached features: fc alone, for the dataset indices `keys`.
+  PendingStep queue_cached_step(int64_t view, std::span<const size_t> keys);
+  // From the logits on: the loss, backward, clipping, the update, the downloads, the scheduler.
+  PendingStep queue_head(Tensor logits, const Tensor& y, const std::vector<int64_t>& labels);
   double finish_step(const PendingStep& s, ClassMetrics& m);  // waits for them; returns the loss
 
   kernels::Fence upload_done_;
@@ -145,6 +165,9 @@ class Trainer {
   std::unique_ptr<optim::Optimizer> opt_;
   std::unique_ptr<sched::Scheduler> sched_;
   std::vector<Tensor*> trainable_;
+  std::unique_ptr<FeatureCache> fcache_;
+  std::unique_ptr<ValFeatures> val_features_;  // the validation batches' features while fcache_ is in use
+  std::string fcache_note_;
   FreezeResult freeze_;
   std::vector<EpochRecord> history_;
   std::vector<StepRecord> steps_;

@@ -107,6 +107,13 @@ void register_train(CLI::App& app) {
                   "(momentum / Adam state start again) at --unfreeze-lr, the --sched schedule restarted over the "
                   "remaining epochs, and no BatchNorm layer frozen")
       ->group(g_model);
+  sub->add_option("--feature-cache", a->train.feature_cache,
+                  "frozen-feature cache: when only fc trains (--freeze backbone, --frozen-bn eval) and the train "
+                  "transforms are deterministic, the first epoch keeps every image's pooled features and later "
+                  "epochs train fc alone on them, with the same results (automatic; 0 turns it off). With random "
+                  "transforms, N keeps N augmented views per image: epoch e trains on the augmentations of epoch "
+                  "e mod N. Dropped at --unfreeze-at")
+      ->group(g_model);
   sub->add_option("--unfreeze-lr", a->train.unfreeze_lr,
                   "LR after unfreezing: the head's, and the backbone stages' times their --lr-mult (without "
                   "--lr-mult: the same LR for every layer); default --lr / 10")

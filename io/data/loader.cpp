@@ -93,15 +93,27 @@ void Loader::start_epoch(uint64_t epoch) {
   next_batch_ = 0;
   replaced_ = 0;
   skipped_.clear();
-  order_.resize(data_.samples.size());
-  for (size_t i = 0; i < order_.size(); ++i) order_[i] = i;
-  if (opt_.shuffle) {
-    Rng r = Rng::for_key(opt_.seed, epoch, ~uint64_t(0));
-    r.shuffle(std::span<size_t>(order_));
-  }
+  order_ = epoch_order(epoch);
   // `prefetch` batches in flight: the one the caller asks for next, and those after it.
   for (size_t b = 0; b < std::min(slots_.size(), batches_per_epoch()); ++b) submit(b, int(b));
   untouched_ = true;
+}
+
+std::vector<size_t> Loader::epoch_order(uint64_t epoch) const {
+  std::vector<size_t> order(data_.samples.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  if (opt_.shuffle) {
+    Rng r = Rng::for_key(opt_.seed, epoch, ~uint64_t(0));
+    r.shuffle(std::span<size_t>(order));
+  }
+  return order;
+}
+
+void Loader::set_augment_period(uint64_t period) {
+  drain();  // batches in flight were made with the old period
+  opt_.augment_period = period;
+  untouched_ = false;
+  next_batch_ = batches_per_epoch();  // nothing to hand out until start_epoch()
 }
 
 void Loader::submit(size_t batch_no, int slot) {
@@ -233,7 +245,7 @@ void Loader::finish(size_t index, uint64_t epoch, const Source& source, uint8_t*
 Image Loader::load_sample(size_t index, uint64_t epoch) const {
   Scratch scratch;
   Image out(out_h_, out_w_);
-  produce(index, epoch, out.pixels.data(), scratch);
+  produce(index, opt_.augment_period > 0 ? epoch % opt_.augment_period : epoch, out.pixels.data(), scratch);
   return out;
 }
 
@@ -246,7 +258,7 @@ void Loader::run_task(const Task& t, Scratch& scratch) {
   // (deterministically), or is an error when strict; at most one full pass over the dataset is tried.
   for (size_t attempt = 0;; ++attempt) {
     try {
-      produce(index, epoch_, out, scratch);
+      produce(index, opt_.augment_period > 0 ? epoch_ % opt_.augment_period : epoch_, out, scratch);
       break;
     } catch (const NonSquareInput&) {
       throw;

@@ -43,6 +43,9 @@ struct LoaderOptions {
   // that a file not in the page cache is read while earlier samples are decoded; 0: off.
   int read_ahead = 8;
   size_t cache_bytes = 0;   // decoded-image cache budget; 0: no cache
+  // > 0: the random transforms of epoch e are those of epoch e % augment_period (the shuffle still
+  // changes every epoch): the images a frozen-feature cache of that many views holds; 0: fresh each epoch.
+  uint64_t augment_period = 0;
   const HostMemory* host_memory = nullptr;  // batch image bytes from here (e.g. pinned); nullptr: heap
 };
 
@@ -81,6 +84,12 @@ class Loader {
   // Fills `out` with the next batch, reusing its buffers; false when the epoch is done.
   bool next(Batch& out);
   size_t batches_per_epoch() const;
+  // The dataset indices of `epoch` in batch order (batch k holds entries [k*batch, (k+1)*batch)).
+  std::vector<size_t> epoch_order(uint64_t epoch) const;
+  // Changes LoaderOptions::augment_period; the next start_epoch() starts over with it.
+  void set_augment_period(uint64_t period);
+  const LoaderOptions& options() const { return opt_; }
+  const Pipeline& pipeline() const { return pipeline_; }
   size_t replaced_samples() const { return replaced_; }  // failed decodes replaced this epoch
   // skip_bad: the samples left out so far this epoch, in the order their batches were handed out.
   const std::vector<SkippedSample>& skipped_samples() const { return skipped_; }

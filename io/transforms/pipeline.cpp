@@ -1,6 +1,7 @@
 // Spec parsing and running of transform pipelines (see pipeline.h).
 #include "io/transforms/pipeline.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <fmt/format.h>
@@ -267,6 +268,12 @@ DecodeHint Pipeline::decode_hint() const {
     else h.min_height = r->height, h.min_width = r->width;
   }
   return h;
+}
+
+bool Pipeline::deterministic() const {
+  return std::all_of(transforms.begin(), transforms.end(), [](const Transform& t) {
+    return std::holds_alternative<Resize>(t) || std::holds_alternative<CenterCrop>(t);
+  });
 }
 
 std::string Pipeline::describe() const {

@@ -36,6 +36,9 @@ struct Pipeline {
   // gives a bound; anything else returns an empty hint (full-size decode).
   DecodeHint decode_hint() const;
   std::string describe() const;
+  // True when no transform draws a random number (only Resize and CenterCrop): every epoch gives
+  // each image the same pixels.
+  bool deterministic() const;
 };
 
 // Parses a spec; throws rtune::Error naming the bad token plus the usage text below.
