@@ -1,7 +1,7 @@
 // oneDNN convolution primitives over rtune tensors. oneDNN picks its kernel (JIT for the ISA found at
 // run time) for the layouts it is given: channels-last activations are read and written in place; NCHW
 // ones are reordered into oneDNN's blocked layout and back around each call, because its plain-NCHW
-// kernels are im2col + GEMM (measured no faster than Eigen, and 10x slower at backward-weights);
+// kernels are im2col + GEMM (measured no faster than Eigen, and 4-14x slower at backward-weights);
 // weights are always reordered (they are small). Primitives are cached per shape/layout/arguments:
 // creating one costs far more than running a small convolution.
 #include "kernels/cpu/onednn/conv2d_onednn.h"
