@@ -23,6 +23,7 @@ def main():
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="bf16")
     ap.add_argument("--freeze", choices=["none", "backbone"], default="none")
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--channels-last", action="store_true", help="channels_last in fp32 too (bf16 always is)")
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--size", type=int, default=224)
@@ -37,7 +38,7 @@ def main():
         torch.backends.cudnn.allow_tf32 = a.precision != "fp32"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     model = getattr(torchvision.models, a.arch)(num_classes=1000).to(dev)  # width 64, as rtune's default
-    fmt = torch.channels_last if a.precision == "bf16" else torch.contiguous_format
+    fmt = torch.channels_last if a.precision == "bf16" or a.channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
     if a.freeze == "backbone":
         for n, p in model.named_parameters():

@@ -7,12 +7,29 @@ add_library(rtune_core STATIC
   engine/optim/optimizer.cpp
   engine/sched/scheduler.cpp engine/sched/epoch_schedulers.cpp engine/sched/onecycle.cpp engine/sched/plateau.cpp
   engine/sched/spec.cpp
-  kernels/dispatch.cpp kernels/op_counts.cpp
+  kernels/dispatch.cpp kernels/op_counts.cpp kernels/cpu/backend.cpp
   kernels/cpu/elementwise.cpp kernels/cpu/images.cpp kernels/cpu/conv2d.cpp kernels/cpu/batch_norm.cpp
   kernels/cpu/pool.cpp kernels/cpu/linear.cpp kernels/cpu/softmax.cpp kernels/cpu/optim.cpp)
 target_link_libraries(rtune_core PUBLIC rtune_base Eigen3::Eigen OpenMP::OpenMP_CXX nlohmann_json::nlohmann_json)
 # Eigen's GEMM must vectorise: the CPU path is our fallback trainer and the numerical oracle.
 target_compile_options(rtune_core PRIVATE $<$<CONFIG:Release>:-O3>)
+# oneDNN (Debian's libdnnl-dev) computes the float32 convolutions when found; without it (or with
+# -DRTUNE_ONEDNN=OFF) the build is Eigen-only and --cpu-backend onednn says so (kernels/cpu/backend.h).
+# Not in the fuzz build: clang's libomp there and Debian oneDNN's libgomp would share one process.
+option(RTUNE_ONEDNN "Use oneDNN for the CPU's float32 convolutions when it is installed" ON)
+if(RTUNE_ONEDNN AND NOT RTUNE_FUZZ)
+  find_package(dnnl CONFIG QUIET)
+endif()
+if(dnnl_FOUND)
+  target_sources(rtune_core PRIVATE kernels/cpu/onednn/engine.cpp kernels/cpu/onednn/conv2d_onednn.cpp)
+  target_link_libraries(rtune_core PRIVATE DNNL::dnnl)
+  target_compile_definitions(rtune_core PRIVATE RTUNE_HAVE_ONEDNN=1)
+endif()
+if(dnnl_FOUND)
+  message(STATUS "rtune: oneDNN ${dnnl_VERSION} computes the CPU's float32 convolutions (--cpu-backend)")
+else()
+  message(STATUS "rtune: no oneDNN: the CPU backend is Eigen only")
+endif()
 
 add_library(rtune_test_util STATIC tests/core/test_util.cpp)
 target_link_libraries(rtune_test_util PUBLIC rtune_core rtune_doctest_main)

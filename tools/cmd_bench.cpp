@@ -20,7 +20,10 @@ void register_bench(CLI::App& app) {
   conv->add_option("--batch", *conv_batch, "batch size")->check(CLI::PositiveNumber);
   conv->add_option("--reps", *conv_reps, "timed repetitions (best is reported)")->check(CLI::PositiveNumber);
   conv->add_option("--device", *conv_device, "cpu or cuda[:N]");
+  auto conv_backend = std::make_shared<std::string>();
+  add_cpu_backend_option(conv, *conv_backend);
   conv->callback([=] {
+    apply_cpu_backend(*conv_backend);
     finetune::with_size_advice(fmt::format("--batch {}", *conv_batch), "lower --batch",
                      [&] { finetune::bench_conv(*conv_batch, *conv_reps, Device::parse(*conv_device), print); });
   });
@@ -58,7 +61,10 @@ void register_bench(CLI::App& app) {
   train->add_option("--precision", to->precision, "fp32 or bf16")->check(CLI::IsMember({"fp32", "bf16"}));
   train->add_option("--freeze", *freeze, "none or backbone")->check(CLI::IsMember({"none", "backbone"}));
   train->add_option("--device", *train_device, "cpu or cuda[:N]");
+  auto train_backend = std::make_shared<std::string>();
+  add_cpu_backend_option(train, *train_backend);
   train->callback([=] {
+    apply_cpu_backend(*train_backend);
     finetune::TrainBenchOptions o = *to;
     o.device = Device::parse(*train_device);
     o.freeze_backbone = *freeze == "backbone";

@@ -149,6 +149,8 @@ void register_train(CLI::App& app) {
                   "auto | fp32 | bf16: bf16 mixed precision (fp32 master weights, BN statistics and loss) on CUDA; "
                   "auto = bf16 where the GPU has it, fp32 on the CPU")
       ->check(CLI::IsMember({"auto", "fp32", "bf16"}));
+  auto cpu_backend = std::make_shared<std::string>();
+  add_cpu_backend_option(sub, *cpu_backend);
   sub->add_flag("--no-progress", *no_progress, "no progress bar even on a terminal");
   sub->add_option("--stop-after", a->stop_after, "stop once this many epochs are done; --resume continues (train in chunks)")
       ->check(CLI::PositiveNumber);
@@ -157,8 +159,9 @@ void register_train(CLI::App& app) {
                   "this much training time, e.g. 90s, 20m, 1.5h; the run folder stays resumable (--resume continues; "
                   "a schedule does not shrink to fit)");
 
-  sub->callback([sub, a, s, resume, betas, no_progress, budget] {
+  sub->callback([sub, a, s, resume, betas, no_progress, budget, cpu_backend] {
     finetune::ensure_passive_omp_wait();
+    apply_cpu_backend(*cpu_backend);
     a->progress = !*no_progress;
     if (!budget->empty()) {
       try {
@@ -172,10 +175,11 @@ void register_train(CLI::App& app) {
       for (auto* opt : sub->get_options()) {
         const std::string n = opt->get_name();
         if (opt->count() && n != "--resume" && n != "--epochs" && n != "--device" && n != "--threads" && n != "--cache-mib" &&
-            n != "--no-progress" && n != "--stop-after" && n != "--time-budget" && n != "--help")
+            n != "--no-progress" && n != "--stop-after" && n != "--time-budget" && n != "--cpu-backend" &&
+            n != "--help")
           throw CLI::ValidationError(n, "cannot be changed when resuming (the run keeps its own settings); only --epochs, "
-                                        "--device, --threads, --cache-mib, --stop-after and --time-budget may be given "
-                                        "with --resume");
+                                        "--device, --threads, --cache-mib, --stop-after, --time-budget and "
+                                        "--cpu-backend may be given with --resume");
       }
       auto* ep = sub->get_option("--epochs");
       auto* dv = sub->get_option("--device");

@@ -1,10 +1,19 @@
 // CPU conv2d (torch.nn.functional.conv2d, groups=1): im2col + Eigen GEMM per image, NCHW.
 // Images are spread over OpenMP threads when the batch is large enough, otherwise each GEMM is
 // parallelised by Eigen. 1×1 stride-1 unpadded convolutions skip im2col entirely.
+// float32 goes to oneDNN instead when kernels/cpu/backend.h says so (float64 never does: the oracle).
 #include <Eigen/Core>
 #include <omp.h>
+#include "kernels/cpu/backend.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/cpu_util.h"
+#if defined(RTUNE_HAVE_ONEDNN)
+#include "kernels/cpu/onednn/conv2d_onednn.h"
+#define RTUNE_ONEDNN_OR_EIGEN(dtype, call) \
+  do { if (use_onednn(dtype)) return onednn::call; } while (0)
+#else
+#define RTUNE_ONEDNN_OR_EIGEN(dtype, call) do { } while (0)
+#endif
 
 namespace rtune::cpu {
 
@@ -108,6 +117,7 @@ template <class T, class F> void for_each_image(int64_t N, int64_t scratch_elems
 }  // namespace
 
 void conv2d_forward(const Tensor& x0, const Tensor& w0, const Tensor& bias, const Conv2dArgs& a, Tensor& y) {
+  RTUNE_ONEDNN_OR_EIGEN(x0.dtype(), conv2d_forward(x0, w0, bias, a, y));
   Tensor x = x0.contiguous(), w = w0.contiguous();
   Geometry g = geometry(x.shape(), w.shape(), a);
   with_contiguous_output(y, [&](Tensor& yd) {
@@ -139,6 +149,7 @@ void conv2d_forward(const Tensor& x0, const Tensor& w0, const Tensor& bias, cons
 }
 
 void conv2d_backward_input(const Tensor& gy0, const Tensor& w0, const Conv2dArgs& a, Tensor& gx) {
+  RTUNE_ONEDNN_OR_EIGEN(gy0.dtype(), conv2d_backward_input(gy0, w0, a, gx));
   Tensor gy = gy0.contiguous(), w = w0.contiguous();
   Geometry g = geometry(gx.shape(), w.shape(), a);
   RTUNE_CHECK(gy.shape() == Shape({g.N, g.K, g.Ho, g.Wo}), "conv2d_backward_input: grad {} does not match output {}",
@@ -170,6 +181,7 @@ void conv2d_backward_input(const Tensor& gy0, const Tensor& w0, const Conv2dArgs
 }
 
 void conv2d_backward_weight(const Tensor& gy0, const Tensor& x0, const Conv2dArgs& a, Tensor& gw) {
+  RTUNE_ONEDNN_OR_EIGEN(gy0.dtype(), conv2d_backward_weight(gy0, x0, a, gw));
   Tensor gy = gy0.contiguous(), x = x0.contiguous();
   Geometry g = geometry(x.shape(), gw.shape(), a);
   RTUNE_CHECK(gy.shape() == Shape({g.N, g.K, g.Ho, g.Wo}), "conv2d_backward_weight: grad {} does not match output {}",

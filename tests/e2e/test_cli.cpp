@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <nlohmann/json.hpp>
 #include "finetune/synthetic.h"
+#include "kernels/cpu/backend.h"
 #include "io/formats/checkpoint.h"
 #include "io/formats/safetensors.h"
 #include "io/image/png_write.h"
@@ -320,6 +321,11 @@ TEST_CASE("bad arguments are usage errors naming the problem") {
       {"demo --size 4", "--size"},
       {"train --data " + d + " --out " + out + " --time-budget 5x", "'5x' is not a duration"},
       {"train --data " + d + " --out " + out + " --time-budget 0", "'0' is not a duration"},
+      {"train --data " + d + " --out " + out + " --cpu-backend mkl", "--cpu-backend"},
+      // a build without oneDNN refuses it by name; one with it refuses nothing here (the case is then
+      // the same as the line above, for the table stays one list)
+      {"train --data " + d + " --out " + out + " --cpu-backend " + (rtune::cpu::onednn_built() ? "mkl" : "onednn"),
+       rtune::cpu::onednn_built() ? "--cpu-backend" : "built without oneDNN"},
       // mistyped subcommands and flags: the nearest name is suggested
       {"trian --data " + d, "rtune: 'trian' is not a command; did you mean 'train'?"},
       {"train --data " + d + " --out " + out + " --epoch 3", "rtune train: unknown option '--epoch'; did you mean '--epochs'?"},

@@ -148,3 +148,167 @@ CUDA_TEST_CASE("conv2d: float64 through cuDNN's DOUBLE config") {
   check_dev(dy, y, 1e-12, 1e-12);
 }
 #endif  // RTUNE_TEST_HAS_CUDA
+
+// ------------------------------------------------------------------------------- oneDNN vs Eigen
+
+#include <cmath>
+#include "kernels/cpu/backend.h"
+
+namespace {
+namespace K = rtune::kernels;
+using rtune::cpu::Backend;
+
+// Restores the process-wide CPU backend when a test case ends, whatever it set.
+struct BackendScope {
+  Backend saved = rtune::cpu::backend();
+  ~BackendScope() { rtune::cpu::set_backend(saved); }
+};
+
+Tensor in_format(const Tensor& t, MemoryFormat fmt) {
+  Tensor y = empty(t.shape(), {t.dtype(), t.device(), fmt});
+  y.copy_(t);
+  return y;
+}
+Tensor nan_like(const Shape& s, MemoryFormat fmt) {  // an output a kernel never wrote fails the check
+  return in_format(full(s, std::nan(""), {DType::f32}), fmt);
+}
+Tensor abs64(const Tensor& t) {
+  std::vector<double> v = t.to_vector<double>();
+  for (double& e : v) e = std::fabs(e);
+  return from_vector(v, t.shape(), DType::f64);
+}
+
+// Every element of a float32 convolution result is a sum of n products (n: the reduction length) that
+// both backends form in float32 with FMA, in different orders and blockings. Each differs from the exact
+// sum by at most gamma_n * sum|x||w| (gamma_n = n*u/(1-n*u), u = eps_f32/2: Higham, "Accuracy and
+// Stability", 3.1, for any summation order), so the two differ by at most 2 * gamma_n * sum|x||w|
+// ~= n * eps_f32 * sum|x||w|. The sums of |x||w| are the same convolution in float64 on absolute values.
+// No Winograd (convolution_direct), so the bound holds. It is not loose to the point of passing anything:
+// shrunk 64x, some elements of these cases fail it.
+void check_within_bound(const Tensor& onednn, const Tensor& eigen, const Tensor& abs_sum, int64_t n, const char* op) {
+  std::string what = op;
+  CAPTURE(what);
+  std::vector<float> a = onednn.to_vector<float>(), b = eigen.to_vector<float>();
+  std::vector<double> m = abs_sum.to_vector<double>();
+  REQUIRE(a.size() == b.size());
+  REQUIRE(a.size() == m.size());
+  const double eps = std::numeric_limits<float>::epsilon();
+  size_t worst = 0, bad = 0;
+  double worst_ratio = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    double gap = std::fabs(double(a[i]) - double(b[i])), bound = double(n) * eps * m[i];
+    double ratio = bound > 0 ? gap / bound : (gap > 0 || std::isnan(gap) ? INFINITY : 0);
+    if (!(ratio <= 1)) ++bad;
+    if (!(ratio <= worst_ratio)) worst_ratio = ratio, worst = i;
+  }
+  CAPTURE(worst);
+  CAPTURE(a[worst]);
+  CAPTURE(b[worst]);
+  CAPTURE(n * eps * m[worst]);
+  CHECK(bad == 0);
+}
+
+struct DnnlCase {
+  Shape x, w;
+  K::Conv2dArgs a;
+  bool bias;
+  const char* name;
+};
+const DnnlCase kDnnlCases[] = {
+    {{2, 64, 7, 5}, {32, 64, 1, 1}, {1, 1, 0, 0, 1, 1}, true, "1x1 s1 (bottleneck), bias"},
+    {{2, 32, 8, 8}, {48, 32, 1, 1}, {2, 2, 0, 0, 1, 1}, false, "1x1 s2 even size (downsample)"},
+    {{3, 16, 9, 7}, {24, 16, 3, 3}, {1, 1, 1, 1, 1, 1}, true, "3x3 s1 p1 odd non-square, bias"},
+    {{2, 32, 10, 10}, {16, 32, 3, 3}, {2, 2, 1, 1, 1, 1}, false, "3x3 s2 p1 even"},
+    {{1, 8, 9, 12}, {16, 8, 3, 3}, {2, 2, 1, 1, 1, 1}, false, "3x3 s2 p1 batch 1 non-square"},
+    {{2, 3, 20, 18}, {16, 3, 7, 7}, {2, 2, 3, 3, 1, 1}, true, "7x7 s2 p3 stem, bias"},
+    {{1, 16, 6, 13}, {16, 16, 3, 3}, {1, 1, 1, 1, 1, 1}, false, "3x3 s1 batch 1"},
+    {{2, 8, 9, 9}, {8, 8, 3, 3}, {1, 1, 2, 2, 2, 2}, false, "3x3 dilation 2"},
+};
+}  // namespace
+
+TEST_CASE("conv2d: oneDNN == Eigen within the float32 summation bound (fwd, bwd-input, bwd-weight)" *
+          doctest::skip(!rtune::cpu::onednn_built())) {
+  BackendScope scope;
+  Rng r(21);
+  for (const DnnlCase& c : kDnnlCases)
+    for (MemoryFormat fmt : {MemoryFormat::contiguous, MemoryFormat::channels_last}) {
+      std::string name = c.name;
+      CAPTURE(name);
+      CAPTURE(int(fmt));
+      Tensor x = in_format(randn(c.x, r, {DType::f32}), fmt), w = in_format(randn(c.w, r, {DType::f32}), fmt);
+      Tensor b = c.bias ? randn({c.w[0]}, r, {DType::f32}) : Tensor();
+      Shape ys = K::conv2d_out_shape(c.x, c.w, c.a);
+      Tensor gy = in_format(randn(ys, r, {DType::f32}), fmt);
+      // Per backend: y, gx, gw, each NaN-filled first in the layout autograd gives them.
+      auto run_all = [&](Backend be) {
+        rtune::cpu::set_backend(be);
+        Tensor y = nan_like(ys, fmt), gx = nan_like(c.x, fmt), gw = nan_like(c.w, fmt);
+        K::conv2d_forward(x, w, b, c.a, y);
+        K::conv2d_backward_input(gy, w, c.a, gx);
+        K::conv2d_backward_weight(gy, x, c.a, gw);
+        return std::array<Tensor, 3>{y, gx, gw};
+      };
+      int64_t before = rtune::cpu::onednn_executions();
+      auto ref = run_all(Backend::eigen);
+      CHECK(rtune::cpu::onednn_executions() == before);
+      auto got = run_all(Backend::onednn);
+      CHECK(rtune::cpu::onednn_executions() == before + 3);
+
+      // sum|x||w| for each output: the same ops in float64 on |.|, through the Eigen oracle.
+      Tensor ax = abs64(x), aw = abs64(w), agy = abs64(gy);
+      Tensor my = empty(ys, {DType::f64}), mgx = empty(c.x, {DType::f64}), mgw = empty(c.w, {DType::f64});
+      K::conv2d_forward(ax, aw, c.bias ? abs64(b) : Tensor(), c.a, my);
+      K::conv2d_backward_input(agy, aw, c.a, mgx);
+      K::conv2d_backward_weight(agy, ax, c.a, mgw);
+      const int64_t n_fwd = c.w[1] * c.w[2] * c.w[3] + (c.bias ? 1 : 0);  // C_in*kh*kw (+ the bias term)
+      const int64_t n_bwd_in = c.w[0] * c.w[2] * c.w[3];                    // C_out*kh*kw (at most)
+      const int64_t n_bwd_w = ys[0] * ys[2] * ys[3];                        // N*H_out*W_out
+      check_within_bound(got[0], ref[0], my, n_fwd, "forward");
+      check_within_bound(got[1], ref[1], mgx, n_bwd_in, "backward-input");
+      check_within_bound(got[2], ref[2], mgw, n_bwd_w, "backward-weight");
+    }
+}
+
+TEST_CASE("conv2d: oneDNN reads non-contiguous inputs (copied to NCHW) and writes strided outputs" *
+          doctest::skip(!rtune::cpu::onednn_built())) {
+  BackendScope scope;
+  Rng r(22);
+  Tensor x = randn({2, 8, 9, 14}, r, {DType::f32}).narrow(3, 2, 9), w = randn({4, 8, 3, 3}, r, {DType::f32});
+  REQUIRE_FALSE(x.is_contiguous());
+  K::Conv2dArgs a{1, 1, 1, 1, 1, 1};
+  Shape ys = K::conv2d_out_shape(x.shape(), w.shape(), a);
+  Tensor y_wide = full({2, 4, 9, 12}, std::nan(""), {DType::f32}), y = y_wide.narrow(3, 1, 9);
+  rtune::cpu::set_backend(Backend::onednn);
+  K::conv2d_forward(x, w, Tensor(), a, y);
+  rtune::cpu::set_backend(Backend::eigen);
+  Tensor ref = empty(ys);
+  K::conv2d_forward(x, w, Tensor(), a, ref);
+  Tensor m = empty(ys, {DType::f64});
+  K::conv2d_forward(abs64(x), abs64(w), Tensor(), a, m);
+  check_within_bound(y, ref, m, 8 * 9, "forward into a strided output");
+  CHECK(std::isnan(y_wide.narrow(3, 0, 1).to_vector<float>()[0]));  // nothing written outside the view
+}
+
+TEST_CASE("cpu backend switch: float32 follows it, float64 always runs on Eigen") {
+  BackendScope scope;
+  Rng r(23);
+  K::Conv2dArgs a{1, 1, 1, 1, 1, 1};
+  Tensor x32 = randn({1, 4, 5, 5}, r, {DType::f32}), w32 = randn({2, 4, 3, 3}, r, {DType::f32});
+  Tensor y32 = empty({1, 2, 5, 5}), y64 = empty({1, 2, 5, 5}, {DType::f64});
+  rtune::cpu::set_backend(Backend::eigen);
+  int64_t before = rtune::cpu::onednn_executions();
+  K::conv2d_forward(x32, w32, Tensor(), a, y32);
+  CHECK(rtune::cpu::onednn_executions() == before);
+  CHECK(std::string(rtune::cpu::backend_name(rtune::cpu::backend())) == "eigen");
+  if (rtune::cpu::onednn_built()) {
+    rtune::cpu::set_backend(Backend::onednn);
+    K::conv2d_forward(x32, w32, Tensor(), a, y32);
+    CHECK(rtune::cpu::onednn_executions() == before + 1);
+    K::conv2d_forward(x32.to(DType::f64), w32.to(DType::f64), Tensor(), a, y64);  // the oracle's dtype
+    CHECK(rtune::cpu::onednn_executions() == before + 1);
+  } else {
+    CHECK_THROWS_AS(rtune::cpu::set_backend(Backend::onednn), rtune::InvalidArgument);
+  }
+  CHECK(rtune::cpu::parse_backend("onednn") == Backend::onednn);
+  CHECK_THROWS_AS(rtune::cpu::parse_backend("mkl"), rtune::InvalidArgument);
+}

@@ -1,0 +1,60 @@
+#include "kernels/cpu/backend.h"
+#include <atomic>
+#include <cstdlib>
+#include "engine/error.h"
+
+namespace rtune::cpu {
+
+namespace {
+std::atomic<int64_t> g_executions{0};
+
+Backend initial_backend() {
+  const char* env = std::getenv("RTUNE_CPU_BACKEND");
+  if (env && *env) {
+    Backend b = parse_backend(env, "RTUNE_CPU_BACKEND");
+    if (b == Backend::onednn && !onednn_built())
+      invalid_argument("RTUNE_CPU_BACKEND=onednn: this rtune was built without oneDNN (install libdnnl-dev and "
+                       "re-run cmake); unset it or use eigen");
+    return b;
+  }
+  return onednn_built() ? Backend::onednn : Backend::eigen;
+}
+
+// Read once, on first use (the environment is fixed by then); set_backend() replaces it.
+std::atomic<Backend>& current() {
+  static std::atomic<Backend> b{initial_backend()};
+  return b;
+}
+}  // namespace
+
+bool onednn_built() {
+#if defined(RTUNE_HAVE_ONEDNN)
+  return true;
+#else
+  return false;
+#endif
+}
+
+Backend backend() { return current().load(std::memory_order_relaxed); }
+
+void set_backend(Backend b) {
+  if (b == Backend::onednn && !onednn_built())
+    invalid_argument("--cpu-backend onednn: this rtune was built without oneDNN (install libdnnl-dev and re-run "
+                     "cmake); use --cpu-backend eigen");
+  current().store(b, std::memory_order_relaxed);
+}
+
+Backend parse_backend(const std::string& name, const char* what) {
+  if (name == "eigen") return Backend::eigen;
+  if (name == "onednn") return Backend::onednn;
+  invalid_argument("{} '{}': expected eigen or onednn", what, name);
+}
+
+const char* backend_name(Backend b) { return b == Backend::onednn ? "onednn" : "eigen"; }
+
+bool use_onednn(DType dtype) { return dtype == DType::f32 && backend() == Backend::onednn; }
+
+int64_t onednn_executions() { return g_executions.load(std::memory_order_relaxed); }
+void note_onednn_execution() { g_executions.fetch_add(1, std::memory_order_relaxed); }
+
+}  // namespace rtune::cpu

@@ -1,0 +1,35 @@
+// Which library computes the CPU's float32 convolutions: Eigen (im2col + GEMM, the readable oracle) or
+// oneDNN (the library PyTorch's CPU convolutions use). float64 always runs on Eigen: it is the oracle of
+// every gradient check. This is the one place that holds the choice.
+#pragma once
+#include <cstdint>
+#include <string>
+#include "engine/dtype.h"
+
+namespace rtune::cpu {
+
+enum class Backend : uint8_t { eigen, onednn };
+
+// True when this build links oneDNN (found at configure time).
+bool onednn_built();
+
+// The backend in force: set_backend()'s last value, else RTUNE_CPU_BACKEND (eigen|onednn) read once,
+// else oneDNN when built, else Eigen. Throws rtune::InvalidArgument for a bad RTUNE_CPU_BACKEND.
+Backend backend();
+
+// requires: b == eigen or onednn_built(); otherwise throws rtune::InvalidArgument saying the build
+// lacks oneDNN. Process-wide: meant to be set once, before any work (rtune's --cpu-backend).
+void set_backend(Backend b);
+
+// "eigen" | "onednn" -> Backend; anything else throws rtune::InvalidArgument naming `what`.
+Backend parse_backend(const std::string& name, const char* what = "--cpu-backend");
+const char* backend_name(Backend b);
+
+// True when a CPU op on `dtype` should run on oneDNN: float32 and backend() == onednn.
+bool use_onednn(DType dtype);
+
+// How many oneDNN primitives rtune has executed in this process (tests prove the switch changes the path).
+int64_t onednn_executions();
+void note_onednn_execution();  // called by kernels/cpu/onednn/ once per primitive executed
+
+}  // namespace rtune::cpu

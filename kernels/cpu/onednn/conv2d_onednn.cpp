@@ -1,0 +1,235 @@
+// oneDNN convolution primitives over rtune tensors. oneDNN picks its kernel (JIT for the ISA found at
+// run time) for the layouts it is given: channels-last activations are read and written in place; NCHW
+// ones are reordered into oneDNN's blocked layout and back around each call, because its plain-NCHW
+// kernels are im2col + GEMM (measured no faster than Eigen, and 4-14x slower at backward-weights);
+// weights are always reordered (they are small). Primitives are cached per shape/layout/arguments:
+// creating one costs far more than running a small convolution.
+#include "kernels/cpu/onednn/conv2d_onednn.h"
+#include <array>
+#include <cstdlib>
+#include <map>
+#include <tuple>
+#include <unordered_map>
+#include <memory>
+#include <mutex>
+#include <vector>
+#include "kernels/cpu/backend.h"
+#include "kernels/cpu/onednn/engine.h"
+
+namespace rtune::cpu::onednn {
+
+namespace {
+
+using dnnl::memory;
+using Dims = memory::dims;
+
+bool dense(const Tensor& t) { return t.is_contiguous() || t.is_contiguous(MemoryFormat::channels_last); }
+
+// t as oneDNN can read it: itself when dense in NCHW or channels-last, else an NCHW copy.
+Tensor readable(const Tensor& t) { return dense(t) ? t : t.contiguous(); }
+
+MemoryFormat format_of(const Tensor& t) {
+  return t.is_contiguous() ? MemoryFormat::contiguous : MemoryFormat::channels_last;
+}
+
+// Canonical strides for the layout rather than t.strides(): a size-1 dimension may carry any stride,
+// and oneDNN recognises nchw / nhwc (and picks its JIT kernels) only from the canonical ones.
+memory::desc desc_of(const Tensor& t) {
+  const Shape& s = t.shape();
+  Shape st = contiguous_strides(s, format_of(t));
+  return memory::desc(Dims(s.begin(), s.end()), memory::data_type::f32, Dims(st.begin(), st.end()));
+}
+
+enum class Kind : int64_t { forward, backward_data, backward_weights };
+
+// The cache key: what the primitive was built for (shapes, layouts, arguments, bias or not).
+std::vector<int64_t> key_of(Kind k, const Conv2dArgs& a, bool bias, std::initializer_list<const Tensor*> ts) {
+  std::vector<int64_t> key{int64_t(k), a.stride_h, a.stride_w, a.pad_h, a.pad_w, a.dilation_h, a.dilation_w, bias};
+  for (const Tensor* t : ts) {
+    key.insert(key.end(), t->shape().begin(), t->shape().end());
+    key.push_back(int64_t(format_of(*t)));
+  }
+  return key;
+}
+
+// A primitive and, per tensor argument, the user's layout and, where the primitive wants another, the
+// reorder into it (inputs) or out of it (outputs). Built once per key.
+struct Entry {
+  struct Arg {
+    int id;
+    memory::desc user, inner;
+    bool output;
+    dnnl::reorder move;  // empty when inner == user; user -> inner for an input, inner -> user for an output
+  };
+  dnnl::primitive prim;
+  std::vector<Arg> args;
+};
+
+// The reordered copies live in one growable buffer per argument position, shared by every primitive:
+// calls run one at a time (each already uses every OpenMP thread), so memory is the largest tensor per
+// position, not the sum over a network's layers, and a step allocates nothing once the first has run.
+struct Arena {
+  std::mutex m;  // held for a whole call: the buffers and the stream are in use until it returns
+  struct Block {
+    std::unique_ptr<void, decltype(&std::free)> p{nullptr, &std::free};
+    size_t bytes = 0;
+  };
+  std::array<Block, 4> blocks;
+  void* get(size_t i, size_t bytes) {
+    Block& b = blocks[i];
+    if (b.bytes < bytes) {
+      size_t rounded = (bytes + 63) / 64 * 64;
+      b.p.reset(std::aligned_alloc(64, rounded));
+      if (!b.p) throw std::bad_alloc();
+      b.bytes = rounded;
+    }
+    return b.p.get();
+  }
+};
+Arena& arena() {
+  static Arena a;
+  return a;
+}
+
+// The layout oneDNN computes a tensor in: channels-last tensors as they are (its JIT kernels read nhwc
+// directly), NCHW ones in whatever oneDNN prefers (a blocked nChw16c-like layout: its plain-NCHW
+// kernels are im2col + GEMM, no faster than Eigen), weights always in its preferred layout.
+memory::desc wanted(const memory::desc& user, bool activation, const Tensor& t) {
+  if (activation && format_of(t) == MemoryFormat::channels_last && t.size(1) > 1) return user;
+  return memory::desc(user.dims(), memory::data_type::f32, memory::format_tag::any);
+}
+
+template <class PD>
+std::shared_ptr<Entry> make_entry(const PD& pd, std::initializer_list<std::tuple<int, memory::desc, bool>> args) {
+  auto e = std::make_shared<Entry>();
+  e->prim = dnnl::primitive(pd);
+  for (auto& [id, user, output] : args) {
+    Entry::Arg a{id, user, pd.query_md(dnnl::query::exec_arg_md, id), output, {}};
+    if (a.inner != user)
+      a.move = output ? dnnl::reorder(dnnl::reorder::primitive_desc(cpu_engine(), a.inner, cpu_engine(), user))
+                      : dnnl::reorder(dnnl::reorder::primitive_desc(cpu_engine(), user, cpu_engine(), a.inner));
+    e->args.push_back(std::move(a));
+  }
+  return e;
+}
+
+template <class Make> std::shared_ptr<Entry> cached(const std::vector<int64_t>& key, Make&& make) {
+  static std::mutex m;
+  static std::map<std::vector<int64_t>, std::shared_ptr<Entry>> cache;
+  constexpr size_t kMaxEntries = 512;  // far above one network's shapes; a bound for long-lived processes
+  std::lock_guard<std::mutex> lock(m);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  if (cache.size() >= kMaxEntries) cache.clear();
+  return cache.emplace(key, make()).first->second;
+}
+
+// Runs the entry on the tensors' storage, given in the order of make_entry's args.
+void run(Entry& e, std::initializer_list<const Tensor*> tensors) {
+  Arena& ar = arena();
+  std::lock_guard<std::mutex> lock(ar.m);
+  dnnl::stream& s = cpu_stream();
+  std::unordered_map<int, memory> exec;
+  std::vector<std::tuple<dnnl::reorder*, memory, memory>> outs;  // reordered back after the primitive
+  auto t = tensors.begin();
+  for (size_t i = 0; i < e.args.size(); ++i) {
+    Entry::Arg& a = e.args[i];
+    memory user(a.user, cpu_engine(), (*t++)->raw_data());
+    if (!a.move) {
+      exec.emplace(a.id, user);
+      continue;
+    }
+    memory inner(a.inner, cpu_engine(), ar.get(i, a.inner.get_size()));
+    exec.emplace(a.id, inner);
+    if (a.output) outs.emplace_back(&a.move, inner, user);
+    else a.move.execute(s, user, inner);
+  }
+  e.prim.execute(s, exec);
+  for (auto& [move, inner, user] : outs) move->execute(s, inner, user);
+  s.wait();
+  note_onednn_execution();
+}
+
+// torch's dilation d is oneDNN's d - 1; the right padding equals the left one, as torch pads both
+// sides alike (oneDNN's output-size check floors like torch's, so the shapes agree).
+struct Geometry {
+  Dims strides, dilates, pad_l, pad_r;
+};
+Geometry geometry(const Conv2dArgs& a) {
+  return {{a.stride_h, a.stride_w}, {a.dilation_h - 1, a.dilation_w - 1}, {a.pad_h, a.pad_w}, {a.pad_h, a.pad_w}};
+}
+
+dnnl::convolution_forward::primitive_desc forward_pd(const memory::desc& x, const memory::desc& w,
+                                                     const memory::desc* bias, const memory::desc& y,
+                                                     const Conv2dArgs& a) {
+  Geometry g = geometry(a);
+  auto d = bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+                                                  x, w, *bias, y, g.strides, g.dilates, g.pad_l, g.pad_r)
+                : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+                                                  x, w, y, g.strides, g.dilates, g.pad_l, g.pad_r);
+  return dnnl::convolution_forward::primitive_desc(d, cpu_engine());
+}
+
+// Runs fn(out) on `out` itself when oneDNN can write it in place, else on a dense NCHW temporary that
+// is copied into it afterwards.
+template <class F> void with_dense_output(Tensor& out, F&& fn) {
+  if (dense(out)) return fn(out);
+  Tensor tmp = empty(out.shape(), {out.dtype(), out.device()});
+  fn(tmp);
+  out.copy_(tmp);
+}
+
+}  // namespace
+
+void conv2d_forward(const Tensor& x0, const Tensor& w0, const Tensor& bias0, const Conv2dArgs& a, Tensor& y0) {
+  Tensor x = readable(x0), w = readable(w0), bias = bias0.defined() ? bias0.contiguous() : Tensor();
+  with_dense_output(y0, [&](Tensor& y) {
+    auto e = cached(key_of(Kind::forward, a, bias.defined(), {&x, &w, &y}), [&] {
+      memory::desc xd = desc_of(x), wd = desc_of(w), yd = desc_of(y);
+      memory::desc bd({w.size(0)}, memory::data_type::f32, memory::format_tag::a);
+      auto pd = forward_pd(wanted(xd, true, x), wanted(wd, false, w), bias.defined() ? &bd : nullptr,
+                           wanted(yd, true, y), a);
+      if (!bias.defined()) return make_entry(pd, {{DNNL_ARG_SRC, xd, false}, {DNNL_ARG_WEIGHTS, wd, false}, {DNNL_ARG_DST, yd, true}});
+      return make_entry(pd, {{DNNL_ARG_SRC, xd, false}, {DNNL_ARG_WEIGHTS, wd, false}, {DNNL_ARG_BIAS, bd, false},
+                             {DNNL_ARG_DST, yd, true}});
+    });
+    if (bias.defined()) run(*e, {&x, &w, &bias, &y});
+    else run(*e, {&x, &w, &y});
+  });
+}
+
+void conv2d_backward_input(const Tensor& gy0, const Tensor& w0, const Conv2dArgs& a, Tensor& gx0) {
+  Tensor gy = readable(gy0), w = readable(w0);
+  with_dense_output(gx0, [&](Tensor& gx) {
+    auto e = cached(key_of(Kind::backward_data, a, false, {&gy, &w, &gx}), [&] {
+      memory::desc gyd = desc_of(gy), wd = desc_of(w), gxd = desc_of(gx);
+      memory::desc gyi = wanted(gyd, true, gy), wi = wanted(wd, false, w), gxi = wanted(gxd, true, gx);
+      Geometry g = geometry(a);
+      dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, gxi, wi, gyi, g.strides, g.dilates,
+                                              g.pad_l, g.pad_r);
+      auto hint = forward_pd(gxi, wi, nullptr, gyi, a);
+      dnnl::convolution_backward_data::primitive_desc pd(d, cpu_engine(), hint);
+      return make_entry(pd, {{DNNL_ARG_DIFF_DST, gyd, false}, {DNNL_ARG_WEIGHTS, wd, false}, {DNNL_ARG_DIFF_SRC, gxd, true}});
+    });
+    run(*e, {&gy, &w, &gx});
+  });
+}
+
+void conv2d_backward_weight(const Tensor& gy0, const Tensor& x0, const Conv2dArgs& a, Tensor& gw0) {
+  Tensor gy = readable(gy0), x = readable(x0);
+  with_dense_output(gw0, [&](Tensor& gw) {
+    auto e = cached(key_of(Kind::backward_weights, a, false, {&gy, &x, &gw}), [&] {
+      memory::desc gyd = desc_of(gy), xd = desc_of(x), gwd = desc_of(gw);
+      memory::desc gyi = wanted(gyd, true, gy), xi = wanted(xd, true, x), gwi = wanted(gwd, false, gw);
+      Geometry g = geometry(a);
+      dnnl::convolution_backward_weights::desc d(dnnl::algorithm::convolution_direct, xi, gwi, gyi, g.strides,
+                                                 g.dilates, g.pad_l, g.pad_r);
+      auto hint = forward_pd(xi, gwi, nullptr, gyi, a);
+      dnnl::convolution_backward_weights::primitive_desc pd(d, cpu_engine(), hint);
+      return make_entry(pd, {{DNNL_ARG_DIFF_DST, gyd, false}, {DNNL_ARG_SRC, xd, false}, {DNNL_ARG_DIFF_WEIGHTS, gwd, true}});
+    });
+    run(*e, {&gy, &x, &gw});
+  });
+}
+
+}  // namespace rtune::cpu::onednn

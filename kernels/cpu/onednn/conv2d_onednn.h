@@ -1,0 +1,19 @@
+// conv2d on oneDNN, float32: the three computations of kernels/cpu/conv2d.cpp's Eigen path
+// (torch.nn.functional.conv2d, groups=1) for NCHW and channels-last tensors, held to that oracle by
+// tests/ops/test_conv2d.cpp. Chosen by kernels/cpu/backend.h; compiled only when oneDNN is found.
+#pragma once
+#include "kernels/ops.h"
+
+namespace rtune::cpu::onednn {
+
+using kernels::Conv2dArgs;
+
+// requires: float32 tensors on the CPU, shaped as kernels/ops.h documents (the façade checked them);
+// any strides (a tensor dense in neither NCHW nor channels-last is copied to NCHW first).
+// ensures: the output holds the result in its own layout; a primitive is built once per shape,
+// layout and argument set, and reused.
+void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dArgs& a, Tensor& y);
+void conv2d_backward_input(const Tensor& gy, const Tensor& w, const Conv2dArgs& a, Tensor& gx);
+void conv2d_backward_weight(const Tensor& gy, const Tensor& x, const Conv2dArgs& a, Tensor& gw);
+
+}  // namespace rtune::cpu::onednn
