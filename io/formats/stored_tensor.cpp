@@ -44,6 +44,12 @@ void validate_view(const StoredTensor& t, const std::string& what, int64_t limit
   }
   if (last >= storage_elems)
     fail("{}: view reaches element {} but its storage holds {} elements", what, last, storage_elems);
+  // An overlapping view (stride 0, as expand() makes) would materialize more bytes than the file holds: a few
+  // bytes could ask for gigabytes. Refusing it bounds every load by the size of its storages.
+  if (numel > storage_elems)
+    fail("{}: view has {} elements but its storage holds only {} (an overlapping view, as expand() makes); "
+         "save the tensor with .contiguous() or .clone()",
+         what, numel, storage_elems);
 }
 
 std::vector<std::byte> StoredTensor::contiguous_bytes() const {

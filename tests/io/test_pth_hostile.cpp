@@ -288,6 +288,14 @@ TEST_CASE("pth: storages and views are bounds-checked") {
     CHECK(error_of(pth(dict({{"w", tensor("0", 6, 0, {3, 2}, {1})}}), {{"0", floats(kSix)}})).find("2 dims but stride has 1") !=
           std::string::npos);
   }
+  SUBCASE("an overlapping view may not materialize more than its storage (a few bytes asking for gigabytes)") {
+    CHECK(error_of(pth(dict({{"w", tensor("0", 1, 0, {(int64_t(1) << 29) + 3}, {0})}}), {{"0", floats({1.0f})}}))
+              .find("view has 536870915 elements but its storage holds only 1") != std::string::npos);
+    CHECK(error_of(pth(dict({{"w", tensor("0", 6, 0, {7}, {0})}}), {{"0", floats(kSix)}})).find("overlapping view") !=
+          std::string::npos);
+    // stride 0 inside the storage's size is fine: 6 elements read from 6
+    CHECK(error_of(pth(dict({{"w", tensor("0", 6, 0, {2, 3}, {0, 1})}}), {{"0", floats(kSix)}})) == "");
+  }
   SUBCASE("one storage key with two dtypes; unsupported storage types") {
     std::string p = dict({{"a", tensor("0", 6, 0, {6}, {1})}, {"b", tensor("0", 3, 0, {3}, {1}, "DoubleStorage")}});
     CHECK(error_of(pth(p, {{"0", floats(kSix)}})).find("used as both float32 and float64") != std::string::npos);
