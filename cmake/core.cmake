@@ -31,6 +31,23 @@ else()
   message(STATUS "rtune: no oneDNN: the CPU backend is Eigen only")
 endif()
 
+# Open MPI (Debian's libopenmpi-dev) carries data-parallel runs across ranks (kernels/dist/comm.h);
+# without it a launcher's several ranks are refused. Not in the fuzz build (nothing there communicates).
+option(RTUNE_MPI "Use MPI for data-parallel training across ranks when it is installed" ON)
+target_sources(rtune_core PRIVATE kernels/dist/comm.cpp)
+if(RTUNE_MPI AND NOT RTUNE_FUZZ)
+  find_package(MPI COMPONENTS C QUIET)
+endif()
+if(MPI_C_FOUND)
+  target_sources(rtune_core PRIVATE kernels/dist/mpi_comm.cpp)
+  target_link_libraries(rtune_core PRIVATE MPI::MPI_C)
+  target_compile_definitions(rtune_core PRIVATE RTUNE_HAVE_MPI=1)
+  message(STATUS "rtune: MPI ${MPI_C_VERSION} for data-parallel runs (mpirun -np N rtune train)")
+else()
+  target_compile_definitions(rtune_core PRIVATE RTUNE_HAVE_MPI=0)
+  message(STATUS "rtune: no MPI: one rank per run")
+endif()
+
 add_library(rtune_test_util STATIC tests/core/test_util.cpp)
 target_link_libraries(rtune_test_util PUBLIC rtune_core rtune_doctest_main)
 rtune_add_test(core_tensor SOURCES tests/core/test_tensor.cpp LIBS rtune_test_util)

@@ -4,11 +4,13 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <omp.h>
 #include <unistd.h>
 #include <fmt/format.h>
 #include "engine/printable.h"
 #include "engine/sched/spec.h"
 #include "finetune/batch.h"
+#include "finetune/data_parallel.h"
 #include "io/formats/checkpoint.h"
 #include "finetune/report/metrics_log.h"
 #include "finetune/report/run_report.h"
@@ -330,13 +332,21 @@ void say(const TrainIO& io, const std::string& line) {
 
 // ---------------------------------------------------------------- the run
 
-TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const TrainIO& io) {
+TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const TrainIO& io_in) {
   auto t_start = Clock::now();
   a.validate();
+  // mpirun -np N: this process is one rank; rank 0 alone writes the run folder and prints.
+  dist::Comm& comm = dist::world();
+  const bool writer = comm.rank() == 0;
+  TrainIO io = io_in;
+  if (!writer) io.out = [](const std::string&) {};
+  const int rank_threads = share_cores_between_ranks(comm, a.threads);
   std::string dev_note;
   const Device device = resolve_device(a.device, &dev_note);
   Data d = open_data(a);
   const int64_t num_classes = int64_t(d.classes.size());
+  check_same_on_every_rank(comm, "arguments", a.to_json().dump());
+  check_same_on_every_rank(comm, "data", data_fingerprint(d.train, d.has_val ? &d.val : nullptr, d.classes));
 
   // Model: pretrained (head replaced when the class count differs) or from scratch.
   std::unique_ptr<models::ResNet> model;
@@ -364,6 +374,8 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
     model_note = fmt::format("{} (width {}) from scratch, seed {}", arch, a.width, a.seed);
   }
   model->to(device);
+  check_same_on_every_rank(comm, "model", model_fingerprint(*model));
+  broadcast_model(comm, *model);  // every rank starts from rank 0's weights, as DDP does
 
   // Transforms and loaders.
   const std::string tf = a.transforms.empty() ? default_train_transforms(a.image_size) : a.transforms;
@@ -376,7 +388,8 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
     std::fprintf(stderr, "warning: %s\n", w.c_str());
   io::LoaderOptions lo;
   lo.batch_size = int(a.batch);
-  lo.threads = a.threads;
+  lo.threads = rank_threads;
+  lo.shard_rank = size_t(comm.rank()), lo.shard_count = size_t(comm.size());  // padded: equal steps on every rank
   lo.seed = a.seed;
   lo.strict = a.strict;  // else a file that fails later (changed since the scan) is replaced, with a warning
   lo.cache_bytes = size_t(a.cache_mib) << 20;  // each loader: its own budget (batches are the same either way)
@@ -384,6 +397,7 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
   io::Loader train_loader(d.train, tp, lo);
   lo.shuffle = false;
   lo.skip_bad = true;  // validation leaves a bad image out: a substitute would count another image twice
+  lo.shard_pad = false;  // each validation image scored once, on one rank
   std::unique_ptr<io::Loader> val_loader;
   if (d.has_val) val_loader = std::make_unique<io::Loader>(d.val, vp, lo);
 
@@ -392,10 +406,11 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
   cfg.precision = nn::parse_precision(a.precision, device);
   cfg.train_norm = tp.normalize.value_or(io::Normalize{});
   cfg.val_norm = vp.normalize.value_or(cfg.train_norm);
-  finetune::Trainer trainer(*model, train_loader, val_loader.get(), num_classes, cfg);
+  finetune::Trainer trainer(*model, train_loader, val_loader.get(), num_classes, cfg, comm);
 
   const fs::path dir(a.out);
-  const RunFolder folder(dir, resume_from ? "--resume" : "--out");  // created, locked, temp files removed
+  std::optional<RunFolder> folder;
+  if (writer) folder.emplace(dir, resume_from ? "--resume" : "--out");  // created, locked, temp files removed
   TrainOutcome outc;
   outc.run_dir = dir;
   outc.best = dir / "best.safetensors";
@@ -416,6 +431,15 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
   say(io, fmt::format("device: {}{}, {}; train transforms: {}; val transforms: {}", device.str(),
                       dev_note.empty() ? "" : " (" + dev_note + ")", nn::precision_name(cfg.precision), tp.describe(),
                       vp.describe()));
+  if (comm.size() > 1)
+    say(io, fmt::format("ranks: {}, {} threads each; batch {} per rank, global batch {} (the LR is not scaled for it: "
+                        "the linear-scaling rule would multiply --lr by {}){}",
+                        comm.describe(), omp_get_max_threads(), a.batch, a.batch * comm.size(), comm.size(),
+                        resume_from && resume_from->state.value("ranks", 1) != comm.size()
+                            ? fmt::format("; the run had {} ranks: from here on each epoch's samples are dealt to ranks "
+                                          "differently and the global batch changed",
+                                          resume_from->state.value("ranks", 1))
+                            : std::string()));
   const auto& fr = trainer.freeze_result();
   say(io, fmt::format("freeze: {} ({} trainable / {} frozen parameters, frozen BN: {}); optimizer: {} lr {:g}{}",
                       cfg.freeze.str(), fr.trainable_params, fr.frozen_params, finetune::frozen_bn_name(cfg.frozen_bn),
@@ -474,16 +498,18 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
                         r.lr, r.seconds, r.images_per_s, r.best ? " *best" : ""));
     if (train_loader.cache() && !cache_reported) say(io, cache_line(train_loader, val_loader.get()));
     cache_reported = true;  // after this process's first epoch, which filled the caches
+    if (!writer) return;
     // The order of these writes is what makes a kill at any instant repairable (run_folder.h).
     if (r.best) {
       model->to(Device::cpu());
-      finetune::save_model(folder.pending_best(r.epoch), *model, info);
+      finetune::save_model(folder->pending_best(r.epoch), *model, info);
       model->to(device);
       kill_point("best", r.epoch);
     }
     io::Checkpoint ck = trainer.checkpoint();
     ck.state["args"] = args_json;
     ck.state["classes"] = d.classes;
+    ck.state["ranks"] = comm.size();
     io::AtomicWriteHooks ck_hooks;
     if (kill_point_armed("ckpt-write", r.epoch)) {  // dies half-way through the checkpoint's bytes
       ck_hooks.chunk_bytes = 4096;
@@ -491,22 +517,22 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
     }
     io::save_checkpoint(outc.last, ck, ck_hooks);  // the commit point of epoch r.epoch
     kill_point("ckpt", r.epoch);
-    if (r.best) folder.promote_best(r.epoch);
+    if (r.best) folder->promote_best(r.epoch);
     kill_point("promote", r.epoch);
     finetune::write_metrics(dir, trainer, d.classes);
     kill_point("metrics", r.epoch);
     write_report();
   };
-  if (resume_from) {
+  if (writer && resume_from) {
     // Finish what the run before this one committed (it may have been killed after its checkpoint).
-    folder.settle_pending_best(trainer.best_epoch());
+    folder->settle_pending_best(trainer.best_epoch());
     finetune::write_metrics(dir, trainer, d.classes);
     write_report();
-  } else {
-    folder.settle_pending_best(0);  // none of them was committed
+  } else if (writer) {
+    folder->settle_pending_best(0);  // none of them was committed
   }
-  if (folder.removed_temp_files() > 0)
-    say(io, fmt::format("removed {} temp file(s) an interrupted run left in {}", folder.removed_temp_files(), dir.string()));
+  if (writer && folder->removed_temp_files() > 0)
+    say(io, fmt::format("removed {} temp file(s) an interrupted run left in {}", folder->removed_temp_files(), dir.string()));
   // --time-budget: stop once the next epoch, estimated by the longest so far (validation and
   // checkpoint writes included), would end past the budget; the run folder stays resumable.
   const auto t_train = Clock::now();
@@ -522,7 +548,7 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
       break;
     }
   }
-  if (!fs::exists(outc.report)) write_report();
+  if (writer && !fs::exists(outc.report)) write_report();
   outc.best_top1 = trainer.best_top1();
   outc.best_epoch = trainer.best_epoch();
   outc.history = trainer.history();

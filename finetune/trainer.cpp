@@ -173,15 +173,23 @@ void TrainConfig::validate() const {
   finetune::validate(opt);
 }
 
-Trainer::Trainer(models::ResNet& model, io::Loader& train, io::Loader* val, int64_t num_classes, TrainConfig cfg)
-    : model_(model), train_(train), val_(val), num_classes_(num_classes), cfg_(std::move(cfg)) {
+Trainer::Trainer(models::ResNet& model, io::Loader& train, io::Loader* val, int64_t num_classes, TrainConfig cfg,
+                 dist::Comm& comm)
+    : model_(model), train_(train), val_(val), comm_(comm), grads_(comm, cfg.dtype), num_classes_(num_classes),
+      cfg_(std::move(cfg)) {
+  RTUNE_CHECK(comm_.size() == 1 || !cfg_.device.is_cuda(),
+              "train: {} ranks on CUDA need NCCL, which this build does not use yet: run the ranks on --device cpu",
+              comm_.size());
   RTUNE_CHECK(cfg_.precision == nn::Precision::fp32 || (cfg_.dtype == DType::f32 && kernels::supports_bf16(cfg_.device)),
               "train: bf16 mixed precision needs fp32 master weights on a CUDA device with bf16, not {} on {}",
               dtype_name(cfg_.dtype), cfg_.device.str());
   RTUNE_CHECK(model_.config().num_classes == num_classes, "train: the model has {} outputs but the data {} classes",
               model_.config().num_classes, num_classes);
   start_phase(0);
-  const FeatureCachePlan plan = plan_feature_cache(cfg_, model_, train_, val_ ? val_->dataset().samples.size() : 0);
+  FeatureCachePlan plan = plan_feature_cache(cfg_, model_, train_, val_ ? val_->dataset().samples.size() : 0);
+  if (comm_.size() > 1 && (plan.views > 0 || cfg_.feature_cache > 0))  // a rank's shard changes every epoch
+    plan = {0, 0, fmt::format("feature cache: off (a data-parallel run: each of the {} ranks reads other images "
+                              "every epoch)", comm_.size())};
   fcache_note_ = plan.note;
   if (plan.views > 0) {
     fcache_ = std::make_unique<FeatureCache>(plan.views, train_.dataset().samples.size(), model_.feature_dim());
@@ -208,6 +216,7 @@ void Trainer::start_phase(int64_t phase) {
   trainable_.clear();
   for (auto& g : groups) trainable_.insert(trainable_.end(), g.params.begin(), g.params.end());
   opt_ = make_optimizer(cfg_.opt, std::move(groups));
+  grads_.set_params(trainable_);
   lr_groups_.clear();
   for (const auto& g : opt_->groups()) lr_groups_.push_back(g.name);
   opt_->reserve_state();  // before the first forward: no device allocation after step 1
@@ -258,6 +267,7 @@ struct Trainer::PendingStep {
   Tensor labels;        // host
   int64_t size = 0, step = 0, epoch = 0;
   double lr = 0;
+  double ranks_loss = NAN;  // N ranks: the mean of their losses (what the step logs); NaN with one
   std::vector<double> group_lrs;
   // Filling the feature cache: the batch's features (host), for dataset indices `keys` of view `fill_view`.
   Tensor features;
@@ -313,9 +323,12 @@ Trainer::PendingStep Trainer::queue_head(Tensor logits, const Tensor& y, const s
   logits = cast(logits, cfg_.dtype);  // the loss in the master dtype (fp32 under bf16)
   Tensor loss = cross_entropy(logits, y, cfg_.label_smoothing);
   loss.backward();
+  // N ranks: the mean gradient of all their samples, before clipping (so the norm is the global one).
+  const double ranks_loss = comm_.size() > 1 ? grads_.average(loss) : NAN;
   if (cfg_.clip_norm > 0) optim::clip_grad_norm(trainable_, cfg_.clip_norm);
   if (cfg_.clip_value > 0) optim::clip_grad_value(trainable_, cfg_.clip_value);
   PendingStep s;
+  s.ranks_loss = ranks_loss;
   s.lr = current_lr();
   s.group_lrs = group_lrs();
   opt_->step();
@@ -345,11 +358,12 @@ Trainer::PendingStep Trainer::queue_head(Tensor logits, const Tensor& y, const s
 double Trainer::finish_step(const PendingStep& s, ClassMetrics& m) {
   s.ready.wait();
   const double l = s.loss.to(DType::f64).item<double>();
-  m.add(s.logits, s.labels, l * double(s.size));
+  m.add(s.logits, s.labels, l * double(s.size));  // this rank's share; summed over the ranks per epoch
   if (s.fill_view >= 0 && fcache_)
     for (size_t i = 0; i < s.keys.size(); ++i) fcache_->store(s.fill_view, s.keys[i], s.features, int64_t(i), s.label_values[i]);
-  steps_.push_back({s.step, s.epoch, l, s.lr, s.group_lrs});
-  return l;
+  const double logged = std::isnan(s.ranks_loss) ? l : s.ranks_loss;
+  steps_.push_back({s.step, s.epoch, logged, s.lr, s.group_lrs});
+  return logged;
 }
 
 EpochRecord Trainer::run_epoch(const Hooks& hooks) {
@@ -403,6 +417,7 @@ EpochRecord Trainer::run_epoch(const Hooks& hooks) {
     }
   }
   if (pending) finish();
+  tm = sum_over_ranks(comm_, tm);
   const double train_seconds = seconds_since(t0);
   EpochRecord r;
   r.epoch = epoch_ + 1;
@@ -412,7 +427,7 @@ EpochRecord Trainer::run_epoch(const Hooks& hooks) {
   r.lr = current_lr();
   const std::vector<double> glr = group_lrs();
   for (size_t g = 0; g < glr.size(); ++g) r.group_lrs.emplace_back(lr_groups_[g], glr[g]);
-  r.images_per_s = train_seconds > 0 ? double(p.images) / train_seconds : 0;
+  r.images_per_s = train_seconds > 0 ? double(tm.totals().count) / train_seconds : 0;  // all ranks' images
   double metric = r.train_loss;
   if (val_) {
     Progress vp = p;
@@ -422,9 +437,12 @@ EpochRecord Trainer::run_epoch(const Hooks& hooks) {
       vp.batches = q.batches;
       if (hooks.on_batch) hooks.on_batch(vp);
     };
+    broadcast_buffers(comm_, model_);  // BN running statistics as rank 0's, which rank 0 saves (DDP's broadcast_buffers)
     last_eval_ = std::make_unique<EvalResult>(evaluate(model_, *val_, cfg_.val_norm, num_classes_, cfg_.dtype,
                                                        cfg_.device, cfg_.precision, cfg_.label_smoothing,
                                                        cfg_.keep_val_samples, on_val, val_features_.get()));
+    // Each rank scored its shard of the validation set: the counts of all; the kept samples are this rank's.
+    last_eval_->metrics = sum_over_ranks(comm_, last_eval_->metrics);
     r.has_val = true;
     r.val_loss = last_eval_->metrics.loss();
     r.val_top1 = last_eval_->metrics.top1();

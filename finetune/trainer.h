@@ -21,6 +21,7 @@
 #include "engine/nn/autocast.h"
 #include "kernels/ops.h"
 #include "engine/sched/scheduler.h"
+#include "finetune/data_parallel.h"
 #include "finetune/freeze.h"
 #include "finetune/metrics.h"
 #include "finetune/optim_config.h"
@@ -105,7 +106,11 @@ class Trainer {
  public:
   // requires: model, loaders and their datasets outlive the trainer; model already on cfg.device and
   // in cfg.dtype with its head sized for the data. `val` may be null (no validation: best = last).
-  Trainer(models::ResNet& model, io::Loader& train, io::Loader* val, int64_t num_classes, TrainConfig cfg);
+  // With a `comm` of N ranks (finetune/data_parallel.h) the loaders hold this rank's shards (the train
+  // one padded, LoaderOptions::shard_rank) and every rank runs the same steps: gradients, the logged
+  // losses and the epoch's metrics are those of all ranks together.
+  Trainer(models::ResNet& model, io::Loader& train, io::Loader* val, int64_t num_classes, TrainConfig cfg,
+          dist::Comm& comm = dist::single_process());
   ~Trainer();
 
   // Runs the remaining epochs: from epoch() to cfg.epochs.
@@ -159,6 +164,8 @@ class Trainer {
   models::ResNet& model_;
   io::Loader& train_;
   io::Loader* val_;
+  dist::Comm& comm_;
+  GradientAverager grads_;
   int64_t num_classes_;
   TrainConfig cfg_;
   int64_t epoch_ = 0, global_step_ = 0, phase_ = -1;

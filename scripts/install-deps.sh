@@ -6,7 +6,7 @@ SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 packages=(
   cmake ninja-build g++ pkg-config
   libeigen3-dev doctest-dev libstb-dev libturbojpeg0-dev libjpeg62-turbo-dev libwebp-dev libtiff-dev
-  libcli11-dev nlohmann-json3-dev libfmt-dev libboost-context-dev libdnnl-dev
+  libcli11-dev nlohmann-json3-dev libfmt-dev libboost-context-dev libdnnl-dev libopenmpi-dev openmpi-bin
 )
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include "engine/error.h"
 #include "engine/printable.h"
+#include "kernels/dist/comm.h"
 #include "tools/commands.h"
 
 namespace {
@@ -92,6 +93,20 @@ std::string did_you_mean(CLI::App& app, int argc, char** argv) {
   return {};
 }
 
+// The job's end: every rank of a data-parallel run finalizes MPI together; a rank that fails takes the
+// others down with it (MPI_Abort) rather than leaving them waiting in their next all-reduce.
+int finish(int rc) {
+  if (rc == 0) rtune::dist::finalize();
+  else rtune::dist::abort_job(rc);
+  return rc;
+}
+
+// "rtune", or "rtune (rank 1 of 2)" under a launcher: the rank that failed is named in its message.
+std::string who() {
+  const int n = rtune::dist::launched_ranks();
+  return n > 1 ? fmt::format("rtune (rank {} of {})", rtune::dist::launched_rank(), n) : std::string("rtune");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -106,30 +121,31 @@ int main(int argc, char** argv) {
   rtune::tools::register_predict(app);
   rtune::tools::register_demo(app);
   rtune::tools::register_bench(app);
+  const std::string me = who();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);  // usage errors: message + exit code 106/109…, never a crash
     if (const std::string hint = did_you_mean(app, argc, argv); !hint.empty()) std::fprintf(stderr, "%s\n", hint.c_str());
-    return rc;
+    return finish(rc);
   } catch (const rtune::InvalidArgument& e) {
     // A setting the run's config validation refused: a usage error like CLI11's own checks.
-    std::fprintf(stderr, "rtune: error: %s\n", e.what());
-    return int(CLI::ExitCodes::ValidationError);
+    std::fprintf(stderr, "%s: error: %s\n", me.c_str(), e.what());
+    return finish(int(CLI::ExitCodes::ValidationError));
   } catch (const rtune::Error& e) {
-    std::fprintf(stderr, "rtune: error: %s\n", e.what());
-    return 1;
+    std::fprintf(stderr, "%s: error: %s\n", me.c_str(), e.what());
+    return finish(1);
   } catch (const std::bad_alloc&) {
     // The commands name the size that did not fit where they can; this is what is left.
-    std::fprintf(stderr, "rtune: error: out of memory; lower the sizes asked for (--batch, --width, image sizes)\n");
-    return 1;
+    std::fprintf(stderr, "%s: error: out of memory; lower the sizes asked for (--batch, --width, image sizes)\n", me.c_str());
+    return finish(1);
   } catch (const std::filesystem::filesystem_error& e) {
     // The file system refused (permissions, a read-only mount, a loop of links): the user's to fix.
-    std::fprintf(stderr, "rtune: error: %s\n", e.what());
-    return 1;
+    std::fprintf(stderr, "%s: error: %s\n", me.c_str(), e.what());
+    return finish(1);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "rtune: internal error: %s\n", e.what());
-    return 3;
+    std::fprintf(stderr, "%s: internal error: %s\n", me.c_str(), e.what());
+    return finish(3);
   }
-  return 0;
+  return finish(0);
 }

@@ -28,6 +28,8 @@ Loader::Loader(const Dataset& data, Pipeline pipeline, LoaderOptions opt)
   std::tie(out_h_, out_w_) = *size;
   square_inputs_only_ = !pipeline_.output_size();
   RTUNE_CHECK(opt_.prefetch >= 1, "Loader: prefetch must be >= 1, got {}", opt_.prefetch);
+  RTUNE_CHECK(opt_.shard_count >= 1 && opt_.shard_rank < opt_.shard_count, "Loader: shard {} of {} does not exist",
+              opt_.shard_rank, opt_.shard_count);
   slots_.resize(size_t(opt_.prefetch));
   plan_ = io::cache_plan(pipeline_, opt_.dct_scaling);
   const auto& ts = pipeline_.transforms;
@@ -70,8 +72,14 @@ void Loader::stop_workers() noexcept {
   workers_.clear();
 }
 
+size_t Loader::samples_per_epoch() const {
+  const size_t n = data_.samples.size(), k = opt_.shard_count, r = opt_.shard_rank;
+  if (k <= 1) return n;
+  return opt_.shard_pad ? (n + k - 1) / k : n / k + (r < n % k ? 1 : 0);
+}
+
 size_t Loader::batches_per_epoch() const {
-  size_t n = data_.samples.size(), b = size_t(opt_.batch_size);
+  size_t n = samples_per_epoch(), b = size_t(opt_.batch_size);
   return opt_.drop_last ? n / b : (n + b - 1) / b;
 }
 
@@ -106,7 +114,13 @@ std::vector<size_t> Loader::epoch_order(uint64_t epoch) const {
     Rng r = Rng::for_key(opt_.seed, epoch, ~uint64_t(0));
     r.shuffle(std::span<size_t>(order));
   }
-  return order;
+  const size_t k = opt_.shard_count;
+  if (k <= 1 || order.empty()) return order;
+  const size_t n = order.size(), padded = opt_.shard_pad ? (n + k - 1) / k * k : n;
+  std::vector<size_t> shard;
+  shard.reserve(samples_per_epoch());
+  for (size_t i = opt_.shard_rank; i < padded; i += k) shard.push_back(order[i % n]);
+  return shard;
 }
 
 void Loader::set_augment_period(uint64_t period) {

@@ -46,6 +46,12 @@ struct LoaderOptions {
   // > 0: the random transforms of epoch e are those of epoch e % augment_period (the shuffle still
   // changes every epoch): the images a frozen-feature cache of that many views holds; 0: fresh each epoch.
   uint64_t augment_period = 0;
+  // A data-parallel rank's part of every epoch, as PyTorch's DistributedSampler makes it: the epoch's
+  // order, padded with its first entries to a multiple of shard_count, then every shard_count-th entry
+  // from shard_rank, so step k of N ranks x batch B sees the samples of step k of 1 rank x batch N*B.
+  // shard_pad false (validation): no padding, no image counted twice; shards differ by one at most.
+  size_t shard_rank = 0, shard_count = 1;
+  bool shard_pad = true;
   const HostMemory* host_memory = nullptr;  // batch image bytes from here (e.g. pinned); nullptr: heap
 };
 
@@ -84,8 +90,11 @@ class Loader {
   // Fills `out` with the next batch, reusing its buffers; false when the epoch is done.
   bool next(Batch& out);
   size_t batches_per_epoch() const;
-  // The dataset indices of `epoch` in batch order (batch k holds entries [k*batch, (k+1)*batch)).
+  // The dataset indices of `epoch` in batch order (batch k holds entries [k*batch, (k+1)*batch)):
+  // this rank's shard of the epoch.
   std::vector<size_t> epoch_order(uint64_t epoch) const;
+  // Samples per epoch on this rank (its shard's length).
+  size_t samples_per_epoch() const;
   // Changes LoaderOptions::augment_period; the next start_epoch() starts over with it.
   void set_augment_period(uint64_t period);
   const LoaderOptions& options() const { return opt_; }

@@ -245,3 +245,37 @@ TEST_CASE("batch bytes come from the given host memory (pinned on CUDA), reused 
   }
   CHECK(CountingMemory::live.empty());  // every block went back to its memory
 }
+
+// Issue 20: a data-parallel rank's part of each epoch, as PyTorch's DistributedSampler makes it.
+TEST_CASE("shards: the epoch's order padded to a multiple of N, rank r takes every N-th; validation shards unpadded") {
+  Tree tr;  // 11 samples
+  Pipeline p = parse_pipeline("random_resized_crop=8,hflip");
+  LoaderOptions whole{.batch_size = 2, .threads = 2, .shuffle = true, .seed = 5};
+  Loader all(tr.ds, p, whole);
+  const std::vector<size_t> order = all.epoch_order(3);
+  for (bool pad : {true, false}) {
+    CAPTURE(pad);
+    std::multiset<size_t> seen;
+    std::vector<std::vector<Batch>> shard_batches;
+    for (size_t r = 0; r < 3; ++r) {
+      LoaderOptions o = whole;
+      o.shard_rank = r, o.shard_count = 3, o.shard_pad = pad;
+      Loader l(tr.ds, p, o);
+      const std::vector<size_t> mine = l.epoch_order(3);
+      CHECK(mine.size() == (pad ? 4 : (r < 2 ? 4 : 3)));  // 11 = 3 x 4 - 1: rank 2 takes order[0] again when padded
+      CHECK(l.samples_per_epoch() == mine.size());
+      for (size_t i = 0; i < mine.size(); ++i) CHECK(mine[i] == order[(r + 3 * i) % order.size()]);
+      seen.insert(mine.begin(), mine.end());
+      // Batches carry the shard's samples with the augmentations of the whole run (keyed by dataset index).
+      auto batches = run_epoch(l, 3);
+      CHECK(batches.size() == l.batches_per_epoch());
+      Image s = all.load_sample(size_t(batches[0].indices[1]), 3);
+      CHECK(std::equal(s.pixels.begin(), s.pixels.end(), batches[0].images.begin() + s.pixels.size()));
+    }
+    CHECK(seen.size() == (pad ? 12 : 11));
+    CHECK(std::set<size_t>(seen.begin(), seen.end()).size() == 11);  // every sample; padding repeats order[0]
+  }
+  LoaderOptions bad = whole;
+  bad.shard_rank = 2, bad.shard_count = 2;
+  CHECK_THROWS_WITH_AS(Loader(tr.ds, p, bad), doctest::Contains("shard 2 of 2 does not exist"), Error);
+}

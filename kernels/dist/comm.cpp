@@ -1,0 +1,90 @@
+// The single-process communicator, the launcher detection and the choice of world() (comm.h).
+#include "kernels/dist/comm.h"
+
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+
+#include "engine/error.h"
+
+namespace rtune::dist {
+
+#if RTUNE_HAVE_MPI
+std::unique_ptr<Comm> make_mpi_comm();  // kernels/dist/mpi_comm.cpp
+bool mpi_started();
+void mpi_finalize();
+void mpi_abort(int exit_code);
+#endif
+
+namespace {
+
+class SingleProcess final : public Comm {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  void allreduce_sum(std::span<float>) override {}
+  void allreduce_sum(std::span<double>) override {}
+  void allreduce_sum(std::span<int64_t>) override {}
+  void broadcast(std::span<std::byte>, int root) override {
+    RTUNE_CHECK(root == 0, "broadcast from rank {} in a single-process run", root);
+  }
+  std::vector<std::string> allgather(const std::string& text) override { return {text}; }
+  std::string describe() const override { return "single process"; }
+};
+
+int env_int(const char* name) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::atoi(v) : 0;
+}
+
+}  // namespace
+
+Comm& single_process() {
+  static SingleProcess one;
+  return one;
+}
+
+int launched_ranks() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"})
+    if (int n = env_int(name); n > 0) return n;
+  return 1;
+}
+
+int launched_rank() {
+  for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMI_RANK"})
+    if (const char* v = std::getenv(name); v && *v) return std::atoi(v);
+  return 0;
+}
+
+bool built_with_mpi() { return RTUNE_HAVE_MPI != 0; }
+
+Comm& world() {
+  static std::unique_ptr<Comm> comm;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const int n = launched_ranks();
+    if (n <= 1) return;  // single_process()
+#if RTUNE_HAVE_MPI
+    comm = make_mpi_comm();
+#else
+    fail("the launcher started {} ranks, but this rtune was built without MPI (install libopenmpi-dev and rebuild), "
+         "so each would train alone", n);
+#endif
+  });
+  return comm ? *comm : single_process();
+}
+
+void finalize() {
+#if RTUNE_HAVE_MPI
+  if (mpi_started()) mpi_finalize();
+#endif
+}
+
+void abort_job(int exit_code) {
+#if RTUNE_HAVE_MPI
+  if (mpi_started()) mpi_abort(exit_code);
+#endif
+  (void)exit_code;
+}
+
+}  // namespace rtune::dist

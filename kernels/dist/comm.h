@@ -1,0 +1,53 @@
+// The ranks of a data-parallel run and the collectives between them (issue 20; docs/distributed.md).
+// One process per rank. A process started by mpirun or srun with more than one rank talks MPI (Open
+// MPI from Debian); a plain `rtune train` is rank 0 of 1 and every collective is the identity, so the
+// single-process path runs the same code with nothing to send.
+// Collectives are blocking and must be called by every rank in the same order with the same sizes:
+// the trainer calls them at fixed points of each step and epoch.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace rtune::dist {
+
+class Comm {
+ public:
+  virtual ~Comm() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  // Elementwise sum over the ranks, in place: every rank ends with the same sums.
+  virtual void allreduce_sum(std::span<float> data) = 0;
+  virtual void allreduce_sum(std::span<double> data) = 0;
+  virtual void allreduce_sum(std::span<int64_t> data) = 0;
+  // Overwrites `data` on every rank with rank `root`'s.
+  virtual void broadcast(std::span<std::byte> data, int root) = 0;
+  // Every rank's `text`, in rank order (lengths may differ).
+  virtual std::vector<std::string> allgather(const std::string& text) = 0;
+  // "single process" or "MPI (Open MPI 4.1.4), 2 ranks on host-a, host-b": for the log.
+  virtual std::string describe() const = 0;
+};
+
+// The process's communicator, made on first use: MPI when the launcher's environment says this process
+// is one of several ranks (mpirun's OMPI_COMM_WORLD_SIZE; PMI_SIZE from `srun --mpi=pmi2` or MPICH's
+// launcher), else one rank. A Slurm allocation's own variables do not count: a plain `rtune train`
+// inside an sbatch script is one rank.
+// Throws when a launcher started several ranks but this rtune was built without MPI.
+Comm& world();
+// The one-rank communicator (what world() is in a plain run), for code and tests that must not start MPI.
+Comm& single_process();
+// True where this build can talk MPI (libopenmpi-dev was found at configure time).
+bool built_with_mpi();
+// The rank count the launcher's environment announces (1 when none did); needs no MPI.
+int launched_ranks();
+// This process's rank as the launcher's environment announces it (0 when none did); needs no MPI.
+int launched_rank();
+// A normal end: MPI_Finalize when MPI was started (every rank must reach it).
+void finalize();
+// An error on one rank: ends every rank of the job now (MPI_Abort) instead of leaving them waiting in
+// the next collective. Does nothing with one rank.
+void abort_job(int exit_code);
+
+}  // namespace rtune::dist

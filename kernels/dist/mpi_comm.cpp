@@ -1,0 +1,93 @@
+// The MPI communicator (comm.h): MPI_COMM_WORLD of the job mpirun or srun started. Only the main
+// thread calls MPI (MPI_THREAD_FUNNELED): the loader's workers never communicate.
+// The C API only: Open MPI's deprecated C++ bindings would need libmpi_cxx.
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
+#include <mpi.h>
+
+#include <memory>
+#include <numeric>
+
+#include <fmt/format.h>
+
+#include "engine/error.h"
+#include "kernels/dist/comm.h"
+
+namespace rtune::dist {
+namespace {
+
+bool g_started = false;
+
+void check(int rc, const char* what) {
+  if (rc == MPI_SUCCESS) return;
+  char msg[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, msg, &len);
+  fail("MPI {} failed: {}", what, std::string(msg, size_t(len)));
+}
+
+// MPI counts are int: a span longer than that goes in pieces.
+template <class T>
+void allreduce_chunks(std::span<T> data, MPI_Datatype type) {
+  constexpr size_t kChunk = size_t(1) << 30;
+  for (size_t at = 0; at < data.size(); at += kChunk) {
+    const int n = int(std::min(kChunk, data.size() - at));
+    check(MPI_Allreduce(MPI_IN_PLACE, data.data() + at, n, type, MPI_SUM, MPI_COMM_WORLD), "all-reduce");
+  }
+}
+
+class MpiComm final : public Comm {
+ public:
+  MpiComm() {
+    int provided = 0;
+    check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "init");
+    g_started = true;
+    // Errors come back as return codes (named by check()) instead of MPI aborting without a word.
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+    MPI_Comm_size(MPI_COMM_WORLD, &size_);
+    char lib[MPI_MAX_LIBRARY_VERSION_STRING];
+    int len = 0;
+    MPI_Get_library_version(lib, &len);
+    std::string l(lib, size_t(len));
+    library_ = l.substr(0, l.find(','));
+  }
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  void allreduce_sum(std::span<float> d) override { allreduce_chunks(d, MPI_FLOAT); }
+  void allreduce_sum(std::span<double> d) override { allreduce_chunks(d, MPI_DOUBLE); }
+  void allreduce_sum(std::span<int64_t> d) override { allreduce_chunks(d, MPI_INT64_T); }
+  void broadcast(std::span<std::byte> d, int root) override {
+    RTUNE_CHECK(d.size() < size_t(1) << 31, "broadcast of {} bytes: over MPI's int count", d.size());
+    check(MPI_Bcast(d.data(), int(d.size()), MPI_BYTE, root, MPI_COMM_WORLD), "broadcast");
+  }
+  std::vector<std::string> allgather(const std::string& text) override {
+    int mine = int(text.size());
+    std::vector<int> lens(size_t(size_), 0), offsets(size_t(size_), 0);
+    check(MPI_Allgather(&mine, 1, MPI_INT, lens.data(), 1, MPI_INT, MPI_COMM_WORLD), "all-gather");
+    std::exclusive_scan(lens.begin(), lens.end(), offsets.begin(), 0);
+    std::string all(size_t(offsets.back() + lens.back()), '\0');
+    check(MPI_Allgatherv(text.data(), mine, MPI_CHAR, all.data(), lens.data(), offsets.data(), MPI_CHAR, MPI_COMM_WORLD),
+          "all-gather");
+    std::vector<std::string> out;
+    for (int r = 0; r < size_; ++r) out.push_back(all.substr(size_t(offsets[size_t(r)]), size_t(lens[size_t(r)])));
+    return out;
+  }
+  std::string describe() const override { return fmt::format("MPI ({}), {} ranks", library_, size_); }
+
+ private:
+  int rank_ = 0, size_ = 1;
+  std::string library_;
+};
+
+}  // namespace
+
+std::unique_ptr<Comm> make_mpi_comm() { return std::make_unique<MpiComm>(); }
+bool mpi_started() { return g_started; }
+void mpi_finalize() {
+  g_started = false;
+  MPI_Finalize();
+}
+void mpi_abort(int exit_code) { MPI_Abort(MPI_COMM_WORLD, exit_code); }
+
+}  // namespace rtune::dist
