@@ -12,6 +12,14 @@ target_compile_options(rtune_finetune PRIVATE -ffp-contract=off -Wall -Wextra)
 
 rtune_add_test(models_resnet_parity SOURCES tests/models/test_resnet_parity.cpp LIBS rtune_finetune rtune_test_util)
 rtune_add_test(train_three_steps SOURCES tests/train/test_three_steps.cpp LIBS rtune_finetune rtune_test_util)
+# PyTorch DDP parity of two MPI ranks (issue 20): the binary is started by mpirun, 2 ranks, bounded.
+if(MPI_C_FOUND AND MPIEXEC_EXECUTABLE)
+  add_executable(test_train_ddp_parity tests/train/test_ddp_parity.cpp)
+  target_link_libraries(test_train_ddp_parity PRIVATE rtune_doctest_main rtune_finetune rtune_test_util)
+  add_test(NAME train_ddp_parity COMMAND timeout -s KILL 300 ${MPIEXEC_EXECUTABLE} --allow-run-as-root --oversubscribe
+           --bind-to none -np 2 $<TARGET_FILE:test_train_ddp_parity>)
+  set_tests_properties(train_ddp_parity PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive")
+endif()
 
 rtune_add_test(train_trainer SOURCES tests/train/test_trainer.cpp tests/train/test_trainer_parts.cpp
   LIBS rtune_finetune rtune_test_util)
