@@ -2,6 +2,8 @@
 // records one autograd node with its gradient rule; the rules live in functional.cpp, one per op, and
 // are shared by every backend. Inputs that do not need a gradient get none computed.
 #pragma once
+#include <functional>
+#include <span>
 #include "engine/tensor.h"
 #include "kernels/op_args.h"
 
@@ -21,6 +23,15 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2d
 // (when defined). Eval: running statistics.
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
                   Tensor& running_var, bool training, double momentum, double eps);
+// Training-mode batch norm over every data-parallel rank's batch (torch.nn.SyncBatchNorm; --sync-bn):
+// `all_ranks_sum` sums a host buffer over the ranks in place (the identity with one rank), and every
+// rank calls it in the same order. Forward: x is normalised with the mean and biased variance of all
+// ranks' N·H·W values; the running statistics move by `momentum` with their unbiased variance. Backward:
+// dx uses Σgy and Σgy·x̂ of all ranks; weight and bias get this rank's sums (the gradient average
+// across ranks completes them, as DDP does for SyncBatchNorm). CPU tensors only.
+using RankSum = std::function<void(std::span<double>)>;
+Tensor sync_batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
+                       Tensor& running_var, double momentum, double eps, const RankSum& all_ranks_sum);
 Tensor relu(const Tensor& x);
 Tensor max_pool2d(const Tensor& x, const Pool2dArgs& a);
 Tensor adaptive_avg_pool2d(const Tensor& x, int64_t out_h, int64_t out_w);

@@ -1,6 +1,8 @@
 #include "finetune/data_parallel.h"
 
+#include <chrono>
 #include <cstdlib>
+#include <utility>
 #include <cstring>
 #include <thread>
 
@@ -23,8 +25,13 @@ void GradientAverager::set_params(std::vector<Tensor*> params) {
 double GradientAverager::average(const Tensor& loss) {
   if (comm_.size() == 1) return loss.to(DType::f64).item<double>();
   RTUNE_CHECK(!loss.is_cuda(), "data-parallel training on CUDA needs NCCL, which this build does not use yet");
-  return dtype_ == DType::f64 ? average_as<double>(loss) : average_as<float>(loss);
+  const auto t0 = std::chrono::steady_clock::now();
+  const double mean = dtype_ == DType::f64 ? average_as<double>(loss) : average_as<float>(loss);
+  seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return mean;
 }
+
+double GradientAverager::take_seconds() { return std::exchange(seconds_, 0.0); }
 
 template <class T>
 double GradientAverager::average_as(const Tensor& loss) {

@@ -22,6 +22,8 @@ class GradientAverager {
   // Replaces each parameter's gradient by the ranks' mean, in place; returns the ranks' mean of `loss`
   // (a scalar on the host). One all-reduce of (sum of trainable sizes + 1) elements per step.
   double average(const Tensor& loss);
+  // Seconds spent in average() since the last call (the all-reduce and its copies), for the log.
+  double take_seconds();
 
  private:
   template <class T> double average_as(const Tensor& loss);
@@ -30,6 +32,7 @@ class GradientAverager {
   std::vector<Tensor*> params_;
   std::vector<float> flat_f32_;   // reused step after step: no allocation per step
   std::vector<double> flat_f64_;
+  double seconds_ = 0;
 };
 
 // The metrics of every rank's share, summed (counts, confusion matrix, loss sums).

@@ -36,7 +36,7 @@ nlohmann::json TrainArgs::to_json() const {
           {"label_smoothing", t.label_smoothing}, {"freeze", t.freeze.str()},
           {"frozen_bn", std::string(finetune::frozen_bn_name(t.frozen_bn))}, {"unfreeze_at", t.unfreeze_at},
           {"unfreeze_lr", t.unfreeze_lr}, {"seed", seed}, {"device", device}, {"precision", precision}, {"threads", threads}, {"out", out},
-          {"strict", strict}, {"feature_cache", t.feature_cache}};
+          {"strict", strict}, {"feature_cache", t.feature_cache}, {"sync_bn", t.sync_bn}};
 }
 
 TrainArgs TrainArgs::from_json(const nlohmann::json& j) {
@@ -59,6 +59,7 @@ TrainArgs TrainArgs::from_json(const nlohmann::json& j) {
     a.train.frozen_bn = finetune::parse_frozen_bn(j.at("frozen_bn").get<std::string>());
     a.train.unfreeze_at = j.at("unfreeze_at"), a.train.unfreeze_lr = j.at("unfreeze_lr");
     a.seed = j.at("seed"), a.device = j.at("device"), a.precision = j.at("precision"), a.threads = j.at("threads"), a.out = j.at("out");
+    a.train.sync_bn = j.value("sync_bn", false);  // absent from runs saved before --sync-bn existed
     a.strict = j.value("strict", false);  // absent from runs saved before --strict existed
     a.train.feature_cache = j.value("feature_cache", int64_t(-1));  // absent before --feature-cache existed
   } catch (const nlohmann::json::exception& e) {
@@ -496,6 +497,9 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
                                                 100 * r.val_top1, 100 * r.val_top5)
                                   : std::string(),
                         r.lr, r.seconds, r.images_per_s, r.best ? " *best" : ""));
+    if (comm.size() > 1)
+      say(io, fmt::format("  all-reduce: {:.2f}s, {:.0f}% of the epoch (waiting for the slowest rank included)",
+                          r.comm_seconds, r.seconds > 0 ? 100 * r.comm_seconds / (r.seconds) : 0.0));
     if (train_loader.cache() && !cache_reported) say(io, cache_line(train_loader, val_loader.get()));
     cache_reported = true;  // after this process's first epoch, which filled the caches
     if (!writer) return;

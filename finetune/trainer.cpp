@@ -52,12 +52,13 @@ nlohmann::json TrainConfig::to_json() const {
           {"frozen_bn", std::string(frozen_bn_name(frozen_bn))}, {"unfreeze_at", unfreeze_at},
           {"unfreeze_lr", unfreeze_lr}, {"train_norm", norm_json(train_norm)}, {"val_norm", norm_json(val_norm)},
           {"dtype", std::string(dtype_name(dtype))}, {"device", device.str()},
-          {"precision", nn::precision_name(precision)}, {"feature_cache", feature_cache}};
+          {"precision", nn::precision_name(precision)}, {"feature_cache", feature_cache}, {"sync_bn", sync_bn}};
 }
 
 nlohmann::json EpochRecord::to_json() const {
   nlohmann::json j{{"epoch", epoch}, {"train_loss", train_loss}, {"train_top1", train_top1}, {"lr", lr},
                    {"seconds", seconds}, {"images_per_s", images_per_s}, {"best", best}, {"phase", phase}};
+  if (comm_seconds > 0) j["comm_seconds"] = comm_seconds;
   if (!group_lrs.empty()) {  // a list, not an object: it keeps the optimizer's group order
     j["group_lrs"] = nlohmann::json::array();
     for (const auto& [name, lr] : group_lrs) j["group_lrs"].push_back({{"group", name}, {"lr", lr_json(lr)}});
@@ -78,6 +79,7 @@ EpochRecord EpochRecord::from_json(const nlohmann::json& j) {
   r.lr = j.at("lr").get<double>();
   r.seconds = j.at("seconds").get<double>();
   r.images_per_s = j.at("images_per_s").get<double>();
+  r.comm_seconds = j.value("comm_seconds", 0.0);
   r.best = j.at("best").get<bool>();
   r.phase = j.at("phase").get<int64_t>();
   if (j.contains("group_lrs"))  // absent from records written before group LRs were logged
@@ -177,6 +179,11 @@ Trainer::Trainer(models::ResNet& model, io::Loader& train, io::Loader* val, int6
                  dist::Comm& comm)
     : model_(model), train_(train), val_(val), comm_(comm), grads_(comm, cfg.dtype), num_classes_(num_classes),
       cfg_(std::move(cfg)) {
+  RTUNE_CHECK(!cfg_.sync_bn || !cfg_.device.is_cuda(), "train: --sync-bn runs on CPU ranks only (data-parallel CUDA is "
+              "not built yet)");
+  if (cfg_.sync_bn)
+    for (auto& [name, m] : model_.named_modules())
+      if (auto* bn = dynamic_cast<nn::BatchNorm2d*>(m)) bn->sync_ranks = [&c = comm_](std::span<double> d) { c.allreduce_sum(d); };
   RTUNE_CHECK(comm_.size() == 1 || !cfg_.device.is_cuda(),
               "train: {} ranks on CUDA need NCCL, which this build does not use yet: run the ranks on --device cpu",
               comm_.size());
@@ -428,6 +435,7 @@ EpochRecord Trainer::run_epoch(const Hooks& hooks) {
   const std::vector<double> glr = group_lrs();
   for (size_t g = 0; g < glr.size(); ++g) r.group_lrs.emplace_back(lr_groups_[g], glr[g]);
   r.images_per_s = train_seconds > 0 ? double(tm.totals().count) / train_seconds : 0;  // all ranks' images
+  r.comm_seconds = grads_.take_seconds();
   double metric = r.train_loss;
   if (val_) {
     Progress vp = p;

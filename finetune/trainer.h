@@ -43,6 +43,9 @@ struct TrainConfig {
   double label_smoothing = 0;
   FreezeSpec freeze;
   FrozenBN frozen_bn = FrozenBN::eval;
+  // Data-parallel runs: BatchNorm layers that use batch statistics use those of every rank's batch
+  // (torch.nn.SyncBatchNorm; engine/functional.h sync_batch_norm). CPU ranks only.
+  bool sync_bn = false;
   int64_t unfreeze_at = -1;         // frozen for this many epochs, then everything trains; -1 = never
   double unfreeze_lr = 0;           // head LR of the unfrozen phase; 0 = opt.lr / 10
   io::Normalize train_norm, val_norm;
@@ -71,6 +74,9 @@ struct EpochRecord {
   int64_t epoch = 0;  // 1-based, as printed
   double train_loss = 0, train_top1 = 0, val_loss = 0, val_top1 = 0, val_top5 = 0, lr = 0;
   double seconds = 0, images_per_s = 0;
+  // Data-parallel runs: the seconds of the epoch's training spent averaging gradients (the all-reduce,
+  // including waiting for the slowest rank); 0 with one rank (and then absent from the JSON).
+  double comm_seconds = 0;
   bool has_val = false, best = false;
   int64_t phase = 0;  // 0 = as configured, 1 = unfrozen
   // (group name, LR) of every parameter group at the time `lr` is taken; NaN (JSON null) for a group

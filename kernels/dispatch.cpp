@@ -272,6 +272,45 @@ void batch_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& weight
   if (gx.defined()) require_same_shape(op, gx, x);
   RTUNE_ON_DEVICE(batch_norm_backward, d, gy, x, weight, mean, invstd, training, gx, gw, gb);
 }
+// The sums travel between ranks through the host (MPI): CPU ranks only until data-parallel CUDA exists.
+void batch_norm_channel_sums(const Tensor& x, Tensor& sums) {
+  const char* op = "batch_norm_channel_sums";
+  Device d = one_device(op, {&x, &sums});
+  RTUNE_CHECK(d.is_cpu(), "{}: --sync-bn runs on CPU ranks only (data-parallel CUDA is not built yet)", op);
+  RTUNE_CHECK(sums.dtype() == DType::f64, "{}: sums must be float64, got {}", op, dtype_name(sums.dtype()));
+  require_shape(op, "sums", sums, Shape{2 * x.size(1)});
+  cpu::batch_norm_channel_sums(x, sums);
+}
+void batch_norm_normalize(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& stats, Tensor& y) {
+  const char* op = "batch_norm_normalize";
+  Device d = one_device(op, {&x, &weight, &bias, &stats, &y});
+  RTUNE_CHECK(d.is_cpu(), "{}: --sync-bn runs on CPU ranks only (data-parallel CUDA is not built yet)", op);
+  require_same_shape(op, x, y);
+  RTUNE_CHECK(stats.dtype() == DType::f64, "{}: stats must be float64", op);
+  require_shape(op, "stats", stats, Shape{2 * x.size(1)});
+  cpu::batch_norm_normalize(x, weight, bias, stats, y);
+}
+void batch_norm_backward_sums(const Tensor& gy, const Tensor& x, const Tensor& mean, const Tensor& invstd, Tensor& sums) {
+  const char* op = "batch_norm_backward_sums";
+  Device d = one_device(op, {&gy, &x, &mean, &invstd, &sums});
+  RTUNE_CHECK(d.is_cpu(), "{}: --sync-bn runs on CPU ranks only (data-parallel CUDA is not built yet)", op);
+  require_same_shape(op, gy, x);
+  RTUNE_CHECK(sums.dtype() == DType::f64, "{}: sums must be float64", op);
+  require_shape(op, "sums", sums, Shape{2 * x.size(1)});
+  cpu::batch_norm_backward_sums(gy, x, mean, invstd, sums);
+}
+void batch_norm_backward_input_from_sums(const Tensor& gy, const Tensor& x, const Tensor& weight, const Tensor& mean,
+                                         const Tensor& invstd, const Tensor& grad_sums, double count, Tensor& gx) {
+  const char* op = "batch_norm_backward_input_from_sums";
+  Device d = one_device(op, {&gy, &x, &weight, &mean, &invstd, &grad_sums, &gx});
+  RTUNE_CHECK(d.is_cpu(), "{}: --sync-bn runs on CPU ranks only (data-parallel CUDA is not built yet)", op);
+  require_same_shape(op, gy, x);
+  require_same_shape(op, gx, x);
+  RTUNE_CHECK(grad_sums.dtype() == DType::f64, "{}: sums must be float64", op);
+  require_shape(op, "grad_sums", grad_sums, Shape{2 * x.size(1)});
+  RTUNE_CHECK(count > 1, "{}: training needs more than one value per channel over the ranks, got {}", op, count);
+  cpu::batch_norm_backward_input_from_sums(gy, x, weight, mean, invstd, grad_sums, count, gx);
+}
 
 // ------------------------------------------------------------------------------------ pooling
 

@@ -106,6 +106,19 @@ void batch_norm_forward_eval(const Tensor& x, const Tensor& weight, const Tensor
 // Any of gx, gw, gb may be undefined to skip that gradient.
 void batch_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& weight, const Tensor& mean,
                          const Tensor& invstd, bool training, Tensor& gx, Tensor& gw, Tensor& gb);
+// Synchronised batch norm (data-parallel --sync-bn; engine/functional.h sync_batch_norm), CPU only: the
+// statistics and gradient sums of all ranks are summed between these calls.
+// sums (f64, 2C): this rank's per-channel Σx, then Σx², accumulated in double.
+void batch_norm_channel_sums(const Tensor& x, Tensor& sums);
+// y = (x − mean)·invstd·w + b with stats (f64, 2C: mean, then invstd), in double as the training kernel
+// (a float32 shift b − mean·scale would lose digits when |mean| ≫ std).
+void batch_norm_normalize(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& stats, Tensor& y);
+// sums (f64, 2C): this rank's Σgy, then Σgy·x̂ with x̂ = (x − mean)·invstd (mean, invstd in x's dtype).
+void batch_norm_backward_sums(const Tensor& gy, const Tensor& x, const Tensor& mean, const Tensor& invstd, Tensor& sums);
+// Training-mode dx from all ranks' sums: dx = w·invstd·(gy − Σgy/count − x̂·Σ(gy·x̂)/count), x̂ = (x − mean)·invstd;
+// grad_sums (f64, 2C): Σgy, then Σgy·x̂, over every rank's `count` values per channel.
+void batch_norm_backward_input_from_sums(const Tensor& gy, const Tensor& x, const Tensor& weight, const Tensor& mean,
+                                         const Tensor& invstd, const Tensor& grad_sums, double count, Tensor& gx);
 
 // ----------------------------------------------------------------- pooling
 Shape max_pool2d_out_shape(const Shape& x, const Pool2dArgs& a);  // floor mode, as torch's default

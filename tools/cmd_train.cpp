@@ -107,6 +107,11 @@ void register_train(CLI::App& app) {
                   "(momentum / Adam state start again) at --unfreeze-lr, the --sched schedule restarted over the "
                   "remaining epochs, and no BatchNorm layer frozen")
       ->group(g_model);
+  sub->add_flag("--sync-bn", a->train.sync_bn,
+                "under mpirun -np N: BatchNorm layers in training mode normalise with the statistics of all ranks' "
+                "batches (torch.nn.SyncBatchNorm), so N ranks x batch B train as one rank x batch N*B; without it each "
+                "rank uses its own batch's statistics (PyTorch DDP's default)")
+      ->group(g_model);
   sub->add_option("--feature-cache", a->train.feature_cache,
                   "frozen-feature cache: when only fc trains (--freeze backbone, --frozen-bn eval) and the train "
                   "transforms are deterministic, the first epoch keeps every image's pooled features and later "

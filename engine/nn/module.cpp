@@ -109,7 +109,8 @@ BatchNorm2d::BatchNorm2d(int64_t c, double eps_, double momentum_) : eps(eps_), 
 
 Tensor BatchNorm2d::forward(const Tensor& x) {
   bool batch_stats = training_ && !use_running_stats;
-  Tensor y = batch_norm(x, weight, bias, running_mean, running_var, batch_stats, momentum, eps);
+  Tensor y = batch_stats && sync_ranks ? sync_batch_norm(x, weight, bias, running_mean, running_var, momentum, eps, sync_ranks)
+                                       : batch_norm(x, weight, bias, running_mean, running_var, batch_stats, momentum, eps);
   if (batch_stats) {
     // Bookkeeping only (momentum is fixed, as in PyTorch's default); the counter stays on the host.
     RTUNE_CHECK(num_batches_tracked.device().is_cpu(), "BatchNorm2d: num_batches_tracked must stay on the host");

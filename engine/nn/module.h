@@ -5,6 +5,7 @@
 #include <string>
 #include <utility>
 #include <vector>
+#include "engine/functional.h"
 #include "engine/random_tensor.h"
 #include "engine/tensor.h"
 #include "kernels/op_args.h"
@@ -62,6 +63,8 @@ class BatchNorm2d : public Module {
   // When true the layer normalises with running statistics even in train mode and never updates them
   // (the "frozen BN" policy for a frozen backbone).
   bool use_running_stats = false;
+  // Set (data-parallel --sync-bn): batch statistics over every rank, summed by this (sync_batch_norm).
+  RankSum sync_ranks;
 };
 
 class Linear : public Module {

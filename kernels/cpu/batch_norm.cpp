@@ -156,4 +156,99 @@ void batch_norm_backward(const Tensor& gy0, const Tensor& x0, const Tensor& weig
   else body(nullptr);
 }
 
+void batch_norm_channel_sums(const Tensor& x0, Tensor& sums) {
+  Tensor x = x0.contiguous();
+  Dims d = dims_of(x);
+  double* out = sums.data<double>();
+  dispatch_float("batch_norm_channel_sums", x, [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = x.data<T>();
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < d.C; ++c) {
+      double s = 0, sq = 0;
+      for (int64_t n = 0; n < d.N; ++n) {
+        const T* p = px + (n * d.C + c) * d.HW;
+        for (int64_t i = 0; i < d.HW; ++i) s += double(p[i]), sq += double(p[i]) * double(p[i]);
+      }
+      out[c] = s;
+      out[d.C + c] = sq;
+    }
+  });
+}
+
+void batch_norm_normalize(const Tensor& x0, const Tensor& weight, const Tensor& bias, const Tensor& stats, Tensor& y) {
+  Tensor x = x0.contiguous();
+  Dims d = dims_of(x);
+  const double* st = stats.data<double>();
+  with_contiguous_output(y, [&](Tensor& yd) {
+    dispatch_float("batch_norm_normalize", x, [&](auto tag) {
+      using T = decltype(tag);
+      const T* px = x.data<T>();
+      T* py = yd.data<T>();
+      const T* pw = ptr_or_null<T>(weight);
+      const T* pb = ptr_or_null<T>(bias);
+#pragma omp parallel for collapse(2) schedule(static)
+      for (int64_t n = 0; n < d.N; ++n)
+        for (int64_t c = 0; c < d.C; ++c) {
+          const double scale = (pw ? double(pw[c]) : 1.0) * st[d.C + c], shift = (pb ? double(pb[c]) : 0.0) - st[c] * scale;
+          const T* p = px + (n * d.C + c) * d.HW;
+          T* q = py + (n * d.C + c) * d.HW;
+          for (int64_t i = 0; i < d.HW; ++i) q[i] = T(p[i] * scale + shift);
+        }
+    });
+  });
+}
+
+void batch_norm_backward_sums(const Tensor& gy0, const Tensor& x0, const Tensor& mean, const Tensor& invstd, Tensor& sums) {
+  Tensor gy = gy0.contiguous(), x = x0.contiguous();
+  Dims d = dims_of(x);
+  double* out = sums.data<double>();
+  dispatch_float("batch_norm_backward_sums", x, [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = x.data<T>();
+    const T* pg = gy.data<T>();
+    const T* pm = mean.data<T>();
+    const T* pi = invstd.data<T>();
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < d.C; ++c) {
+      double sum_g = 0, sum_gxhat = 0, m = pm[c];
+      for (int64_t n = 0; n < d.N; ++n) {
+        const T* p = px + (n * d.C + c) * d.HW;
+        const T* g = pg + (n * d.C + c) * d.HW;
+        for (int64_t i = 0; i < d.HW; ++i) sum_g += g[i], sum_gxhat += g[i] * (p[i] - m);
+      }
+      out[c] = sum_g;
+      out[d.C + c] = sum_gxhat * double(pi[c]);  // as batch_norm_backward: Σgy·(x − mean), then ·invstd
+    }
+  });
+}
+
+void batch_norm_backward_input_from_sums(const Tensor& gy0, const Tensor& x0, const Tensor& weight, const Tensor& mean,
+                                         const Tensor& invstd, const Tensor& grad_sums, double count, Tensor& gx) {
+  Tensor gy = gy0.contiguous(), x = x0.contiguous();
+  Dims d = dims_of(x);
+  const double* sums = grad_sums.data<double>();
+  with_contiguous_output(gx, [&](Tensor& gxd) {
+    dispatch_float("batch_norm_backward_input_from_sums", x, [&](auto tag) {
+      using T = decltype(tag);
+      const T* px = x.data<T>();
+      const T* pg = gy.data<T>();
+      const T* pw = ptr_or_null<T>(weight);
+      const T* pm = mean.data<T>();
+      const T* pi = invstd.data<T>();
+      T* q0 = gxd.data<T>();
+#pragma omp parallel for collapse(2) schedule(static)
+      for (int64_t n = 0; n < d.N; ++n)
+        for (int64_t c = 0; c < d.C; ++c) {
+          const double m = pm[c], is = pi[c], k = (pw ? double(pw[c]) : 1.0) * is;
+          const double mean_g = sums[c] / count, proj = sums[d.C + c] / count;
+          const T* p = px + (n * d.C + c) * d.HW;
+          const T* g = pg + (n * d.C + c) * d.HW;
+          T* q = q0 + (n * d.C + c) * d.HW;
+          for (int64_t i = 0; i < d.HW; ++i) q[i] = T(k * (double(g[i]) - mean_g - (double(p[i]) - m) * is * proj));
+        }
+    });
+  });
+}
+
 }  // namespace rtune::cpu

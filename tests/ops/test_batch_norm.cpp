@@ -52,6 +52,84 @@ TEST_CASE("gradcheck batch_norm: train and eval, affine and not") {
     }
 }
 
+// sync_batch_norm with one rank (the sum over ranks is the identity) is batch_norm in training mode:
+// outputs, running statistics and every gradient; and its own float64 gradient check.
+TEST_CASE("sync_batch_norm on one rank == batch_norm(training); gradcheck") {
+  Rng r(23);
+  const RankSum one_rank = [](std::span<double>) {};
+  Tensor x = rn({3, 4, 5, 3}, r), w = rn({4}, r), b = rn({4}, r);
+  Tensor rm = rn({4}, r), rv = add(rand({4}, r, {DType::f64}), full({4}, 0.5, {DType::f64}));
+  Tensor rm1 = rm.clone(), rv1 = rv.clone(), rm2 = rm.clone(), rv2 = rv.clone();
+  std::vector<Tensor> a{x.clone().set_requires_grad(true), w.clone().set_requires_grad(true), b.clone().set_requires_grad(true)};
+  std::vector<Tensor> c{x.clone().set_requires_grad(true), w.clone().set_requires_grad(true), b.clone().set_requires_grad(true)};
+  Tensor ya = batch_norm(a[0], a[1], a[2], rm1, rv1, true, 0.1, 1e-5);
+  Tensor yc = sync_batch_norm(c[0], c[1], c[2], rm2, rv2, 0.1, 1e-5, one_rank);
+  CHECK_CLOSE(yc, ya, 1e-12, 1e-12);
+  CHECK_CLOSE(rm2, rm1, 1e-13, 1e-14);
+  CHECK_CLOSE(rv2, rv1, 1e-13, 1e-14);
+  Tensor gy = rn({3, 4, 5, 3}, r);
+  sum(mul(ya, gy)).backward();
+  sum(mul(yc, gy)).backward();
+  for (int i = 0; i < 3; ++i) {
+    CAPTURE(i);
+    CHECK_CLOSE(c[size_t(i)].grad(), a[size_t(i)].grad(), 1e-11, 1e-12);
+  }
+  CHECK_GRADCHECK(
+      [&](const std::vector<Tensor>& in) {
+        Tensor m = rm.clone(), v = rv.clone();
+        return sync_batch_norm(in[0], in[1], in[2], m, v, 0.1, 1e-5, one_rank);
+      },
+      {x, w, b}, {true, true, true}, 24);
+}
+
+// Two ranks inside one process: rank 0 holds the first two samples, rank 1 the third; each rank's sum
+// over ranks adds the other's contribution, recorded from a first pass. Together they must give
+// batch_norm over all three samples: each half of the output, dx, and the sum of the ranks' dw and db.
+TEST_CASE("sync_batch_norm over two simulated ranks == batch_norm over the whole batch") {
+  Rng r(25);
+  Tensor x = rn({3, 4, 5, 3}, r), w = rn({4}, r), b = rn({4}, r), gy = rn({3, 4, 5, 3}, r);
+  Tensor rm = zeros({4}, {DType::f64}), rv = ones({4}, {DType::f64});
+  std::vector<Tensor> whole{x.clone().set_requires_grad(true), w.clone().set_requires_grad(true), b.clone().set_requires_grad(true)};
+  Tensor y = batch_norm(whole[0], whole[1], whole[2], rm, rv, true, 0.1, 1e-5);
+  sum(mul(y, gy)).backward();
+  // Each rank's buffers in call order (forward statistics, then backward sums), as each pass sent them.
+  // Pass 0 sees no other rank; pass 1 gets the forward statistics right, hence its backward sums; pass 2
+  // adds the other rank's correct contributions to both calls.
+  std::vector<std::vector<std::vector<double>>> sent(2), prev(2);
+  std::vector<Tensor> outs(2), dx(2), dw(2), db(2);
+  for (int pass = 0; pass < 3; ++pass) {
+    prev = sent;
+    sent.assign(2, {});
+    for (int rank = 0; rank < 2; ++rank) {
+      size_t call = 0;
+      const int other = 1 - rank;
+      RankSum sum_ranks = [&](std::span<double> buf) {
+        sent[size_t(rank)].emplace_back(buf.begin(), buf.end());
+        if (pass > 0)
+          for (size_t i = 0; i < buf.size(); ++i) buf[i] += prev[size_t(other)][call][i];
+        ++call;
+      };
+      Tensor xr = rank == 0 ? x.narrow(0, 0, 2).contiguous() : x.narrow(0, 2, 1).contiguous();
+      Tensor gr = rank == 0 ? gy.narrow(0, 0, 2).contiguous() : gy.narrow(0, 2, 1).contiguous();
+      std::vector<Tensor> in{xr.set_requires_grad(true), w.clone().set_requires_grad(true), b.clone().set_requires_grad(true)};
+      Tensor m = zeros({4}, {DType::f64}), v = ones({4}, {DType::f64});
+      outs[size_t(rank)] = sync_batch_norm(in[0], in[1], in[2], m, v, 0.1, 1e-5, sum_ranks);
+      sum(mul(outs[size_t(rank)], gr)).backward();
+      dx[size_t(rank)] = in[0].grad(), dw[size_t(rank)] = in[1].grad(), db[size_t(rank)] = in[2].grad();
+      if (pass == 2) {
+        CHECK_CLOSE(m, rm, 1e-12, 1e-14);  // the running statistics of the whole batch on every rank
+        CHECK_CLOSE(v, rv, 1e-12, 1e-14);
+      }
+    }
+  }
+  CHECK_CLOSE(outs[0], y.detach().narrow(0, 0, 2).contiguous(), 1e-12, 1e-12);
+  CHECK_CLOSE(outs[1], y.detach().narrow(0, 2, 1).contiguous(), 1e-12, 1e-12);
+  CHECK_CLOSE(dx[0], whole[0].grad().narrow(0, 0, 2).contiguous(), 1e-11, 1e-12);
+  CHECK_CLOSE(dx[1], whole[0].grad().narrow(0, 2, 1).contiguous(), 1e-11, 1e-12);
+  CHECK_CLOSE(add(dw[0], dw[1]), whole[1].grad(), 1e-11, 1e-12);
+  CHECK_CLOSE(add(db[0], db[1]), whole[2].grad(), 1e-11, 1e-12);
+}
+
 #if defined(RTUNE_TEST_HAS_CUDA)
 // ------------------------------------------------------------------------------------ CPU vs CUDA
 
