@@ -35,7 +35,9 @@ Tensor cast(const Tensor& x, DType dtype, MemoryFormat fmt) {
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dArgs& a) {
   Tensor y = empty(kernels::conv2d_out_shape(x.shape(), w.shape(), a), {x.dtype(), x.device(), format_of(x)});
-  kernels::conv2d_forward(x, w, bias, a, y);
+  Conv2dArgs fa = a;
+  fa.inference = !any_needs_grad({x, w, bias});  // the same test record() makes: no backward, no training kernels
+  kernels::conv2d_forward(x, w, bias, fa, y);
   // x is saved only when w needs a gradient, w only when x does: a frozen conv keeps nothing alive.
   Tensor xs = needs_grad(w) ? x.detach() : Tensor(), ws = needs_grad(x) ? w.detach() : Tensor();
   Shape x_shape = x.shape(), w_shape = w.shape();

@@ -1,4 +1,6 @@
 #include "finetune/batch.h"
+#include <algorithm>
+#include <memory>
 #include "kernels/ops.h"
 
 namespace rtune::finetune {
@@ -35,6 +37,13 @@ Tensor input_tensor(const io::Batch& b, const io::Normalize& norm, DType dtype, 
 const io::HostMemory* pinned_host_memory(Device device) {
   static const io::HostMemory pinned{kernels::pinned_alloc, kernels::pinned_free};
   return device.is_cuda() ? &pinned : nullptr;
+}
+
+Tensor host_buffer(const Shape& shape, DType dt, Device device) {
+  if (!device.is_cuda()) return empty(shape, {dt});
+  const size_t bytes = size_t(std::max<int64_t>(shape_numel(shape), 1)) * dtype_size(dt);
+  void* p = kernels::pinned_alloc(bytes);
+  return from_storage(Storage::wrap(p, bytes, Device::cpu(), std::shared_ptr<void>(p, kernels::pinned_free)), shape, dt);
 }
 
 Tensor labels_to_tensor(const io::Batch& b, Device device) {

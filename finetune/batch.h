@@ -24,6 +24,9 @@ Tensor images_to_tensor(const io::Batch& b, const io::Normalize& norm, DType dty
 Tensor input_tensor(const io::Batch& b, const io::Normalize& norm, DType dtype, Device device, nn::Precision p);
 // The host memory a loader feeding `device` should fill: pinned (page-locked) for CUDA, else nullptr (heap).
 const io::HostMemory* pinned_host_memory(Device device);
+// A CPU tensor in pinned memory on a CUDA run (copies between it and the device do not make the host
+// wait), else heap.
+Tensor host_buffer(const Shape& shape, DType dt, Device device);
 // int64 [N] class indices on `device`.
 Tensor labels_to_tensor(const io::Batch& b, Device device = Device::cpu());
 

@@ -6,6 +6,7 @@
 #include "finetune/report/html.h"
 #include "finetune/report/run_report.h"
 #include "finetune/report/svg.h"
+#include "finetune/run_folder.h"
 #include "finetune/train_run.h"
 
 namespace rtune::finetune {
@@ -47,7 +48,7 @@ struct Variant {
 
 fs::path run_demo(const DemoOptions& o) {
   const auto t0 = Clock::now();
-  if (fs::exists(o.out / "report.html") || fs::exists(o.out / "pretrain"))
+  if (fs::exists(o.out / run_file::report) || fs::exists(o.out / "pretrain"))
     fail("demo: {} already holds a demo; remove it or pass --out elsewhere", o.out.string());
   fs::create_directories(o.out);
   line(fmt::format("rtune demo: ResNet-18 at base width {} (torchvision: 64; reduced so the demo fits 2 CPU cores) "
@@ -140,7 +141,7 @@ fs::path run_demo(const DemoOptions& o) {
                                               finetune::synth::class_names(Task::families)[size_t(c)], 0});
   rep.sections.push_back({"Task A samples", finetune::image_grid_html(ta, 64)});
   rep.sections.push_back({"Task B samples", finetune::image_grid_html(tb, 64)});
-  const fs::path report = o.out / "report.html";
+  const fs::path report = o.out / run_file::report;
   finetune::write_report(report, rep);
 
   line("\n== summary (task B, validation top-1) ==");

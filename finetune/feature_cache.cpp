@@ -3,7 +3,9 @@
 #include <cstring>
 #include <fmt/format.h>
 #include "engine/error.h"
+#include "finetune/batch.h"
 #include "io/data/cache.h"
+#include "kernels/ops.h"
 
 namespace rtune::finetune {
 
@@ -97,18 +99,44 @@ void FeatureCache::store(int64_t view, size_t index, const Tensor& features, int
   v.labels[index] = label;
 }
 
-Tensor FeatureCache::gather(int64_t view, std::span<const size_t> indices, std::vector<int64_t>& labels) const {
+void FeatureCache::gather(int64_t view, std::span<const size_t> indices, Tensor& rows,
+                          std::vector<int64_t>& labels) const {
   const View& v = views_[size_t(view)];
   RTUNE_CHECK(v.stored == samples_, "feature cache: view {} holds {} of {} samples", view, v.stored, samples_);
-  Tensor out = empty({int64_t(indices.size()), dim_}, {v.rows.dtype()});
+  const Shape want{int64_t(indices.size()), dim_};
+  RTUNE_CHECK(rows.shape() == want && rows.dtype() == v.rows.dtype() &&
+                  rows.is_contiguous() && !rows.is_cuda(), "feature cache: cannot gather into {}", rows.str());
   const size_t row_bytes = size_t(dim_) * dtype_size(v.rows.dtype());
   labels.resize(indices.size());
   for (size_t i = 0; i < indices.size(); ++i) {
-    std::memcpy(static_cast<std::byte*>(out.raw_data()) + i * row_bytes,
+    std::memcpy(static_cast<std::byte*>(rows.raw_data()) + i * row_bytes,
                 static_cast<const std::byte*>(v.rows.raw_data()) + indices[i] * row_bytes, row_bytes);
     labels[i] = v.labels[indices[i]];
   }
-  return out;
+}
+
+CachedBatches::Inputs CachedBatches::load(const FeatureCache& cache, int64_t view, std::span<const size_t> indices,
+                                          std::vector<int64_t>& labels) {
+  const int64_t n = int64_t(indices.size());
+  RTUNE_CHECK(n <= batch_, "feature cache: a batch of {} for buffers of {}", n, batch_);
+  Set& s = sets_[size_t(next_)];
+  next_ ^= 1;
+  if (!s.host_rows.defined()) {  // the first step: sized for a full batch; a short last batch uses the first rows
+    const Shape shape{batch_, cache.dim()};
+    s.host_rows = host_buffer(shape, cache.dtype(view), device_);
+    s.host_labels = host_buffer({batch_}, DType::i64, device_);
+    s.rows = device_.is_cuda() ? empty(shape, {cache.dtype(view), device_}) : s.host_rows;
+    s.labels = device_.is_cuda() ? empty({batch_}, {DType::i64, device_}) : s.host_labels;
+  }
+  Tensor host_rows = s.host_rows.narrow(0, 0, n), host_labels = s.host_labels.narrow(0, 0, n);
+  cache.gather(view, indices, host_rows, labels);
+  std::memcpy(host_labels.raw_data(), labels.data(), size_t(n) * sizeof(int64_t));
+  Inputs in{s.rows.narrow(0, 0, n), s.labels.narrow(0, 0, n)};
+  if (device_.is_cuda()) {  // queued behind the previous step's compute, which last read these device tensors
+    kernels::upload(host_rows, in.features);
+    kernels::upload(host_labels, in.labels);
+  }
+  return in;
 }
 
 size_t ValFeatures::bytes() const {

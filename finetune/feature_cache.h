@@ -8,6 +8,7 @@
 // transforms, deterministic) keeps one view, filled by the first validation. Never saved in checkpoints: a
 // resumed run refills the view it needs in its first epoch (the same features, so the same results).
 #pragma once
+#include <array>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -46,15 +47,17 @@ class FeatureCache {
   FeatureCache(int64_t views, size_t samples, int64_t dim);
 
   int64_t views() const { return int64_t(views_.size()); }
+  int64_t dim() const { return dim_; }
   int64_t view_of(int64_t epoch) const { return epoch % views(); }  // epoch: 0-based
   // Every sample of `view` is stored.
   bool complete(int64_t view) const;
   // Keeps row `row` of `features` (host [B, dim]) as dataset sample `index`'s `view`, with its label.
   // The first store fixes the dtype.
   void store(int64_t view, size_t index, const Tensor& features, int64_t row, int64_t label);
-  // requires: complete(view). The rows of `indices`, in order, as a host [n, dim] tensor; their labels
-  // into `labels`.
-  Tensor gather(int64_t view, std::span<const size_t> indices, std::vector<int64_t>& labels) const;
+  // requires: complete(view); `rows` a dense host [n, dim] tensor of the stored dtype, n = indices.size().
+  // Copies the rows of `indices`, in order, into `rows` and their labels into `labels`.
+  void gather(int64_t view, std::span<const size_t> indices, Tensor& rows, std::vector<int64_t>& labels) const;
+  DType dtype(int64_t view) const { return views_[size_t(view)].rows.dtype(); }  // requires: a store into `view`
   size_t bytes() const;
 
  private:
@@ -66,6 +69,30 @@ class FeatureCache {
   std::vector<View> views_;
   size_t samples_ = 0;
   int64_t dim_ = 0;
+};
+
+// A cached step's inputs, in buffers sized once for the batch and reused step after step: no step
+// allocates. On a CUDA run the rows are gathered into pinned host memory and uploaded from there
+// without the host waiting; two sets alternate, so before call k + 2 the caller must have waited for a
+// fence taken after call k (the trainer's finish_step of step k does), and the upload is done with it.
+class CachedBatches {
+ public:
+  CachedBatches(int64_t batch, Device device) : batch_(batch), device_(device) {}
+  struct Inputs {
+    Tensor features, labels;  // [n, dim] and int64 [n] on the device, n = indices.size()
+  };
+  // requires: cache.complete(view), indices.size() <= batch. `labels` gets the labels on the host.
+  Inputs load(const FeatureCache& cache, int64_t view, std::span<const size_t> indices, std::vector<int64_t>& labels);
+
+ private:
+  struct Set {
+    Tensor host_rows, host_labels;  // pinned on CUDA
+    Tensor rows, labels;            // on the device (the host tensors themselves on the CPU)
+  };
+  std::array<Set, 2> sets_;
+  int next_ = 0;
+  int64_t batch_;
+  Device device_;
 };
 
 }  // namespace rtune::finetune

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <string_view>
 #include <system_error>
@@ -44,8 +45,7 @@ int64_t pending_epoch(std::string_view name) {
 
 // The files a run writes (the pending best models too), whose interrupted writes leave temp files.
 bool is_run_file(std::string_view name) {
-  return name == "last.ckpt" || name == "metrics.jsonl" || name == "metrics.csv" || name == "steps.csv" ||
-         name == "confusion.json" || name == "report.html" || name == "best.safetensors" || pending_epoch(name) >= 0;
+  return std::ranges::find(run_file::all, name) != run_file::all.end() || pending_epoch(name) >= 0;
 }
 
 void sync_dir(const fs::path& dir) {
@@ -94,7 +94,7 @@ fs::path RunFolder::pending_best(int64_t epoch) const {
 }
 
 void RunFolder::promote_best(int64_t epoch) const {
-  const fs::path from = pending_best(epoch), to = dir_ / "best.safetensors";
+  const fs::path from = pending_best(epoch), to = dir_ / run_file::best_model;
   if (::rename(from.c_str(), to.c_str()) != 0)
     fail("run folder {}: renaming {} to {} failed: {}", dir_.string(), from.filename().string(), to.filename().string(),
          std::strerror(errno));

@@ -15,11 +15,22 @@
 // with complete metrics and a current report, and best.safetensors always holds the epoch the
 // checkpoint calls best.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <string_view>
 
 namespace rtune::finetune {
+
+// The files of a run folder (the pending best models aside), each name written only here: their writers
+// use these constants, and is_run_temp_file() knows a killed write's temp file by them.
+namespace run_file {
+inline constexpr std::string_view checkpoint = "last.ckpt", best_model = "best.safetensors",
+                                  metrics_jsonl = "metrics.jsonl", metrics_csv = "metrics.csv",
+                                  steps_csv = "steps.csv", confusion = "confusion.json", report = "report.html";
+inline constexpr std::array all{checkpoint, best_model, metrics_jsonl, metrics_csv, steps_csv, confusion, report};
+}  // namespace run_file
 
 class RunFolder {
  public:

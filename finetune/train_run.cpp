@@ -251,7 +251,7 @@ Data open_data(const TrainArgs& a) {
     d.classes = numbered(n);
   }
   if (d.has_val && d.val.samples.empty()) fail("the validation set is empty");
-  if (!d.has_val) d.notes.push_back("no validation set: best.safetensors is chosen by training accuracy");
+  if (!d.has_val) d.notes.push_back(fmt::format("no validation set: {} is chosen by training accuracy", run_file::best_model));
   return d;
 }
 
@@ -414,9 +414,9 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
   if (writer) folder.emplace(dir, resume_from ? "--resume" : "--out");  // created, locked, temp files removed
   TrainOutcome outc;
   outc.run_dir = dir;
-  outc.best = dir / "best.safetensors";
-  outc.last = dir / "last.ckpt";
-  outc.report = dir / "report.html";
+  outc.best = dir / run_file::best_model;
+  outc.last = dir / run_file::checkpoint;
+  outc.report = dir / run_file::report;
   outc.class_names = d.classes;
 
   if (resume_from) {
@@ -571,9 +571,9 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
                       100 * outc.best_top1, outc.best_epoch));
   say(io, fmt::format("  model:   {}", outc.best.string()));
   say(io, fmt::format("  state:   {} (continue with: rtune train --resume {})", outc.last.string(), dir.string()));
-  say(io, fmt::format("  metrics: {}, {}, {}{}", (dir / "metrics.jsonl").string(), (dir / "metrics.csv").string(),
-                      (dir / "steps.csv").string(),
-                      trainer.best_eval() ? ", " + (dir / "confusion.json").string() : std::string()));
+  say(io, fmt::format("  metrics: {}, {}, {}{}", (dir / run_file::metrics_jsonl).string(),
+                      (dir / run_file::metrics_csv).string(), (dir / run_file::steps_csv).string(),
+                      trainer.best_eval() ? ", " + (dir / run_file::confusion).string() : std::string()));
   say(io, fmt::format("  report:  {}", outc.report.string()));
   return outc;
 }
@@ -587,9 +587,9 @@ TrainOutcome run_with_memory_advice(const TrainArgs& a, const io::Checkpoint* re
     fail("{}. The device does not hold the model, its optimizer state and the activations of one batch of {}: "
          "lower --batch (e.g. --batch {}){}{}",
          e.what(), a.batch, std::max<int64_t>(1, a.batch / 2), a.precision == "fp32" ? " or use --precision bf16" : "",
-         fs::exists(fs::path(a.out) / "last.ckpt") ? fmt::format("; {} keeps the last finished epoch",
-                                                                 (fs::path(a.out) / "last.ckpt").string())
-                                                   : "");
+         fs::exists(fs::path(a.out) / run_file::checkpoint)
+             ? fmt::format("; {} keeps the last finished epoch", (fs::path(a.out) / run_file::checkpoint).string())
+             : "");
   }
 }
 
@@ -612,18 +612,18 @@ void check_schedule_extends(const TrainArgs& a, int64_t phase, int64_t epochs) {
 }  // namespace
 
 TrainOutcome run_training(const TrainArgs& args, const TrainIO& io) {
-  if (!args.out.empty() && fs::exists(fs::path(args.out) / "last.ckpt"))
-    fail("--out {}: already holds a run (last.ckpt); continue it with --resume {} or choose another folder", args.out,
-         args.out);
+  if (!args.out.empty() && fs::exists(fs::path(args.out) / run_file::checkpoint))
+    fail("--out {}: already holds a run ({}); continue it with --resume {} or choose another folder", args.out,
+         run_file::checkpoint, args.out);
   return run_with_memory_advice(args, nullptr, io);
 }
 
 TrainOutcome resume_training(const fs::path& run_dir, int64_t epochs, const std::string& device, int threads,
                              int64_t cache_mib, int64_t stop_after, double time_budget_s, const TrainIO& io) {
-  const fs::path last = run_dir / "last.ckpt";
-  if (!fs::exists(last)) fail("--resume {}: no last.ckpt in that folder", run_dir.string());
+  const fs::path last = run_dir / run_file::checkpoint;
+  if (!fs::exists(last)) fail("--resume {}: no {} in that folder", run_dir.string(), run_file::checkpoint);
   io::Checkpoint ck = io::load_checkpoint(last);
-  if (!ck.state.contains("args")) fail("--resume {}: last.ckpt holds no run arguments", run_dir.string());
+  if (!ck.state.contains("args")) fail("--resume {}: {} holds no run arguments", run_dir.string(), run_file::checkpoint);
   TrainArgs a = TrainArgs::from_json(ck.state["args"]);
   a.out = run_dir.string();
   if (epochs > 0) {

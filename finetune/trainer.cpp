@@ -137,16 +137,24 @@ EvalResult evaluate(models::ResNet& model, io::Loader& loader, const io::Normali
   } else {
     loader.start_epoch(0);  // a validation loader does not shuffle: every epoch sees the same order
     io::Batch b;
+    Tensor landing;  // CUDA, filling the cache: the features' pinned landing place, reused batch after batch
     while (loader.next(b)) {
       Tensor x = input_tensor(b, norm, dtype, device, precision);
       Tensor y = labels_to_tensor(b, device);
-      Tensor features = model.features(x);  // model.forward(x) is fc(features(x))
+      Tensor features = model.features(x).detach().contiguous();  // model.forward(x) is fc(features(x))
+      Tensor host = features;
+      if (cache && device.is_cuda()) {  // queued, not waited for: add() waits for the device anyway
+        if (!landing.defined() || landing.size(0) < features.size(0) || landing.dtype() != features.dtype())
+          landing = host_buffer(features.shape(), features.dtype(), device);
+        host = landing.narrow(0, 0, features.size(0));
+        kernels::download(features, host);
+      }
+      add(cast(model.fc->forward(features), dtype), y, b.labels, b.indices);  // the loss and softmax in the master dtype
       if (cache) {
-        cache->features.push_back(features.detach().to(Device::cpu()).contiguous());
+        cache->features.push_back(device.is_cuda() ? host.clone() : host);  // kept on the heap, not pinned
         cache->labels.push_back(b.labels);
         cache->indices.push_back(b.indices);
       }
-      add(cast(model.fc->forward(features), dtype), y, b.labels, b.indices);  // the loss and softmax in the master dtype
     }
     if (cache) cache->complete = true;
   }
@@ -200,6 +208,7 @@ Trainer::Trainer(models::ResNet& model, io::Loader& train, io::Loader* val, int6
   fcache_note_ = plan.note;
   if (plan.views > 0) {
     fcache_ = std::make_unique<FeatureCache>(plan.views, train_.dataset().samples.size(), model_.feature_dim());
+    cached_batches_ = std::make_unique<CachedBatches>(train_.options().batch_size, cfg_.device);
     if (val_) val_features_ = std::make_unique<ValFeatures>();  // eval transforms: one view, kept by the first validation
     // Random transforms: every epoch that runs the backbone makes the view it would read from the cache.
     if (!train_.pipeline().deterministic()) train_.set_augment_period(uint64_t(plan.views));
@@ -212,6 +221,7 @@ void Trainer::start_phase(int64_t phase) {
   phase_ = phase;
   if (phase == 1 && fcache_) {  // the backbone trains from now on: its features change every step
     fcache_.reset();
+    cached_batches_.reset();
     val_features_.reset();
     if (train_.options().augment_period > 0) train_.set_augment_period(0);  // fresh augmentations again
   }
@@ -256,16 +266,6 @@ std::vector<double> Trainer::group_lrs() const {
   return out;
 }
 
-namespace {
-// A CPU tensor in pinned memory on a CUDA run (downloads into it do not make the host wait), else heap.
-Tensor host_buffer(const Shape& shape, DType dt, Device device) {
-  if (!device.is_cuda()) return empty(shape, {dt});
-  const size_t bytes = size_t(std::max<int64_t>(shape_numel(shape), 1)) * dtype_size(dt);
-  void* p = kernels::pinned_alloc(bytes);
-  return from_storage(Storage::wrap(p, bytes, Device::cpu(), std::shared_ptr<void>(p, kernels::pinned_free)), shape, dt);
-}
-}  // namespace
-
 // The step's loss and logits travel to the host behind its compute; finish_step() reads them one
 // step later, so the host queues step k+1 while the device still runs step k.
 struct Trainer::PendingStep {
@@ -298,7 +298,11 @@ Trainer::PendingStep Trainer::queue_step(const io::Batch& b, int64_t fill_view, 
   if (fill_view >= 0) {
     RTUNE_CHECK(keys.size() == size_t(b.size), "train: a batch of {} images for {} places of the epoch's order", b.size,
                 keys.size());
-    host_features = host_buffer(features.shape(), features.dtype(), cfg_.device);
+    // queue_head's parity: finish_step reads step k's buffer before step k + 2 refills it.
+    Tensor& fb = features_host_[size_t(s_parity_)];
+    if (!fb.defined() || fb.size(0) < features.size(0) || fb.dtype() != features.dtype())
+      fb = host_buffer(features.shape(), features.dtype(), cfg_.device);  // a short last batch uses the first rows
+    host_features = fb.narrow(0, 0, features.size(0));
     kernels::download(features.detach(), host_features);  // ready with the step's loss (queue_head's fence)
   }
   PendingStep s = queue_head(std::move(logits), y, b.labels);
@@ -312,18 +316,15 @@ Trainer::PendingStep Trainer::queue_step(const io::Batch& b, int64_t fill_view, 
 }
 
 Trainer::PendingStep Trainer::queue_cached_step(int64_t view, std::span<const size_t> keys) {
-  std::vector<int64_t> labels;
-  Tensor features = fcache_->gather(view, keys, labels);
-  if (cfg_.device.is_cuda()) features = features.to(cfg_.device);
-  Tensor y = from_vector_i64(labels, {int64_t(labels.size())});
-  if (cfg_.device.is_cuda()) y = y.to(cfg_.device);
+  // The buffers' contract holds: run_epoch finishes step k before it queues step k + 2.
+  CachedBatches::Inputs in = cached_batches_->load(*fcache_, view, keys, cached_labels_);
   opt_->zero_grad();
   Tensor logits;
   {
     nn::Autocast autocast(cfg_.precision, cfg_.device);
-    logits = model_.fc->forward(features);
+    logits = model_.fc->forward(in.features);
   }
-  return queue_head(std::move(logits), y, labels);
+  return queue_head(std::move(logits), in.labels, cached_labels_);
 }
 
 Trainer::PendingStep Trainer::queue_head(Tensor logits, const Tensor& y, const std::vector<int64_t>& labels) {

@@ -32,6 +32,7 @@
 namespace rtune::finetune {
 
 class FeatureCache;
+class CachedBatches;
 struct ValFeatures;
 
 struct TrainConfig {
@@ -165,7 +166,8 @@ class Trainer {
   double finish_step(const PendingStep& s, ClassMetrics& m);  // waits for them; returns the loss
 
   kernels::Fence upload_done_;
-  std::array<Tensor, 2> loss_host_, logits_host_;  // pinned on CUDA, reused step after step
+  // Pinned on CUDA, reused step after step (features_host_: the features that fill the cache).
+  std::array<Tensor, 2> loss_host_, logits_host_, features_host_;
   int s_parity_ = 0;
   models::ResNet& model_;
   io::Loader& train_;
@@ -179,6 +181,8 @@ class Trainer {
   std::unique_ptr<sched::Scheduler> sched_;
   std::vector<Tensor*> trainable_;
   std::unique_ptr<FeatureCache> fcache_;
+  std::unique_ptr<CachedBatches> cached_batches_;  // the cached steps' inputs
+  std::vector<int64_t> cached_labels_;
   std::unique_ptr<ValFeatures> val_features_;  // the validation batches' features while fcache_ is in use
   std::string fcache_note_;
   FreezeResult freeze_;

@@ -12,6 +12,9 @@ namespace rtune::kernels {
 
 struct Conv2dArgs {
   int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dilation_h = 1, dilation_w = 1;
+  // Forward only: true when no gradient will be taken through this call (no-grad, or nothing it reads
+  // requires grad: frozen layers, eval), so a library may use its inference kernels. Same result.
+  bool inference = false;
 };
 
 struct Pool2dArgs {

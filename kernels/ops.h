@@ -86,7 +86,7 @@ Tensor sum_to(const Tensor& x, const Shape& shape);
 // ----------------------------------------------------------------- convolution (torch.nn.functional.conv2d)
 // x: N×C×H×W, w: K×C×R×S -> N×K×Ho×Wo with Ho = (H + 2ph - dh(R-1) - 1)/sh + 1. Throws on bad shapes.
 Shape conv2d_out_shape(const Shape& x, const Shape& w, const Conv2dArgs& a);
-// y = x ⋆ w (+ bias[k]); bias may be undefined.
+// y = x ⋆ w (+ bias[k]); bias may be undefined. a.inference: no backward will follow (may pick faster kernels).
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dArgs& a, Tensor& y);
 void conv2d_backward_input(const Tensor& gy, const Tensor& w, const Conv2dArgs& a, Tensor& gx);
 void conv2d_backward_weight(const Tensor& gy, const Tensor& x, const Conv2dArgs& a, Tensor& gw);

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <fmt/format.h>
 #include "engine/error.h"
+#include "finetune/run_folder.h"
 #include "io/formats/checkpoint.h"
 
 namespace rtune::finetune {
@@ -63,7 +64,7 @@ std::string steps_csv(const std::vector<std::string>& groups, const std::vector<
 std::string confusion_json(const finetune::EvalResult& eval, int64_t epoch, const std::vector<std::string>& class_names) {
   const auto& m = eval.metrics;
   const size_t c = size_t(m.num_classes());
-  RTUNE_CHECK(class_names.size() == c, "confusion.json: {} class names for {} classes", class_names.size(), c);
+  RTUNE_CHECK(class_names.size() == c, "{}: {} class names for {} classes", run_file::confusion, class_names.size(), c);
   nlohmann::json matrix = nlohmann::json::array();
   for (size_t t = 0; t < c; ++t)
     matrix.push_back(std::vector<int64_t>(m.confusion().begin() + std::ptrdiff_t(t * c),
@@ -74,16 +75,16 @@ std::string confusion_json(const finetune::EvalResult& eval, int64_t epoch, cons
 }
 
 void write_metrics(const std::filesystem::path& run_dir, const std::vector<finetune::EpochRecord>& history) {
-  put(run_dir / "metrics.jsonl", metrics_jsonl(history));
-  put(run_dir / "metrics.csv", metrics_csv(history));
+  put(run_dir / run_file::metrics_jsonl, metrics_jsonl(history));
+  put(run_dir / run_file::metrics_csv, metrics_csv(history));
 }
 
 void write_metrics(const std::filesystem::path& run_dir, const finetune::Trainer& trainer,
                    const std::vector<std::string>& class_names) {
   write_metrics(run_dir, trainer.history());
-  put(run_dir / "steps.csv", steps_csv(trainer.lr_groups(), trainer.steps()));
+  put(run_dir / run_file::steps_csv, steps_csv(trainer.lr_groups(), trainer.steps()));
   if (const finetune::EvalResult* best = trainer.best_eval())
-    put(run_dir / "confusion.json", confusion_json(*best, trainer.best_epoch(), class_names));
+    put(run_dir / run_file::confusion, confusion_json(*best, trainer.best_epoch(), class_names));
 }
 
 }  // namespace rtune::finetune

@@ -259,7 +259,7 @@ void Loader::finish(size_t index, uint64_t epoch, const Source& source, uint8_t*
 Image Loader::load_sample(size_t index, uint64_t epoch) const {
   Scratch scratch;
   Image out(out_h_, out_w_);
-  produce(index, opt_.augment_period > 0 ? epoch % opt_.augment_period : epoch, out.pixels.data(), scratch);
+  produce(index, augment_epoch(epoch), out.pixels.data(), scratch);
   return out;
 }
 
@@ -272,7 +272,7 @@ void Loader::run_task(const Task& t, Scratch& scratch) {
   // (deterministically), or is an error when strict; at most one full pass over the dataset is tried.
   for (size_t attempt = 0;; ++attempt) {
     try {
-      produce(index, opt_.augment_period > 0 ? epoch_ % opt_.augment_period : epoch_, out, scratch);
+      produce(index, augment_epoch(epoch_), out, scratch);
       break;
     } catch (const NonSquareInput&) {
       throw;

@@ -146,6 +146,8 @@ class Loader {
   // Moves the samples after each failed position down over it; out.size shrinks accordingly.
   void drop_failed(Batch& out, std::vector<std::pair<size_t, SkippedSample>>& failed);
   void run_task(const Task& t, Scratch& scratch);
+  // The epoch whose random transforms `epoch`'s samples get (LoaderOptions::augment_period).
+  uint64_t augment_epoch(uint64_t epoch) const { return opt_.augment_period > 0 ? epoch % opt_.augment_period : epoch; }
   // Makes sample `index` of `epoch` into `out` (out_h_ x out_w_ x 3 bytes): the image before the first
   // random transform comes from the cache, or is decoded (and offered to the cache), or, for a
   // RandomResizedCrop that the cache will not keep, only its crop box is decoded from the JPEG.

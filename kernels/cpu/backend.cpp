@@ -6,7 +6,7 @@
 namespace rtune::cpu {
 
 namespace {
-std::atomic<int64_t> g_executions{0};
+std::atomic<int64_t> g_executions{0}, g_inference_executions{0};
 
 Backend initial_backend() {
   const char* env = std::getenv("RTUNE_CPU_BACKEND");
@@ -56,5 +56,7 @@ bool use_onednn(DType dtype) { return dtype == DType::f32 && backend() == Backen
 
 int64_t onednn_executions() { return g_executions.load(std::memory_order_relaxed); }
 void note_onednn_execution() { g_executions.fetch_add(1, std::memory_order_relaxed); }
+int64_t onednn_inference_executions() { return g_inference_executions.load(std::memory_order_relaxed); }
+void note_onednn_inference_execution() { g_inference_executions.fetch_add(1, std::memory_order_relaxed); }
 
 }  // namespace rtune::cpu

@@ -31,5 +31,8 @@ bool use_onednn(DType dtype);
 // How many oneDNN primitives rtune has executed in this process (tests prove the switch changes the path).
 int64_t onednn_executions();
 void note_onednn_execution();  // called by kernels/cpu/onednn/ once per primitive executed
+// How many of those were forward_inference convolutions (tests prove no-grad and frozen layers take them).
+int64_t onednn_inference_executions();
+void note_onednn_inference_execution();
 
 }  // namespace rtune::cpu

@@ -3,6 +3,7 @@
 // stride 2, padding, dilation, 1×1) and non-contiguous / channels-last inputs; with a CUDA backend,
 // cuDNN against the CPU oracle (NaN-prefilled outputs; tolerance fp32 1e-4 / 1e-5: cuDNN against
 // Eigen's float GEMMs, FMA math, no TF32).
+#include "engine/autograd.h"
 #include "engine/functional.h"
 #include "kernels/ops.h"
 #include "tests/ops/ops_test_util.h"
@@ -239,20 +240,25 @@ TEST_CASE("conv2d: oneDNN == Eigen within the float32 summation bound (fwd, bwd-
       Tensor b = c.bias ? randn({c.w[0]}, r, {DType::f32}) : Tensor();
       Shape ys = K::conv2d_out_shape(c.x, c.w, c.a);
       Tensor gy = in_format(randn(ys, r, {DType::f32}), fmt);
-      // Per backend: y, gx, gw, each NaN-filled first in the layout autograd gives them.
+      // Per backend: y (training and inference forward), gx, gw, each NaN-filled first in the layout
+      // autograd gives them.
+      K::Conv2dArgs infer = c.a;
+      infer.inference = true;
       auto run_all = [&](Backend be) {
         rtune::cpu::set_backend(be);
-        Tensor y = nan_like(ys, fmt), gx = nan_like(c.x, fmt), gw = nan_like(c.w, fmt);
+        Tensor y = nan_like(ys, fmt), yi = nan_like(ys, fmt), gx = nan_like(c.x, fmt), gw = nan_like(c.w, fmt);
         K::conv2d_forward(x, w, b, c.a, y);
+        K::conv2d_forward(x, w, b, infer, yi);
         K::conv2d_backward_input(gy, w, c.a, gx);
         K::conv2d_backward_weight(gy, x, c.a, gw);
-        return std::array<Tensor, 3>{y, gx, gw};
+        return std::array<Tensor, 4>{y, gx, gw, yi};
       };
-      int64_t before = rtune::cpu::onednn_executions();
+      int64_t before = rtune::cpu::onednn_executions(), before_inf = rtune::cpu::onednn_inference_executions();
       auto ref = run_all(Backend::eigen);
       CHECK(rtune::cpu::onednn_executions() == before);
       auto got = run_all(Backend::onednn);
-      CHECK(rtune::cpu::onednn_executions() == before + 3);
+      CHECK(rtune::cpu::onednn_executions() == before + 4);
+      CHECK(rtune::cpu::onednn_inference_executions() == before_inf + 1);
 
       // sum|x||w| for each output: the same ops in float64 on |.|, through the Eigen oracle.
       Tensor ax = abs64(x), aw = abs64(w), agy = abs64(gy);
@@ -263,10 +269,41 @@ TEST_CASE("conv2d: oneDNN == Eigen within the float32 summation bound (fwd, bwd-
       const int64_t n_fwd = c.w[1] * c.w[2] * c.w[3] + (c.bias ? 1 : 0);  // C_in*kh*kw (+ the bias term)
       const int64_t n_bwd_in = c.w[0] * c.w[2] * c.w[3];                    // C_out*kh*kw (at most)
       const int64_t n_bwd_w = ys[0] * ys[2] * ys[3];                        // N*H_out*W_out
-      check_within_bound(got[0], ref[0], my, n_fwd, "forward");
+      check_within_bound(got[0], ref[0], my, n_fwd, "forward (forward_training)");
+      check_within_bound(got[3], ref[0], my, n_fwd, "forward (forward_inference)");
       check_within_bound(got[1], ref[1], mgx, n_bwd_in, "backward-input");
       check_within_bound(got[2], ref[2], mgw, n_bwd_w, "backward-weight");
     }
+}
+
+// Which forward the façade asks for: inference exactly when no gradient can flow back through the conv.
+TEST_CASE("conv2d: no-grad, frozen and eval convolutions take oneDNN's forward_inference; trainable ones don't" *
+          doctest::skip(!rtune::cpu::onednn_built())) {
+  BackendScope scope;
+  Rng r(24);
+  K::Conv2dArgs a{1, 1, 1, 1, 1, 1};
+  Tensor x = randn({2, 8, 6, 7}, r, {DType::f32}), w = randn({4, 8, 3, 3}, r, {DType::f32});
+  rtune::cpu::set_backend(Backend::eigen);
+  Tensor ref = rtune::conv2d(x, w, Tensor(), a), m = empty(ref.shape(), {DType::f64});
+  K::conv2d_forward(abs64(x), abs64(w), Tensor(), a, m);
+  rtune::cpu::set_backend(Backend::onednn);
+  // Runs the conv; says whether it took the inference path, and holds its result to the Eigen oracle.
+  auto inference = [&](const Tensor& xi, const Tensor& wi, const char* what) {
+    int64_t before = rtune::cpu::onednn_inference_executions();
+    Tensor y = rtune::conv2d(xi, wi, Tensor(), a);
+    check_within_bound(y.detach(), ref, m, 8 * 9, what);
+    return rtune::cpu::onednn_inference_executions() == before + 1;
+  };
+  CHECK(inference(x, w, "frozen weight, plain input"));
+  Tensor wt = w.detach(), xt = x.detach();
+  wt.set_requires_grad(true);
+  xt.set_requires_grad(true);
+  CHECK_FALSE(inference(x, wt, "trainable weight"));
+  CHECK_FALSE(inference(xt, w, "frozen weight, input that needs grad (a frozen layer above a trained one)"));
+  {
+    rtune::NoGradGuard no_grad;  // eval
+    CHECK(inference(xt, wt, "no-grad"));
+  }
 }
 
 TEST_CASE("conv2d: oneDNN reads non-contiguous inputs (copied to NCHW) and writes strided outputs" *

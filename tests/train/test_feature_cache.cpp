@@ -3,7 +3,8 @@
 // (per-step losses, every weight, validation), and the epochs after the first read no image (every train
 // and validation image is overwritten with junk after epoch 1, which a strict loader fails on); N cached views of random
 // transforms equal an uncached run whose loader cycles its augmentations with period N; the unfreeze
-// phase drops the cache; resume equals an uninterrupted run; and the cases it must not apply to say why.
+// phase drops the cache; resume equals an uninterrupted run; the cases it must not apply to say why; and a
+// cached step reads its inputs from two buffer sets sized once.
 #include <doctest/doctest.h>
 #include <filesystem>
 #include <fstream>
@@ -304,4 +305,24 @@ TEST_CASE("loader augment_period: epoch e makes the samples of epoch e mod N, in
   CHECK(io::parse_pipeline(kDeterministic).deterministic());
   CHECK(!io::parse_pipeline(kRandom).deterministic());
   CHECK(!io::parse_pipeline("resize=36,center_crop=32,hflip").deterministic());
+}
+
+TEST_CASE("feature cache: a cached step's inputs come from two buffer sets sized once, alternating") {
+  finetune::FeatureCache cache(1, 5, 3);
+  Tensor rows = from_vector(std::vector<double>{0, 1, 2, 10, 11, 12, 20, 21, 22, 30, 31, 32, 40, 41, 42}, {5, 3});
+  for (size_t i = 0; i < 5; ++i) cache.store(0, i, rows, int64_t(i), int64_t(100 + i));
+  finetune::CachedBatches batches(2, Device::cpu());
+  std::vector<int64_t> labels;
+  const size_t a[] = {4, 1}, b[] = {0, 3}, c[] = {2};
+  auto first = batches.load(cache, 0, a, labels);
+  CHECK(first.features.to_vector<float>() == std::vector<float>{40, 41, 42, 10, 11, 12});
+  CHECK(first.labels.to_vector<int64_t>() == std::vector<int64_t>{104, 101});
+  CHECK(labels == std::vector<int64_t>{104, 101});
+  const void* set0 = first.features.raw_data();
+  auto second = batches.load(cache, 0, b, labels);
+  CHECK(second.features.raw_data() != set0);
+  auto third = batches.load(cache, 0, c, labels);  // a short last batch: the first rows of set 0 again
+  CHECK(third.features.raw_data() == set0);
+  CHECK(third.features.to_vector<float>() == std::vector<float>{20, 21, 22});
+  CHECK(third.labels.to_vector<int64_t>() == std::vector<int64_t>{102});
 }

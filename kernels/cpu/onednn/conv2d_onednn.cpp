@@ -40,7 +40,9 @@ memory::desc desc_of(const Tensor& t) {
   return memory::desc(Dims(s.begin(), s.end()), memory::data_type::f32, Dims(st.begin(), st.end()));
 }
 
-enum class Kind : int64_t { forward, backward_data, backward_weights };
+// forward_inference and forward_training are separate primitives (oneDNN may pick other kernels for
+// each), so the kind, which the cache key starts with, tells them apart.
+enum class Kind : int64_t { forward_training, forward_inference, backward_data, backward_weights };
 
 // The cache key: what the primitive was built for (shapes, layouts, arguments, bias or not).
 std::vector<int64_t> key_of(Kind k, const Conv2dArgs& a, bool bias, std::initializer_list<const Tensor*> ts) {
@@ -159,14 +161,16 @@ Geometry geometry(const Conv2dArgs& a) {
   return {{a.stride_h, a.stride_w}, {a.dilation_h - 1, a.dilation_w - 1}, {a.pad_h, a.pad_w}, {a.pad_h, a.pad_w}};
 }
 
+// The backward primitives' hints are forward_training ones (oneDNN requires it).
 dnnl::convolution_forward::primitive_desc forward_pd(const memory::desc& x, const memory::desc& w,
                                                      const memory::desc* bias, const memory::desc& y,
-                                                     const Conv2dArgs& a) {
+                                                     const Conv2dArgs& a,
+                                                     dnnl::prop_kind prop = dnnl::prop_kind::forward_training) {
   Geometry g = geometry(a);
-  auto d = bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
-                                                  x, w, *bias, y, g.strides, g.dilates, g.pad_l, g.pad_r)
-                : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
-                                                  x, w, y, g.strides, g.dilates, g.pad_l, g.pad_r);
+  auto d = bias ? dnnl::convolution_forward::desc(prop, dnnl::algorithm::convolution_direct, x, w, *bias, y,
+                                                  g.strides, g.dilates, g.pad_l, g.pad_r)
+                : dnnl::convolution_forward::desc(prop, dnnl::algorithm::convolution_direct, x, w, y, g.strides,
+                                                  g.dilates, g.pad_l, g.pad_r);
   return dnnl::convolution_forward::primitive_desc(d, cpu_engine());
 }
 
@@ -184,17 +188,20 @@ template <class F> void with_dense_output(Tensor& out, F&& fn) {
 void conv2d_forward(const Tensor& x0, const Tensor& w0, const Tensor& bias0, const Conv2dArgs& a, Tensor& y0) {
   Tensor x = readable(x0), w = readable(w0), bias = bias0.defined() ? bias0.contiguous() : Tensor();
   with_dense_output(y0, [&](Tensor& y) {
-    auto e = cached(key_of(Kind::forward, a, bias.defined(), {&x, &w, &y}), [&] {
+    const Kind kind = a.inference ? Kind::forward_inference : Kind::forward_training;
+    auto e = cached(key_of(kind, a, bias.defined(), {&x, &w, &y}), [&] {
       memory::desc xd = desc_of(x), wd = desc_of(w), yd = desc_of(y);
       memory::desc bd({w.size(0)}, memory::data_type::f32, memory::format_tag::a);
       auto pd = forward_pd(wanted(xd, true, x), wanted(wd, false, w), bias.defined() ? &bd : nullptr,
-                           wanted(yd, true, y), a);
+                           wanted(yd, true, y), a,
+                           a.inference ? dnnl::prop_kind::forward_inference : dnnl::prop_kind::forward_training);
       if (!bias.defined()) return make_entry(pd, {{DNNL_ARG_SRC, xd, false}, {DNNL_ARG_WEIGHTS, wd, false}, {DNNL_ARG_DST, yd, true}});
       return make_entry(pd, {{DNNL_ARG_SRC, xd, false}, {DNNL_ARG_WEIGHTS, wd, false}, {DNNL_ARG_BIAS, bd, false},
                              {DNNL_ARG_DST, yd, true}});
     });
     if (bias.defined()) run(*e, {&x, &w, &bias, &y});
     else run(*e, {&x, &w, &y});
+    if (a.inference) note_onednn_inference_execution();
   });
 }
 

@@ -11,7 +11,7 @@ using kernels::Conv2dArgs;
 // requires: float32 tensors on the CPU, shaped as kernels/ops.h documents (the façade checked them);
 // any strides (a tensor dense in neither NCHW nor channels-last is copied to NCHW first).
 // ensures: the output holds the result in its own layout; a primitive is built once per shape,
-// layout and argument set, and reused.
+// layout and argument set, and reused. Forward is a forward_inference primitive when a.inference.
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dArgs& a, Tensor& y);
 void conv2d_backward_input(const Tensor& gy, const Tensor& w, const Conv2dArgs& a, Tensor& gx);
 void conv2d_backward_weight(const Tensor& gy, const Tensor& x, const Conv2dArgs& a, Tensor& gw);
