@@ -384,6 +384,37 @@ TEST_CASE("--precision bf16 on the CPU is a clear error before any work") {
   CHECK_FALSE(fs::exists(tmp.path / "o" / "last.ckpt"));
 }
 
+// The two model benchmarks share their flags and their timing loop: each prints img/s; infer says it runs
+// in eval mode without autograd (forward only). On a build with CUDA they run on the device as well.
+TEST_CASE("bench train and bench infer at tiny sizes: img/s, with the same flags (--freeze for train only)") {
+  test::TempDir tmp("e2e_bench_model");
+  std::vector<std::string> devices = {"--device cpu --threads 1"};
+#if defined(RTUNE_TEST_HAS_CUDA)
+  devices.push_back("--device cuda --precision fp32");
+  devices.push_back("--device cuda --precision bf16");
+#endif
+  for (const std::string& dev : devices)
+    for (const char* what : {"train --freeze backbone", "train", "infer"}) {
+      const std::string cmd = fmt::format("bench {} --arch resnet18 --width 4 --input 32 --batch 2 --warmup 1 --steps 2 {}",
+                                          what, dev);
+      CAPTURE(cmd);
+      Run r = run_rtune(tmp.path, cmd);
+      CAPTURE(r.err);
+      if (r.err.find("no CUDA GPU found") != std::string::npos) continue;  // a real-GPU build on a machine without one
+      REQUIRE(r.rc == 0);
+      CHECK(r.out.find(" img/s") != std::string::npos);
+      const bool infer = std::string(what) == "infer";
+      CHECK((r.out.find("rtune infer benchmark") != std::string::npos) == infer);
+      CHECK((r.out.find("eval mode, no grad") != std::string::npos) == infer);
+      CHECK((r.out.find("last loss") != std::string::npos) == !infer);
+      CHECK((r.out.find("backbone frozen") != std::string::npos) == (std::string(what) == "train --freeze backbone"));
+      if (dev.find("cpu") != std::string::npos) CHECK(r.out.find("1 OpenMP threads") != std::string::npos);
+    }
+  Run frozen = run_rtune(tmp.path, "bench infer --freeze backbone --steps 1");
+  CHECK(frozen.rc != 0);
+  CHECK(frozen.err.find("--freeze") != std::string::npos);
+}
+
 // Twelve class folders "1".."12" (ImageFolder sorts them as text: "1", "10", "11", "12", "2", …), each with
 // one image per split, copied from the generated shapes.
 static void make_numbered_folders(const fs::path& root, int classes) {
