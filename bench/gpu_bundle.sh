@@ -5,7 +5,7 @@
 #
 #   bash bench/gpu_bundle.sh           configure build-bundle/, build, pack, then --check
 #   bash bench/gpu_bundle.sh --check   prove the packed bundle: unpack it and list every binary's shared
-#                                      libraries with the system's library folder hidden
+#                                      libraries and bind its symbols with the system's library folder hidden
 #
 # What the bundle holds: bin/ (rtune and the CUDA test binaries, stripped), lib/ (every shared library they
 # load except glibc, libstdc++ and libgcc_s, which any x86-64 Linux has, and the NVIDIA set: libcuda,
@@ -97,9 +97,9 @@ check() {
   local libpath lists
   libpath=$("$dir/run" --libpath)
   echo "library path: $libpath"
-  # ld.so's own listing (what ldd does), one binary after another, inside the namespace.
+  # ld.so's own listing (what ldd -r does: every symbol bound too), one binary after another, inside the namespace.
   local list_cmd="mount --bind '$sys' '$multiarch' && for b in '$dir'/bin/*; do echo \"== \$b\";
-    LD_TRACE_LOADED_OBJECTS=1 LD_LIBRARY_PATH='$libpath' /lib64/ld-linux-x86-64.so.2 \"\$b\"; done"
+    LD_TRACE_LOADED_OBJECTS=1 LD_WARN=yes LD_BIND_NOW=yes LD_LIBRARY_PATH='$libpath' /lib64/ld-linux-x86-64.so.2 \"\$b\"; done"
   if lists=$(unshare -m sh -c "$list_cmd" 2> /dev/null); then
     echo "system libraries hidden: $multiarch holds only $(ls "$sys" | tr '\n' ' ')"
   else
@@ -110,6 +110,7 @@ check() {
   while read -r bin; do
     local n_bundle=0 n_cuda=0 n_sys=0 problems=""
     while read -r name arrow path _; do
+      if [ "$name $arrow" = "undefined symbol:" ]; then problems+=" undefined:$path"; continue; fi
       [ "$arrow" = "=>" ] || continue
       if [ "$path" = not ]; then problems+=" $name(not found)"
       elif [[ $path == "$dir/lib/"* ]]; then n_bundle=$((n_bundle + 1))
@@ -130,7 +131,7 @@ check() {
   echo "NVIDIA libraries taken from the GPU machine: $(tr ' ' '\n' <<< "$cuda_used" | sort -u | tr '\n' ' ')"
   echo "needs at most: $(objdump -T "$dir"/bin/* "$dir"/lib/* 2> /dev/null | grep -oE 'GLIBC_[0-9.]+|GLIBCXX_[0-9.]+' |
     sort -u -V | awk -F_ '{m[$1] = $0} END {print m["GLIBC"], m["GLIBCXX"]}') (the GPU machine's must be as new)"
-  [ "$bad" = 0 ] && echo "check: every binary's libraries resolve to the bundle, the NVIDIA set or the system set"
+  [ "$bad" = 0 ] && echo "check: every binary's libraries and symbols resolve to the bundle, the NVIDIA set or the system set"
   return "$bad"
 }
 
