@@ -63,7 +63,7 @@ run_tests() {
 export -f run_tests
 
 plan() {
-  step 15 machine 'nvidia-smi; nproc; ldd --version | head -n 1; python3 -c "import torch, torchvision; print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, \"cudnn\", torch.backends.cudnn.version(), torch.cuda.get_device_name())"'
+  step 15 machine 'nvidia-smi; nproc; ldd --version | head -n 1; ldconfig -p | grep -E "libcuda\.so|libcudnn\.so"; echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"; python3 -c "import torch, torchvision; print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, \"cudnn\", torch.backends.cudnn.version(), torch.cuda.get_device_name())"'
   # (Python's tarfile where tar has no xz.)
   step 15 unpack "mkdir -p \"\$B\" && { tar -C \"\$B\" -xJf $bundle_file || python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' $bundle_file \"\$B\"; } && cat \"\$B/BUILD-INFO\" && \"\$B/run\" --libpath && \"\$B/run\" --ldd rtune && ! \"\$B/run\" --ldd rtune | grep 'not found'"
   step 75 tests "run_tests 65"

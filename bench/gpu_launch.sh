@@ -6,7 +6,8 @@
 # The library path is the bundle's lib/ (everything the binaries need beyond glibc, libstdc++ and libgcc)
 # followed by the machine's CUDA libraries (cudart, cuBLAS, cuDNN, the driver's libcuda), which the bundle
 # does not carry: RTUNE_CUDA_LIBS when set, else the folders of the pip nvidia-* packages beside
-# python3's PyTorch, then the CUDA toolkit's and the driver's folders that exist.
+# python3's PyTorch, then the CUDA toolkit's and the driver's folders that exist; then the caller's
+# LD_LIBRARY_PATH.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
@@ -38,7 +39,7 @@ EOF
   printf '%s' "$dirs"
 }
 
-libpath="$here/lib:$(cuda_libs)"
+libpath="$here/lib:$(cuda_libs)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"  # the caller's last (the driver's libcuda may be there)
 case "${1:-}" in
   --libpath) echo "$libpath" ;;
   --ldd) LD_LIBRARY_PATH=$libpath exec ldd "$here/bin/$2" ;;
