@@ -1,50 +1,121 @@
 #!/usr/bin/env bash
-# One command on a machine with an NVIDIA GPU: configure the real CUDA build, build, run every test
-# suite (the CUDA parity and model tests run on the hardware there), then the training benchmarks of
-# rtune (when its `bench train` subcommand exists) and PyTorch (when torch is installed), the data loader
-# against torchvision's DataLoader on all cores, writing all
-# logs to one folder.   usage: bench/gpu.sh [log-dir]   (default: bench-logs/<date>-<host>)
+# The GPU check in one prepared command, at most 8 minutes on the lent GPU machine (issue 19): nothing is
+# configured or built there. It unpacks the bundle that bench/gpu_bundle.sh built on the development
+# machine (gpu-bundle/rtune-gpu.tar.xz: rtune, the CUDA test binaries, their non-NVIDIA libraries), runs
+# the CUDA test binaries, then short side-by-side benchmarks, rtune vs PyTorch eager with the same
+# settings: training (bench train / pytorch_train.py; ResNet-50 and -18, fp32 and bf16, all layers and
+# frozen backbone, batch 256) and inference (bench infer / pytorch_train.py --infer). Every step runs
+# under `timeout` with its own budget, so an overrun costs that step alone; the budgets total under 480 s.
+#
+#   bash bench/gpu.sh --dry-run   list every step with its budget and the total; runs nothing
+#   bash bench/gpu.sh OUT_DIR     run; OUT_DIR gets summary.txt (every figure, test result and step time)
+#                                 and logs.tar.gz (every log): two files, as the device tool brings back
+#                                 at most 8 from $OUT
+#
+# On the development machine, in the checkout the session was started in (the device tool sends that
+# checkout, also when called from a worktree):
+#   bash bench/gpu_bundle.sh      # build + pack + check; prints the bundle's size (tracked files + bundle <= 64 MiB)
+# then ONE call of the device tool:
+#   run(command="bash bench/gpu.sh $OUT", carry=["gpu-bundle"], timeout_s=540)
+# (540 s: the 480 s of budgets plus unpacking and margin; with the machine's start that leaves room in a
+# 15-minute lease but not for a second try, so run --dry-run and gpu_bundle.sh's check here first.)
+# Longer comparisons the old script ran (the 10,000-image epoch, the loader rounds, torch.compile) do not fit
+# in 8 minutes: bench/compare_cpu_epoch.sh and bench/compare_loader.sh run them in a lease of their own.
+# STEPS/WARMUP (train) and INFER_STEPS override the step counts; the budgets stay.
 set -uo pipefail
-cd "$(dirname "$0")/.."
-logs=${1:-bench-logs/$(date +%Y%m%d-%H%M%S)-$(hostname)}
-mkdir -p "$logs"
-echo "logs: $logs"
-{ nvidia-smi; nvcc --version; } > "$logs/machine.txt" 2>&1
+cd "$(dirname "$0")/.." || exit 1
+repo=$PWD
+bundle_file=gpu-bundle/rtune-gpu.tar.xz
+warmup=${WARMUP:-3} steps=${STEPS:-20} infer_steps=${INFER_STEPS:-30}
 
-cmake -S . -B build-gpu -G Ninja -DRTUNE_CUDA=ON -DRTUNE_CUDA_SIM=OFF > "$logs/configure.log" 2>&1 || { echo "configure failed"; exit 1; }
-cmake --build build-gpu -j"$(nproc)" > "$logs/build.log" 2>&1 || { echo "build failed: $logs/build.log"; exit 1; }
-ctest --test-dir build-gpu --output-on-failure -j1 > "$logs/ctest.log" 2>&1
-echo "ctest: $(tail -n 3 "$logs/ctest.log" | head -n 1)"
+dry=0 out=""
+case "${1:-}" in
+  --dry-run) dry=1 ;;
+  "" | -h | --help) sed -n '2,25p' "$0"; exit 2 ;;
+  *) out=$1 ;;
+esac
 
-for arch in resnet50 resnet18; do
-  for freeze in none backbone; do
+total=0
+# step BUDGET_S NAME COMMAND: in --dry-run, lists it; else runs COMMAND under `timeout BUDGET_S`, its
+# output in $logs/NAME.log, and records the time it took and its exit status (124: over its budget).
+step() {
+  local budget=$1 name=$2 cmd=$3
+  total=$((total + budget))
+  if [ "$dry" = 1 ]; then
+    printf '%4ss  %-32s %s\n' "$budget" "$name" "$cmd"
+    return
+  fi
+  local t0=$SECONDS rc=0
+  timeout -k 5 "$budget" bash -c "$cmd" > "$logs/$name.log" 2>&1 || rc=$?
+  local note=""
+  [ "$rc" = 124 ] && note=" OVER BUDGET (stopped)"
+  printf '%-32s budget %4ss  used %4ss  rc %s%s\n' "$name" "$budget" "$((SECONDS - t0))" "$rc" "$note" | tee -a "$logs/steps.txt"
+}
+
+# The CUDA test binaries of the bundle's tests.txt, 4 at a time (16 cores: 4 OpenMP threads each), each
+# under its own timeout; fixtures come from this checkout (RTUNE_SOURCE_DIR). One line per binary.
+run_tests() {
+  export OMP_NUM_THREADS=4 OMP_WAIT_POLICY=passive RTUNE_SOURCE_DIR=$repo
+  xargs -P 4 -I{} bash -c 't0=$SECONDS; timeout -k 5 '"$1"' "$B/run" {} > "$logs/{}.log" 2>&1; rc=$?
+    case $rc in 0) r=passed ;; 77) r=skipped ;; 124) r="TIMEOUT" ;; *) r="FAILED" ;; esac
+    echo "{}: $r (rc $rc, $((SECONDS - t0)) s) $(grep -h "test cases:" "$logs/{}.log" | tail -n 1)"' < "$B/tests.txt"
+}
+export -f run_tests
+
+plan() {
+  step 15 machine 'nvidia-smi; nproc; ldd --version | head -n 1; ldconfig -p | grep -E "libcuda\.so|libcudnn\.so"; echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"; python3 -c "import torch, torchvision; print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, \"cudnn\", torch.backends.cudnn.version(), torch.cuda.get_device_name())"'
+  # (Python's tarfile where tar has no xz.)
+  step 15 unpack "mkdir -p \"\$B\" && { tar -C \"\$B\" -xJf $bundle_file || python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' $bundle_file \"\$B\"; } && cat \"\$B/BUILD-INFO\" && \"\$B/run\" --libpath && \"\$B/run\" --ldd rtune && ! \"\$B/run\" --ldd rtune | grep 'not found'"
+  step 75 tests "run_tests 65"
+  local arch prec freeze
+  for arch in resnet50 resnet18; do
+    local b=12
+    [ "$arch" = resnet50 ] && b=20
     for prec in fp32 bf16; do
-      tag="$arch-$freeze-$prec"
-      if ./build-gpu/rtune bench train --help > /dev/null 2>&1; then
-        f=""; [ "$freeze" = backbone ] && f="--freeze backbone"
-        ./build-gpu/rtune bench train --device cuda --arch "$arch" --batch 256 --precision "$prec" $f > "$logs/rtune-$tag.log" 2>&1
-      fi
-      if python3 -c "import torch, torchvision; assert torch.cuda.is_available()" 2> /dev/null; then
-        python3 bench/pytorch_train.py --arch "$arch" --batch 256 --precision "$prec" --freeze "$freeze" \
-          > "$logs/pytorch-eager-$tag.log" 2>&1
-        [ "$prec" = bf16 ] && python3 bench/pytorch_train.py --arch "$arch" --batch 256 --precision bf16 \
-          --freeze "$freeze" --compile > "$logs/pytorch-compile-$tag.log" 2>&1
-      fi
+      for freeze in none backbone; do
+        local common="--arch $arch --batch 256 --precision $prec --freeze $freeze --warmup $warmup --steps $steps"
+        step "$b" "rtune-train-$arch-$prec-$freeze" "\"\$B/run\" rtune bench train --device cuda $common"
+        step "$b" "pytorch-train-$arch-$prec-$freeze" "python3 bench/pytorch_train.py $common"
+      done
     done
   done
-done
-# The whole workflow (decode, augment, train) for one epoch on a JPEG folder, rtune vs PyTorch, on the GPU.
-if python3 -c "import torch, torchvision, PIL, numpy; assert torch.cuda.is_available()" 2> /dev/null; then
-  for prec in fp32 bf16; do
-    DEVICE=cuda RTUNE=./build-gpu/rtune WORKERS="$(nproc)" BATCH=256 PRECISION=$prec bash bench/compare_cpu_epoch.sh \
-      10000 224 > "$logs/epoch-compare-$prec.log" 2>&1
+  for arch in resnet50 resnet18; do
+    for prec in fp32 bf16; do
+      local common="--arch $arch --batch 256 --precision $prec --warmup $warmup --steps $infer_steps"
+      step 12 "rtune-infer-$arch-$prec" "\"\$B/run\" rtune bench infer --device cuda $common"
+      step 12 "pytorch-infer-$arch-$prec" "python3 bench/pytorch_train.py --infer $common"
+    done
   done
+}
+
+if [ "$dry" = 1 ]; then
+  plan
+  echo "total: ${total} s of budgets ($((total / 60)) min $((total % 60)) s; the limit is 480 s)"
+  exit 0
 fi
-# The data pipeline alone, side by side with torchvision + DataLoader on every core (3 interleaved rounds
-# on 10,000 synthetic 500x375 JPEGs): the loader figures bench/RESULTS.md has only for 2 cores so far.
-if python3 -c "import torch, torchvision, PIL, numpy" 2> /dev/null; then
-  WORKERS="$(nproc)" BENCH=./build-gpu/bench_loader bash bench/compare_loader.sh 10000 3 > "$logs/loader-compare.log" 2>&1
-fi
-# The figures, one line per run, for bench/RESULTS.md.
-grep -H -E "img/s|img_per_s|device memory" "$logs"/*.log
-echo "done: $logs"
+
+[ -f "$bundle_file" ] || { echo "no $bundle_file: build it with bash bench/gpu_bundle.sh and carry gpu-bundle"; exit 1; }
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+work=$(mktemp -d)
+export B=$work/bundle logs=$work/logs
+mkdir -p "$logs"
+# summary.txt and logs.tar.gz are written however the run ends (also when stopped by a signal).
+finish() {
+  {
+    echo "== steps (budget, time used, exit status; 124 = stopped at its budget)"
+    cat "$logs/steps.txt" 2> /dev/null
+    echo "== tests"
+    cat "$logs/tests.log" 2> /dev/null
+    echo "== figures"
+    grep -H -E "img/s|img_per_s|device memory" "$logs"/rtune-*.log "$logs"/pytorch-*.log 2> /dev/null | sed "s|^$logs/||"
+    echo "== machine"
+    cat "$logs/machine.log" 2> /dev/null
+  } > "$out/summary.txt"
+  tar -C "$work" -czf "$out/logs.tar.gz" logs
+  echo "written: $out/summary.txt $out/logs.tar.gz"
+}
+trap finish EXIT
+trap 'exit 143' TERM INT
+plan
+echo "total: used $SECONDS s of ${total} s of budgets"

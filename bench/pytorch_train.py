@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""PyTorch reference for `rtune bench train`: synthetic-data ResNet training throughput on one GPU.
+"""PyTorch reference for `rtune bench train` and, with --infer, `rtune bench infer`: synthetic-data
+ResNet throughput on one GPU.
 
 Eager channels-last bf16 autocast (fp32 master weights) and, with --compile, torch.compile of the
 same model; Adam; warm-up steps, then timed steps. Prints img/s and peak device memory as one JSON
 line per run. Matches the workloads of issue 9: --arch resnet18|resnet50, --batch 256,
---freeze backbone (only fc trains), --precision fp32|bf16.
+--freeze backbone (only fc trains), --precision fp32|bf16. --infer times forward passes only, in eval
+mode under torch.no_grad() (--freeze is then irrelevant), as `rtune bench infer`.
 
   python3 bench/pytorch_train.py --arch resnet50 --batch 256 --precision bf16 [--compile] [--freeze backbone]
+  python3 bench/pytorch_train.py --infer --arch resnet50 --batch 256 --precision bf16
 """
 import argparse
 import json
@@ -23,6 +26,7 @@ def main():
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="bf16")
     ap.add_argument("--freeze", choices=["none", "backbone"], default="none")
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--infer", action="store_true", help="forward only, eval mode, no grad (rtune bench infer)")
     ap.add_argument("--channels-last", action="store_true", help="channels_last in fp32 too (bf16 always is)")
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--steps", type=int, default=30)
@@ -48,12 +52,19 @@ def main():
     step_model = torch.compile(model) if a.compile else model
     x = torch.randn(a.batch, 3, a.size, a.size, device=dev).to(memory_format=fmt)
     y = torch.randint(0, 1000, (a.batch,), device=dev)
-    model.train()
+    model.train(not a.infer)
+
+    def forward():
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+            return step_model(x)
 
     def step():
+        if a.infer:
+            with torch.no_grad():
+                forward()
+            return
         opt.zero_grad(set_to_none=True)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.precision == "bf16"):
-            loss = torch.nn.functional.cross_entropy(step_model(x), y)
+        loss = torch.nn.functional.cross_entropy(forward().float(), y)
         loss.backward()
         opt.step()
 
@@ -69,7 +80,8 @@ def main():
     dt = time.perf_counter() - t0
     print(json.dumps({
         "framework": f"pytorch {torch.__version__}" + (" compile" if a.compile else " eager"),
-        "arch": a.arch, "batch": a.batch, "precision": a.precision, "freeze": a.freeze,
+        "mode": "infer" if a.infer else "train",
+        "arch": a.arch, "batch": a.batch, "precision": a.precision, "freeze": None if a.infer else a.freeze,
         "channels_last": fmt == torch.channels_last, "img_per_s": round(a.batch * a.steps / dt, 1),
         "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
         "device": torch.cuda.get_device_name() if cuda else f"cpu ({torch.get_num_threads()} threads)",

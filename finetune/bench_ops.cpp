@@ -65,13 +65,66 @@ void bench_conv(int64_t N, int reps, Device dev, const std::function<void(const 
   out(fmt::format("{:<28} {:>10.1f} GFLOP/s over all passes", "overall", total_flop / total_s * 1e-9));
 }
 
-TrainBenchResult bench_train(const TrainBenchOptions& o, const std::function<void(const std::string&)>& out) {
-  const nn::Precision precision = nn::parse_precision(o.precision, o.device);
-  models::ResNet model({o.arch, o.width, o.classes});
-  model.to(o.device);
-  model.train();
+namespace {
+// What bench train and bench infer share: the model on the device, a synthetic batch, and the timing
+// loop around one `step` (which leaves in `probe` a tensor its last kernel writes).
+struct ModelBench {
+  const ModelBenchOptions& o;
+  nn::Precision precision;
+  models::ResNet model;
+  Tensor x, y;
+  explicit ModelBench(const ModelBenchOptions& opt)
+      : o(opt), precision(nn::parse_precision(opt.precision, opt.device)), model({opt.arch, opt.width, opt.classes}) {
+    if (o.threads > 0) omp_set_num_threads(o.threads);
+    model.to(o.device);
+    Rng rng(0);
+    x = randn({o.batch, 3, o.input, o.input}, rng, {DType::f32, o.device});
+    std::vector<int64_t> labels(size_t(o.batch));
+    for (auto& l : labels) l = rng.randint(0, o.classes);
+    y = from_vector_i64(labels, {o.batch}).to(o.device);
+  }
+  Tensor forward() {
+    nn::Autocast autocast(precision, o.device);  // channels-last (and bf16) on CUDA, as rtune train
+    return model.forward(x);
+  }
+  std::string header(const char* what, const char* mode) const {
+    return fmt::format("rtune {} benchmark: {} width {} on {}, batch {} at {} px, {}, {}, {} OpenMP threads", what,
+                       o.arch, o.width, o.device.str(), o.batch, o.input, nn::precision_name(precision), mode,
+                       omp_get_max_threads());
+  }
+  // Warm-up steps, then timed steps: prints ms/step, img/s and (CUDA) the peak device memory.
+  template <class Step>
+  ModelBenchResult timed(Step&& step, Tensor& probe, const std::function<std::string()>& tail,
+                        const std::function<void(const std::string&)>& out) {
+    for (int i = 0; i < o.warmup; ++i) step();
+    if (probe.defined()) sync(probe);  // with --warmup 0 no step has run yet
+    kernels::reset_device_peak(o.device);
+    const uint64_t mallocs_before = kernels::device_memory_stats(o.device).device_mallocs;
+    double t0 = now_s();
+    for (int i = 0; i < o.steps; ++i) step();
+    sync(probe);
+    double dt = now_s() - t0;
+    ModelBenchResult r;
+    r.step_ms = dt / o.steps * 1e3;
+    r.img_per_s = double(o.batch) * o.steps / dt;
+    out(fmt::format("{} warm-up + {} timed steps: {:.1f} ms/step, {:.1f} img/s{}", o.warmup, o.steps, r.step_ms,
+                    r.img_per_s, tail()));
+    if (o.device.is_cuda()) {
+      const kernels::DeviceMemoryStats m = kernels::device_memory_stats(o.device);
+      r.peak_device_bytes = double(m.peak_in_use_bytes);
+      out(fmt::format("device memory: peak {:.1f} MiB held by tensors during the timed steps; {} device allocations in them",
+                      r.peak_device_bytes / double(1 << 20), m.device_mallocs - mallocs_before));
+    }
+    return r;
+  }
+};
+}  // namespace
+
+ModelBenchResult bench_train(const ModelBenchOptions& o, const std::function<void(const std::string&)>& out) {
+  ModelBench b(o);
+  b.model.train();
   std::vector<Tensor*> trainable;
-  for (auto& [name, p] : model.named_parameters()) {
+  for (auto& [name, p] : b.model.named_parameters()) {
     bool head = name.rfind("fc.", 0) == 0;
     if (o.freeze_backbone && !head) p->set_requires_grad(false);
     else trainable.push_back(p);
@@ -83,46 +136,25 @@ TrainBenchResult bench_train(const TrainBenchOptions& o, const std::function<voi
   g.momentum = 0.9;
   optim::Adam opt({g});
   opt.reserve_state();
-  Rng rng(0);
-  Tensor x = randn({o.batch, 3, o.input, o.input}, rng, {DType::f32, o.device});
-  std::vector<int64_t> labels(size_t(o.batch));
-  for (auto& l : labels) l = rng.randint(0, o.classes);
-  Tensor y = from_vector_i64(labels, {o.batch}).to(o.device);
   Tensor loss;
   auto step = [&] {
     opt.zero_grad();
-    Tensor logits;
-    {
-      nn::Autocast autocast(precision, o.device);  // channels-last (and bf16) on CUDA, as rtune train
-      logits = model.forward(x);
-    }
-    loss = cross_entropy(cast(logits, DType::f32), y);
+    Tensor logits = b.forward();
+    loss = cross_entropy(cast(logits, DType::f32), b.y);
     loss.backward();
     opt.step();
   };
-  out(fmt::format("rtune train benchmark: {} width {} on {}, batch {} at {} px, {}, {}, {} OpenMP threads", o.arch,
-                  o.width, o.device.str(), o.batch, o.input, nn::precision_name(precision),
-                  o.freeze_backbone ? "backbone frozen (fc trained)" : "all layers trained", omp_get_max_threads()));
-  for (int i = 0; i < o.warmup; ++i) step();
-  if (loss.defined()) sync(loss);  // with --warmup 0 no step has run yet
-  kernels::reset_device_peak(o.device);
-  const uint64_t mallocs_before = kernels::device_memory_stats(o.device).device_mallocs;
-  double t0 = now_s();
-  for (int i = 0; i < o.steps; ++i) step();
-  sync(loss);
-  double dt = now_s() - t0;
-  TrainBenchResult r;
-  r.step_ms = dt / o.steps * 1e3;
-  r.img_per_s = double(o.batch) * o.steps / dt;
-  out(fmt::format("{} warm-up + {} timed steps: {:.1f} ms/step, {:.1f} img/s (last loss {:.4f})", o.warmup, o.steps,
-                  r.step_ms, r.img_per_s, loss.cpu().item<double>()));
-  if (o.device.is_cuda()) {
-    const kernels::DeviceMemoryStats m = kernels::device_memory_stats(o.device);
-    r.peak_device_bytes = double(m.peak_in_use_bytes);
-    out(fmt::format("device memory: peak {:.1f} MiB held by tensors during the timed steps; {} device allocations in them",
-                    r.peak_device_bytes / double(1 << 20), m.device_mallocs - mallocs_before));
-  }
-  return r;
+  out(b.header("train", o.freeze_backbone ? "backbone frozen (fc trained)" : "all layers trained"));
+  return b.timed(step, loss, [&] { return fmt::format(" (last loss {:.4f})", loss.cpu().item<double>()); }, out);
+}
+
+ModelBenchResult bench_infer(const ModelBenchOptions& o, const std::function<void(const std::string&)>& out) {
+  ModelBench b(o);
+  b.model.eval();
+  NoGradGuard no_grad;
+  Tensor logits;
+  out(b.header("infer", "eval mode, no grad"));
+  return b.timed([&] { logits = b.forward(); }, logits, [] { return std::string(); }, out);
 }
 
 }  // namespace rtune::finetune

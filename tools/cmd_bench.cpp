@@ -1,4 +1,4 @@
-// `rtune bench conv|loader|train`: print measured figures (see bench/RESULTS.md for recorded runs).
+// `rtune bench conv|loader|train|infer`: print measured figures (see bench/RESULTS.md for recorded runs).
 #include <cstdio>
 #include "engine/error.h"
 #include "finetune/loader_bench.h"
@@ -9,7 +9,7 @@
 namespace rtune::tools {
 
 void register_bench(CLI::App& app) {
-  CLI::App* bench = app.add_subcommand("bench", "measure speed: conv kernels, the data loader, training steps");
+  CLI::App* bench = app.add_subcommand("bench", "measure speed: conv kernels, the data loader, training steps, inference");
   bench->require_subcommand(1);
   auto print = [](const std::string& s) { std::printf("%s\n", s.c_str()); std::fflush(stdout); };
 
@@ -48,29 +48,37 @@ void register_bench(CLI::App& app) {
     print(finetune::to_json(r));
   });
 
-  auto* train = bench->add_subcommand("train", "synthetic-data training steps (img/s)");
-  auto to = std::make_shared<finetune::TrainBenchOptions>();
-  auto train_device = std::make_shared<std::string>("cpu");
-  auto freeze = std::make_shared<std::string>("none");
-  train->add_option("--arch", to->arch, "resnet18|34|50|101|152");
-  train->add_option("--batch", to->batch, "batch size")->check(CLI::PositiveNumber);
-  train->add_option("--input", to->input, "image size in pixels")->check(CLI::PositiveNumber);
-  train->add_option("--width", to->width, "base width (64 for torchvision models)")->check(CLI::PositiveNumber);
-  train->add_option("--steps", to->steps, "timed steps")->check(CLI::PositiveNumber);
-  train->add_option("--warmup", to->warmup, "untimed warm-up steps")->check(CLI::NonNegativeNumber);
-  train->add_option("--precision", to->precision, "fp32 or bf16")->check(CLI::IsMember({"fp32", "bf16"}));
-  train->add_option("--freeze", *freeze, "none or backbone")->check(CLI::IsMember({"none", "backbone"}));
-  train->add_option("--device", *train_device, "cpu or cuda[:N]");
-  auto train_backend = std::make_shared<std::string>();
-  add_cpu_backend_option(train, *train_backend);
-  train->callback([=] {
-    apply_cpu_backend(*train_backend);
-    finetune::TrainBenchOptions o = *to;
-    o.device = Device::parse(*train_device);
-    o.freeze_backbone = *freeze == "backbone";
-    finetune::with_size_advice(fmt::format("--batch {} at --input {} (--width {})", o.batch, o.input, o.width),
-                     "lower --batch, --input or --width", [&] { finetune::bench_train(o, print); });
-  });
+  // train and infer: the same flags (--freeze for train only) and one way to run either.
+  auto add_model_bench = [&](bool train, const char* help) {
+    CLI::App* sub = bench->add_subcommand(train ? "train" : "infer", help);
+    auto mo = std::make_shared<finetune::ModelBenchOptions>();
+    auto device = std::make_shared<std::string>("cpu");
+    auto backend = std::make_shared<std::string>();
+    sub->add_option("--arch", mo->arch, "resnet18|34|50|101|152");
+    sub->add_option("--batch", mo->batch, "batch size")->check(CLI::PositiveNumber);
+    sub->add_option("--input", mo->input, "image size in pixels")->check(CLI::PositiveNumber);
+    sub->add_option("--width", mo->width, "base width (64 for torchvision models)")->check(CLI::PositiveNumber);
+    sub->add_option("--steps", mo->steps, "timed steps")->check(CLI::PositiveNumber);
+    sub->add_option("--warmup", mo->warmup, "untimed warm-up steps")->check(CLI::NonNegativeNumber);
+    sub->add_option("--precision", mo->precision, "fp32 or bf16")->check(CLI::IsMember({"fp32", "bf16"}));
+    sub->add_option("--device", *device, "cpu or cuda[:N]");
+    sub->add_option("--threads", mo->threads, "OpenMP threads for the CPU's work (0: all cores)")
+        ->check(CLI::Range(0, kMaxThreads));
+    add_cpu_backend_option(sub, *backend);
+    auto freeze = std::make_shared<std::string>("none");
+    if (train) sub->add_option("--freeze", *freeze, "none or backbone")->check(CLI::IsMember({"none", "backbone"}));
+    sub->callback([=] {
+      apply_cpu_backend(*backend);
+      finetune::ModelBenchOptions o = *mo;
+      o.device = Device::parse(*device);
+      o.freeze_backbone = *freeze == "backbone";
+      finetune::with_size_advice(fmt::format("--batch {} at --input {} (--width {})", o.batch, o.input, o.width),
+                                 "lower --batch, --input or --width",
+                                 [&] { train ? finetune::bench_train(o, print) : finetune::bench_infer(o, print); });
+    });
+  };
+  add_model_bench(true, "synthetic-data training steps (img/s)");
+  add_model_bench(false, "synthetic-data inference: eval mode, no grad, forward only (img/s)");
 }
 
 }  // namespace rtune::tools

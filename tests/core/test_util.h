@@ -2,6 +2,7 @@
 // element, fixture paths, and the float64 central-difference gradient checker.
 #pragma once
 #include <doctest/doctest.h>
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -11,7 +12,13 @@
 
 namespace rtune::test {
 
-inline std::string fixture(const std::string& name) { return std::string(RTUNE_SOURCE_DIR) + "/tests/fixtures/" + name; }
+// The source tree: the environment's RTUNE_SOURCE_DIR when set (a test binary carried to another machine,
+// bench/gpu.sh), else the one it was built from.
+inline std::string source_dir() {
+  const char* env = std::getenv("RTUNE_SOURCE_DIR");
+  return env && *env ? std::string(env) : std::string(RTUNE_SOURCE_DIR);
+}
+inline std::string fixture(const std::string& name) { return source_dir() + "/tests/fixtures/" + name; }
 
 // A fresh empty folder under the system temp dir, unique to this process and object, removed with it.
 struct TempDir {

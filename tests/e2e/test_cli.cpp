@@ -20,6 +20,9 @@
 #include "tests/e2e/cli_run.h"
 #include "tests/e2e/json_schema.h"
 #include "tests/train/train_test_util.h"
+#if defined(RTUNE_TEST_HAS_CUDA)
+#include "kernels/cuda/runtime.h"
+#endif
 
 using namespace rtune;
 namespace fs = std::filesystem;
@@ -384,6 +387,38 @@ TEST_CASE("--precision bf16 on the CPU is a clear error before any work") {
   CHECK_FALSE(fs::exists(tmp.path / "o" / "last.ckpt"));
 }
 
+// The two model benchmarks share their flags and their timing loop: each prints img/s; infer says it runs
+// in eval mode without autograd (forward only). On a build with CUDA they run on the device as well.
+TEST_CASE("bench train and bench infer at tiny sizes: img/s, with the same flags (--freeze for train only)") {
+  test::TempDir tmp("e2e_bench_model");
+  std::vector<std::string> devices = {"--device cpu --threads 1"};
+#if defined(RTUNE_TEST_HAS_CUDA)
+  if (cuda::rt::device_count() > 0) {  // a real-GPU build on a machine without one runs the CPU's only
+    devices.push_back("--device cuda --precision fp32");
+    devices.push_back("--device cuda --precision bf16");
+  }
+#endif
+  for (const std::string& dev : devices)
+    for (const char* what : {"train --freeze backbone", "train", "infer"}) {
+      const std::string cmd = fmt::format("bench {} --arch resnet18 --width 4 --input 32 --batch 2 --warmup 1 --steps 2 {}",
+                                          what, dev);
+      CAPTURE(cmd);
+      Run r = run_rtune(tmp.path, cmd);
+      CAPTURE(r.err);
+      REQUIRE(r.rc == 0);
+      CHECK(r.out.find(" img/s") != std::string::npos);
+      const bool infer = std::string(what) == "infer";
+      CHECK((r.out.find("rtune infer benchmark") != std::string::npos) == infer);
+      CHECK((r.out.find("eval mode, no grad") != std::string::npos) == infer);
+      CHECK((r.out.find("last loss") != std::string::npos) == !infer);
+      CHECK((r.out.find("backbone frozen") != std::string::npos) == (std::string(what) == "train --freeze backbone"));
+      if (dev.find("cpu") != std::string::npos) CHECK(r.out.find("1 OpenMP threads") != std::string::npos);
+    }
+  Run frozen = run_rtune(tmp.path, "bench infer --freeze backbone --steps 1");
+  CHECK(frozen.rc != 0);
+  CHECK(frozen.err.find("--freeze") != std::string::npos);
+}
+
 // Twelve class folders "1".."12" (ImageFolder sorts them as text: "1", "10", "11", "12", "2", …), each with
 // one image per split, copied from the generated shapes.
 static void make_numbered_folders(const fs::path& root, int classes) {
@@ -693,7 +728,6 @@ TEST_CASE("demo --quick runs end to end and says where the report is") {
 }
 
 #if defined(RTUNE_TEST_HAS_CUDA)
-#include "kernels/cuda/runtime.h"
 
 // The CLI's GPU path end to end (device choice, host->device batches, the CUDA backend, checkpoints):
 // on the simulated device in CI, on hardware when built for a GPU. A few SGD steps at 64 px (layer4's

@@ -243,6 +243,10 @@ TEST_CASE("sizes that cannot be allocated are one-line errors naming the flag an
   CHECK(is_one_line_refusal(batch));
   CHECK(batch.err.find("--batch 100000") != std::string::npos);
   CHECK(batch.err.find("lower --batch") != std::string::npos);
+  Run infer = run_rtune(tmp.path, "bench infer --arch resnet18 --batch 100000 --steps 1 --warmup 0");
+  CAPTURE(infer.err);
+  CHECK(is_one_line_refusal(infer));
+  CHECK(infer.err.find("--batch 100000") != std::string::npos);
 }
 #endif
 
@@ -255,7 +259,8 @@ TEST_CASE("--threads below 0 or above 1024 is a usage error for every command th
                                     " --threads -5",
                                 "eval --weights " + w + " --data " + (tmp.path / "data").string() + " --threads -1",
                                 "predict --weights " + w + " y --threads -2", std::string("bench loader --data x --threads -3"),
-                                std::string("demo --threads -4"), std::string("train --data x --out y --threads 100000")}) {
+                                std::string("demo --threads -4"), std::string("train --data x --out y --threads 100000"),
+                                std::string("bench train --threads -6"), std::string("bench infer --threads 2000")}) {
     CAPTURE(cmd);
     Run r = run_rtune(tmp.path, cmd);
     CAPTURE(r.err);

@@ -47,6 +47,8 @@ std::vector<Cut> cuts() {
       {"bench train --arch resnet50 --batch 32", "--warmup 0 --steps 1 --input 64",
        "one step of full-width ResNet-50 at batch 32 and 224 px took 44 s on 2 shared cores; the same arch, batch "
        "and device at 64 px, one timed step, measure the same code path"},
+      {"bench infer --arch resnet50 --batch 32", "--warmup 0 --steps 1 --input 64",
+       "as bench train: the same arch, batch and device at 64 px, one timed forward pass"},
   };
 }
 
@@ -171,7 +173,7 @@ void check_outcome(const fs::path& root, const std::string& args, const test::Ru
     CHECK(j["images"] == 15);
     CHECK(j["train_img_s"].get<double>() > 0);  // one batch: timed from the epoch's start
     CHECK(j["cached_img_s"].get<double>() > 0);
-  } else if (args.starts_with("bench train")) {
+  } else if (args.starts_with("bench train") || args.starts_with("bench infer")) {
     CHECK(r.out.find("img/s") != std::string::npos);
   }
 }

@@ -10,12 +10,13 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include "tests/core/test_util.h"
 
 namespace rtune::test {
 
 inline const nlohmann::json& training_reference() {
   static const nlohmann::json j = [] {
-    std::ifstream f(RTUNE_SOURCE_DIR "/tests/fixtures/training_reference.json");
+    std::ifstream f(fixture("training_reference.json"));
     REQUIRE_MESSAGE(f.good(), "missing tests/fixtures/training_reference.json");
     return nlohmann::json::parse(f);
   }();

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The launcher of the GPU bundle (bench/gpu_bundle.sh copies it into the bundle as `run`):
+#   <bundle>/run PROGRAM [ARGS...]    runs <bundle>/bin/PROGRAM
+#   <bundle>/run --ldd PROGRAM        ldd of it, under the same library path
+#   <bundle>/run --libpath            prints that library path
+# The library path is the bundle's lib/ (everything the binaries need beyond glibc, libstdc++ and libgcc)
+# followed by the machine's CUDA libraries (cudart, cuBLAS, cuDNN, the driver's libcuda), which the bundle
+# does not carry: RTUNE_CUDA_LIBS when set, else the folders of the pip nvidia-* packages beside
+# python3's PyTorch, then the CUDA toolkit's and the driver's folders that exist; then the caller's
+# LD_LIBRARY_PATH.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+cuda_libs() {
+  if [ -n "${RTUNE_CUDA_LIBS:-}" ]; then
+    printf '%s' "$RTUNE_CUDA_LIBS"
+    return
+  fi
+  local dirs
+  dirs=$(python3 - 2> /dev/null << 'EOF' || true
+import glob, os
+try:
+    import nvidia
+    roots = list(nvidia.__path__)
+except ImportError:
+    roots = []
+wanted = ("libcudart.so", "libcublas.so", "libcublasLt.so", "libcudnn.so", "libnvrtc.so", "libnvJitLink.so")
+dirs = []
+for r in roots:
+    for p in sorted(glob.glob(os.path.join(r, "**", "lib*.so*"), recursive=True)):
+        if os.path.basename(p).startswith(wanted) and os.path.dirname(p) not in dirs:
+            dirs.append(os.path.dirname(p))
+print(":".join(dirs), end="")
+EOF
+  )
+  for d in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets/x86_64-linux/lib /usr/local/nvidia/lib64; do
+    [ -d "$d" ] && dirs="${dirs:+$dirs:}$d"
+  done
+  printf '%s' "$dirs"
+}
+
+libpath="$here/lib:$(cuda_libs)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"  # the caller's last (the driver's libcuda may be there)
+case "${1:-}" in
+  --libpath) echo "$libpath" ;;
+  --ldd) LD_LIBRARY_PATH=$libpath exec ldd "$here/bin/$2" ;;
+  "" | -h | --help) sed -n '2,9p' "$0" ;;
+  *) prog=$1; shift; LD_LIBRARY_PATH=$libpath exec "$here/bin/$prog" "$@" ;;
+esac
