@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstring>
 #include <string_view>
+#include <string_view>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -124,11 +125,13 @@ bool kill_point_armed(const char* point, int64_t epoch) {
     const char* e = std::getenv("RTUNE_TEST_KILL_AT");
     return std::string(e ? e : "");
   }();
-  return !spec.empty() && spec == fmt::format("{}@{}", point, epoch);
+  return !spec.empty() && (spec == fmt::format("{}@{}", point, epoch) || spec == fmt::format("stop:{}@{}", point, epoch));
 }
 
 void kill_point(const char* point, int64_t epoch) {
-  if (kill_point_armed(point, epoch)) ::kill(::getpid(), SIGKILL);
+  if (!kill_point_armed(point, epoch)) return;
+  const char* spec = std::getenv("RTUNE_TEST_KILL_AT");
+  ::kill(::getpid(), std::string_view(spec).starts_with("stop:") ? SIGSTOP : SIGKILL);
 }
 
 }  // namespace rtune::finetune

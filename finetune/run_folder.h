@@ -64,7 +64,9 @@ class RunFolder {
 bool is_run_temp_file(const std::string& filename);
 
 // Test hook: with RTUNE_TEST_KILL_AT=<point>@<epoch> in the environment, the process kills itself
-// with SIGKILL when it reaches `point` after epoch `epoch` (tests/e2e/test_cli_kill.cpp).
+// with SIGKILL when it reaches `point` after epoch `epoch` (tests/e2e/test_cli_kill.cpp); with
+// RTUNE_TEST_KILL_AT=stop:<point>@<epoch> it stops itself (SIGSTOP): a process that hangs, alive
+// (tests/e2e/test_mpi.cpp).
 void kill_point(const char* point, int64_t epoch);
 // The same for a point inside a write: true when the hook asks to be killed there.
 bool kill_point_armed(const char* point, int64_t epoch);

@@ -490,6 +490,7 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
   };
   bool cache_reported = false;
   hooks.on_epoch = [&](const finetune::EpochRecord& r) {
+    kill_point("epoch-end", r.epoch);  // every rank, before anything is written
     bar.clear();
     say(io, fmt::format("epoch {}/{}: train loss {:.4f} top-1 {:.2f}%{} | lr {:.3g} | {:.1f}s, {:.0f} img/s{}", r.epoch,
                         a.train.epochs, r.train_loss, 100 * r.train_top1,

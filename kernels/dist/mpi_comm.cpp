@@ -5,7 +5,10 @@
 #define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
 
+#include <chrono>
+#include <cstdlib>
 #include <memory>
+#include <thread>
 #include <numeric>
 
 #include <fmt/format.h>
@@ -17,6 +20,40 @@ namespace rtune::dist {
 namespace {
 
 bool g_started = false;
+
+// How long a collective may wait for the other ranks before this rank gives up on the job: a rank that
+// hangs (deadlocked, stopped, swapping) would otherwise hold every other rank forever. Legitimate waits
+// are a slower rank's epoch tail, its validation shard, or rank 0 writing a checkpoint: seconds to
+// minutes. RTUNE_DIST_TIMEOUT (seconds) overrides the 10 minutes.
+double collective_timeout_s() {
+  static const double t = [] {
+    const char* e = std::getenv("RTUNE_DIST_TIMEOUT");
+    const double v = e && *e ? std::atof(e) : 0;
+    return v > 0 ? v : 600.0;
+  }();
+  return t;
+}
+
+void check(int rc, const char* what);
+
+// Waits for a non-blocking collective, polling (MPI_Test drives its progress) and backing off to short
+// sleeps after the first millisecond; past collective_timeout_s() it fails naming the wait, and the
+// caller's error path (rtune's main) ends the whole job with MPI_Abort.
+void wait_bounded(MPI_Request& req, const char* what) {
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  const auto deadline = t0 + std::chrono::duration<double>(collective_timeout_s());
+  for (int done = 0;;) {
+    check(MPI_Test(&req, &done, MPI_STATUS_IGNORE), what);
+    if (done) return;
+    const auto now = Clock::now();
+    if (now > deadline)
+      fail("the {} waited {:.0f} s for the other ranks: one of them hangs or has died; ending the job "
+           "(RTUNE_DIST_TIMEOUT sets the limit in seconds)",
+           what, std::chrono::duration<double>(now - t0).count());
+    if (now - t0 > std::chrono::milliseconds(1)) std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+}
 
 void check(int rc, const char* what) {
   if (rc == MPI_SUCCESS) return;
@@ -32,7 +69,9 @@ void allreduce_chunks(std::span<T> data, MPI_Datatype type) {
   constexpr size_t kChunk = size_t(1) << 30;
   for (size_t at = 0; at < data.size(); at += kChunk) {
     const int n = int(std::min(kChunk, data.size() - at));
-    check(MPI_Allreduce(MPI_IN_PLACE, data.data() + at, n, type, MPI_SUM, MPI_COMM_WORLD), "all-reduce");
+    MPI_Request req;
+    check(MPI_Iallreduce(MPI_IN_PLACE, data.data() + at, n, type, MPI_SUM, MPI_COMM_WORLD, &req), "all-reduce");
+    wait_bounded(req, "all-reduce");
   }
 }
 
@@ -59,16 +98,22 @@ class MpiComm final : public Comm {
   void allreduce_sum(std::span<int64_t> d) override { allreduce_chunks(d, MPI_INT64_T); }
   void broadcast(std::span<std::byte> d, int root) override {
     RTUNE_CHECK(d.size() < size_t(1) << 31, "broadcast of {} bytes: over MPI's int count", d.size());
-    check(MPI_Bcast(d.data(), int(d.size()), MPI_BYTE, root, MPI_COMM_WORLD), "broadcast");
+    MPI_Request req;
+    check(MPI_Ibcast(d.data(), int(d.size()), MPI_BYTE, root, MPI_COMM_WORLD, &req), "broadcast");
+    wait_bounded(req, "broadcast");
   }
   std::vector<std::string> allgather(const std::string& text) override {
     int mine = int(text.size());
     std::vector<int> lens(size_t(size_), 0), offsets(size_t(size_), 0);
-    check(MPI_Allgather(&mine, 1, MPI_INT, lens.data(), 1, MPI_INT, MPI_COMM_WORLD), "all-gather");
+    MPI_Request req;
+    check(MPI_Iallgather(&mine, 1, MPI_INT, lens.data(), 1, MPI_INT, MPI_COMM_WORLD, &req), "all-gather");
+    wait_bounded(req, "all-gather");
     std::exclusive_scan(lens.begin(), lens.end(), offsets.begin(), 0);
     std::string all(size_t(offsets.back() + lens.back()), '\0');
-    check(MPI_Allgatherv(text.data(), mine, MPI_CHAR, all.data(), lens.data(), offsets.data(), MPI_CHAR, MPI_COMM_WORLD),
+    check(MPI_Iallgatherv(text.data(), mine, MPI_CHAR, all.data(), lens.data(), offsets.data(), MPI_CHAR, MPI_COMM_WORLD,
+                          &req),
           "all-gather");
+    wait_bounded(req, "all-gather");
     std::vector<std::string> out;
     for (int r = 0; r < size_; ++r) out.push_back(all.substr(size_t(offsets[size_t(r)]), size_t(lens[size_t(r)])));
     return out;
