@@ -36,7 +36,7 @@ nlohmann::json TrainArgs::to_json() const {
           {"label_smoothing", t.label_smoothing}, {"freeze", t.freeze.str()},
           {"frozen_bn", std::string(finetune::frozen_bn_name(t.frozen_bn))}, {"unfreeze_at", t.unfreeze_at},
           {"unfreeze_lr", t.unfreeze_lr}, {"seed", seed}, {"device", device}, {"precision", precision}, {"threads", threads}, {"out", out},
-          {"strict", strict}, {"feature_cache", t.feature_cache}, {"sync_bn", t.sync_bn}};
+          {"strict", strict}, {"feature_cache", t.feature_cache}, {"sync_bn", t.sync_bn}, {"lr_scale", lr_scale}};
 }
 
 TrainArgs TrainArgs::from_json(const nlohmann::json& j) {
@@ -60,6 +60,7 @@ TrainArgs TrainArgs::from_json(const nlohmann::json& j) {
     a.train.unfreeze_at = j.at("unfreeze_at"), a.train.unfreeze_lr = j.at("unfreeze_lr");
     a.seed = j.at("seed"), a.device = j.at("device"), a.precision = j.at("precision"), a.threads = j.at("threads"), a.out = j.at("out");
     a.train.sync_bn = j.value("sync_bn", false);  // absent from runs saved before --sync-bn existed
+    a.lr_scale = j.value("lr_scale", std::string("none"));
     a.strict = j.value("strict", false);  // absent from runs saved before --strict existed
     a.train.feature_cache = j.value("feature_cache", int64_t(-1));  // absent before --feature-cache existed
   } catch (const nlohmann::json::exception& e) {
@@ -83,6 +84,7 @@ void TrainArgs::validate() const {
     }
   }
   if (time_budget_s < 0) invalid_argument("--time-budget: must be > 0");
+  if (lr_scale != "none" && lr_scale != "linear") invalid_argument("--lr-scale {}: must be none or linear", lr_scale);
   train.validate();
 }
 
@@ -403,6 +405,10 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
   if (d.has_val) val_loader = std::make_unique<io::Loader>(d.val, vp, lo);
 
   finetune::TrainConfig cfg = a.train;
+  if (a.lr_scale == "linear") {  // every run start, resumes included: the LRs follow the current rank count
+    cfg.opt.lr *= double(comm.size());
+    cfg.unfreeze_lr *= double(comm.size());
+  }
   cfg.device = device;
   cfg.precision = nn::parse_precision(a.precision, device);
   cfg.train_norm = tp.normalize.value_or(io::Normalize{});
@@ -433,9 +439,11 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
                       dev_note.empty() ? "" : " (" + dev_note + ")", nn::precision_name(cfg.precision), tp.describe(),
                       vp.describe()));
   if (comm.size() > 1)
-    say(io, fmt::format("ranks: {}, {} threads each; batch {} per rank, global batch {} (the LR is not scaled for it: "
-                        "the linear-scaling rule would multiply --lr by {}){}",
-                        comm.describe(), omp_get_max_threads(), a.batch, a.batch * comm.size(), comm.size(),
+    say(io, fmt::format("ranks: {}, {} threads each; batch {} per rank, global batch {} ({}){}", comm.describe(),
+                        omp_get_max_threads(), a.batch, a.batch * comm.size(),
+                        a.lr_scale == "linear"
+                            ? fmt::format("--lr-scale linear: lr {:g} x {} ranks = {:g}", a.train.opt.lr, comm.size(), cfg.opt.lr)
+                            : fmt::format("the LR is not scaled for it; --lr-scale linear would multiply it by {}", comm.size()),
                         resume_from && resume_from->state.value("ranks", 1) != comm.size()
                             ? fmt::format("; the run had {} ranks: from here on each epoch's samples are dealt to ranks "
                                           "differently and the global batch changed",

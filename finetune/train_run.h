@@ -35,6 +35,9 @@ struct TrainArgs {
   // in by the run from `device`, `precision` and the transforms
   finetune::TrainConfig train{.epochs = 10};
   uint64_t seed = 0;
+  // Data-parallel runs: "linear" multiplies --lr (and --unfreeze-lr) by the rank count, the linear-scaling
+  // rule for a global batch N times larger (Goyal et al. 2017); "none" leaves them as given.
+  std::string lr_scale = "none";
   std::string device = "auto";
   std::string precision = "auto";   // auto (bf16 on a CUDA GPU that has it) | fp32 | bf16
   int threads = 0;                  // loader threads; 0 = all cores

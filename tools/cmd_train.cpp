@@ -129,6 +129,10 @@ void register_train(CLI::App& app) {
   sub->add_option("--epochs", a->train.epochs, "epochs (10)")->group(g_opt);
   sub->add_option("--opt", o.kind, "sgd | adam | adamw | rmsprop (sgd)")->group(g_opt);
   sub->add_option("--lr", o.lr, "learning rate of the head (0.01)")->group(g_opt);
+  sub->add_option("--lr-scale", a->lr_scale,
+                  "under mpirun -np N: linear multiplies --lr and --unfreeze-lr by N for the N-times larger global "
+                  "batch (the linear-scaling rule); none (default) keeps them as given")
+      ->group(g_opt);
   sub->add_option("--lr-mult", (*s)["lr_mult"],
                   "per-stage LR = lr x multiplier, e.g. layer4=0.5,layer3=0.2,backbone=0.1 (stages: stem, layer1-4; "
                   "backbone = the rest; default 1)")

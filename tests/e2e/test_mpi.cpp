@@ -191,3 +191,18 @@ TEST_CASE("a rank that hangs: the other gives up after RTUNE_DIST_TIMEOUT, namin
   REQUIRE(fs::exists(run / "last.ckpt"));  // epoch 1 was committed before the hang
   CHECK(io::load_checkpoint(run / "last.ckpt").state.at("epoch").get<int64_t>() == 1);
 }
+
+TEST_CASE("--lr-scale linear multiplies the LR by the rank count and says so; other values are refused") {
+  test::TempDir tmp("mpi_lrscale");
+  const fs::path data = tmp.path / "data";
+  test::make_shapes(data, 2, 1, 16);
+  test::Run r = run_rtune(tmp.path, args(data, tmp.path / "r", 4, "--epochs 1 --lr-scale linear"),
+                          "OMP_NUM_THREADS=1 " + kMpirun + " -np 2");
+  REQUIRE_MESSAGE(r.rc == 0, std::string(r.err + r.out));
+  CHECK(r.out.find("--lr-scale linear: lr 0.05 x 2 ranks = 0.1") != std::string::npos);
+  const std::string steps = test::slurp(tmp.path / "r" / "steps.csv");
+  CHECK(steps.find(",0.10000000000000001\n") != std::string::npos);  // the head group's LR column
+  test::Run bad = run_rtune(tmp.path, args(data, tmp.path / "b", 4, "--epochs 1 --lr-scale sqrt"));
+  CHECK(bad.rc == 105);
+  CHECK(bad.err.find("--lr-scale sqrt: must be none or linear") != std::string::npos);
+}
