@@ -439,16 +439,16 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
                       dev_note.empty() ? "" : " (" + dev_note + ")", nn::precision_name(cfg.precision), tp.describe(),
                       vp.describe()));
   if (comm.size() > 1)
-    say(io, fmt::format("ranks: {}, {} threads each; batch {} per rank, global batch {} ({}){}", comm.describe(),
+    say(io, fmt::format("ranks: {}, {} threads each; batch {} per rank, global batch {} ({})", comm.describe(),
                         omp_get_max_threads(), a.batch, a.batch * comm.size(),
                         a.lr_scale == "linear"
                             ? fmt::format("--lr-scale linear: lr {:g} x {} ranks = {:g}", a.train.opt.lr, comm.size(), cfg.opt.lr)
-                            : fmt::format("the LR is not scaled for it; --lr-scale linear would multiply it by {}", comm.size()),
-                        resume_from && resume_from->state.value("ranks", 1) != comm.size()
-                            ? fmt::format("; the run had {} ranks: from here on each epoch's samples are dealt to ranks "
-                                          "differently and the global batch changed",
-                                          resume_from->state.value("ranks", 1))
-                            : std::string()));
+                            : fmt::format("the LR is not scaled for it; --lr-scale linear would multiply it by {}", comm.size())));
+  if (const int64_t had = resume_from ? resume_from->state.value("ranks", int64_t(1)) : comm.size(); had != comm.size())
+    say(io, fmt::format("the run had {} rank(s) and continues on {}: the epochs' shuffled orders are the same, but from "
+                        "here on they are dealt to the ranks differently and the global batch is {} (was {}){}",
+                        had, comm.size(), a.batch * comm.size(), a.batch * had,
+                        a.lr_scale == "linear" ? fmt::format("; --lr-scale linear: lr {:g}", cfg.opt.lr) : std::string()));
   const auto& fr = trainer.freeze_result();
   say(io, fmt::format("freeze: {} ({} trainable / {} frozen parameters, frozen BN: {}); optimizer: {} lr {:g}{}",
                       cfg.freeze.str(), fr.trainable_params, fr.frozen_params, finetune::frozen_bn_name(cfg.frozen_bn),

@@ -166,6 +166,14 @@ TEST_CASE("a rank killed mid-run: the other exits non-zero within 60 s; the last
                              "OMP_NUM_THREADS=1 " + kMpirun + " -np 2");
   CHECK_MESSAGE(more.rc == 0, std::string(more.err + more.out));
   CHECK(io::load_checkpoint(run / "last.ckpt").state.at("epoch").get<int64_t>() == done + 1);
+  // Another rank count: one process continues the 2-rank run, saying what changes.
+  test::Run single = run_rtune(tmp.path, fmt::format("train --resume {} --no-progress --stop-after {}", run.string(), done + 2),
+                               "OMP_NUM_THREADS=1");
+  CHECK_MESSAGE(single.rc == 0, std::string(single.err + single.out));
+  CHECK(single.out.find("the run had 2 rank(s) and continues on 1: the epochs' shuffled orders are the same, but from "
+                        "here on they are dealt to the ranks differently and the global batch is 4 (was 8)") !=
+        std::string::npos);
+  CHECK(io::load_checkpoint(run / "last.ckpt").state.at("ranks") == 1);
 }
 
 TEST_CASE("a rank that hangs: the other gives up after RTUNE_DIST_TIMEOUT, naming the wait, and the job ends") {
