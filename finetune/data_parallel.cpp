@@ -11,6 +11,7 @@
 #include <omp.h>
 
 #include "engine/error.h"
+#include "kernels/cpu/backend.h"
 
 namespace rtune::finetune {
 
@@ -134,7 +135,7 @@ int share_cores_between_ranks(const dist::Comm& comm, int threads) {
     const int on_this_machine = local && std::atoi(local) > 0 ? std::atoi(local) : comm.size();
     threads = std::max(1, int(std::thread::hardware_concurrency()) / on_this_machine);
   }
-  if (comm.size() > 1 && !std::getenv("OMP_NUM_THREADS")) omp_set_num_threads(threads);
+  if (comm.size() > 1 && !cpu::compute_threads_chosen()) omp_set_num_threads(threads);
   return threads;
 }
 

@@ -47,7 +47,7 @@ std::string data_fingerprint(const io::Dataset& train, const io::Dataset* val, c
 std::string model_fingerprint(models::ResNet& model);
 // The loader threads of one rank: `threads` when given (> 0); else, with several ranks, this machine's
 // cores shared by the ranks on it (OMPI_COMM_WORLD_LOCAL_SIZE), so two ranks on one machine do not both
-// take every core, and OpenMP's thread count (the kernels') the same unless OMP_NUM_THREADS is set.
+// take every core, and the kernels' threads the same unless --compute-threads or OMP_NUM_THREADS chose them.
 int share_cores_between_ranks(const dist::Comm& comm, int threads);
 // Fails on every rank, naming the ranks, when their `fingerprint`s (arguments, data, model) differ.
 void check_same_on_every_rank(dist::Comm& comm, const std::string& what, const std::string& fingerprint);

@@ -62,8 +62,7 @@ void register_bench(CLI::App& app) {
     sub->add_option("--warmup", mo->warmup, "untimed warm-up steps")->check(CLI::NonNegativeNumber);
     sub->add_option("--precision", mo->precision, "fp32 or bf16")->check(CLI::IsMember({"fp32", "bf16"}));
     sub->add_option("--device", *device, "cpu or cuda[:N]");
-    sub->add_option("--threads", mo->threads, "OpenMP threads for the CPU's work (0: all cores)")
-        ->check(CLI::Range(0, kMaxThreads));
+    add_compute_threads_option(sub, mo->threads);
     add_cpu_backend_option(sub, *backend);
     auto freeze = std::make_shared<std::string>("none");
     if (train) sub->add_option("--freeze", *freeze, "none or backbone")->check(CLI::IsMember({"none", "backbone"}));

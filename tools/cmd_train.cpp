@@ -160,6 +160,8 @@ void register_train(CLI::App& app) {
       ->check(CLI::IsMember({"auto", "fp32", "bf16"}));
   auto cpu_backend = std::make_shared<std::string>();
   add_cpu_backend_option(sub, *cpu_backend);
+  auto compute_threads = std::make_shared<int>(0);
+  add_compute_threads_option(sub, *compute_threads)->group(g_data);
   sub->add_flag("--no-progress", *no_progress, "no progress bar even on a terminal");
   sub->add_option("--stop-after", a->stop_after, "stop once this many epochs are done; --resume continues (train in chunks)")
       ->check(CLI::PositiveNumber);
@@ -168,9 +170,10 @@ void register_train(CLI::App& app) {
                   "this much training time, e.g. 90s, 20m, 1.5h; the run folder stays resumable (--resume continues; "
                   "a schedule does not shrink to fit)");
 
-  sub->callback([sub, a, s, resume, betas, no_progress, budget, cpu_backend] {
+  sub->callback([sub, a, s, resume, betas, no_progress, budget, cpu_backend, compute_threads] {
     finetune::ensure_passive_omp_wait();
     apply_cpu_backend(*cpu_backend);
+    cpu::set_compute_threads(*compute_threads);
     a->progress = !*no_progress;
     if (!budget->empty()) {
       try {
@@ -183,11 +186,11 @@ void register_train(CLI::App& app) {
       // The run's own arguments come from its checkpoint; only these may change.
       for (auto* opt : sub->get_options()) {
         const std::string n = opt->get_name();
-        if (opt->count() && n != "--resume" && n != "--epochs" && n != "--device" && n != "--threads" && n != "--cache-mib" &&
+        if (opt->count() && n != "--resume" && n != "--epochs" && n != "--device" && n != "--threads" && n != "--compute-threads" && n != "--cache-mib" &&
             n != "--no-progress" && n != "--stop-after" && n != "--time-budget" && n != "--cpu-backend" &&
             n != "--help")
           throw CLI::ValidationError(n, "cannot be changed when resuming (the run keeps its own settings); only --epochs, "
-                                        "--device, --threads, --cache-mib, --stop-after, --time-budget and "
+                                        "--device, --threads, --compute-threads, --cache-mib, --stop-after, --time-budget and "
                                         "--cpu-backend may be given with --resume");
       }
       auto* ep = sub->get_option("--epochs");

@@ -24,6 +24,14 @@ inline void apply_cpu_backend(const std::string& value) {
   if (!value.empty()) cpu::set_backend(cpu::parse_backend(value));
 }
 
+// --compute-threads on `sub`: the CPU kernels' threads (OpenMP), beside --threads (the loader's).
+inline CLI::Option* add_compute_threads_option(CLI::App* sub, int& value) {
+  return sub->add_option("--compute-threads", value,
+                         "threads of the CPU's compute kernels (OpenMP; 0: OMP_NUM_THREADS or every core, or a "
+                         "data-parallel rank's share of them)")
+      ->check(CLI::Range(0, kMaxThreads));
+}
+
 // Each adds a subcommand to `app` whose callback does the work (throwing rtune::Error on bad input).
 void register_convert(CLI::App& app);
 void register_summary(CLI::App& app);

@@ -1,4 +1,9 @@
 #include "kernels/cpu/backend.h"
+
+#include <omp.h>
+
+#include <atomic>
+#include <cstdlib>
 #include <atomic>
 #include <cstdlib>
 #include "engine/error.h"
@@ -58,5 +63,17 @@ int64_t onednn_executions() { return g_executions.load(std::memory_order_relaxed
 void note_onednn_execution() { g_executions.fetch_add(1, std::memory_order_relaxed); }
 int64_t onednn_inference_executions() { return g_inference_executions.load(std::memory_order_relaxed); }
 void note_onednn_inference_execution() { g_inference_executions.fetch_add(1, std::memory_order_relaxed); }
+
+namespace {
+std::atomic<bool> g_threads_chosen{false};
+}
+
+void set_compute_threads(int n) {
+  if (n <= 0) return;
+  omp_set_num_threads(n);
+  g_threads_chosen = true;
+}
+
+bool compute_threads_chosen() { return g_threads_chosen || std::getenv("OMP_NUM_THREADS") != nullptr; }
 
 }  // namespace rtune::cpu

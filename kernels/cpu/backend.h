@@ -35,4 +35,11 @@ void note_onednn_execution();  // called by kernels/cpu/onednn/ once per primiti
 int64_t onednn_inference_executions();
 void note_onednn_inference_execution();
 
+// The CPU kernels' threads (OpenMP, oneDNN's included): `--compute-threads`. n > 0 sets them and marks
+// them chosen; 0 leaves OpenMP's default (OMP_NUM_THREADS, else every core).
+void set_compute_threads(int n);
+// True once set_compute_threads(n > 0) was called or OMP_NUM_THREADS is set: a default (a data-parallel
+// rank's share of the cores) must not override the user's choice.
+bool compute_threads_chosen();
+
 }  // namespace rtune::cpu

@@ -391,7 +391,7 @@ TEST_CASE("--precision bf16 on the CPU is a clear error before any work") {
 // in eval mode without autograd (forward only). On a build with CUDA they run on the device as well.
 TEST_CASE("bench train and bench infer at tiny sizes: img/s, with the same flags (--freeze for train only)") {
   test::TempDir tmp("e2e_bench_model");
-  std::vector<std::string> devices = {"--device cpu --threads 1"};
+  std::vector<std::string> devices = {"--device cpu --compute-threads 1"};
 #if defined(RTUNE_TEST_HAS_CUDA)
   if (cuda::rt::device_count() > 0) {  // a real-GPU build on a machine without one runs the CPU's only
     devices.push_back("--device cuda --precision fp32");

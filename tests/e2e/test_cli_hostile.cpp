@@ -250,7 +250,7 @@ TEST_CASE("sizes that cannot be allocated are one-line errors naming the flag an
 }
 #endif
 
-TEST_CASE("--threads below 0 or above 1024 is a usage error for every command that has it") {
+TEST_CASE("--threads / --compute-threads below 0 or above 1024 is a usage error for every command that has them") {
   test::TempDir tmp("e2e_threads");
   test::make_shapes(tmp.path / "data", 1, 1, 16);
   const std::string w = (tmp.path / "w.safetensors").string();
@@ -260,13 +260,14 @@ TEST_CASE("--threads below 0 or above 1024 is a usage error for every command th
                                 "eval --weights " + w + " --data " + (tmp.path / "data").string() + " --threads -1",
                                 "predict --weights " + w + " y --threads -2", std::string("bench loader --data x --threads -3"),
                                 std::string("demo --threads -4"), std::string("train --data x --out y --threads 100000"),
-                                std::string("bench train --threads -6"), std::string("bench infer --threads 2000")}) {
+                                std::string("bench train --compute-threads -6"), std::string("bench infer --compute-threads 2000"),
+                                std::string("train --data x --out y --compute-threads -7")}) {
     CAPTURE(cmd);
     Run r = run_rtune(tmp.path, cmd);
     CAPTURE(r.err);
     CHECK(r.rc >= 100);  // CLI11's usage errors
     CHECK(r.rc <= 120);
-    CHECK(r.err.find("--threads") != std::string::npos);
+    CHECK(r.err.find("threads") != std::string::npos);  // --threads or --compute-threads
   }
   CHECK_FALSE(fs::exists(tmp.path / "o" / "last.ckpt"));
 }
