@@ -148,8 +148,8 @@ TEST_CASE("a rank killed mid-run: the other exits non-zero within 60 s; the last
   const fs::path data = tmp.path / "data", run = tmp.path / "run";
   test::make_shapes(data, 4, 2, 16);
   const std::string bin = RTUNE_BIN, a = args(data, run, 4, "--epochs 100000");
-  // Rank 1 is SIGKILLed after 4 s, in the middle of some epoch (an epoch takes milliseconds here).
-  const std::string cmd = fmt::format("OMP_NUM_THREADS=1 {} -np 1 {} {} : -np 1 timeout -s KILL 4 {} {} >{} 2>&1", kMpirun,
+  // Rank 1 is SIGKILLed after 6 s, in the middle of some epoch (an epoch takes milliseconds here).
+  const std::string cmd = fmt::format("OMP_NUM_THREADS=1 {} -np 1 {} {} : -np 1 timeout -s KILL 6 {} {} >{} 2>&1", kMpirun,
                                       bin, a, bin, a, (tmp.path / "log.txt").string());
   const auto t0 = std::chrono::steady_clock::now();
   const int status = std::system(cmd.c_str());
@@ -182,9 +182,10 @@ TEST_CASE("a rank that hangs: the other gives up after RTUNE_DIST_TIMEOUT, namin
   test::make_shapes(data, 4, 2, 16);
   const std::string bin = RTUNE_BIN, a = args(data, run, 4, "--epochs 5");
   // Rank 1 stops itself (SIGSTOP: alive, never answering) at the end of epoch 1; rank 0 waits in
-  // epoch 2's first all-reduce for 5 s, then fails, and its MPI_Abort takes the stopped rank down too.
+  // epoch 2's first all-reduce for 10 s (a margin over any legitimate wait in
+  // a loaded CI), then fails, and its MPI_Abort takes the stopped rank down too.
   const std::string cmd =
-      fmt::format("OMP_NUM_THREADS=1 RTUNE_DIST_TIMEOUT=5 {} -np 1 {} {} : -np 1 env RTUNE_TEST_KILL_AT=stop:epoch-end@1 {} {} "
+      fmt::format("OMP_NUM_THREADS=1 RTUNE_DIST_TIMEOUT=10 {} -np 1 {} {} : -np 1 env RTUNE_TEST_KILL_AT=stop:epoch-end@1 {} {} "
                   ">{} 2>&1",
                   kMpirun, bin, a, bin, a, (tmp.path / "log.txt").string());
   const auto t0 = std::chrono::steady_clock::now();
@@ -194,7 +195,7 @@ TEST_CASE("a rank that hangs: the other gives up after RTUNE_DIST_TIMEOUT, namin
   CAPTURE(log);
   CHECK(status != 0);
   CHECK(seconds < 60);
-  CHECK(log.find("rtune (rank 0 of 2): error: the all-reduce waited 5 s for the other ranks: one of them hangs or has "
+  CHECK(log.find("rtune (rank 0 of 2): error: the all-reduce waited 10 s for the other ranks: one of them hangs or has "
                  "died") != std::string::npos);
   REQUIRE(fs::exists(run / "last.ckpt"));  // epoch 1 was committed before the hang
   CHECK(io::load_checkpoint(run / "last.ckpt").state.at("epoch").get<int64_t>() == 1);
