@@ -115,6 +115,42 @@ TEST_CASE("sim runtime: CUDA_VISIBLE_DEVICES set and empty hides the device") {
   if (was) ::setenv("CUDA_VISIBLE_DEVICES", saved.c_str(), 1);
 }
 
+// RTUNE_SIM_DEVICES gives several simulated GPUs; the current device is per host thread, like cudart's.
+TEST_CASE("sim runtime: RTUNE_SIM_DEVICES gives several devices, the current one per host thread") {
+  ::setenv("RTUNE_SIM_DEVICES", "3", 1);
+  CHECK(rt::device_count() == 3);
+  CHECK(rt::device_props(2).name == "rtune simulated device");
+  CHECK_THROWS_AS(rt::device_props(3), rt::CudaError);
+  CHECK_THROWS_AS(rt::set_device(-1), rt::CudaError);
+  CHECK(rt::get_device() == 0);
+  rt::set_device(2);
+  int seen_by_other_thread = -1;
+  std::thread([&] {
+    seen_by_other_thread = rt::get_device();  // a new thread starts on device 0
+    rt::set_device(1);
+  }).join();
+  CHECK(seen_by_other_thread == 0);
+  CHECK(rt::get_device() == 2);  // untouched by the other thread's set_device
+  rt::set_device(0);
+
+  for (const char* bad : {"0", "17", "two", "2x", ""}) {
+    ::setenv("RTUNE_SIM_DEVICES", bad, 1);
+    try {
+      rt::device_count();
+      FAIL("RTUNE_SIM_DEVICES='" << bad << "' was accepted");
+    } catch (const rtune::Error& e) {
+      CHECK(std::string(e.what()).find("RTUNE_SIM_DEVICES") != std::string::npos);
+    }
+  }
+  ::setenv("RTUNE_SIM_DEVICES", "2", 1);
+  ::setenv("CUDA_VISIBLE_DEVICES", "", 1);  // still hides every device
+  CHECK(rt::device_count() == 0);
+  ::unsetenv("CUDA_VISIBLE_DEVICES");
+  ::unsetenv("RTUNE_SIM_DEVICES");
+  CHECK(rt::device_count() == 1);
+  CHECK_THROWS_AS(rt::set_device(1), rt::CudaError);
+}
+
 TEST_CASE("sim runtime: round trips, device-to-device, memset, async on a stream") {
   rt::Stream s = rt::stream_create();
   for (size_t n : {1u, 3u, 257u, 100003u}) {

@@ -1,10 +1,11 @@
-// The runtime layer (runtime.h) for the simulated device: one device ("rtune simulated device",
-// sm_90, bf16, memory = the configured limit; none when CUDA_VISIBLE_DEVICES is set and empty, as on the
-// real runtime), host-memory copies that check every pointer against
+// The runtime layer (runtime.h) for the simulated device: RTUNE_SIM_DEVICES identical devices (default
+// 1; "rtune simulated device", sm_90, bf16, memory = the configured limit; none when CUDA_VISIBLE_DEVICES
+// is set and empty, as on the real runtime), a current device per host thread, host-memory copies that check every pointer against
 // the allocation table (a wrong direction, a range past an end, a freed pointer: rt::CudaError),
 // and streams/events that complete at once (work runs synchronously on the calling thread), but
 // keep CUDA's rules: a destroyed handle, or the elapsed time of an unrecorded or non-timing event,
 // is an error (docs/cuda-libs-semantics.md section 10).
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -33,6 +34,7 @@ CudaOutOfMemory::CudaOutOfMemory(std::string op, size_t requested, const std::st
 
 namespace {
 
+constexpr int kMaxSimDevices = 16;
 constexpr int kInvalidValue = 1, kInvalidDevice = 101, kInvalidHandle = 400, kDirection = 21;
 
 // Handles are never freed (a destroyed one stays recognisable), so they live in deques.
@@ -42,8 +44,9 @@ struct Handles {
   std::deque<CUevent_st> events;
   std::unordered_set<const void*> stream_set, event_set;
   std::unordered_set<void*> pinned;
-  int device = 0;
 };
+// The current device belongs to the calling host thread, as in cudart (cudaSetDevice).
+thread_local int tl_device = 0;
 Handles& H() {
   static Handles* h = new Handles();
   return *h;
@@ -86,16 +89,36 @@ void check_device(const void* p, size_t n, const char* who, const char* role) {
 }  // namespace
 
 // ---- devices
-// One device, or none when CUDA_VISIBLE_DEVICES is set and empty: the real runtime then hides every GPU
-// (cudaErrorNoDevice), so a test can run what a machine without a GPU runs (auto picks the CPU).
+// RTUNE_SIM_DEVICES devices (default 1), or none when CUDA_VISIBLE_DEVICES is set and empty: the real
+// runtime then hides every GPU (cudaErrorNoDevice), so a test can run what a machine without a GPU runs.
+// Read on every call, so a test may set it before use. The devices share one memory arena: an
+// allocation made on device 0 is readable by a kernel "on" device 1 (a real GPU would fault or need
+// peer access); the NCCL stand-in checks what it can (buffers are live device allocations).
 int device_count() {
   const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
-  return visible && *visible == '\0' ? 0 : 1;
+  if (visible && *visible == '\0') return 0;
+  const char* env = std::getenv("RTUNE_SIM_DEVICES");
+  if (!env) return 1;
+  char* end = nullptr;
+  errno = 0;
+  const long n = std::strtol(env, &end, 10);
+  if (end == env || *end != '\0' || errno || n < 1 || n > kMaxSimDevices)
+    throw rtune::Error(fmt::format("RTUNE_SIM_DEVICES='{}': expected the number of simulated GPUs, an integer "
+                                   "from 1 to {}", env, kMaxSimDevices));
+  return int(n);
 }
 
+namespace {
+void check_ordinal(int device, const char* who) {
+  const int n = device_count();
+  if (device < 0 || device >= n)
+    throw CudaError(who, kInvalidDevice, fmt::format("{}({}): invalid device ordinal ({} simulated device{})", who,
+                                                     device, n, n == 1 ? "" : "s"));
+}
+}  // namespace
+
 DeviceProps device_props(int device) {
-  if (device != 0) throw CudaError("cudaGetDeviceProperties", kInvalidDevice,
-                                   fmt::format("cudaGetDeviceProperties({}): invalid device ordinal (1 device)", device));
+  check_ordinal(device, "cudaGetDeviceProperties");
   DeviceProps p;
   p.name = "rtune simulated device";
   p.total_memory = sim::memory_limit();
@@ -110,11 +133,10 @@ DeviceProps device_props(int device) {
 }
 
 void set_device(int device) {
-  if (device != 0)
-    throw CudaError("cudaSetDevice", kInvalidDevice, fmt::format("cudaSetDevice({}): invalid device ordinal", device));
-  H().device = device;
+  check_ordinal(device, "cudaSetDevice");
+  tl_device = device;
 }
-int get_device() { return H().device; }
+int get_device() { return tl_device; }
 void device_synchronize() { sim::close_lingering(); }
 
 MemInfo mem_get_info() {
