@@ -248,6 +248,41 @@ TEST_CASE("nccl: a peer that never arrives: timeout (RTUNE_SIM_NCCL_TIMEOUT) and
   CHECK(seconds < 5.0);
 }
 
+TEST_CASE("nccl: init waits for every rank, then unlinks the segment; a missing rank times out") {
+  install_validator();
+  ::setenv("RTUNE_SIM_NCCL_TIMEOUT", "0.3", 1);
+  const ncclUniqueId id = make_id();
+  const std::string segment = std::string("/dev/shm") + (id.internal + 8);  // the name after the magic
+  ncclComm_t comm = nullptr;
+  CHECK(ncclCommInitRank(&comm, 2, id, 0) == ncclSystemError);  // rank 1 never comes
+  const std::string msg = ncclGetLastError(nullptr);
+  CHECK(msg.find("ncclCommInitRank (rank 0 of 2): timed out after 0.3 s") != std::string::npos);
+  CHECK(msg.find("waiting for rank(s) 1") != std::string::npos);
+  CHECK(access(segment.c_str(), F_OK) != 0);  // nothing left behind in /dev/shm
+
+  ::setenv("RTUNE_SIM_NCCL_TIMEOUT", "20", 1);
+  auto rs = run_threads(2, [&](int r, ncclComm_t, RankResult& res) {
+    // Every rank has mapped the segment once init returns: it is unlinked already.
+    res.call = access(segment.c_str(), F_OK) != 0 ? ncclSuccess : ncclInternalError;
+    (void)r;
+  });
+  for (const auto& res : rs) CHECK(res.call == ncclSuccess);
+  ::unsetenv("RTUNE_SIM_NCCL_TIMEOUT");
+}
+
+TEST_CASE("nccl: a peer that destroys its communicator while another waits gives ncclRemoteError") {
+  ::setenv("RTUNE_SIM_NCCL_TIMEOUT", "20", 1);
+  auto rs = run_threads(2, [](int r, ncclComm_t comm, RankResult& res) {
+    if (r == 1) return;  // destroys at once (run_threads), without the collective
+    DeviceBuffer<float> buf(std::vector<float>{1.f});
+    res.call = ncclAllReduce(buf.get(), buf.get(), 1, ncclFloat32, ncclSum, comm, nullptr);
+    res.message = ncclGetLastError(comm);
+  });
+  ::unsetenv("RTUNE_SIM_NCCL_TIMEOUT");
+  CHECK(rs[0].call == ncclRemoteError);
+  CHECK(rs[0].message.find("rank(s) 1 left the communicator") != std::string::npos);
+}
+
 TEST_CASE("nccl: a peer process that exited gives ncclRemoteError at once, not after the timeout") {
   install_validator();
   ::setenv("RTUNE_SIM_NCCL_TIMEOUT", "60", 1);
