@@ -190,6 +190,11 @@ TEST_CASE("nccl: 3 M floats go through the staging slots in several chunks") {
 
 TEST_CASE("nccl: broadcast from root 1 reaches every rank") {
   auto rs = run_threads(3, [](int r, ncclComm_t comm, RankResult& res) {
+    int device = -1, rank = -1, count = 0;
+    CHECK(ncclCommCuDevice(comm, &device) == ncclSuccess);  // the device current at init
+    CHECK(ncclCommUserRank(comm, &rank) == ncclSuccess);
+    CHECK(ncclCommCount(comm, &count) == ncclSuccess);
+    CHECK((device == r && rank == r && count == 3));
     DeviceBuffer<double> buf(std::vector<double>(300'000, double(r) + 0.25));  // > one chunk
     // Only the root's sendbuff is read: the others pass null.
     res.call = ncclBroadcast(r == 1 ? buf.get() : nullptr, buf.get(), buf.size(), ncclFloat64, 1, comm, nullptr);
@@ -344,6 +349,10 @@ TEST_CASE("nccl: bad init arguments") {
   std::strcpy(made_up.internal, "hello");
   CHECK(ncclCommInitRank(&comm, 1, made_up, 0) == ncclInvalidArgument);
   CHECK(std::string(ncclGetLastError(nullptr)).find("not made by ncclGetUniqueId") != std::string::npos);
+  ::setenv("RTUNE_SIM_NCCL_TIMEOUT", "soon", 1);
+  CHECK(ncclCommInitRank(&comm, 1, make_id(), 0) == ncclInvalidArgument);
+  CHECK(std::string(ncclGetLastError(nullptr)).find("RTUNE_SIM_NCCL_TIMEOUT='soon'") != std::string::npos);
+  ::unsetenv("RTUNE_SIM_NCCL_TIMEOUT");
   CHECK(comm == nullptr);
 }
 
