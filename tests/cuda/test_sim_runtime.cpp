@@ -131,7 +131,16 @@ TEST_CASE("sim runtime: RTUNE_SIM_DEVICES gives several devices, the current one
   }).join();
   CHECK(seen_by_other_thread == 0);
   CHECK(rt::get_device() == 2);  // untouched by the other thread's set_device
+  // One arena for all devices; each allocation remembers the device current when it was made.
+  void* on2 = rt::device_malloc(64);
   rt::set_device(0);
+  void* on0 = rt::device_malloc(64);
+  CHECK(rt::sim_allocation_device(on2) == 2);
+  CHECK(rt::sim_allocation_device(static_cast<char*>(on0) + 63) == 0);
+  CHECK(rt::sim_allocation_device(&seen_by_other_thread) == -1);  // host memory
+  rt::device_free(on2);
+  rt::device_free(on0);
+  CHECK(rt::sim_allocation_device(on2) == -1);  // freed
 
   for (const char* bad : {"0", "17", "two", "2x", ""}) {
     ::setenv("RTUNE_SIM_DEVICES", bad, 1);

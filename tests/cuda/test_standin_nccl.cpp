@@ -409,6 +409,15 @@ TEST_CASE("nccl: host buffers, unsupported types and ops, bad root, group nestin
   CHECK(std::string(ncclGetLastError(comm)).find("not float32 with prod") != std::string::npos);
   CHECK(ncclAllReduce(dev.get(), dev.get(), 2, ncclUint8, ncclSum, comm, nullptr) == ncclInvalidArgument);
   CHECK(ncclBroadcast(dev.get(), dev.get(), 2, ncclFloat32, 1, comm, nullptr) == ncclInvalidArgument);
+  {  // a buffer allocated while another simulated device was current
+    ::setenv("RTUNE_SIM_DEVICES", "2", 1);
+    rt::set_device(1);
+    DeviceBuffer<float> other(std::vector<float>{1.f, 2.f});
+    rt::set_device(0);
+    CHECK(ncclAllReduce(dev.get(), other.get(), 2, ncclFloat32, ncclSum, comm, nullptr) == ncclInvalidArgument);
+    CHECK(std::string(ncclGetLastError(comm)).find("recvbuff was allocated on simulated device 1, but the "
+                                                   "communicator's device is 0") != std::string::npos);
+  }
   // Local argument errors are not async errors: the communicator still works.
   ncclResult_t async = ncclInternalError;
   CHECK(ncclCommGetAsyncError(comm, &async) == ncclSuccess);

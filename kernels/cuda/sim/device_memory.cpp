@@ -50,6 +50,7 @@ struct Block {
   size_t off = 0, size = 0, span = 0;  // span = size rounded up + redzone
   uint64_t id = 0;
   int open = 0;  // accessible while > 0
+  int device = 0;  // the allocating thread's current device (all devices share this arena)
 };
 
 size_t default_limit() {
@@ -95,6 +96,7 @@ class Arena {
     b.size = bytes;
     b.span = round_up(bytes, kAlign) + kRedzone;
     b.id = ++allocations_;
+    b.device = rt::get_device();
     if (!take_span(b)) {
       flush_quarantine();
       if (!take_span(b)) {
@@ -161,6 +163,12 @@ class Arena {
   std::string describe(const void* p) {
     std::lock_guard lk(mu_);
     return describe_locked(p);
+  }
+  int device_of(const void* p) {
+    std::lock_guard lk(mu_);
+    if (!contains(p)) return -1;
+    const Block* b = find(live_, size_t(static_cast<const char*>(p) - base_), false);
+    return b ? b->device : -1;
   }
   // For the signal handler: no allocation, no blocking.
   void describe_raw(const void* p, char* buf, size_t len) {
@@ -487,6 +495,7 @@ void device_free(void* p) {
 }
 void sim_check_device_range(const void* p, size_t bytes, const char* who) { sim::A().check_range(p, bytes, who); }
 bool sim_is_device_address(const void* p) { return sim::A().contains(p); }
+int sim_allocation_device(const void* p) { return sim::A().device_of(p); }
 SimDeviceAccess::SimDeviceAccess() : all_(true) { sim::A().begin_lazy(); }
 SimDeviceAccess::SimDeviceAccess(std::initializer_list<const void*> ptrs, const char* who) : all_(false) {
   try {

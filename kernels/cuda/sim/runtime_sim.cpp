@@ -93,7 +93,8 @@ void check_device(const void* p, size_t n, const char* who, const char* role) {
 // runtime then hides every GPU (cudaErrorNoDevice), so a test can run what a machine without a GPU runs.
 // Read on every call, so a test may set it before use. The devices share one memory arena: an
 // allocation made on device 0 is readable by a kernel "on" device 1 (a real GPU would fault or need
-// peer access); the NCCL stand-in checks what it can (buffers are live device allocations).
+// peer access). Each allocation records its device (rt::sim_allocation_device), which the NCCL
+// stand-in checks against the communicator's; kernels are not checked.
 int device_count() {
   const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
   if (visible && *visible == '\0') return 0;

@@ -16,6 +16,10 @@ namespace rtune::cuda::rt {
 void sim_check_device_range(const void* p, size_t bytes, const char* who);
 // True when p points into the simulated device's address range (live, freed or never allocated).
 bool sim_is_device_address(const void* p);
+// The simulated device that was current (rt::set_device) when the live allocation holding p was
+// made; -1 when p is not inside a live allocation. All devices share one arena, so only this tag
+// tells their memory apart.
+int sim_allocation_device(const void* p);
 
 // While alive, host code (a stand-in library) may read and write device memory. Nests; thread-safe.
 // The default form covers the whole device: an allocation becomes accessible when first touched

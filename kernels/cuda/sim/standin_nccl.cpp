@@ -215,6 +215,12 @@ void check_arguments(const ncclComm& comm, const Collective& c, cudaStream_t str
       throw Failure(ncclInvalidArgument, fmt::format("{}: {} {} is host memory, not a device allocation", c.fn, role, p));
     rtune::sim::detail::check_device_range(p, bytes, what.c_str());  // the hook tests observe
     rt::sim_check_device_range(p, bytes, what.c_str());  // and strict even where no hook is installed
+    // Real NCCL checks this only under NCCL_CHECK_POINTERS=1; otherwise the kernel reads the other
+    // GPU's memory (peer access) or faults.
+    const int dev = rt::sim_allocation_device(p);
+    if (dev != comm.device)
+      throw Failure(ncclInvalidArgument, fmt::format("{}: {} was allocated on simulated device {}, but the "
+                                                     "communicator's device is {}", c.fn, role, dev, comm.device));
   };
   if (reads_send) check(c.send, "sendbuff");
   check(c.recv, "recvbuff");
