@@ -12,6 +12,7 @@ set(RTUNE_CUDA_KERNEL_SOURCES
   kernels/cuda/images.cu
   kernels/cuda/conv2d.cu
   kernels/cuda/batch_norm.cu
+  kernels/cuda/sync_batch_norm.cu
   kernels/cuda/pool.cu
   kernels/cuda/linear.cu
   kernels/cuda/softmax.cu

@@ -90,15 +90,20 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Ten
   return y;
 }
 
+// Device-agnostic: the kernels run on x's device, the all-ranks sum (RankSum) on host doubles. On a CUDA
+// rank that costs one device->host copy of the 2C sums (a wait for the device) per layer in forward and
+// one in backward; what goes back (stats, mean/invstd, running-stat steps, the all-ranks gradient sums)
+// are small host->device copies (Tensor::to). On a CPU rank every .to(dev) is the tensor itself.
 Tensor sync_batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
                        Tensor& running_var, double momentum, double eps, const RankSum& all_ranks_sum) {
-  RTUNE_CHECK(x.dim() == 4 && x.device().is_cpu() && (x.dtype() == DType::f32 || x.dtype() == DType::f64),
-              "sync_batch_norm: a float32/float64 NCHW CPU tensor, not {} on {}", x.str(), x.device().str());
+  RTUNE_CHECK(x.dim() == 4 && (x.dtype() == DType::f32 || x.dtype() == DType::f64),
+              "sync_batch_norm: a float32/float64 N×C×H×W tensor, not {} on {}", x.str(), x.device().str());
   const int64_t C = x.size(1);
+  const Device dev = x.device();
   // One all-reduce of [Σx (C), Σx² (C), count]; sums in double, so Σx² − count·mean² keeps its digits.
-  Tensor sums = empty({2 * C}, {DType::f64});
+  Tensor sums = empty({2 * C}, {DType::f64, dev});
   kernels::batch_norm_channel_sums(x, sums);
-  std::vector<double> buf = sums.to_vector<double>();
+  std::vector<double> buf = sums.to_vector<double>();  // the forward's device->host copy
   buf.push_back(double(x.numel() / C));
   all_ranks_sum(buf);
   const double count = buf.back();
@@ -111,32 +116,37 @@ Tensor sync_batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias
     stats[nc + c] = 1.0 / std::sqrt(batch_var[c] + eps);
   }
   Tensor y = empty_like(x);
-  kernels::batch_norm_normalize(x, weight, bias, from_vector(stats, {2 * C}, DType::f64), y);
+  kernels::batch_norm_normalize(x, weight, bias, from_vector(stats, {2 * C}, DType::f64).to(dev), y);
+  // running = (1 − momentum)·running + momentum·batch statistic, in double on the running tensor's device
+  // (no read back to the host), rounded once to its dtype.
   for (auto [running, at, unbias] : {std::tuple{&running_mean, stats.data(), 1.0}, {&running_var, batch_var.data(), count / (count - 1)}}) {
     if (!running->defined()) continue;
-    std::vector<double> v = running->to(DType::f64).to_vector<double>();
-    for (size_t c = 0; c < v.size(); ++c) v[c] = (1 - momentum) * v[c] + momentum * at[c] * unbias;
-    kernels::copy(from_vector(v, {C}, running->dtype()), *running);
+    std::vector<double> step(nc);
+    for (size_t c = 0; c < nc; ++c) step[c] = momentum * at[c] * unbias;
+    Tensor mixed = empty({C}, {DType::f64, running->device()});
+    kernels::scale(running->to(DType::f64), 1 - momentum, mixed);
+    kernels::add(mixed, from_vector(step, {C}, DType::f64).to(running->device()), mixed);
+    kernels::copy(mixed, *running);
   }
   // The backward reads mean and invstd rounded to x's dtype, as batch_norm's saved statistics are.
-  const Tensor mean_t = from_vector(std::vector<double>(stats.begin(), stats.begin() + C), {C}, x.dtype());
-  const Tensor invstd_t = from_vector(std::vector<double>(stats.begin() + C, stats.end()), {C}, x.dtype());
+  const Tensor mean_t = from_vector(std::vector<double>(stats.begin(), stats.begin() + C), {C}, x.dtype()).to(dev);
+  const Tensor invstd_t = from_vector(std::vector<double>(stats.begin() + C, stats.end()), {C}, x.dtype()).to(dev);
   Tensor xs = x.detach(), ws = maybe_detach(weight);
   const DType pdt = weight.defined() ? weight.dtype() : x.dtype();
   record("sync_batch_norm", {x, weight, bias}, y,
          [xs, ws, mean_t, invstd_t, count, all_ranks_sum, pdt](const Tensor& gy, const Needs& n) {
            const int64_t C = xs.size(1);
            Grads g(3);
-           Tensor sums = empty({2 * C}, {DType::f64});  // this rank's Σgy, Σgy·x̂
+           Tensor sums = empty({2 * C}, {DType::f64, gy.device()});  // this rank's Σgy, Σgy·x̂
            kernels::batch_norm_backward_sums(gy, xs, mean_t, invstd_t, sums);
            if (n[1]) g[1] = sums.narrow(0, C, C).to(pdt);  // weight and bias: this rank's share
            if (n[2]) g[2] = sums.narrow(0, 0, C).to(pdt);
            if (n[0]) {
-             std::vector<double> all = sums.to_vector<double>();
+             std::vector<double> all = sums.to_vector<double>();  // the backward's device->host copy
              all_ranks_sum(all);
-             g[0] = empty(xs.shape(), {gy.dtype()});
-             kernels::batch_norm_backward_input_from_sums(gy, xs, ws, mean_t, invstd_t, from_vector(all, {2 * C}, DType::f64),
-                                                          count, g[0]);
+             g[0] = empty(xs.shape(), {gy.dtype(), gy.device(), format_of(gy)});
+             kernels::batch_norm_backward_input_from_sums(
+                 gy, xs, ws, mean_t, invstd_t, from_vector(all, {2 * C}, DType::f64).to(gy.device()), count, g[0]);
            }
            return g;
          });

@@ -28,7 +28,8 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Ten
 // rank calls it in the same order. Forward: x is normalised with the mean and biased variance of all
 // ranks' N·H·W values; the running statistics move by `momentum` with their unbiased variance. Backward:
 // dx uses Σgy and Σgy·x̂ of all ranks; weight and bias get this rank's sums (the gradient average
-// across ranks completes them, as DDP does for SyncBatchNorm). CPU tensors only.
+// across ranks completes them, as DDP does for SyncBatchNorm). float32/float64 N×C×H×W on the CPU or a
+// CUDA device; on CUDA each layer costs one device->host copy of its sums in forward and one in backward.
 using RankSum = std::function<void(std::span<double>)>;
 Tensor sync_batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
                        Tensor& running_var, double momentum, double eps, const RankSum& all_ranks_sum);

@@ -272,44 +272,54 @@ void batch_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& weight
   if (gx.defined()) require_same_shape(op, gx, x);
   RTUNE_ON_DEVICE(batch_norm_backward, d, gy, x, weight, mean, invstd, training, gx, gw, gb);
 }
-// The sums travel between ranks through the host (MPI): CPU ranks only until data-parallel CUDA exists.
+namespace {
+// The sync-BN ops' shared contract (both backends index these densely): one device; x N×C×…, and the
+// tensors shaped like it in x's dtype; per-channel tensors (may be undefined) of C elements in x's dtype;
+// the float64 sums/stats of 2C. Returns the device.
+Device sync_bn_contract(const char* op, const Tensor& x, std::initializer_list<const Tensor*> like_x,
+                        std::initializer_list<const Tensor*> per_channel, const Tensor& sums, const char* sums_what) {
+  RTUNE_CHECK(x.dim() >= 2, "{}: expected an N×C×… input, got {}", op, x.str());
+  for (const Tensor* t : like_x) {
+    require_same_device(op, x, *t);
+    require_same_dtype(op, x, *t);
+    require_same_shape(op, x, *t);
+  }
+  for (const Tensor* t : per_channel) {
+    if (!t->defined()) continue;
+    require_same_device(op, x, *t);
+    require_same_dtype(op, x, *t);
+    require_shape(op, "per-channel tensor", *t, Shape{x.size(1)});
+    RTUNE_CHECK(t->is_contiguous(), "{}: per-channel tensors must be contiguous, got {}", op, t->str());
+  }
+  require_same_device(op, x, sums);
+  RTUNE_CHECK(sums.dtype() == DType::f64, "{}: {} must be float64, got {}", op, sums_what, dtype_name(sums.dtype()));
+  require_shape(op, sums_what, sums, Shape{2 * x.size(1)});
+  RTUNE_CHECK(sums.is_contiguous(), "{}: {} must be contiguous, got {}", op, sums_what, sums.str());
+  return x.device();
+}
+}  // namespace
+// The sums travel between ranks through the host (engine/functional.cpp sync_batch_norm); the kernels
+// run on x's device.
 void batch_norm_channel_sums(const Tensor& x, Tensor& sums) {
-  const char* op = "batch_norm_channel_sums";
-  Device d = one_device(op, {&x, &sums});
-  RTUNE_CHECK(d.is_cpu(), "{}: --sync-bn runs on CPU ranks only (data-parallel CUDA is not built yet)", op);
-  RTUNE_CHECK(sums.dtype() == DType::f64, "{}: sums must be float64, got {}", op, dtype_name(sums.dtype()));
-  require_shape(op, "sums", sums, Shape{2 * x.size(1)});
-  cpu::batch_norm_channel_sums(x, sums);
+  Device d = sync_bn_contract("batch_norm_channel_sums", x, {}, {}, sums, "sums");
+  RTUNE_ON_DEVICE(batch_norm_channel_sums, d, x, sums);
 }
 void batch_norm_normalize(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& stats, Tensor& y) {
-  const char* op = "batch_norm_normalize";
-  Device d = one_device(op, {&x, &weight, &bias, &stats, &y});
-  RTUNE_CHECK(d.is_cpu(), "{}: --sync-bn runs on CPU ranks only (data-parallel CUDA is not built yet)", op);
-  require_same_shape(op, x, y);
-  RTUNE_CHECK(stats.dtype() == DType::f64, "{}: stats must be float64", op);
-  require_shape(op, "stats", stats, Shape{2 * x.size(1)});
-  cpu::batch_norm_normalize(x, weight, bias, stats, y);
+  Device d = sync_bn_contract("batch_norm_normalize", x, {&y}, {&weight, &bias}, stats, "stats");
+  RTUNE_ON_DEVICE(batch_norm_normalize, d, x, weight, bias, stats, y);
 }
 void batch_norm_backward_sums(const Tensor& gy, const Tensor& x, const Tensor& mean, const Tensor& invstd, Tensor& sums) {
-  const char* op = "batch_norm_backward_sums";
-  Device d = one_device(op, {&gy, &x, &mean, &invstd, &sums});
-  RTUNE_CHECK(d.is_cpu(), "{}: --sync-bn runs on CPU ranks only (data-parallel CUDA is not built yet)", op);
-  require_same_shape(op, gy, x);
-  RTUNE_CHECK(sums.dtype() == DType::f64, "{}: sums must be float64", op);
-  require_shape(op, "sums", sums, Shape{2 * x.size(1)});
-  cpu::batch_norm_backward_sums(gy, x, mean, invstd, sums);
+  Device d = sync_bn_contract("batch_norm_backward_sums", x, {&gy}, {&mean, &invstd}, sums, "sums");
+  RTUNE_CHECK(mean.defined() && invstd.defined(), "batch_norm_backward_sums: mean and invstd are required");
+  RTUNE_ON_DEVICE(batch_norm_backward_sums, d, gy, x, mean, invstd, sums);
 }
 void batch_norm_backward_input_from_sums(const Tensor& gy, const Tensor& x, const Tensor& weight, const Tensor& mean,
                                          const Tensor& invstd, const Tensor& grad_sums, double count, Tensor& gx) {
   const char* op = "batch_norm_backward_input_from_sums";
-  Device d = one_device(op, {&gy, &x, &weight, &mean, &invstd, &grad_sums, &gx});
-  RTUNE_CHECK(d.is_cpu(), "{}: --sync-bn runs on CPU ranks only (data-parallel CUDA is not built yet)", op);
-  require_same_shape(op, gy, x);
-  require_same_shape(op, gx, x);
-  RTUNE_CHECK(grad_sums.dtype() == DType::f64, "{}: sums must be float64", op);
-  require_shape(op, "grad_sums", grad_sums, Shape{2 * x.size(1)});
+  Device d = sync_bn_contract(op, x, {&gy, &gx}, {&weight, &mean, &invstd}, grad_sums, "grad_sums");
+  RTUNE_CHECK(mean.defined() && invstd.defined(), "{}: mean and invstd are required", op);
   RTUNE_CHECK(count > 1, "{}: training needs more than one value per channel over the ranks, got {}", op, count);
-  cpu::batch_norm_backward_input_from_sums(gy, x, weight, mean, invstd, grad_sums, count, gx);
+  RTUNE_ON_DEVICE(batch_norm_backward_input_from_sums, d, gy, x, weight, mean, invstd, grad_sums, count, gx);
 }
 
 // ------------------------------------------------------------------------------------ pooling

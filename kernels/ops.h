@@ -106,8 +106,10 @@ void batch_norm_forward_eval(const Tensor& x, const Tensor& weight, const Tensor
 // Any of gx, gw, gb may be undefined to skip that gradient.
 void batch_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& weight, const Tensor& mean,
                          const Tensor& invstd, bool training, Tensor& gx, Tensor& gw, Tensor& gb);
-// Synchronised batch norm (data-parallel --sync-bn; engine/functional.h sync_batch_norm), CPU only: the
-// statistics and gradient sums of all ranks are summed between these calls.
+// Synchronised batch norm (data-parallel --sync-bn; engine/functional.h sync_batch_norm) on CPU and CUDA
+// ranks: the statistics and gradient sums of all ranks are summed (on the host) between these calls.
+// requires: one device; x N×C×… float32/float64, any strides; gy, y, gx shaped like x, weight, bias,
+// mean, invstd contiguous C-vectors, all in x's dtype; sums/stats contiguous float64 of 2C.
 // sums (f64, 2C): this rank's per-channel Σx, then Σx², accumulated in double.
 void batch_norm_channel_sums(const Tensor& x, Tensor& sums);
 // y = (x − mean)·invstd·w + b with stats (f64, 2C: mean, then invstd), in double as the training kernel

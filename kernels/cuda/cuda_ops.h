@@ -42,6 +42,11 @@ void batch_norm_forward_eval(const Tensor& x, const Tensor& weight, const Tensor
                              const Tensor& running_var, double eps, Tensor& y);
 void batch_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& weight, const Tensor& mean,
                          const Tensor& invstd, bool training, Tensor& gx, Tensor& gw, Tensor& gb);
+void batch_norm_channel_sums(const Tensor& x, Tensor& sums);
+void batch_norm_normalize(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& stats, Tensor& y);
+void batch_norm_backward_sums(const Tensor& gy, const Tensor& x, const Tensor& mean, const Tensor& invstd, Tensor& sums);
+void batch_norm_backward_input_from_sums(const Tensor& gy, const Tensor& x, const Tensor& weight, const Tensor& mean,
+                                         const Tensor& invstd, const Tensor& grad_sums, double count, Tensor& gx);
 void max_pool2d_forward(const Tensor& x, const Pool2dArgs& a, Tensor& y, Tensor& indices);
 void max_pool2d_backward(const Tensor& gy, const Tensor& indices, Tensor& gx);
 void adaptive_avg_pool2d_forward(const Tensor& x, Tensor& y);

@@ -2,6 +2,7 @@
 // running-stat update by hand; float64 gradient checks in train and eval, affine and not; with a CUDA
 // backend, cuDNN against the CPU oracle (statistics in double: fp32 1e-5 / 1e-6) and its error for
 // one value per channel.
+#include <algorithm>
 #include <cmath>
 
 #include "engine/functional.h"
@@ -83,20 +84,19 @@ TEST_CASE("sync_batch_norm on one rank == batch_norm(training); gradcheck") {
 }
 
 // Two ranks inside one process: rank 0 holds the first two samples, rank 1 the third; each rank's sum
-// over ranks adds the other's contribution, recorded from a first pass. Together they must give
-// batch_norm over all three samples: each half of the output, dx, and the sum of the ranks' dw and db.
-TEST_CASE("sync_batch_norm over two simulated ranks == batch_norm over the whole batch") {
-  Rng r(25);
-  Tensor x = rn({3, 4, 5, 3}, r), w = rn({4}, r), b = rn({4}, r), gy = rn({3, 4, 5, 3}, r);
-  Tensor rm = zeros({4}, {DType::f64}), rv = ones({4}, {DType::f64});
-  std::vector<Tensor> whole{x.clone().set_requires_grad(true), w.clone().set_requires_grad(true), b.clone().set_requires_grad(true)};
-  Tensor y = batch_norm(whole[0], whole[1], whole[2], rm, rv, true, 0.1, 1e-5);
-  sum(mul(y, gy)).backward();
+// over ranks adds the other's contribution, recorded from a first pass. Each rank's outputs, dx, dw, db
+// and running statistics (from zeros / ones), on x's device, in x's dtype and memory format.
+struct TwoRanks {
+  std::vector<Tensor> y, dx, dw, db, running_mean, running_var;
+};
+TwoRanks sync_bn_two_ranks(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& gy, MemoryFormat fmt) {
+  const TensorOptions per_channel{x.dtype(), x.device()};
   // Each rank's buffers in call order (forward statistics, then backward sums), as each pass sent them.
   // Pass 0 sees no other rank; pass 1 gets the forward statistics right, hence its backward sums; pass 2
   // adds the other rank's correct contributions to both calls.
   std::vector<std::vector<std::vector<double>>> sent(2), prev(2);
-  std::vector<Tensor> outs(2), dx(2), dw(2), db(2);
+  TwoRanks out;
+  for (auto* v : {&out.y, &out.dx, &out.dw, &out.db, &out.running_mean, &out.running_var}) v->resize(2);
   for (int pass = 0; pass < 3; ++pass) {
     prev = sent;
     sent.assign(2, {});
@@ -109,25 +109,39 @@ TEST_CASE("sync_batch_norm over two simulated ranks == batch_norm over the whole
           for (size_t i = 0; i < buf.size(); ++i) buf[i] += prev[size_t(other)][call][i];
         ++call;
       };
-      Tensor xr = rank == 0 ? x.narrow(0, 0, 2).contiguous() : x.narrow(0, 2, 1).contiguous();
-      Tensor gr = rank == 0 ? gy.narrow(0, 0, 2).contiguous() : gy.narrow(0, 2, 1).contiguous();
+      Tensor xr = rank == 0 ? x.narrow(0, 0, 2).contiguous(fmt) : x.narrow(0, 2, 1).contiguous(fmt);
+      Tensor gr = rank == 0 ? gy.narrow(0, 0, 2).contiguous(fmt) : gy.narrow(0, 2, 1).contiguous(fmt);
       std::vector<Tensor> in{xr.set_requires_grad(true), w.clone().set_requires_grad(true), b.clone().set_requires_grad(true)};
-      Tensor m = zeros({4}, {DType::f64}), v = ones({4}, {DType::f64});
-      outs[size_t(rank)] = sync_batch_norm(in[0], in[1], in[2], m, v, 0.1, 1e-5, sum_ranks);
-      sum(mul(outs[size_t(rank)], gr)).backward();
-      dx[size_t(rank)] = in[0].grad(), dw[size_t(rank)] = in[1].grad(), db[size_t(rank)] = in[2].grad();
-      if (pass == 2) {
-        CHECK_CLOSE(m, rm, 1e-12, 1e-14);  // the running statistics of the whole batch on every rank
-        CHECK_CLOSE(v, rv, 1e-12, 1e-14);
-      }
+      const size_t k = size_t(rank);
+      out.running_mean[k] = zeros({x.size(1)}, per_channel), out.running_var[k] = ones({x.size(1)}, per_channel);
+      out.y[k] = sync_batch_norm(in[0], in[1], in[2], out.running_mean[k], out.running_var[k], 0.1, 1e-5, sum_ranks);
+      sum(mul(out.y[k], gr)).backward();
+      out.dx[k] = in[0].grad(), out.dw[k] = in[1].grad(), out.db[k] = in[2].grad();
     }
   }
-  CHECK_CLOSE(outs[0], y.detach().narrow(0, 0, 2).contiguous(), 1e-12, 1e-12);
-  CHECK_CLOSE(outs[1], y.detach().narrow(0, 2, 1).contiguous(), 1e-12, 1e-12);
-  CHECK_CLOSE(dx[0], whole[0].grad().narrow(0, 0, 2).contiguous(), 1e-11, 1e-12);
-  CHECK_CLOSE(dx[1], whole[0].grad().narrow(0, 2, 1).contiguous(), 1e-11, 1e-12);
-  CHECK_CLOSE(add(dw[0], dw[1]), whole[1].grad(), 1e-11, 1e-12);
-  CHECK_CLOSE(add(db[0], db[1]), whole[2].grad(), 1e-11, 1e-12);
+  return out;
+}
+
+// Together the two ranks must give batch_norm over all three samples: each half of the output, dx, the
+// sum of the ranks' dw and db, and the whole batch's running statistics on every rank.
+TEST_CASE("sync_batch_norm over two simulated ranks == batch_norm over the whole batch") {
+  Rng r(25);
+  Tensor x = rn({3, 4, 5, 3}, r), w = rn({4}, r), b = rn({4}, r), gy = rn({3, 4, 5, 3}, r);
+  Tensor rm = zeros({4}, {DType::f64}), rv = ones({4}, {DType::f64});
+  std::vector<Tensor> whole{x.clone().set_requires_grad(true), w.clone().set_requires_grad(true), b.clone().set_requires_grad(true)};
+  Tensor y = batch_norm(whole[0], whole[1], whole[2], rm, rv, true, 0.1, 1e-5);
+  sum(mul(y, gy)).backward();
+  TwoRanks ranks = sync_bn_two_ranks(x, w, b, gy, MemoryFormat::contiguous);
+  for (int k = 0; k < 2; ++k) {
+    CHECK_CLOSE(ranks.running_mean[size_t(k)], rm, 1e-12, 1e-14);
+    CHECK_CLOSE(ranks.running_var[size_t(k)], rv, 1e-12, 1e-14);
+  }
+  CHECK_CLOSE(ranks.y[0], y.detach().narrow(0, 0, 2).contiguous(), 1e-12, 1e-12);
+  CHECK_CLOSE(ranks.y[1], y.detach().narrow(0, 2, 1).contiguous(), 1e-12, 1e-12);
+  CHECK_CLOSE(ranks.dx[0], whole[0].grad().narrow(0, 0, 2).contiguous(), 1e-11, 1e-12);
+  CHECK_CLOSE(ranks.dx[1], whole[0].grad().narrow(0, 2, 1).contiguous(), 1e-11, 1e-12);
+  CHECK_CLOSE(add(ranks.dw[0], ranks.dw[1]), whole[1].grad(), 1e-11, 1e-12);
+  CHECK_CLOSE(add(ranks.db[0], ranks.db[1]), whole[2].grad(), 1e-11, 1e-12);
 }
 
 #if defined(RTUNE_TEST_HAS_CUDA)
@@ -191,5 +205,136 @@ CUDA_TEST_CASE("batch norm: one value per channel in training is an error naming
   Tensor y = nan_out({1, 3, 1, 1}), sm = nan_out({3}), si = nan_out({3}), none;
   CHECK_THROWS_WITH(K::batch_norm_forward_train(x, Tensor(), Tensor(), none, none, 0.1, 1e-5, y, sm, si),
                     doctest::Contains("more than one value per channel"));
+}
+// ------------------------------------------------------------------ sync batch norm: CPU vs CUDA
+// Both backends accumulate in double and compute every output in double, rounded once. They differ
+// only in the summation order (a block tree against a sequential loop) and nvcc's fused multiply-adds.
+// A sum of M terms is then off by at most about M·2^-53·Σ|term| (≈ 1e-13 for these M ≤ 2304 and O(1)
+// values): rtol 1e-12, atol 1e-11. float64 outputs: a few double ulps of their O(1) terms, 1e-13.
+// float32 outputs: the same double up to ~1e-16 relative, rounded to float: equal or 1 ulp apart at a
+// rounding boundary; checked at 2 ulps (2.4e-7), atol 1e-9 for values near zero.
+namespace {
+struct SyncBnTol {
+  double rtol, atol;
+};
+constexpr SyncBnTol kSumsTol{1e-12, 1e-11};
+SyncBnTol output_tol(DType dt) { return dt == DType::f64 ? SyncBnTol{1e-13, 1e-13} : SyncBnTol{2.4e-7, 1e-9}; }
+// stats (f64, 2C: mean, then invstd) of a whole batch from its channel sums, as sync_batch_norm forms them.
+Tensor stats_from_sums(const Tensor& sums, double count, double eps) {
+  std::vector<double> s = sums.to_vector<double>();
+  const size_t C = s.size() / 2;
+  std::vector<double> st(2 * C);
+  for (size_t c = 0; c < C; ++c) {
+    st[c] = s[c] / count;
+    st[C + c] = 1.0 / std::sqrt(std::max(0.0, s[C + c] / count - st[c] * st[c]) + eps);
+  }
+  return from_vector(st, {int64_t(2 * C)}, DType::f64);
+}
+}  // namespace
+
+CUDA_TEST_CASE("sync batch norm ops: CUDA == CPU, f32/f64, NCHW and channels-last, C past the grid") {
+  Rng r(31);
+  // {2,130,2,3}: more channels than the simulator's 128 blocks (the channel loop); {4,16,24,24}: more
+  // elements than 128 blocks of 256 threads (grid-stride) and more values per channel than threads.
+  for (DType dt : {DType::f32, DType::f64})
+    for (Shape s : {Shape{2, 3, 5, 7}, Shape{3, 37, 4, 5}, Shape{2, 130, 2, 3}, Shape{4, 16, 24, 24}, Shape{5, 6}})
+      for (MemoryFormat fmt : {kNCHW, kNHWC}) {
+        if (fmt == kNHWC && s.size() != 4) continue;
+        CAPTURE(dtype_name(dt));
+        CAPTURE(shape_str(s));
+        CAPTURE(int(fmt));
+        const int64_t C = s[1];
+        const double M = double(shape_numel(s) / C);
+        const SyncBnTol out = output_tol(dt);
+        Tensor x = empty(s, {dt, Device::cpu(), fmt});
+        K::add_scalar(randn_cpu(s, r, dt, fmt), 0.5, x);  // non-zero mean
+        Tensor gy = randn_cpu(s, r, dt, fmt), w = randn_cpu({C}, r, dt), b = randn_cpu({C}, r, dt);
+
+        Tensor sums = empty({2 * C}, {DType::f64}), dsums = nan_out({2 * C}, DType::f64);
+        K::batch_norm_channel_sums(x, sums);
+        K::batch_norm_channel_sums(dev(x), dsums);
+        check_dev(dsums, sums, kSumsTol.rtol, kSumsTol.atol);
+
+        const Tensor stats = stats_from_sums(sums, M, 1e-5);  // both backends normalise with the same stats
+        for (bool affine : {true, false}) {
+          CAPTURE(affine);
+          Tensor y = empty(s, {dt, Device::cpu(), fmt}), dy = nan_out(s, dt, fmt);
+          K::batch_norm_normalize(x, affine ? w : Tensor(), affine ? b : Tensor(), stats, y);
+          K::batch_norm_normalize(dev(x), affine ? dev(w) : Tensor(), affine ? dev(b) : Tensor(), dev(stats), dy);
+          check_dev(dy, y, out.rtol, out.atol);
+        }
+
+        const Tensor mean = stats.narrow(0, 0, C).to(dt).contiguous(), invstd = stats.narrow(0, C, C).to(dt).contiguous();
+        Tensor gsums = empty({2 * C}, {DType::f64}), dgsums = nan_out({2 * C}, DType::f64);
+        K::batch_norm_backward_sums(gy, x, mean, invstd, gsums);
+        K::batch_norm_backward_sums(dev(gy), dev(x), dev(mean), dev(invstd), dgsums);
+        check_dev(dgsums, gsums, kSumsTol.rtol, kSumsTol.atol);
+
+        // As if a second rank had contributed the same sums: grad_sums doubled over twice the count.
+        Tensor all = empty({2 * C}, {DType::f64});
+        K::scale(gsums, 2.0, all);
+        for (bool affine : {true, false}) {
+          CAPTURE(affine);
+          Tensor gx = empty(s, {dt, Device::cpu(), fmt}), dgx = nan_out(s, dt, fmt);
+          K::batch_norm_backward_input_from_sums(gy, x, affine ? w : Tensor(), mean, invstd, all, 2 * M, gx);
+          K::batch_norm_backward_input_from_sums(dev(gy), dev(x), affine ? dev(w) : Tensor(), dev(mean), dev(invstd),
+                                                 dev(all), 2 * M, dgx);
+          check_dev(dgx, gx, out.rtol, out.atol);
+        }
+      }
+}
+
+// The per-block reductions sum in a fixed tree: the same input gives bit-identical sums run to run.
+CUDA_TEST_CASE("sync batch norm sums on CUDA are deterministic") {
+  Rng r(33);
+  Tensor x = dev(randn_f({4, 16, 24, 24}, r)), gy = dev(randn_f({4, 16, 24, 24}, r));
+  Tensor mean = dev(randn_f({16}, r)), invstd = dev(randn_f({16}, r));
+  Tensor a = nan_out({32}, DType::f64), b = nan_out({32}, DType::f64);
+  K::batch_norm_channel_sums(x, a);
+  K::batch_norm_channel_sums(x, b);
+  CHECK(a.to_vector<double>() == b.to_vector<double>());
+  K::batch_norm_backward_sums(gy, x, mean, invstd, a);
+  K::batch_norm_backward_sums(gy, x, mean, invstd, b);
+  CHECK(a.to_vector<double>() == b.to_vector<double>());
+}
+
+CUDA_TEST_CASE("sync batch norm ops: bf16 is refused as on the CPU; mismatched dtypes name the op") {
+  Tensor x = zeros({2, 3, 2, 2}, {DType::bf16, gpu()}), sums = nan_out({6}, DType::f64);
+  CHECK_THROWS_WITH(K::batch_norm_channel_sums(x, sums), doctest::Contains("float32 or float64"));
+  Tensor xf = zeros({2, 3, 2, 2}, {DType::f32, gpu()}), y = nan_out({2, 3, 2, 2});
+  Tensor w64 = zeros({3}, {DType::f64, gpu()}), stats = nan_out({6}, DType::f64);
+  CHECK_THROWS_WITH(K::batch_norm_normalize(xf, w64, Tensor(), stats, y), doctest::Contains("batch_norm_normalize"));
+}
+
+// sync_batch_norm on CUDA ranks (two simulated in one process, as the CPU case above) == whole-batch
+// batch_norm on CUDA (cuDNN): forward, running statistics, dx, dw + db summed over the ranks. float64,
+// NCHW and channels-last; both sides are exact to rounding, as in the CPU case.
+CUDA_TEST_CASE("sync_batch_norm over two simulated CUDA ranks == batch_norm over the whole batch on CUDA") {
+  Rng r(35);
+  for (MemoryFormat fmt : {kNCHW, kNHWC}) {
+    CAPTURE(int(fmt));
+    const Shape s{3, 5, 4, 3};
+    Tensor x = dev(randn_cpu(s, r, DType::f64, fmt)), gy = dev(randn_cpu(s, r, DType::f64, fmt));
+    Tensor w = dev(randn_cpu({5}, r, DType::f64)), b = dev(randn_cpu({5}, r, DType::f64));
+    Tensor rm = zeros({5}, {DType::f64, gpu()}), rv = ones({5}, {DType::f64, gpu()});
+    std::vector<Tensor> whole{x.clone().set_requires_grad(true), w.clone().set_requires_grad(true),
+                              b.clone().set_requires_grad(true)};
+    Tensor y = batch_norm(whole[0], whole[1], whole[2], rm, rv, true, 0.1, 1e-5);
+    sum(mul(y, gy)).backward();
+    TwoRanks ranks = sync_bn_two_ranks(x, w, b, gy, fmt);
+    for (int k = 0; k < 2; ++k) {
+      REQUIRE(ranks.y[size_t(k)].is_cuda());
+      REQUIRE(ranks.dx[size_t(k)].is_cuda());
+      CHECK_CLOSE(ranks.running_mean[size_t(k)].cpu(), rm.cpu(), 1e-12, 1e-14);
+      CHECK_CLOSE(ranks.running_var[size_t(k)].cpu(), rv.cpu(), 1e-12, 1e-14);
+    }
+    Tensor yc = y.detach().cpu(), gxc = whole[0].grad().cpu();
+    CHECK_CLOSE(ranks.y[0].cpu(), yc.narrow(0, 0, 2).contiguous(), 1e-12, 1e-12);
+    CHECK_CLOSE(ranks.y[1].cpu(), yc.narrow(0, 2, 1).contiguous(), 1e-12, 1e-12);
+    CHECK_CLOSE(ranks.dx[0].cpu(), gxc.narrow(0, 0, 2).contiguous(), 1e-11, 1e-12);
+    CHECK_CLOSE(ranks.dx[1].cpu(), gxc.narrow(0, 2, 1).contiguous(), 1e-11, 1e-12);
+    CHECK_CLOSE(add(ranks.dw[0], ranks.dw[1]).cpu(), whole[1].grad().cpu(), 1e-11, 1e-12);
+    CHECK_CLOSE(add(ranks.db[0], ranks.db[1]).cpu(), whole[2].grad().cpu(), 1e-11, 1e-12);
+  }
 }
 #endif  // RTUNE_TEST_HAS_CUDA
