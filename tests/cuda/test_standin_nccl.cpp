@@ -241,7 +241,7 @@ TEST_CASE("nccl: a peer that never arrives: timeout (RTUNE_SIM_NCCL_TIMEOUT) and
     // Later collectives fail at once with the same error.
     const auto t1 = std::chrono::steady_clock::now();
     CHECK(ncclAllReduce(buf.get(), buf.get(), 1, ncclFloat32, ncclSum, comm, nullptr) == ncclSystemError);
-    CHECK(std::chrono::steady_clock::now() - t1 < std::chrono::milliseconds(100));
+    CHECK(std::chrono::steady_clock::now() - t1 < std::chrono::milliseconds(500));  // no 1 s wait
     rank0_done = true;
   });
   ::unsetenv("RTUNE_SIM_NCCL_TIMEOUT");

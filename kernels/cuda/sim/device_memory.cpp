@@ -449,14 +449,12 @@ void install_segv_handler() {
   sigaction(SIGSEGV, &sa, &previous_segv);
 }
 
+// Publishes the arena to the signal handler once (a store on every call raced between threads).
 struct ArenaInit {
-  Arena& get() {
-    Arena& a = arena();
-    arena_if_created = &a;
-    return a;
-  }
+  Arena& a = arena();
+  ArenaInit() { arena_if_created = &a; }
 };
-Arena& A() { static ArenaInit i; return i.get(); }
+Arena& A() { static ArenaInit i; return i.a; }
 
 }  // namespace
 

@@ -1,4 +1,4 @@
-// NCCL 2.x stand-in for the simulated CUDA device (docs/cuda-libs-semantics.md, "NCCL"): communicators
+// NCCL 2.x stand-in for the simulated CUDA device (docs/cuda-libs-semantics.md §14): communicators
 // whose ranks are threads of this process or processes on this host (nccl_clique.h), all-reduce
 // (sum, avg) and broadcast executed synchronously on the calling thread, as the simulator runs all
 // stream work. Stricter than NCCL where NCCL would hang or corrupt: ranks issuing different
