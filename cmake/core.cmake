@@ -34,7 +34,7 @@ endif()
 # Open MPI (Debian's libopenmpi-dev) carries data-parallel runs across ranks (kernels/dist/comm.h);
 # without it a launcher's several ranks are refused. Not in the fuzz build (nothing there communicates).
 option(RTUNE_MPI "Use MPI for data-parallel training across ranks when it is installed" ON)
-target_sources(rtune_core PRIVATE kernels/dist/comm.cpp)
+target_sources(rtune_core PRIVATE kernels/dist/comm.cpp kernels/dist/device_comm.cpp)
 if(RTUNE_MPI AND NOT RTUNE_FUZZ)
   find_package(MPI COMPONENTS C QUIET)
 endif()

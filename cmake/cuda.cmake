@@ -18,15 +18,20 @@ set(RTUNE_CUDA_KERNEL_SOURCES
   kernels/cuda/softmax.cu
   kernels/cuda/optim.cu)
 add_library(rtune_cuda STATIC ${RTUNE_CUDA_KERNEL_SOURCES} kernels/cuda/allocator.cpp kernels/cuda/handles.cpp
-            kernels/cuda/check.cpp kernels/cuda/layout.cpp kernels/cuda/cudnn_desc.cpp kernels/cuda/transfer.cpp)
+            kernels/cuda/check.cpp kernels/cuda/layout.cpp kernels/cuda/cudnn_desc.cpp kernels/cuda/transfer.cpp
+            kernels/cuda/nccl_comm.cpp)
 target_link_libraries(rtune_cuda PUBLIC rtune_core)
 
 if(RTUNE_CUDA_SIM)
   rtune_sim_cu_sources(${RTUNE_CUDA_KERNEL_SOURCES})
-  target_link_libraries(rtune_cuda PUBLIC rtune_cuda_sim_exec rtune_cudnn_standin rtune_cublas_standin)
+  target_link_libraries(rtune_cuda PUBLIC rtune_cuda_sim_exec rtune_cudnn_standin rtune_cublas_standin rtune_nccl_standin)
 else()
+  # NCCL for data-parallel GPUs (kernels/cuda/nccl_comm.cpp): beside cuBLAS in the CUDA toolkit folder here;
+  # on a GPU machine, the libnccl.so.2 of its PyTorch (pip nvidia-nccl) serves as well.
+  find_library(RTUNE_NCCL_LIBRARY nccl HINTS ${CUDAToolkit_LIBRARY_DIR} /usr/local/cuda/lib64 REQUIRED)
   target_include_directories(rtune_cuda SYSTEM PUBLIC ${CUDNN_INCLUDE_DIR})
-  target_link_libraries(rtune_cuda PUBLIC rtune_cuda_runtime_real CUDA::cudart CUDA::cublas ${CUDNN_LIBRARY})
+  target_link_libraries(rtune_cuda PUBLIC rtune_cuda_runtime_real CUDA::cudart CUDA::cublas ${CUDNN_LIBRARY}
+                        ${RTUNE_NCCL_LIBRARY})
 endif()
 
 # The façade dispatches cuda tensors to this backend.

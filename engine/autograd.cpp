@@ -7,7 +7,14 @@ namespace rtune {
 
 namespace {
 thread_local bool t_grad_enabled = true;
+thread_local LeafGradHook* t_leaf_hook = nullptr;
 }
+
+LeafGradHook::LeafGradHook(std::function<void(const TensorImpl*)> on_accumulated)
+    : fn_(std::move(on_accumulated)), prev_(t_leaf_hook) {
+  t_leaf_hook = this;
+}
+LeafGradHook::~LeafGradHook() { t_leaf_hook = prev_; }
 
 bool grad_enabled() { return t_grad_enabled; }
 NoGradGuard::NoGradGuard() : prev_(t_grad_enabled) { t_grad_enabled = false; }
@@ -51,6 +58,7 @@ void accumulate_leaf(const std::shared_ptr<TensorImpl>& leaf, const Tensor& g) {
   } else {
     kernels::add_(existing, gd);
   }
+  for (LeafGradHook* h = t_leaf_hook; h; h = h->prev()) h->call(leaf.get());
 }
 
 Tensor sum_grads(const Tensor& a, const Tensor& b) {

@@ -36,6 +36,23 @@ struct NoGradGuard {  // RAII: disables recording in this scope (thread-local), 
   bool prev_;
 };
 
+// While alive, run_backward on this thread calls `on_accumulated(leaf)` after each gradient it adds into a
+// leaf's .grad (PyTorch's post-accumulate-grad hook). Data-parallel training uses it to start a bucket's
+// all-reduce as soon as the bucket's gradients are final, overlapping the rest of the backward (as DDP does).
+class LeafGradHook {
+ public:
+  explicit LeafGradHook(std::function<void(const TensorImpl*)> on_accumulated);
+  ~LeafGradHook();
+  void call(const TensorImpl* leaf) const { if (fn_) fn_(leaf); }
+  LeafGradHook* prev() const { return prev_; }
+  LeafGradHook(const LeafGradHook&) = delete;
+  LeafGradHook& operator=(const LeafGradHook&) = delete;
+
+ private:
+  std::function<void(const TensorImpl*)> fn_;
+  LeafGradHook* prev_;
+};
+
 // True when an op should record a node for this input.
 inline bool needs_grad(const Tensor& t) { return grad_enabled() && t.defined() && t.requires_grad(); }
 bool any_needs_grad(const std::vector<Tensor>& inputs);

@@ -12,24 +12,61 @@
 
 #include "engine/error.h"
 #include "kernels/cpu/backend.h"
+#include "kernels/dist/device_comm.h"
+#include "kernels/ops.h"
 
 namespace rtune::finetune {
 
+GradientAverager::GradientAverager(dist::Comm& comm, DType dtype, Device device)
+    : comm_(comm), dtype_(dtype), device_(device) {}
+GradientAverager::~GradientAverager() = default;
+
 void GradientAverager::set_params(std::vector<Tensor*> params) {
   params_ = std::move(params);
+  if (comm_.size() == 1) return;
+  if (device_.is_cuda()) {
+    buckets_ = std::make_unique<GradBuckets>(dist::device_world(comm_, device_), params_, dtype_, device_);
+    return;
+  }
   size_t n = 1;  // the loss rides at the end
   for (Tensor* p : params_) n += size_t(p->numel());
   if (dtype_ == DType::f64) flat_f64_.assign(n, 0.0);
   else flat_f32_.assign(n, 0.0f);
 }
 
-double GradientAverager::average(const Tensor& loss) {
-  if (comm_.size() == 1) return loss.to(DType::f64).item<double>();
-  RTUNE_CHECK(!loss.is_cuda(), "data-parallel training on CUDA needs NCCL, which this build does not use yet");
+std::function<void(const TensorImpl*)> GradientAverager::on_gradient() {
+  if (!buckets_) return {};
+  return [b = buckets_.get()](const TensorImpl* leaf) { b->on_gradient(leaf); };
+}
+
+GradientAverager::Averaged GradientAverager::average(const Tensor& loss) {
   const auto t0 = std::chrono::steady_clock::now();
-  const double mean = dtype_ == DType::f64 ? average_as<double>(loss) : average_as<float>(loss);
+  Averaged r;
+  if (buckets_) {
+    r.loss = buckets_->finish(loss, &r.mark);
+  } else {
+    RTUNE_CHECK(!loss.is_cuda(), "data-parallel: gradients on {} but the averager was made for {}", loss.device().str(),
+                device_.str());
+    const double mean = dtype_ == DType::f64 ? average_as<double>(loss) : average_as<float>(loss);
+    r.loss = full({}, mean, {DType::f64});
+  }
   seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return mean;
+  return r;
+}
+
+void GradientAverager::wait_bounded(uint64_t mark) {
+  if (!buckets_) return;  // the host all-reduce already waited, bounded (mpi_comm.cpp)
+  const auto t0 = std::chrono::steady_clock::now();
+  dist::device_world(comm_, device_).wait_bounded("gradient all-reduce", mark);
+  seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::string GradientAverager::describe() const {
+  if (comm_.size() == 1) return "one rank";
+  if (!buckets_) return fmt::format("{}, one all-reduce per step", comm_.describe());
+  return fmt::format("{}, {} gradient bucket{} of up to {} MiB started during the backward",
+                     dist::device_world(comm_, device_).describe(), buckets_->bucket_count(),
+                     buckets_->bucket_count() == 1 ? "" : "s", GradBuckets::kDefaultCapBytes >> 20);
 }
 
 double GradientAverager::take_seconds() { return std::exchange(seconds_, 0.0); }
@@ -82,7 +119,20 @@ ClassMetrics sum_over_ranks(dist::Comm& comm, const ClassMetrics& mine) {
 
 namespace {
 void broadcast_tensors(dist::Comm& comm, const std::vector<std::pair<std::string, Tensor*>>& tensors) {
+  // GPU ranks: the tensors on the GPU by NCCL, device to device; host ones (BatchNorm's step counters)
+  // by MPI.
+  dist::DeviceComm* gpu = nullptr;
   for (auto& [name, t] : tensors) {
+    if (!t->is_cuda()) continue;
+    if (!gpu) gpu = &dist::device_world(comm, t->device());
+    gpu->broadcast_async(*t, 0);
+  }
+  if (gpu) {
+    gpu->join();
+    gpu->wait_bounded("broadcast of rank 0's model");
+  }
+  for (auto& [name, t] : tensors) {
+    if (t->is_cuda()) continue;
     RTUNE_CHECK(!t->is_cuda() && t->is_contiguous(), "data-parallel: {} must be a dense CPU tensor", name);
     comm.broadcast(std::span<std::byte>(static_cast<std::byte*>(t->data<void>()), size_t(t->numel()) * dtype_size(t->dtype())),
                    0);
@@ -131,8 +181,7 @@ std::string model_fingerprint(models::ResNet& model) {
 
 int share_cores_between_ranks(const dist::Comm& comm, int threads) {
   if (threads <= 0 && comm.size() > 1) {
-    const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
-    const int on_this_machine = local && std::atoi(local) > 0 ? std::atoi(local) : comm.size();
+    const int on_this_machine = std::min(dist::launched_local_size(), comm.size());
     threads = std::max(1, int(std::thread::hardware_concurrency()) / on_this_machine);
   }
   if (comm.size() > 1 && !cpu::compute_threads_chosen()) omp_set_num_threads(threads);

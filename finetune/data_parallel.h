@@ -4,9 +4,13 @@
 // metrics of an epoch are summed over the ranks. With one rank every call returns at once.
 // Frozen parameters are never communicated: only the optimizer's parameters are in the buffer.
 #pragma once
+#include <functional>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "engine/tensor.h"
+#include "finetune/grad_buckets.h"
 #include "finetune/metrics.h"
 #include "io/data/dataset.h"
 #include "kernels/dist/comm.h"
@@ -14,32 +18,48 @@
 
 namespace rtune::finetune {
 
+// CPU ranks: one MPI all-reduce of (sum of trainable sizes + 1) elements after the backward, on the host.
+// GPU ranks: NCCL all-reduces of gradient buckets started during the backward (grad_buckets.h), queued on
+// the device; the host waits for them, bounded, only when it reads the step's loss.
 class GradientAverager {
  public:
-  GradientAverager(dist::Comm& comm, DType dtype) : comm_(comm), dtype_(dtype) {}
-  // The parameters whose gradients are averaged (a phase's trainable set); sizes the buffer once.
+  GradientAverager(dist::Comm& comm, DType dtype, Device device);
+  ~GradientAverager();
+  // The parameters whose gradients are averaged (a phase's trainable set); sizes the buffers once.
   void set_params(std::vector<Tensor*> params);
-  // Replaces each parameter's gradient by the ranks' mean, in place; returns the ranks' mean of `loss`
-  // (a scalar on the host). One all-reduce of (sum of trainable sizes + 1) elements per step.
-  double average(const Tensor& loss);
-  // Seconds spent in average() since the last call (the all-reduce and its copies), for the log.
+  // What loss.backward() runs under (engine/autograd.h LeafGradHook): on GPU ranks it starts each bucket's
+  // all-reduce once its gradients are final; empty elsewhere.
+  std::function<void(const TensorImpl*)> on_gradient();
+  struct Averaged {
+    Tensor loss;        // the ranks' mean loss, 0-d, on the loss's device
+    uint64_t mark = 0;  // GPU ranks: wait_bounded(mark) before reading it on the host
+  };
+  // After the backward: each parameter's gradient becomes the ranks' mean, in place (queued on GPU ranks).
+  Averaged average(const Tensor& loss);
+  // Bounded host wait for an average() (a dead or hung peer ends the job instead of hanging it).
+  void wait_bounded(uint64_t mark);
+  // Seconds the host spent in average() and wait_bounded() since the last call, for the log.
   double take_seconds();
+  // "MPI all-reduce" / "NCCL 2.28.9 on cuda:1, 2 ranks, 3 gradient buckets" for the log.
+  std::string describe() const;
 
  private:
   template <class T> double average_as(const Tensor& loss);
   dist::Comm& comm_;
   DType dtype_;
+  Device device_;
   std::vector<Tensor*> params_;
   std::vector<float> flat_f32_;   // reused step after step: no allocation per step
   std::vector<double> flat_f64_;
+  std::unique_ptr<GradBuckets> buckets_;
   double seconds_ = 0;
 };
 
 // The metrics of every rank's share, summed (counts, confusion matrix, loss sums).
 ClassMetrics sum_over_ranks(dist::Comm& comm, const ClassMetrics& mine);
-// Rank 0's BatchNorm running statistics on every rank (the model is on the CPU).
+// Rank 0's BatchNorm running statistics on every rank (MPI on CPU ranks, NCCL on GPU ranks).
 void broadcast_buffers(dist::Comm& comm, models::ResNet& model);
-// Rank 0's parameters and buffers on every rank (the model is on the CPU).
+// Rank 0's parameters and buffers on every rank (MPI on CPU ranks, NCCL on GPU ranks).
 void broadcast_model(dist::Comm& comm, models::ResNet& model);
 // Short digests of what every rank must agree on: the samples (paths, labels) and class names; the
 // model's parameter and buffer names, shapes and dtypes.

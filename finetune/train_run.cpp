@@ -7,6 +7,7 @@
 #include <omp.h>
 #include <unistd.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include "engine/printable.h"
 #include "engine/sched/spec.h"
 #include "finetune/batch.h"
@@ -128,6 +129,20 @@ Device resolve_device(const std::string& spec, std::string* note) {
            "use --device cpu (rtune never falls back to the CPU on its own)", spec, why);
   }
   return d;
+}
+
+// A GPU rank of a data-parallel run drives cuda:LOCAL_RANK (one process per GPU, as torchrun's ranks do);
+// where each rank sees a single GPU (CUDA_VISIBLE_DEVICES set per rank, Slurm's --gpus-per-task) it is
+// cuda:0. "auto" and "cuda" follow that rule; an explicit cuda:N is kept.
+static std::string rank_device_spec(const std::string& spec, const dist::Comm& comm) {
+  if (comm.size() == 1 || (spec != "auto" && spec != "cuda")) return spec;
+  const int count = kernels::cuda_device_count();
+  if (count == 0) return spec;  // resolve_device says why (auto: the CPU)
+  const int local = dist::launched_local_rank(), on_machine = dist::launched_local_size();
+  if (count == 1) return "cuda:0";
+  if (local < count) return fmt::format("cuda:{}", local);
+  fail("--device {}: rank {} is local rank {} of {} on this machine, which has {} GPUs: start at most one rank per GPU",
+       spec, comm.rank(), local, on_machine, count);
 }
 
 double parse_duration(const std::string& text) {
@@ -345,7 +360,7 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
   if (!writer) io.out = [](const std::string&) {};
   const int rank_threads = share_cores_between_ranks(comm, a.threads);
   std::string dev_note;
-  const Device device = resolve_device(a.device, &dev_note);
+  const Device device = resolve_device(rank_device_spec(a.device, comm), &dev_note);
   Data d = open_data(a);
   const int64_t num_classes = int64_t(d.classes.size());
   check_same_on_every_rank(comm, "arguments", a.to_json().dump());
@@ -438,6 +453,10 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
   say(io, fmt::format("device: {}{}, {}; train transforms: {}; val transforms: {}", device.str(),
                       dev_note.empty() ? "" : " (" + dev_note + ")", nn::precision_name(cfg.precision), tp.describe(),
                       vp.describe()));
+  if (comm.size() > 1) {
+    const std::vector<std::string> devices = comm.allgather(device.str());  // every rank calls it
+    say(io, fmt::format("ranks' devices: {}; gradients: {}", fmt::join(devices, ", "), trainer.gradient_sync_note()));
+  }
   if (comm.size() > 1)
     say(io, fmt::format("ranks: {}, {} threads each; batch {} per rank, global batch {} ({})", comm.describe(),
                         omp_get_max_threads(), a.batch, a.batch * comm.size(),

@@ -185,16 +185,11 @@ void TrainConfig::validate() const {
 
 Trainer::Trainer(models::ResNet& model, io::Loader& train, io::Loader* val, int64_t num_classes, TrainConfig cfg,
                  dist::Comm& comm)
-    : model_(model), train_(train), val_(val), comm_(comm), grads_(comm, cfg.dtype), num_classes_(num_classes),
+    : model_(model), train_(train), val_(val), comm_(comm), grads_(comm, cfg.dtype, cfg.device), num_classes_(num_classes),
       cfg_(std::move(cfg)) {
-  RTUNE_CHECK(!cfg_.sync_bn || !cfg_.device.is_cuda(), "train: --sync-bn runs on CPU ranks only (data-parallel CUDA is "
-              "not built yet)");
   if (cfg_.sync_bn)
     for (auto& [name, m] : model_.named_modules())
       if (auto* bn = dynamic_cast<nn::BatchNorm2d*>(m)) bn->sync_ranks = [&c = comm_](std::span<double> d) { c.allreduce_sum(d); };
-  RTUNE_CHECK(comm_.size() == 1 || !cfg_.device.is_cuda(),
-              "train: {} ranks on CUDA need NCCL, which this build does not use yet: run the ranks on --device cpu",
-              comm_.size());
   RTUNE_CHECK(cfg_.precision == nn::Precision::fp32 || (cfg_.dtype == DType::f32 && kernels::supports_bf16(cfg_.device)),
               "train: bf16 mixed precision needs fp32 master weights on a CUDA device with bf16, not {} on {}",
               dtype_name(cfg_.dtype), cfg_.device.str());
@@ -274,7 +269,8 @@ struct Trainer::PendingStep {
   Tensor labels;        // host
   int64_t size = 0, step = 0, epoch = 0;
   double lr = 0;
-  double ranks_loss = NAN;  // N ranks: the mean of their losses (what the step logs); NaN with one
+  Tensor ranks_loss;         // N ranks: the mean of their losses (what the step logs), host; undefined with one
+  uint64_t comm_mark = 0;    // GPU ranks: the collectives to wait for (bounded) before reading ranks_loss
   std::vector<double> group_lrs;
   // Filling the feature cache: the batch's features (host), for dataset indices `keys` of view `fill_view`.
   Tensor features;
@@ -330,13 +326,22 @@ Trainer::PendingStep Trainer::queue_cached_step(int64_t view, std::span<const si
 Trainer::PendingStep Trainer::queue_head(Tensor logits, const Tensor& y, const std::vector<int64_t>& labels) {
   logits = cast(logits, cfg_.dtype);  // the loss in the master dtype (fp32 under bf16)
   Tensor loss = cross_entropy(logits, y, cfg_.label_smoothing);
-  loss.backward();
-  // N ranks: the mean gradient of all their samples, before clipping (so the norm is the global one).
-  const double ranks_loss = comm_.size() > 1 ? grads_.average(loss) : NAN;
+  {
+    LeafGradHook buckets(grads_.on_gradient());  // GPU ranks: all-reduces start during the backward
+    loss.backward();
+  }
+  PendingStep s;
+  if (comm_.size() > 1) {
+    // N ranks: the mean gradient of all their samples, before clipping (so the norm is the global one).
+    GradientAverager::Averaged avg = grads_.average(loss);
+    Tensor& rb = ranks_loss_host_[size_t(s_parity_)];
+    if (!rb.defined() || rb.dtype() != avg.loss.dtype()) rb = host_buffer({}, avg.loss.dtype(), cfg_.device);
+    kernels::download(avg.loss, rb);
+    s.ranks_loss = rb;
+    s.comm_mark = avg.mark;
+  }
   if (cfg_.clip_norm > 0) optim::clip_grad_norm(trainable_, cfg_.clip_norm);
   if (cfg_.clip_value > 0) optim::clip_grad_value(trainable_, cfg_.clip_value);
-  PendingStep s;
-  s.ranks_loss = ranks_loss;
   s.lr = current_lr();
   s.group_lrs = group_lrs();
   opt_->step();
@@ -364,12 +369,13 @@ Trainer::PendingStep Trainer::queue_head(Tensor logits, const Tensor& y, const s
 }
 
 double Trainer::finish_step(const PendingStep& s, ClassMetrics& m) {
+  if (s.ranks_loss.defined()) grads_.wait_bounded(s.comm_mark);  // a dead peer ends the job, never hangs it
   s.ready.wait();
   const double l = s.loss.to(DType::f64).item<double>();
   m.add(s.logits, s.labels, l * double(s.size));  // this rank's share; summed over the ranks per epoch
   if (s.fill_view >= 0 && fcache_)
     for (size_t i = 0; i < s.keys.size(); ++i) fcache_->store(s.fill_view, s.keys[i], s.features, int64_t(i), s.label_values[i]);
-  const double logged = std::isnan(s.ranks_loss) ? l : s.ranks_loss;
+  const double logged = s.ranks_loss.defined() ? s.ranks_loss.to(DType::f64).item<double>() : l;
   steps_.push_back({s.step, s.epoch, logged, s.lr, s.group_lrs});
   return logged;
 }

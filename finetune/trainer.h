@@ -45,7 +45,7 @@ struct TrainConfig {
   FreezeSpec freeze;
   FrozenBN frozen_bn = FrozenBN::eval;
   // Data-parallel runs: BatchNorm layers that use batch statistics use those of every rank's batch
-  // (torch.nn.SyncBatchNorm; engine/functional.h sync_batch_norm). CPU ranks only.
+  // (torch.nn.SyncBatchNorm; engine/functional.h sync_batch_norm), on CPU and GPU ranks.
   bool sync_bn = false;
   int64_t unfreeze_at = -1;         // frozen for this many epochs, then everything trains; -1 = never
   double unfreeze_lr = 0;           // head LR of the unfrozen phase; 0 = opt.lr / 10
@@ -139,6 +139,8 @@ class Trainer {
   double current_lr() const;  // head LR of the next step
   const FreezeResult& freeze_result() const { return freeze_; }
   // "feature cache: on (…)" or "feature cache: off (why)": what the run decided, for the log and the report.
+  // How the ranks' gradients are averaged, for the log ("MPI ..., one all-reduce per step", "NCCL ...").
+  std::string gradient_sync_note() const { return grads_.describe(); }
   const std::string& feature_cache_note() const { return fcache_note_; }
   // The cache while it is in use (until the unfreeze phase drops it), else null.
   const FeatureCache* feature_cache() const { return fcache_.get(); }
@@ -167,7 +169,7 @@ class Trainer {
 
   kernels::Fence upload_done_;
   // Pinned on CUDA, reused step after step (features_host_: the features that fill the cache).
-  std::array<Tensor, 2> loss_host_, logits_host_, features_host_;
+  std::array<Tensor, 2> loss_host_, logits_host_, features_host_, ranks_loss_host_;
   int s_parity_ = 0;
   models::ResNet& model_;
   io::Loader& train_;

@@ -58,6 +58,14 @@ void require_float_same(const char* op, std::initializer_list<const Tensor*> ts)
 }
 }  // namespace
 
+int cuda_device_count() {
+#ifdef RTUNE_HAS_CUDA_BACKEND
+  return cuda::device_count();
+#else
+  return 0;
+#endif
+}
+
 bool supports_bf16(Device d) {
 #ifdef RTUNE_HAS_CUDA_BACKEND
   return d.is_cuda() && cuda::supports_bf16(d.index);

@@ -14,6 +14,8 @@ namespace rtune::kernels {
 // ----------------------------------------------------------------- devices
 // Whether `d` computes in bfloat16 (a CUDA device with compute capability >= 8.0; never the CPU backend).
 bool supports_bf16(Device d);
+// CUDA devices this process can use (0 without the CUDA backend, a driver or a GPU).
+int cuda_device_count();
 // The CUDA caching allocator's counters (all zero on the CPU): bytes held by tensors now and at the
 // peak since the last reset, and how many blocks came from cudaMalloc.
 struct DeviceMemoryStats {

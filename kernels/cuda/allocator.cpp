@@ -22,12 +22,9 @@ std::string human(size_t b) {
 class CachingAllocator final : public DeviceAllocator {
  public:
   void* allocate(size_t nbytes, int device) override {
-    RTUNE_CHECK(device == 0, "cuda:{}: the CUDA backend drives one device (cuda:0)", device);
-    // A CUDA build on a machine without a usable GPU: one clear line, not the driver's error code.
-    RTUNE_CHECK(rt::device_present(), "cuda:{}: no CUDA GPU found (this rtune has a CUDA backend, but no device "
-                "or driver answers); use --device cpu", device);
     const size_t size = round_size(nbytes);
     std::lock_guard lk(mu_);
+    bind(device);
     // Exact size class only: lending a bigger block to a smaller request would leave the next
     // step's request of that bigger class without a block, so the loop would keep allocating.
     auto it = free_.find(size);
@@ -51,8 +48,8 @@ class CachingAllocator final : public DeviceAllocator {
         rt::MemInfo m{};
         try { m = rt::mem_get_info(); } catch (...) {}
         throw OutOfMemory(size, fmt::format(
-            "CUDA out of memory: allocating {} on cuda:0 failed ({} held by tensors, device total {}, {})",
-            human(size), human(stats_.in_use_bytes), human(m.total), e.what()));
+            "CUDA out of memory: allocating {} on cuda:{} failed ({} held by tensors, device total {}, {})",
+            human(size), device_, human(stats_.in_use_bytes), human(m.total), e.what()));
       }
     }
     ++stats_.device_mallocs;
@@ -101,6 +98,31 @@ class CachingAllocator final : public DeviceAllocator {
     stats_.in_use_bytes += size;
     stats_.peak_in_use_bytes = std::max(stats_.peak_in_use_bytes, stats_.in_use_bytes);
   }
+  // The first allocation picks the process's GPU (cudaSetDevice on this, the backend's, thread); every
+  // later one must be on it: one process drives one GPU (a data-parallel run is one process per GPU).
+  void bind(int device) {  // mu_ held
+    if (device_ >= 0) {
+      RTUNE_CHECK(device == device_, "cuda:{}: this process already drives cuda:{}; rtune uses one GPU per process "
+                  "(for several GPUs, start one rank per GPU: mpirun -np N rtune train ...)", device, device_);
+      return;
+    }
+    // A CUDA build on a machine without a usable GPU: one clear line, not the driver's error code.
+    const int count = rt::device_count();
+    RTUNE_CHECK(count > 0, "cuda:{}: no CUDA GPU found (this rtune has a CUDA backend, but no device "
+                "or driver answers); use --device cpu", device);
+    RTUNE_CHECK(device >= 0 && device < count, "cuda:{}: this machine has {} CUDA device{} (cuda:0{})", device, count,
+                count == 1 ? "" : "s", count == 1 ? "" : fmt::format(" to cuda:{}", count - 1));
+    rt::set_device(device);
+    device_ = device;
+  }
+
+ public:
+  int bound_device() {
+    std::lock_guard lk(mu_);
+    return std::max(device_, 0);
+  }
+
+ private:
   void release_cache() {  // mu_ held
     for (auto& [size, p] : free_) {
       rt::device_free(p);
@@ -114,6 +136,7 @@ class CachingAllocator final : public DeviceAllocator {
   std::multimap<size_t, void*> free_;
   std::unordered_map<void*, size_t> live_;
   AllocatorStats stats_;
+  int device_ = -1;  // the process's GPU, once chosen
 };
 
 CachingAllocator& the_allocator() {
@@ -136,6 +159,8 @@ void init() {
   }();
   (void)done;
 }
+
+Device process_device() { return Device::cuda(the_allocator().bound_device()); }
 
 AllocatorStats allocator_stats() { return the_allocator().stats(); }
 void reset_peak_memory() { the_allocator().reset_peak(); }

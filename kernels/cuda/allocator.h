@@ -32,6 +32,10 @@ void reset_peak_memory();
 // Returns every cached free block to the runtime.
 void empty_cache();
 
+// The one GPU this process drives: the device of its first CUDA allocation (a data-parallel rank's
+// cuda:LOCAL_RANK), cuda:0 before any. Tensors on another cuda:N are refused.
+Device process_device();
+
 // Size class of a request: multiples of 512 bytes below 1 MiB, of 2 MiB above.
 size_t round_size(size_t bytes);
 

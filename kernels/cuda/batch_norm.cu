@@ -6,6 +6,7 @@
 // backward: that one is an own kernel, one block per channel, reductions in double. Parameters are
 // float for f32/bf16/f16 inputs (fp32 statistics in mixed precision) and double for f64. Inputs of
 // rank 2 or 3 are viewed as N×C×L×1.
+#include "kernels/cuda/allocator.h"
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/cudnn_desc.h"
@@ -38,7 +39,7 @@ DType param_dtype(const Tensor& x) { return x.dtype() == DType::f64 ? DType::f64
 
 // A per-channel parameter as a dense vector of the parameter dtype, or `fill` when undefined.
 Tensor param_or(const Tensor& p, int64_t C, DType dt, double fill, const char* op, const char* what) {
-  if (!p.defined()) return full({C}, fill, {dt, Device::cuda(0)});
+  if (!p.defined()) return full({C}, fill, {dt, process_device()});
   RTUNE_CHECK(p.numel() == C, "{}: {} has {} elements for {} channels", op, what, p.numel(), C);
   RTUNE_CHECK(p.dtype() == dt, "{}: {} must be {} for {} input (cuDNN batch norm parameters), got {}", op, what,
               dtype_name(dt), "this", p.str());

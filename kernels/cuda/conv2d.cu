@@ -9,6 +9,7 @@
 #include <mutex>
 #include <tuple>
 
+#include "kernels/cuda/allocator.h"
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/cudnn_desc.h"
@@ -108,7 +109,7 @@ AlgoChoice choose(Dir d, const AlgoKey& key, cudnnTensorDescriptor_t xd, cudnnFi
   return c;
 }
 
-Storage workspace(size_t bytes) { return bytes ? Storage::allocate(bytes, Device::cuda(0)) : Storage(); }
+Storage workspace(size_t bytes) { return bytes ? Storage::allocate(bytes, process_device()) : Storage(); }
 
 // Runs body(out) with `out` = t when t is dense in fmt, else a temporary copied into t afterwards.
 std::string shapes_of(const Tensor& a, const Tensor& b, const Tensor& c) {

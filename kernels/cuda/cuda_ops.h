@@ -1,5 +1,5 @@
 // The CUDA backend (cuDNN, cuBLAS and own kernels in kernels/cuda/*.cu): same signatures as kernels/ops.h,
-// which documents each op, and as kernels/cpu/cpu_ops.h. Tensors are on cuda:0; every op runs on the
+// which documents each op, and as kernels/cpu/cpu_ops.h. Tensors are on the process's one GPU (allocator.h process_device()); every op runs on the
 // backend stream (kernels/cuda/handles.h).
 #pragma once
 #include "kernels/ops.h"
@@ -8,6 +8,7 @@ namespace rtune::cuda {
 using kernels::Conv2dArgs;
 using kernels::Pool2dArgs;
 using kernels::Reduction;
+int device_count();  // 0 when there is no driver or no GPU (never throws)
 bool supports_bf16(int device);  // compute capability >= 8.0; false when the device cannot be queried
 void* pinned_alloc(size_t bytes);
 void pinned_free(void* p);

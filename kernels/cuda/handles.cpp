@@ -23,22 +23,25 @@ Handles* create_handles() {
   rtune::sim::set_device_pointer_validator(
       [](const void* p, size_t n, const char* what) { rt::sim_check_device_range(p, n, what); });
 #endif
-  rt::set_device(0);
+  const Device device = process_device();
+  rt::set_device(device.index);
   h->stream = rt::default_stream();
   CUDNN_CHECK(cudnnCreate(&h->cudnn), "CUDA backend start-up");
   CUDNN_CHECK(cudnnSetStream(h->cudnn, h->stream.raw()), "CUDA backend start-up");
   CUBLAS_CHECK(cublasCreate(&h->cublas), "CUDA backend start-up");
   CUBLAS_CHECK(cublasSetStream(h->cublas, h->stream.raw()), "CUDA backend start-up");
   // Our own workspace from the caching allocator, so cuBLAS allocates nothing in the loop.
-  h->cublas_workspace = Storage::allocate(kCublasWorkspace, Device::cuda(0));
+  h->cublas_workspace = Storage::allocate(kCublasWorkspace, device);
   CUBLAS_CHECK(cublasSetWorkspace(h->cublas, h->cublas_workspace.data(), kCublasWorkspace), "CUDA backend start-up");
-  h->error_record = Storage::allocate(sizeof(DeviceErrorRecord), Device::cuda(0));
+  h->error_record = Storage::allocate(sizeof(DeviceErrorRecord), device);
   rt::memset_device(h->error_record.data(), 0xff, sizeof(DeviceErrorRecord));
   // fp32 GEMMs in full FMA precision (no TF32): the f32 parity target is 1e-4.
   CUBLAS_CHECK(cublasSetMathMode(h->cublas, CUBLAS_DEFAULT_MATH), "CUDA backend start-up");
   return h;
 }
 }  // namespace
+
+int device_count() { return rt::device_count(); }
 
 bool supports_bf16(int device) {
   try {

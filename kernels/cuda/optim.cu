@@ -250,8 +250,8 @@ using optim::norm_kind;
 // Per-tensor sums (of squares, |x|, |x|^p) or maxima, in double, left on the device.
 Tensor raw_norms(const std::vector<Tensor>& xs, double p) {
   const int kind = norm_kind(p);
-  Tensor results = empty({int64_t(xs.size())}, {DType::f64, Device::cuda(0)});
-  Tensor partial = empty({int64_t(kMaxGridBlocks)}, {DType::f64, Device::cuda(0)});
+  Tensor results = empty({int64_t(xs.size())}, {DType::f64, xs[0].device()});
+  Tensor partial = empty({int64_t(kMaxGridBlocks)}, {DType::f64, xs[0].device()});
   for (size_t t = 0; t < xs.size(); ++t) {
     Tensor x = xs[t].contiguous();
     int64_t n = x.numel();
@@ -304,7 +304,7 @@ void clip_grad_norm(const std::vector<Tensor>& grads, double max_norm, double p)
   Tensor raw = raw_norms(grads, p);
   dispatch_f32_f64("clip_grad_norm_", grads[0], [&](auto tag) {
     using T = decltype(tag);
-    Tensor coef = empty({1}, {grads[0].dtype(), Device::cuda(0)});
+    Tensor coef = empty({1}, {grads[0].dtype(), grads[0].device()});
     launch(clip_coef_kernel<T>, dim3(1), 1, 0, stream(), dptr<const double>(raw), int64_t(grads.size()),
            norm_kind(p), p, max_norm, dptr<T>(coef));
     for (const Tensor& g : grads) {

@@ -121,6 +121,9 @@ Event event_create(bool timing = true);
 void event_destroy(Event e);
 void event_record(Event e, Stream s);
 void event_synchronize(Event e);
+// True when all work the event captured has completed (cudaEventQuery; cudaErrorNotReady is false):
+// lets a host wait poll, and give up, instead of blocking in event_synchronize.
+bool event_query(Event e);
 // Milliseconds between two recorded, completed events (cudaEventElapsedTime).
 float event_elapsed_ms(Event start, Event end);
 

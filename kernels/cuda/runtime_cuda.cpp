@@ -144,6 +144,12 @@ Event event_create(bool timing) {
 void event_destroy(Event e) { check(cudaEventDestroy(e.raw()), "cudaEventDestroy"); }
 void event_record(Event e, Stream s) { check(cudaEventRecord(e.raw(), s.raw()), "cudaEventRecord"); }
 void event_synchronize(Event e) { check(cudaEventSynchronize(e.raw()), "cudaEventSynchronize"); }
+bool event_query(Event e) {
+  const cudaError_t r = cudaEventQuery(e.raw());
+  if (r == cudaErrorNotReady) return false;
+  check(r, "cudaEventQuery");
+  return true;
+}
 float event_elapsed_ms(Event start, Event end) {
   float ms = 0.f;
   check(cudaEventElapsedTime(&ms, start.raw(), end.raw()), "cudaEventElapsedTime");

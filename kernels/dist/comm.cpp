@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "engine/error.h"
+#include "kernels/dist/device_comm.h"
 
 namespace rtune::dist {
 
@@ -56,6 +57,27 @@ int launched_rank() {
   return 0;
 }
 
+int launched_local_rank() {
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"})
+    if (const char* v = std::getenv(name); v && *v) return std::atoi(v);
+  return 0;
+}
+
+int launched_local_size() {
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"})
+    if (int n = env_int(name); n > 0) return n;
+  return launched_ranks();
+}
+
+double collective_timeout_seconds() {
+  static const double t = [] {
+    const char* e = std::getenv("RTUNE_DIST_TIMEOUT");
+    const double v = e && *e ? std::atof(e) : 0;
+    return v > 0 ? v : 600.0;
+  }();
+  return t;
+}
+
 bool built_with_mpi() { return RTUNE_HAVE_MPI != 0; }
 
 Comm& world() {
@@ -75,6 +97,7 @@ Comm& world() {
 }
 
 void finalize() {
+  release_device_world();  // NCCL before MPI: its destroy is a last exchange with the peers
 #if RTUNE_HAVE_MPI
   if (mpi_started()) mpi_finalize();
 #endif

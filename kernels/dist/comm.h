@@ -44,6 +44,15 @@ bool built_with_mpi();
 int launched_ranks();
 // This process's rank as the launcher's environment announces it (0 when none did); needs no MPI.
 int launched_rank();
+// This process's rank among those on its machine, and their number, as the launcher announces them
+// (OMPI_COMM_WORLD_LOCAL_RANK/_SIZE, Slurm's SLURM_LOCALID / SLURM_NTASKS_PER_NODE...): a GPU rank drives
+// cuda:local_rank. 0 and 1 when none did.
+int launched_local_rank();
+int launched_local_size();
+// How long a rank waits in a collective (MPI or NCCL) for the others before it ends the job: env
+// RTUNE_DIST_TIMEOUT seconds, default 600. Legitimate waits are a slower rank's epoch tail, its validation
+// shard, or rank 0 writing a checkpoint; a hung or stopped rank would otherwise hold every other forever.
+double collective_timeout_seconds();
 // A normal end: MPI_Finalize when MPI was started (every rank must reach it).
 void finalize();
 // An error on one rank: ends every rank of the job now (MPI_Abort) instead of leaving them waiting in

@@ -21,28 +21,15 @@ namespace {
 
 bool g_started = false;
 
-// How long a collective may wait for the other ranks before this rank gives up on the job: a rank that
-// hangs (deadlocked, stopped, swapping) would otherwise hold every other rank forever. Legitimate waits
-// are a slower rank's epoch tail, its validation shard, or rank 0 writing a checkpoint: seconds to
-// minutes. RTUNE_DIST_TIMEOUT (seconds) overrides the 10 minutes.
-double collective_timeout_s() {
-  static const double t = [] {
-    const char* e = std::getenv("RTUNE_DIST_TIMEOUT");
-    const double v = e && *e ? std::atof(e) : 0;
-    return v > 0 ? v : 600.0;
-  }();
-  return t;
-}
-
 void check(int rc, const char* what);
 
 // Waits for a non-blocking collective, polling (MPI_Test drives its progress) and backing off to short
-// sleeps after the first millisecond; past collective_timeout_s() it fails naming the wait, and the
+// sleeps after the first millisecond; past collective_timeout_seconds() it fails naming the wait, and the
 // caller's error path (rtune's main) ends the whole job with MPI_Abort.
 void wait_bounded(MPI_Request& req, const char* what) {
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
-  const auto deadline = t0 + std::chrono::duration<double>(collective_timeout_s());
+  const auto deadline = t0 + std::chrono::duration<double>(collective_timeout_seconds());
   for (int done = 0;;) {
     check(MPI_Test(&req, &done, MPI_STATUS_IGNORE), what);
     if (done) return;

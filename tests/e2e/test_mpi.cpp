@@ -14,44 +14,22 @@
 #include "kernels/dist/comm.h"
 #include "tests/core/test_util.h"
 #include "tests/e2e/cli_run.h"
+#include "tests/e2e/mpi_run.h"
 #include "tests/train/train_test_util.h"
 
 using namespace rtune;
 namespace fs = std::filesystem;
+using test::kMpirun;
 using test::run_rtune;
+using test::step_losses;
 
 namespace {
 
-// Every rank on this machine's cores, root or not (CI runs as root), whatever the slot count.
-const std::string kMpirun = "timeout -s KILL 300 mpirun --allow-run-as-root --oversubscribe --bind-to none";
-
-// ctest shows the whole binary as skipped (exit 77) where it cannot run: no mpirun, or no MPI in the build.
-const bool kHaveMpirun = [] {
-  if (std::system("command -v mpirun >/dev/null 2>&1") != 0 || !dist::built_with_mpi()) {
-    std::fprintf(stderr, "no mpirun, or rtune built without MPI: data-parallel tests skipped\n");
-    std::exit(77);
-  }
-  return true;
-}();
+const bool kHaveMpirun = (test::require_mpirun(), true);
 
 std::string args(const fs::path& data, const fs::path& out, int batch, const std::string& extra = "", int size = 16,
                  double lr = 0.05) {
-  return fmt::format("train --data {} --out {} --arch resnet18 --pretrained none --width 4 --batch {} --opt sgd "
-                     "--lr {} --momentum 0.9 --transforms random_crop={}:pad=2,hflip --val-transforms center_crop={} "
-                     "--seed 3 --threads 1 --no-progress --device cpu --feature-cache 0 {}",
-                     data.string(), out.string(), batch, lr, size, size, extra);
-}
-
-std::vector<double> step_losses(const fs::path& run) {
-  std::vector<double> v;
-  std::istringstream in(test::slurp(run / "steps.csv"));
-  std::string line;
-  std::getline(in, line);  // header
-  while (std::getline(in, line)) {
-    const size_t a = line.find(','), b = line.find(',', a + 1), c = line.find(',', b + 1);
-    v.push_back(std::stod(line.substr(b + 1, c - b - 1)));
-  }
-  return v;
+  return test::train_args(data, out, batch, extra, size, lr);
 }
 
 }  // namespace
@@ -132,13 +110,13 @@ TEST_CASE("ranks that start different runs are refused, naming the rank and what
   const fs::path data = tmp.path / "data";
   test::make_shapes(data, 2, 1, 16);
   const std::string bin = RTUNE_BIN;
-  const std::string cmd = fmt::format("{} -np 1 {} {} : -np 1 {} {} >{} 2>&1", kMpirun, bin,
-                                      args(data, tmp.path / "r", 4, "--epochs 1"), bin,
-                                      args(data, tmp.path / "r", 4, "--epochs 2"), (tmp.path / "log.txt").string());
-  const int status = std::system(cmd.c_str());
-  const std::string log = test::slurp(tmp.path / "log.txt");
+  const test::Job job = test::run_job(fmt::format("{} -np 1 {} {} : -np 1 {} {}", kMpirun, bin,
+                                                 args(data, tmp.path / "r", 4, "--epochs 1"), bin,
+                                                 args(data, tmp.path / "r", 4, "--epochs 2")),
+                                     tmp.path / "log.txt");
+  const std::string& log = job.log;
   CAPTURE(log);
-  CHECK(status != 0);
+  CHECK(job.status != 0);
   CHECK(log.find("the arguments of rank(s) 1 differ from rank 0's (epochs: 1 vs 2)") != std::string::npos);
   CHECK(log.find("rtune (rank 0 of 2): error:") != std::string::npos);
 }
@@ -149,16 +127,13 @@ TEST_CASE("a rank killed mid-run: the other exits non-zero within 60 s; the last
   test::make_shapes(data, 4, 2, 16);
   const std::string bin = RTUNE_BIN, a = args(data, run, 4, "--epochs 100000");
   // Rank 1 is SIGKILLed after 6 s, in the middle of some epoch (an epoch takes milliseconds here).
-  const std::string cmd = fmt::format("OMP_NUM_THREADS=1 {} -np 1 {} {} : -np 1 timeout -s KILL 6 {} {} >{} 2>&1", kMpirun,
-                                      bin, a, bin, a, (tmp.path / "log.txt").string());
-  const auto t0 = std::chrono::steady_clock::now();
-  const int status = std::system(cmd.c_str());
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const std::string log = test::slurp(tmp.path / "log.txt");
-  CAPTURE(log);
-  CHECK(status != 0);
-  CHECK(seconds < 60);
-  CHECK(log.find("rank 1") != std::string::npos);  // mpirun names the rank that died
+  const test::Job job = test::run_job(
+      fmt::format("OMP_NUM_THREADS=1 {} -np 1 {} {} : -np 1 timeout -s KILL 6 {} {}", kMpirun, bin, a, bin, a),
+      tmp.path / "log.txt");
+  CAPTURE(job.log);
+  CHECK(job.status != 0);
+  CHECK(job.seconds < 60);
+  CHECK(job.log.find("rank 1") != std::string::npos);  // mpirun names the rank that died
   REQUIRE(fs::exists(run / "last.ckpt"));
   const int64_t done = io::load_checkpoint(run / "last.ckpt").state.at("epoch").get<int64_t>();
   CHECK(done >= 1);
@@ -184,18 +159,14 @@ TEST_CASE("a rank that hangs: the other gives up after RTUNE_DIST_TIMEOUT, namin
   // Rank 1 stops itself (SIGSTOP: alive, never answering) at the end of epoch 1; rank 0 waits in
   // epoch 2's first all-reduce for 10 s (a margin over any legitimate wait in
   // a loaded CI), then fails, and its MPI_Abort takes the stopped rank down too.
-  const std::string cmd =
-      fmt::format("OMP_NUM_THREADS=1 RTUNE_DIST_TIMEOUT=10 {} -np 1 {} {} : -np 1 env RTUNE_TEST_KILL_AT=stop:epoch-end@1 {} {} "
-                  ">{} 2>&1",
-                  kMpirun, bin, a, bin, a, (tmp.path / "log.txt").string());
-  const auto t0 = std::chrono::steady_clock::now();
-  const int status = std::system(cmd.c_str());
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const std::string log = test::slurp(tmp.path / "log.txt");
-  CAPTURE(log);
-  CHECK(status != 0);
-  CHECK(seconds < 60);
-  CHECK(log.find("rtune (rank 0 of 2): error: the all-reduce waited 10 s for the other ranks: one of them hangs or has "
+  const test::Job job = test::run_job(
+      fmt::format("OMP_NUM_THREADS=1 RTUNE_DIST_TIMEOUT=10 {} -np 1 {} {} : -np 1 env RTUNE_TEST_KILL_AT=stop:epoch-end@1 {} {}",
+                  kMpirun, bin, a, bin, a),
+      tmp.path / "log.txt");
+  CAPTURE(job.log);
+  CHECK(job.status != 0);
+  CHECK(job.seconds < 60);
+  CHECK(job.log.find("rtune (rank 0 of 2): error: the all-reduce waited 10 s for the other ranks: one of them hangs or has "
                  "died") != std::string::npos);
   REQUIRE(fs::exists(run / "last.ckpt"));  // epoch 1 was committed before the hang
   CHECK(io::load_checkpoint(run / "last.ckpt").state.at("epoch").get<int64_t>() == 1);

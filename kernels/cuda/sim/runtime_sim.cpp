@@ -272,6 +272,11 @@ void event_synchronize(Event e) {
   sim::close_lingering();
   live_event(e, "cudaEventSynchronize");
 }
+bool event_query(Event e) {  // the simulator runs stream work at once: a recorded event is complete
+  sim::close_lingering();
+  live_event(e, "cudaEventQuery");
+  return true;
+}
 float event_elapsed_ms(Event start, Event end) {
   const char* who = "cudaEventElapsedTime";
   CUevent_st* a = live_event(start, who);
