@@ -6,6 +6,8 @@
 #include "engine/functional.h"
 #include "engine/nn/autocast.h"
 #include "engine/optim/optimizer.h"
+#include "finetune/data_parallel.h"
+#include "kernels/dist/comm.h"
 #include "kernels/ops.h"
 #include "models/resnet.h"
 
@@ -70,11 +72,12 @@ namespace {
 // loop around one `step` (which leaves in `probe` a tensor its last kernel writes).
 struct ModelBench {
   const ModelBenchOptions& o;
+  int ranks;  // data-parallel train: the global batch is ranks x o.batch
   nn::Precision precision;
   models::ResNet model;
   Tensor x, y;
   explicit ModelBench(const ModelBenchOptions& opt)
-      : o(opt), precision(nn::parse_precision(opt.precision, opt.device)), model({opt.arch, opt.width, opt.classes}) {
+      : o(opt), ranks(1), precision(nn::parse_precision(opt.precision, opt.device)), model({opt.arch, opt.width, opt.classes}) {
     if (o.threads > 0) omp_set_num_threads(o.threads);
     model.to(o.device);
     Rng rng(0);
@@ -106,9 +109,9 @@ struct ModelBench {
     double dt = now_s() - t0;
     ModelBenchResult r;
     r.step_ms = dt / o.steps * 1e3;
-    r.img_per_s = double(o.batch) * o.steps / dt;
-    out(fmt::format("{} warm-up + {} timed steps: {:.1f} ms/step, {:.1f} img/s{}", o.warmup, o.steps, r.step_ms,
-                    r.img_per_s, tail()));
+    r.img_per_s = double(o.batch) * ranks * o.steps / dt;
+    out(fmt::format("{} warm-up + {} timed steps: {:.1f} ms/step, {:.1f} img/s{}{}", o.warmup, o.steps, r.step_ms,
+                    r.img_per_s, ranks > 1 ? fmt::format(" over {} ranks", ranks) : "", tail()));
     if (o.device.is_cuda()) {
       const kernels::DeviceMemoryStats m = kernels::device_memory_stats(o.device);
       r.peak_device_bytes = double(m.peak_in_use_bytes);
@@ -120,8 +123,14 @@ struct ModelBench {
 };
 }  // namespace
 
-ModelBenchResult bench_train(const ModelBenchOptions& o, const std::function<void(const std::string&)>& out) {
+ModelBenchResult bench_train(const ModelBenchOptions& o, const std::function<void(const std::string&)>& out_all) {
+  // Under mpirun each rank trains on its own device and the gradients are averaged as in `rtune train`
+  // (NCCL buckets during the backward on GPU ranks, one MPI all-reduce on CPU ranks); rank 0 reports the
+  // global img/s.
+  dist::Comm& comm = dist::world();
+  const auto out = [&](const std::string& line) { if (comm.rank() == 0) out_all(line); };
   ModelBench b(o);
+  b.ranks = comm.size();
   b.model.train();
   std::vector<Tensor*> trainable;
   for (auto& [name, p] : b.model.named_parameters()) {
@@ -136,15 +145,24 @@ ModelBenchResult bench_train(const ModelBenchOptions& o, const std::function<voi
   g.momentum = 0.9;
   optim::Adam opt({g});
   opt.reserve_state();
+  GradientAverager grads(comm, DType::f32, o.device);
+  grads.set_params(trainable);
   Tensor loss;
   auto step = [&] {
     opt.zero_grad();
     Tensor logits = b.forward();
     loss = cross_entropy(cast(logits, DType::f32), b.y);
-    loss.backward();
+    {
+      LeafGradHook buckets(grads.on_gradient());
+      loss.backward();
+    }
+    if (comm.size() > 1) grads.average(loss);
     opt.step();
   };
   out(b.header("train", o.freeze_backbone ? "backbone frozen (fc trained)" : "all layers trained"));
+  if (comm.size() > 1)
+    out(fmt::format("{} ranks, batch {} each (global batch {}); gradients: {}", comm.size(), o.batch,
+                    o.batch * comm.size(), grads.describe()));
   return b.timed(step, loss, [&] { return fmt::format(" (last loss {:.4f})", loss.cpu().item<double>()); }, out);
 }
 

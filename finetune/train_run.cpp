@@ -131,10 +131,7 @@ Device resolve_device(const std::string& spec, std::string* note) {
   return d;
 }
 
-// A GPU rank of a data-parallel run drives cuda:LOCAL_RANK (one process per GPU, as torchrun's ranks do);
-// where each rank sees a single GPU (CUDA_VISIBLE_DEVICES set per rank, Slurm's --gpus-per-task) it is
-// cuda:0. "auto" and "cuda" follow that rule; an explicit cuda:N is kept.
-static std::string rank_device_spec(const std::string& spec, const dist::Comm& comm) {
+std::string rank_device_spec(const std::string& spec, const dist::Comm& comm) {
   if (comm.size() == 1 || (spec != "auto" && spec != "cuda")) return spec;
   const int count = kernels::cuda_device_count();
   if (count == 0) return spec;  // resolve_device says why (auto: the CPU)

@@ -83,6 +83,11 @@ double parse_duration(const std::string& text);
 // silent CPU run; "auto" picks cuda:0 when it works, else the CPU, and says which in `note`.
 Device resolve_device(const std::string& spec, std::string* note);
 
+// The device spec of this rank: with several ranks, "auto" and "cuda" become cuda:LOCAL_RANK (one process
+// per GPU, as torchrun's ranks), or cuda:0 where each rank sees a single GPU (CUDA_VISIBLE_DEVICES set per
+// rank, Slurm's --gpus-per-task); an explicit cuda:N is kept. More local ranks than GPUs is an error.
+std::string rank_device_spec(const std::string& spec, const dist::Comm& comm);
+
 // The default transform presets for an image size: train RandomResizedCrop + flip, eval Resize(S*256/224)
 // + CenterCrop(S), both with ImageNet normalisation.
 std::string default_train_transforms(int64_t size);

@@ -5,6 +5,8 @@
 #include "tools/commands.h"
 #include "finetune/bench_ops.h"
 #include "finetune/size_advice.h"
+#include "finetune/train_run.h"
+#include "kernels/dist/comm.h"
 
 namespace rtune::tools {
 
@@ -69,7 +71,9 @@ void register_bench(CLI::App& app) {
     sub->callback([=] {
       apply_cpu_backend(*backend);
       finetune::ModelBenchOptions o = *mo;
-      o.device = Device::parse(*device);
+      // Under mpirun a train benchmark is data-parallel: each rank on its own GPU (cuda:LOCAL_RANK).
+      o.device = train ? finetune::resolve_device(finetune::rank_device_spec(*device, dist::world()), nullptr)
+                       : Device::parse(*device);
       o.freeze_backbone = *freeze == "backbone";
       finetune::with_size_advice(fmt::format("--batch {} at --input {} (--width {})", o.batch, o.input, o.width),
                                  "lower --batch, --input or --width",

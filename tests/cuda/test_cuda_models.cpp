@@ -270,3 +270,15 @@ TEST_CASE("3 steps on the device (fp32): all layers, SGD nesterov + clip_grad_no
 TEST_CASE("3 steps on the device (fp32): layer4 + fc, AdamW + clip_grad_value_(0.1)") {
   check_recipe(test::layer4fc_adamw_clipvalue_recipe());
 }
+
+TEST_CASE("one GPU per process: a tensor on another cuda:N than the process's is refused, naming both") {
+  Tensor here = zeros({2}, {DType::f32, Device::cuda(0)});  // the process drives cuda:0 (its first allocation)
+  try {
+    zeros({2}, {DType::f32, Device::cuda(1)});
+    FAIL("a second device was accepted");
+  } catch (const Error& e) {
+    CHECK(std::string(e.what()).find("cuda:1: this process already drives cuda:0; rtune uses one GPU per process") !=
+          std::string::npos);
+  }
+  CHECK(here.device() == Device::cuda(0));
+}

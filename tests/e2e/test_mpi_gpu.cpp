@@ -87,6 +87,20 @@ TEST_CASE("GPU ranks over NCCL: 2 ranks x batch 4 = 1 rank x batch 8, frozen bac
   check_same_trajectory(tmp.path / "one", tmp.path / "two", 6, 1e-5);
 }
 
+TEST_CASE("bench train on GPU ranks: the global img/s over NCCL, and no device allocation in the timed steps") {
+  test::TempDir tmp("mpi_gpu_bench");
+  test::Run r = run_rtune(tmp.path,
+                          "bench train --arch resnet18 --width 4 --batch 4 --input 16 --steps 2 --warmup 1 --device cuda",
+                          kEnv + " " + kMpirun + " -np 2");
+  REQUIRE_MESSAGE(r.rc == 0, std::string(r.err + r.out));
+  CAPTURE(r.out);
+  CHECK(r.out.find("2 ranks, batch 4 each (global batch 8); gradients: NCCL") != std::string::npos);
+  CHECK(r.out.find("img/s over 2 ranks") != std::string::npos);
+  // The buckets, the loss slot and the collectives' events are made before the timed steps: nothing after.
+  CHECK(r.out.find("; 0 device allocations in them") != std::string::npos);
+  CHECK(r.out.find("rtune train benchmark") == r.out.rfind("rtune train benchmark"));  // rank 0 alone prints
+}
+
 TEST_CASE("GPU ranks, --sync-bn, every layer training: 2 ranks x batch 4 = 1 rank x batch 8") {
   test::TempDir tmp("mpi_gpu_syncbn");
   const fs::path data = tmp.path / "data";
