@@ -33,7 +33,7 @@ ncclDataType_t nccl_type(DType t) {
 
 class NcclComm final : public dist::DeviceComm {
  public:
-  NcclComm(dist::Comm& host, Device device) : rank_(host.rank()), size_(host.size()), device_(device) {
+  NcclComm(dist::Comm& host, Device device) : host_(host), rank_(host.rank()), size_(host.size()), device_(device) {
     ncclUniqueId id{};
     if (rank_ == 0) check(ncclGetUniqueId(&id), "ncclGetUniqueId");
     host.broadcast(std::span<std::byte>(reinterpret_cast<std::byte*>(&id), sizeof id), 0);
@@ -92,10 +92,13 @@ class NcclComm final : public dist::DeviceComm {
       }
       if (rt::event_query(done)) return;
       const auto waited = Clock::now() - t0;
-      if (waited > limit) {
+      // Past the limit, or another rank gave up first: a roll call over MPI names who does not answer.
+      const bool other_gave_up = host_.roll_call_pending();
+      if (waited > limit || other_gave_up) {
         abort();
-        fail("the NCCL {} waited {:.0f} s for the other ranks: one of them hangs or has died; ending the job "
-             "(RTUNE_DIST_TIMEOUT sets the limit in seconds)", what, std::chrono::duration<double>(waited).count());
+        fail("the NCCL {} waited {:.0f} s for the other ranks{}: {}; ending the job (RTUNE_DIST_TIMEOUT sets the "
+             "limit in seconds)", what, std::chrono::duration<double>(waited).count(),
+             other_gave_up ? " (another rank gave up first)" : "", dist::describe_silent(host_.roll_call()));
       }
       if (waited > std::chrono::milliseconds(1)) std::this_thread::sleep_for(std::chrono::microseconds(100));
     }
@@ -129,6 +132,7 @@ class NcclComm final : public dist::DeviceComm {
     aborted_ = true;
   }
 
+  dist::Comm& host_;  // MPI: the roll call when a collective hangs
   int rank_, size_;
   Device device_;
   ncclComm_t comm_ = nullptr;

@@ -5,6 +5,8 @@
 #include <memory>
 #include <mutex>
 
+#include <fmt/format.h>
+
 #include "engine/error.h"
 #include "kernels/dist/device_comm.h"
 
@@ -31,6 +33,8 @@ class SingleProcess final : public Comm {
   }
   std::vector<std::string> allgather(const std::string& text) override { return {text}; }
   std::string describe() const override { return "single process"; }
+  std::vector<int> roll_call() override { return {}; }
+  bool roll_call_pending() override { return false; }
 };
 
 int env_int(const char* name) {
@@ -39,6 +43,13 @@ int env_int(const char* name) {
 }
 
 }  // namespace
+
+std::string describe_silent(const std::vector<int>& ranks) {
+  if (ranks.empty()) return "every rank answered a roll call, so they wait in different collectives (a bug)";
+  std::string list;
+  for (int r : ranks) list += (list.empty() ? "" : ", ") + std::to_string(r);
+  return fmt::format("rank{} {} did not answer (hung or dead)", ranks.size() == 1 ? "" : "s", list);
+}
 
 Comm& single_process() {
   static SingleProcess one;

@@ -28,7 +28,17 @@ class Comm {
   virtual std::vector<std::string> allgather(const std::string& text) = 0;
   // "single process" or "MPI (Open MPI 4.1.4), 2 ranks on host-a, host-b": for the log.
   virtual std::string describe() const = 0;
+  // After a collective timed out on this rank: tells every other rank (their waits give up too, see
+  // roll_call_pending) and returns the ranks that did not answer within a short grace: the hung or dead
+  // ones. Point-to-point, so it works while the collective is stuck.
+  virtual std::vector<int> roll_call() = 0;
+  // True when another rank has started a roll call: a waiting rank then joins it and gives up as well.
+  virtual bool roll_call_pending() = 0;
 };
+
+// "rank 1 did not answer (hung or dead)", "ranks 1, 3 did not answer ...", or, with none, that every
+// rank answered (they wait in different collectives: a bug).
+std::string describe_silent(const std::vector<int>& ranks);
 
 // The process's communicator, made on first use: MPI when the launcher's environment says this process
 // is one of several ranks (mpirun's OMPI_COMM_WORLD_SIZE; PMI_SIZE from `srun --mpi=pmi2` or MPICH's

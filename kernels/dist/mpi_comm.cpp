@@ -10,6 +10,7 @@
 #include <memory>
 #include <thread>
 #include <numeric>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -23,8 +24,52 @@ bool g_started = false;
 
 void check(int rc, const char* what);
 
+// The roll call (comm.h): point-to-point messages on a tag of their own, beside the collectives.
+constexpr int kRollCallTag = 0x7e11;
+constexpr double kRollCallGraceS = 2.0;  // healthy ranks answer from their wait loop within milliseconds
+
+bool roll_call_pending_mpi() {
+  int flag = 0;
+  MPI_Iprobe(MPI_ANY_SOURCE, kRollCallTag, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
+  return flag != 0;
+}
+
+std::vector<int> roll_call_mpi(double grace_s) {
+  int me = 0, n = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &me);
+  MPI_Comm_size(MPI_COMM_WORLD, &n);
+  static int token;  // outlives the sends, which are never waited for (the job is ending)
+  token = me;
+  for (int r = 0; r < n; ++r) {
+    if (r == me) continue;
+    MPI_Request q;
+    if (MPI_Isend(&token, 1, MPI_INT, r, kRollCallTag, MPI_COMM_WORLD, &q) == MPI_SUCCESS) MPI_Request_free(&q);
+  }
+  std::vector<bool> heard(size_t(n), false);
+  heard[size_t(me)] = true;
+  int missing = n - 1;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(grace_s);
+  while (missing > 0 && std::chrono::steady_clock::now() < deadline) {
+    int flag = 0;
+    MPI_Status st;
+    MPI_Iprobe(MPI_ANY_SOURCE, kRollCallTag, MPI_COMM_WORLD, &flag, &st);
+    if (!flag) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      continue;
+    }
+    int v = 0;
+    MPI_Recv(&v, 1, MPI_INT, st.MPI_SOURCE, kRollCallTag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    if (!heard[size_t(st.MPI_SOURCE)]) heard[size_t(st.MPI_SOURCE)] = true, --missing;
+  }
+  std::vector<int> silent;
+  for (int r = 0; r < n; ++r)
+    if (!heard[size_t(r)]) silent.push_back(r);
+  return silent;
+}
+
 // Waits for a non-blocking collective, polling (MPI_Test drives its progress) and backing off to short
-// sleeps after the first millisecond; past collective_timeout_seconds() it fails naming the wait, and the
+// sleeps after the first millisecond. Past collective_timeout_seconds(), or when another rank gave up
+// first (its roll call arrives), it calls the roll and fails naming the ranks that did not answer; the
 // caller's error path (rtune's main) ends the whole job with MPI_Abort.
 void wait_bounded(MPI_Request& req, const char* what) {
   using Clock = std::chrono::steady_clock;
@@ -34,10 +79,11 @@ void wait_bounded(MPI_Request& req, const char* what) {
     check(MPI_Test(&req, &done, MPI_STATUS_IGNORE), what);
     if (done) return;
     const auto now = Clock::now();
-    if (now > deadline)
-      fail("the {} waited {:.0f} s for the other ranks: one of them hangs or has died; ending the job "
-           "(RTUNE_DIST_TIMEOUT sets the limit in seconds)",
-           what, std::chrono::duration<double>(now - t0).count());
+    const bool other_gave_up = roll_call_pending_mpi();
+    if (now > deadline || other_gave_up)
+      fail("the {} waited {:.0f} s for the other ranks{}: {}; ending the job (RTUNE_DIST_TIMEOUT sets the limit "
+           "in seconds)", what, std::chrono::duration<double>(now - t0).count(),
+           other_gave_up ? " (another rank gave up first)" : "", describe_silent(roll_call_mpi(kRollCallGraceS)));
     if (now - t0 > std::chrono::milliseconds(1)) std::this_thread::sleep_for(std::chrono::microseconds(50));
   }
 }
@@ -106,6 +152,8 @@ class MpiComm final : public Comm {
     return out;
   }
   std::string describe() const override { return fmt::format("MPI ({}), {} ranks", library_, size_); }
+  std::vector<int> roll_call() override { return roll_call_mpi(kRollCallGraceS); }
+  bool roll_call_pending() override { return roll_call_pending_mpi(); }
 
  private:
   int rank_ = 0, size_ = 1;

@@ -151,23 +151,26 @@ TEST_CASE("a rank killed mid-run: the other exits non-zero within 60 s; the last
   CHECK(io::load_checkpoint(run / "last.ckpt").state.at("ranks") == 1);
 }
 
-TEST_CASE("a rank that hangs: the other gives up after RTUNE_DIST_TIMEOUT, naming the wait, and the job ends") {
+TEST_CASE("a rank that hangs: the others give up after RTUNE_DIST_TIMEOUT, name it, and the job ends") {
   test::TempDir tmp("mpi_hang");
   const fs::path data = tmp.path / "data", run = tmp.path / "run";
   test::make_shapes(data, 4, 2, 16);
   const std::string bin = RTUNE_BIN, a = args(data, run, 4, "--epochs 5");
-  // Rank 1 stops itself (SIGSTOP: alive, never answering) at the end of epoch 1; rank 0 waits in
-  // epoch 2's first all-reduce for 10 s (a margin over any legitimate wait in
-  // a loaded CI), then fails, and its MPI_Abort takes the stopped rank down too.
+  // Of 3 ranks, rank 2 stops itself (SIGSTOP: alive, never answering) at the end of epoch 1; ranks 0 and 1
+  // wait in epoch 2's first all-reduce for 10 s (a margin over any legitimate wait in a loaded CI), then
+  // the first to give up calls the roll, the other answers and gives up too, and MPI_Abort takes the
+  // stopped rank down.
   const test::Job job = test::run_job(
-      fmt::format("OMP_NUM_THREADS=1 RTUNE_DIST_TIMEOUT=10 {} -np 1 {} {} : -np 1 env RTUNE_TEST_KILL_AT=stop:epoch-end@1 {} {}",
+      fmt::format("OMP_NUM_THREADS=1 RTUNE_DIST_TIMEOUT=10 {} -np 2 {} {} : -np 1 env RTUNE_TEST_KILL_AT=stop:epoch-end@1 {} {}",
                   kMpirun, bin, a, bin, a),
       tmp.path / "log.txt");
   CAPTURE(job.log);
   CHECK(job.status != 0);
   CHECK(job.seconds < 60);
-  CHECK(job.log.find("rtune (rank 0 of 2): error: the all-reduce waited 10 s for the other ranks: one of them hangs or has "
-                 "died") != std::string::npos);
+  // The roll call names the stopped rank, and only it: rank 1, waiting too, answered.
+  CHECK(job.log.find("rank 2 did not answer (hung or dead)") != std::string::npos);
+  CHECK(job.log.find("rank 1 did not answer") == std::string::npos);
+  CHECK(job.log.find("rtune (rank 0 of 3): error: the all-reduce waited 1") != std::string::npos);
   REQUIRE(fs::exists(run / "last.ckpt"));  // epoch 1 was committed before the hang
   CHECK(io::load_checkpoint(run / "last.ckpt").state.at("epoch").get<int64_t>() == 1);
 }
