@@ -1,5 +1,6 @@
 #include "finetune/data_parallel.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <utility>
@@ -22,16 +23,9 @@ GradientAverager::GradientAverager(dist::Comm& comm, DType dtype, Device device)
 GradientAverager::~GradientAverager() = default;
 
 void GradientAverager::set_params(std::vector<Tensor*> params) {
-  params_ = std::move(params);
-  if (comm_.size() == 1) return;
-  if (device_.is_cuda()) {
-    buckets_ = std::make_unique<GradBuckets>(dist::device_world(comm_, device_), params_, dtype_, device_);
-    return;
-  }
-  size_t n = 1;  // the loss rides at the end
-  for (Tensor* p : params_) n += size_t(p->numel());
-  if (dtype_ == DType::f64) flat_f64_.assign(n, 0.0);
-  else flat_f32_.assign(n, 0.0f);
+  buckets_.reset();
+  if (comm_.size() > 1)
+    buckets_ = std::make_unique<GradBuckets>(dist::device_world(comm_, device_), std::move(params), dtype_, device_);
 }
 
 std::function<void(const TensorImpl*)> GradientAverager::on_gradient() {
@@ -40,67 +34,27 @@ std::function<void(const TensorImpl*)> GradientAverager::on_gradient() {
 }
 
 GradientAverager::Averaged GradientAverager::average(const Tensor& loss) {
+  RTUNE_CHECK(buckets_, "data-parallel: average() with one rank, or before set_params()");
   const auto t0 = std::chrono::steady_clock::now();
   Averaged r;
-  if (buckets_) {
-    r.loss = buckets_->finish(loss, &r.mark);
-  } else {
-    RTUNE_CHECK(!loss.is_cuda(), "data-parallel: gradients on {} but the averager was made for {}", loss.device().str(),
-                device_.str());
-    const double mean = dtype_ == DType::f64 ? average_as<double>(loss) : average_as<float>(loss);
-    r.loss = full({}, mean, {DType::f64});
-  }
+  r.loss = buckets_->finish(loss, &r.mark);
   seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }
 
 void GradientAverager::wait_bounded(uint64_t mark) {
-  if (!buckets_) return;  // the host all-reduce already waited, bounded (mpi_comm.cpp)
   const auto t0 = std::chrono::steady_clock::now();
   dist::device_world(comm_, device_).wait_bounded("gradient all-reduce", mark);
   seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+double GradientAverager::take_seconds() { return std::exchange(seconds_, 0.0); }
+
 std::string GradientAverager::describe() const {
-  if (comm_.size() == 1) return "one rank";
-  if (!buckets_) return fmt::format("{}, one all-reduce per step", comm_.describe());
+  if (!buckets_) return "one rank";
   return fmt::format("{}, {} gradient bucket{} of up to {} MiB started during the backward",
                      dist::device_world(comm_, device_).describe(), buckets_->bucket_count(),
                      buckets_->bucket_count() == 1 ? "" : "s", GradBuckets::kDefaultCapBytes >> 20);
-}
-
-double GradientAverager::take_seconds() { return std::exchange(seconds_, 0.0); }
-
-template <class T>
-double GradientAverager::average_as(const Tensor& loss) {
-  std::vector<T>& flat = [&]() -> std::vector<T>& {
-    if constexpr (std::is_same_v<T, double>) return flat_f64_;
-    else return flat_f32_;
-  }();
-  size_t at = 0;
-  for (Tensor* p : params_) {
-    Tensor g = p->grad();
-    if (!g.defined()) {  // a parameter this rank's graph did not reach: it adds zero to the sum
-      p->set_grad(zeros(p->shape(), {p->dtype()}));
-      g = p->grad();
-    }
-    // Dense in either memory format: every rank lays a parameter's gradient out alike (same code path).
-    RTUNE_CHECK(g.dtype() == dtype_ && (g.is_contiguous() || g.is_contiguous(MemoryFormat::channels_last)),
-                "data-parallel: a {} gradient that is not dense", dtype_name(g.dtype()));
-    std::memcpy(flat.data() + at, g.data<T>(), size_t(g.numel()) * sizeof(T));
-    at += size_t(g.numel());
-  }
-  flat[at] = T(loss.to(dtype_).item<T>());
-  comm_.allreduce_sum(std::span<T>(flat));
-  const T inv = T(1) / T(comm_.size());
-  at = 0;
-  for (Tensor* p : params_) {
-    Tensor g = p->grad();
-    T* d = g.data<T>();
-    for (int64_t i = 0; i < g.numel(); ++i) d[i] = flat[at + size_t(i)] * inv;
-    at += size_t(g.numel());
-  }
-  return double(flat[at] * inv);
 }
 
 ClassMetrics sum_over_ranks(dist::Comm& comm, const ClassMetrics& mine) {
@@ -119,23 +73,16 @@ ClassMetrics sum_over_ranks(dist::Comm& comm, const ClassMetrics& mine) {
 
 namespace {
 void broadcast_tensors(dist::Comm& comm, const std::vector<std::pair<std::string, Tensor*>>& tensors) {
-  // GPU ranks: the tensors on the GPU by NCCL, device to device; host ones (BatchNorm's step counters)
-  // by MPI.
-  dist::DeviceComm* gpu = nullptr;
+  // GPU ranks: the tensors on the GPU by NCCL, device to device; host ones (BatchNorm's step counters) by MPI.
+  std::vector<dist::DeviceComm*> used;
   for (auto& [name, t] : tensors) {
-    if (!t->is_cuda()) continue;
-    if (!gpu) gpu = &dist::device_world(comm, t->device());
-    gpu->broadcast_async(*t, 0);
+    dist::DeviceComm& c = dist::device_world(comm, t->device());
+    c.broadcast_async(*t, 0);
+    if (std::find(used.begin(), used.end(), &c) == used.end()) used.push_back(&c);
   }
-  if (gpu) {
-    gpu->join();
-    gpu->wait_bounded("broadcast of rank 0's model");
-  }
-  for (auto& [name, t] : tensors) {
-    if (t->is_cuda()) continue;
-    RTUNE_CHECK(!t->is_cuda() && t->is_contiguous(), "data-parallel: {} must be a dense CPU tensor", name);
-    comm.broadcast(std::span<std::byte>(static_cast<std::byte*>(t->data<void>()), size_t(t->numel()) * dtype_size(t->dtype())),
-                   0);
+  for (dist::DeviceComm* c : used) {
+    c->join();
+    c->wait_bounded("broadcast of rank 0's model");
   }
 }
 

@@ -18,39 +18,36 @@
 
 namespace rtune::finetune {
 
-// CPU ranks: one MPI all-reduce of (sum of trainable sizes + 1) elements after the backward, on the host.
-// GPU ranks: NCCL all-reduces of gradient buckets started during the backward (grad_buckets.h), queued on
-// the device; the host waits for them, bounded, only when it reads the step's loss.
+// The gradients travel in buckets started during the backward (grad_buckets.h, DDP's reducer): on GPU
+// ranks NCCL all-reduces queued on the device, the host waiting for them, bounded, only when it reads the
+// step's loss; on CPU ranks MPI all-reduces on the host, done when the bucket is.
 class GradientAverager {
  public:
   GradientAverager(dist::Comm& comm, DType dtype, Device device);
   ~GradientAverager();
   // The parameters whose gradients are averaged (a phase's trainable set); sizes the buffers once.
   void set_params(std::vector<Tensor*> params);
-  // What loss.backward() runs under (engine/autograd.h LeafGradHook): on GPU ranks it starts each bucket's
-  // all-reduce once its gradients are final; empty elsewhere.
+  // What loss.backward() runs under (engine/autograd.h LeafGradHook): it starts each bucket's all-reduce
+  // once its gradients are final; empty with one rank.
   std::function<void(const TensorImpl*)> on_gradient();
   struct Averaged {
     Tensor loss;        // the ranks' mean loss, 0-d, on the loss's device
-    uint64_t mark = 0;  // GPU ranks: wait_bounded(mark) before reading it on the host
+    uint64_t mark = 0;  // wait_bounded(mark) before reading it on the host
   };
   // After the backward: each parameter's gradient becomes the ranks' mean, in place (queued on GPU ranks).
+  // With one rank, never called.
   Averaged average(const Tensor& loss);
   // Bounded host wait for an average() (a dead or hung peer ends the job instead of hanging it).
   void wait_bounded(uint64_t mark);
   // Seconds the host spent in average() and wait_bounded() since the last call, for the log.
   double take_seconds();
-  // "MPI all-reduce" / "NCCL 2.28.9 on cuda:1, 2 ranks, 3 gradient buckets" for the log.
+  // "NCCL 2.28.9 on cuda:1, 2 ranks, 3 gradient buckets of up to 25 MiB ..." for the log.
   std::string describe() const;
 
  private:
-  template <class T> double average_as(const Tensor& loss);
   dist::Comm& comm_;
   DType dtype_;
   Device device_;
-  std::vector<Tensor*> params_;
-  std::vector<float> flat_f32_;   // reused step after step: no allocation per step
-  std::vector<double> flat_f64_;
   std::unique_ptr<GradBuckets> buckets_;
   double seconds_ = 0;
 };

@@ -1,10 +1,12 @@
-// Collectives between the ranks' GPUs (issue 20; docs/distributed.md, NCCL semantics in
-// docs/cuda-libs-semantics.md): one GPU per rank, NCCL underneath (a stand-in on the simulated device).
-// Every call is ordered after the work already queued on the CUDA backend's stream and runs on a stream
-// of its own, so an all-reduce overlaps whatever the backend queues next (the rest of the backward);
-// join() makes the backend's stream wait for it, on the device. Nothing here blocks the host except
-// wait_bounded(), which gives up, instead of hanging, when a peer died or hangs.
-// Like the host collectives (comm.h), every rank must make the same calls in the same order.
+// Collectives on the tensors of the ranks' devices (issue 20; docs/distributed.md).
+// GPU ranks: one GPU per rank, NCCL underneath (a stand-in on the simulated device; semantics in
+// docs/cuda-libs-semantics.md §14). Every call is ordered after the work already queued on the CUDA
+// backend's stream and runs on a stream of its own, so an all-reduce overlaps whatever the backend queues
+// next (the rest of the backward); join() makes the backend's stream wait for it, on the device. Nothing
+// blocks the host except wait_bounded(), which gives up, instead of hanging, when a peer died or hangs.
+// CPU ranks: the same calls on host tensors over the MPI communicator (comm.h), done when they return
+// (its waits are bounded already): one way for the trainer to average gradients on either device.
+// Like the host collectives, every rank must make the same calls in the same order.
 #pragma once
 #include <memory>
 #include <string>
@@ -37,11 +39,11 @@ class DeviceComm {
   virtual std::string describe() const = 0;
 };
 
-// The GPU communicator of this job's ranks, made on first call (a collective: every rank calls it at the
-// same point): rank 0 creates the NCCL unique id and `host` broadcasts it. `device` is this rank's GPU.
-// Throws in a build without the CUDA backend.
+// The communicator of this job's ranks for tensors on `device` (this rank's GPU, or the CPU), made on first
+// call. For a GPU that is a collective (every rank calls it at the same point): rank 0 creates the NCCL
+// unique id and `host` broadcasts it; it throws in a build without the CUDA backend.
 DeviceComm& device_world(Comm& host, Device device);
-// Frees it (ncclCommDestroy) if it was made; called by finalize() before MPI ends.
+// Frees the GPU one (ncclCommDestroy) if it was made; called by finalize() before MPI ends.
 void release_device_world();
 
 }  // namespace rtune::dist
