@@ -4,10 +4,10 @@
 #   <bundle>/run --ldd PROGRAM        ldd of it, under the same library path
 #   <bundle>/run --libpath            prints that library path
 # The library path is the bundle's lib/ (everything the binaries need beyond glibc, libstdc++ and libgcc)
-# followed by the machine's CUDA libraries (cudart, cuBLAS, cuDNN, the driver's libcuda), which the bundle
-# does not carry: RTUNE_CUDA_LIBS when set, else the folders of the pip nvidia-* packages beside
-# python3's PyTorch, then the CUDA toolkit's and the driver's folders that exist; then the caller's
-# LD_LIBRARY_PATH.
+# followed by the machine's NVIDIA libraries (cudart, cuBLAS, cuDNN, NCCL, the driver's libcuda), which
+# the bundle does not carry: RTUNE_CUDA_LIBS when set, else the folders of the pip nvidia-* packages
+# beside python3's PyTorch (and torch/lib where the wheel carries one of them itself), then the CUDA
+# toolkit's and the driver's folders that exist; then the caller's LD_LIBRARY_PATH.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
@@ -18,18 +18,26 @@ cuda_libs() {
   fi
   local dirs
   dirs=$(python3 - 2> /dev/null << 'EOF' || true
-import glob, os
+import glob, importlib.util, os
 try:
     import nvidia
     roots = list(nvidia.__path__)
 except ImportError:
     roots = []
-wanted = ("libcudart.so", "libcublas.so", "libcublasLt.so", "libcudnn.so", "libnvrtc.so", "libnvJitLink.so")
+wanted = ("libcudart.so", "libcublas.so", "libcublasLt.so", "libcudnn.so", "libnvrtc.so", "libnvJitLink.so",
+          "libnccl.so")
 dirs = []
 for r in roots:
     for p in sorted(glob.glob(os.path.join(r, "**", "lib*.so*"), recursive=True)):
         if os.path.basename(p).startswith(wanted) and os.path.dirname(p) not in dirs:
             dirs.append(os.path.dirname(p))
+# Some torch wheels carry NCCL (or more) in torch/lib instead of an nvidia-* package; found without
+# importing torch (seconds), and after the nvidia folders so that those win.
+torch = importlib.util.find_spec("torch")
+if torch and torch.submodule_search_locations:
+    lib = os.path.join(torch.submodule_search_locations[0], "lib")
+    if any(glob.glob(os.path.join(lib, w + "*")) for w in wanted):
+        dirs.append(lib)
 print(":".join(dirs), end="")
 EOF
   )
@@ -43,6 +51,6 @@ libpath="$here/lib:$(cuda_libs)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"  # the cal
 case "${1:-}" in
   --libpath) echo "$libpath" ;;
   --ldd) LD_LIBRARY_PATH=$libpath exec ldd "$here/bin/$2" ;;
-  "" | -h | --help) sed -n '2,9p' "$0" ;;
+  "" | -h | --help) sed -n '2,10p' "$0" ;;
   *) prog=$1; shift; LD_LIBRARY_PATH=$libpath exec "$here/bin/$prog" "$@" ;;
 esac
