@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
 # The GPU check in one prepared command, at most 8 minutes on the lent GPU machine (issue 19): nothing is
 # configured or built there. It unpacks the bundle that bench/gpu_bundle.sh built on the development
-# machine (gpu-bundle/rtune-gpu.tar.xz: rtune, the CUDA test binaries, their non-NVIDIA libraries), runs
+# machine (gpu-bundle/rtune-gpu.tar.xz: rtune, the CUDA test binaries, their non-NVIDIA libraries, Open
+# MPI's runtime; cuDNN, cuBLAS and NCCL come from the machine's PyTorch), runs
 # the CUDA test binaries, then short side-by-side benchmarks, rtune vs PyTorch eager with the same
 # settings: training (bench train / pytorch_train.py; ResNet-50 and -18, fp32 and bf16, all layers and
-# frozen backbone, batch 256) and inference (bench infer / pytorch_train.py --infer). Every step runs
-# under `timeout` with its own budget, so an overrun costs that step alone; the budgets total under 480 s.
+# frozen backbone, batch 256) and inference (bench infer / pytorch_train.py --infer); then, where
+# `nvidia-smi -L` lists 2 GPUs or more, data-parallel scaling: the ResNet-50 bf16 all-layers training
+# benchmark under the bundle's mpirun on 1, 2, 4 and 8 ranks (as many as there are GPUs, one per rank,
+# NCCL all-reduce), img/s of all ranks and the efficiency img/s(N) / (N x img/s(1)) in the summary. To
+# make room, a machine of several GPUs skips the ResNet-18 training pairs; with one GPU the scaling step
+# only records that it cannot be measured. Every step runs under `timeout` with its own budget, so an
+# overrun costs that step alone; the budgets total under 480 s with 1 GPU and with 8.
 #
-#   bash bench/gpu.sh --dry-run   list every step with its budget and the total; runs nothing
-#   bash bench/gpu.sh OUT_DIR     run; OUT_DIR gets summary.txt (every figure, test result and step time)
-#                                 and logs.tar.gz (every log): two files, as the device tool brings back
-#                                 at most 8 from $OUT
+#   bash bench/gpu.sh --dry-run [GPUS]   list every step with its budget and the total for GPUS GPUs
+#                                        (default: for 1, then for 8); runs nothing, fails if a
+#                                        total is over 480 s
+#   bash bench/gpu.sh OUT_DIR            run; OUT_DIR gets summary.txt (every figure, test result and step
+#                                        time) and logs.tar.gz (every log): two files, as the device tool
+#                                        brings back at most 8 from $OUT
 #
 # On the development machine, in the checkout the session was started in (the device tool sends that
 # checkout, also when called from a worktree):
@@ -21,17 +29,18 @@
 # 15-minute lease but not for a second try, so run --dry-run and gpu_bundle.sh's check here first.)
 # Longer comparisons the old script ran (the 10,000-image epoch, the loader rounds, torch.compile) do not fit
 # in 8 minutes: bench/compare_cpu_epoch.sh and bench/compare_loader.sh run them in a lease of their own.
-# STEPS/WARMUP (train) and INFER_STEPS override the step counts; the budgets stay.
+# STEPS/WARMUP (train, scaling included) and INFER_STEPS override the step counts; the budgets stay.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 repo=$PWD
 bundle_file=gpu-bundle/rtune-gpu.tar.xz
 warmup=${WARMUP:-3} steps=${STEPS:-20} infer_steps=${INFER_STEPS:-30}
+limit=480
 
-dry=0 out=""
+dry=0 out="" dry_gpus=""
 case "${1:-}" in
-  --dry-run) dry=1 ;;
-  "" | -h | --help) sed -n '2,25p' "$0"; exit 2 ;;
+  --dry-run) dry=1 dry_gpus=${2:-1 8} ;;
+  "" | -h | --help) sed -n '2,32p' "$0"; exit 2 ;;
   *) out=$1 ;;
 esac
 
@@ -68,7 +77,9 @@ plan() {
   step 15 unpack "mkdir -p \"\$B\" && { tar -C \"\$B\" -xJf $bundle_file || python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' $bundle_file \"\$B\"; } && cat \"\$B/BUILD-INFO\" && \"\$B/run\" --libpath && \"\$B/run\" --ldd rtune && ! \"\$B/run\" --ldd rtune | grep 'not found'"
   step 75 tests "run_tests 65"
   local arch prec freeze
-  for arch in resnet50 resnet18; do
+  local train_archs=(resnet50 resnet18)
+  [ "$ngpu" -ge 2 ] && train_archs=(resnet50)  # room for the scaling steps
+  for arch in "${train_archs[@]}"; do
     local b=12
     [ "$arch" = resnet50 ] && b=20
     for prec in fp32 bf16; do
@@ -86,20 +97,59 @@ plan() {
       step 12 "pytorch-infer-$arch-$prec" "python3 bench/pytorch_train.py --infer $common"
     done
   done
+  # Data-parallel scaling, one GPU per rank: rtune bench train under mpirun trains on every rank's GPU
+  # with NCCL-averaged gradients and rank 0 prints the img/s of all ranks (--tag-output marks its lines).
+  # Not bound to cores: each rank's loader and kernels take their share of the machine.
+  if [ "$ngpu" -lt 2 ]; then
+    step 2 scaling "echo '$ngpu GPU: scaling not measurable'"
+    return
+  fi
+  local n
+  for n in 1 2 4 8; do
+    [ "$n" -le "$ngpu" ] || break
+    step 28 "scaling-${n}gpu" "\"\$B/run\" mpirun --allow-run-as-root --oversubscribe --bind-to none --tag-output -np $n \"\$B/bin/rtune\" bench train --device cuda --arch resnet50 --batch 256 --precision bf16 --freeze none --warmup $warmup --steps $steps"
+  done
 }
 
 if [ "$dry" = 1 ]; then
-  plan
-  echo "total: ${total} s of budgets ($((total / 60)) min $((total % 60)) s; the limit is 480 s)"
-  exit 0
+  over=0
+  for ngpu in $dry_gpus; do
+    total=0
+    echo "== with $ngpu GPU(s)"
+    plan
+    echo "total: ${total} s of budgets ($((total / 60)) min $((total % 60)) s; the limit is $limit s)"
+    [ "$total" -le "$limit" ] || over=1
+  done
+  exit "$over"
 fi
 
 [ -f "$bundle_file" ] || { echo "no $bundle_file: build it with bash bench/gpu_bundle.sh and carry gpu-bundle"; exit 1; }
+ngpu=$(nvidia-smi -L 2> /dev/null | grep -c '^GPU ')
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 work=$(mktemp -d)
 export B=$work/bundle logs=$work/logs
 mkdir -p "$logs"
+# img/s per rank count from rank 0's "timed steps" line, and the efficiency against 1 rank.
+scaling_summary() {
+  local n ips base=""
+  for n in 1 2 4 8; do
+    [ -f "$logs/scaling-${n}gpu.log" ] || continue
+    ips=$(grep -E '^\[[0-9]+,0\]<stdout>:.*timed steps' "$logs/scaling-${n}gpu.log" | grep -oE '[0-9.]+ img/s' | head -n 1)
+    ips=${ips% img/s}
+    if [ -z "$ips" ]; then
+      echo "$n GPU(s): no img/s line (logs/scaling-${n}gpu.log)"
+    elif [ "$n" = 1 ]; then
+      base=$ips
+      echo "1 GPU: $ips img/s"
+    elif [ -n "$base" ]; then
+      awk -v n="$n" -v x="$ips" -v b="$base" 'BEGIN {printf "%d GPUs: %s img/s, efficiency %.1f%% (%.2fx of 1 GPU)\n", n, x, 100 * x / (n * b), x / b}'
+    else
+      echo "$n GPUs: $ips img/s (no 1-GPU figure: efficiency unknown)"
+    fi
+  done
+}
+
 # summary.txt and logs.tar.gz are written however the run ends (also when stopped by a signal).
 finish() {
   {
@@ -109,6 +159,9 @@ finish() {
     cat "$logs/tests.log" 2> /dev/null
     echo "== figures"
     grep -H -E "img/s|img_per_s|device memory" "$logs"/rtune-*.log "$logs"/pytorch-*.log 2> /dev/null | sed "s|^$logs/||"
+    echo "== scaling (ResNet-50 bf16, all layers, batch 256 per GPU; efficiency = img/s at N / (N x img/s at 1))"
+    cat "$logs/scaling.log" 2> /dev/null
+    scaling_summary
     echo "== machine"
     cat "$logs/machine.log" 2> /dev/null
   } > "$out/summary.txt"
