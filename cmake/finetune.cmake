@@ -22,6 +22,7 @@ if(MPI_C_FOUND AND MPIEXEC_EXECUTABLE)
 endif()
 
 rtune_add_test(train_grad_buckets SOURCES tests/train/test_grad_buckets.cpp LIBS rtune_finetune rtune_test_util)
+rtune_add_test(train_rank_device SOURCES tests/train/test_rank_device.cpp LIBS rtune_finetune rtune_test_util)
 rtune_add_test(train_trainer SOURCES tests/train/test_trainer.cpp tests/train/test_trainer_parts.cpp
   LIBS rtune_finetune rtune_test_util)
 rtune_add_test(train_feature_cache SOURCES tests/train/test_feature_cache.cpp LIBS rtune_finetune rtune_test_util)

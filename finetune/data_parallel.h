@@ -39,7 +39,8 @@ class GradientAverager {
   Averaged average(const Tensor& loss);
   // Bounded host wait for an average() (a dead or hung peer ends the job instead of hanging it).
   void wait_bounded(uint64_t mark);
-  // Seconds the host spent in average() and wait_bounded() since the last call, for the log.
+  // Seconds the host spent averaging since the last call (in the backward's hook, average() and
+  // wait_bounded()), for the log.
   double take_seconds();
   // "NCCL 2.28.9 on cuda:1, 2 ranks, 3 gradient buckets of up to 25 MiB ..." for the log.
   std::string describe() const;

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <omp.h>
 #include <unistd.h>
@@ -136,7 +137,15 @@ std::string rank_device_spec(const std::string& spec, const dist::Comm& comm) {
   const int count = kernels::cuda_device_count();
   if (count == 0) return spec;  // resolve_device says why (auto: the CPU)
   const int local = dist::launched_local_rank(), on_machine = dist::launched_local_size();
-  if (count == 1) return "cuda:0";
+  if (count == 1) {
+    // One visible GPU: each rank's own (CUDA_VISIBLE_DEVICES per rank, Slurm's --gpus-per-task), or the
+    // machine's only one, which ranks cannot share (NCCL refuses two ranks on one GPU).
+    const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
+    if (on_machine > 1 && !(visible && *visible))
+      fail("--device {}: {} ranks on this machine would share its one GPU: start one rank per GPU, or give each rank "
+           "its own with CUDA_VISIBLE_DEVICES", spec, on_machine);
+    return "cuda:0";
+  }
   if (local < count) return fmt::format("cuda:{}", local);
   fail("--device {}: rank {} is local rank {} of {} on this machine, which has {} GPUs: start at most one rank per GPU",
        spec, comm.rank(), local, on_machine, count);
