@@ -327,7 +327,7 @@ Trainer::PendingStep Trainer::queue_head(Tensor logits, const Tensor& y, const s
   logits = cast(logits, cfg_.dtype);  // the loss in the master dtype (fp32 under bf16)
   Tensor loss = cross_entropy(logits, y, cfg_.label_smoothing);
   {
-    LeafGradHook buckets(grads_.on_gradient());  // GPU ranks: all-reduces start during the backward
+    LeafGradHook buckets(grads_.on_gradient());  // N ranks: the buckets' all-reduces start during the backward
     loss.backward();
   }
   PendingStep s;
