@@ -43,6 +43,9 @@ if(TARGET rtune_finetune)
   target_compile_definitions(test_e2e_mpi PRIVATE RTUNE_BIN="$<TARGET_FILE:rtune>")
   add_dependencies(test_e2e_mpi rtune)
   set_tests_properties(e2e_mpi PROPERTIES ENVIRONMENT OMP_WAIT_POLICY=passive TIMEOUT 900)
+  # Launched by Slurm's srun (tests/slurm/srun_smoke.sh): skips visibly where no Slurm cluster answers.
+  add_test(NAME e2e_srun COMMAND bash ${PROJECT_SOURCE_DIR}/tests/slurm/srun_smoke.sh $<TARGET_FILE:rtune>)
+  set_tests_properties(e2e_srun PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600 ENVIRONMENT OMP_NUM_THREADS=1)
   # The same on GPU ranks over NCCL: two simulated GPUs in the sim build; two real GPUs or a visible skip.
   if(RTUNE_CUDA OR RTUNE_CUDA_SIM)
     rtune_add_test(e2e_mpi_gpu SOURCES tests/e2e/test_mpi_gpu.cpp LIBS rtune_finetune rtune_test_util)

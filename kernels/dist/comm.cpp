@@ -56,15 +56,44 @@ Comm& single_process() {
   return one;
 }
 
+// `srun --mpi=pmix` (Open MPI's way under Slurm) sets PMIX_RANK but no size: the step's task count is
+// Slurm's. A plain `srun` sets only Slurm's variables: the tasks could not talk (see world()).
+static bool slurm_pmix_task() { return std::getenv("PMIX_RANK") && env_int("SLURM_STEP_NUM_TASKS") > 0; }
+
 int launched_ranks() {
   for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"})
     if (int n = env_int(name); n > 0) return n;
+  if (slurm_pmix_task()) return env_int("SLURM_STEP_NUM_TASKS");
   return 1;
 }
 
 int launched_rank() {
-  for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMI_RANK"})
+  for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"})
     if (const char* v = std::getenv(name); v && *v) return std::atoi(v);
+  return 0;
+}
+
+// Slurm's tasks on this node: SLURM_STEP_TASKS_PER_NODE lists the nodes' counts ("2(x3),1": 2 on each of
+// the first three nodes, then 1), SLURM_NODEID says which entry is this node's. 0 when absent or garbled.
+static int slurm_tasks_on_this_node() {
+  const char* list = std::getenv("SLURM_STEP_TASKS_PER_NODE");
+  const char* node = std::getenv("SLURM_NODEID");
+  if (!list || !node) return 0;
+  long want = std::atol(node), at = 0;
+  for (const char* p = list; *p;) {
+    char* end = nullptr;
+    const long tasks = std::strtol(p, &end, 10);
+    if (end == p) return 0;
+    long repeat = 1;
+    if (end[0] == '(' && end[1] == 'x') {
+      repeat = std::strtol(end + 2, &end, 10);
+      if (*end != ')') return 0;
+      ++end;
+    }
+    if (want < at + repeat) return int(tasks);
+    at += repeat;
+    p = *end == ',' ? end + 1 : end;
+  }
   return 0;
 }
 
@@ -75,8 +104,9 @@ int launched_local_rank() {
 }
 
 int launched_local_size() {
-  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"})
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"})
     if (int n = env_int(name); n > 0) return n;
+  if (int n = slurm_tasks_on_this_node(); n > 0) return n;
   return launched_ranks();
 }
 
@@ -96,6 +126,10 @@ Comm& world() {
   static std::once_flag once;
   std::call_once(once, [] {
     const int n = launched_ranks();
+    // srun without an MPI plugin: N tasks that cannot talk would each train alone, racing for one folder.
+    if (n <= 1 && std::getenv("SLURM_PROCID") && env_int("SLURM_STEP_NUM_TASKS") > 1)
+      fail("srun started {} tasks without an MPI plugin, so each would train alone: use `srun --mpi=pmix` (Open "
+           "MPI), or `mpirun` inside the allocation", env_int("SLURM_STEP_NUM_TASKS"));
     if (n <= 1) return;  // single_process()
 #if RTUNE_HAVE_MPI
     comm = make_mpi_comm();

@@ -41,10 +41,12 @@ class Comm {
 std::string describe_silent(const std::vector<int>& ranks);
 
 // The process's communicator, made on first use: MPI when the launcher's environment says this process
-// is one of several ranks (mpirun's OMPI_COMM_WORLD_SIZE; PMI_SIZE from `srun --mpi=pmi2` or MPICH's
-// launcher), else one rank. A Slurm allocation's own variables do not count: a plain `rtune train`
-// inside an sbatch script is one rank.
-// Throws when a launcher started several ranks but this rtune was built without MPI.
+// is one of several ranks (mpirun's OMPI_COMM_WORLD_SIZE; `srun --mpi=pmix`'s PMIX_RANK with Slurm's
+// SLURM_STEP_NUM_TASKS; PMI_SIZE from MPICH's launcher or `srun --mpi=pmi2` with an MPI built for it),
+// else one rank. A Slurm allocation's own variables do not count: a plain `rtune train` inside an sbatch
+// script is one rank.
+// Throws when a launcher started several ranks but this rtune was built without MPI, and when a plain
+// `srun -n N` (no MPI plugin) started N tasks that could not talk.
 Comm& world();
 // The one-rank communicator (what world() is in a plain run), for code and tests that must not start MPI.
 Comm& single_process();

@@ -51,6 +51,19 @@ TEST_CASE("one process, explicit devices and the CPU are left as given") {
   CHECK(spec_with("4", "1", "4", nullptr, 1, "cuda:3") == "cuda:3");
 }
 
+TEST_CASE("ranks on this machine under Slurm: SLURM_STEP_TASKS_PER_NODE's entry for SLURM_NODEID") {
+  unsetenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+  unsetenv("MPI_LOCALNRANKS");
+  setenv("SLURM_STEP_TASKS_PER_NODE", "2(x3),1", 1);
+  for (auto [node, want] : {std::pair{"0", 2}, {"2", 2}, {"3", 1}}) {
+    setenv("SLURM_NODEID", node, 1);
+    CHECK(dist::launched_local_size() == want);
+  }
+  unsetenv("SLURM_STEP_TASKS_PER_NODE");
+  unsetenv("SLURM_NODEID");
+  CHECK(dist::launched_local_size() == dist::launched_ranks());  // nothing says: all ranks on this machine
+}
+
 TEST_CASE("a GPU rank drives cuda:LOCAL_RANK; one visible GPU per rank is cuda:0; sharing or too few GPUs fail") {
   setenv("RTUNE_SIM_DEVICES", "2", 1);
   unsetenv("CUDA_VISIBLE_DEVICES");
