@@ -48,7 +48,7 @@ class NcclComm final : public dist::DeviceComm {
     version_ = fmt::format("{}.{}.{}", v / 10000, v / 100 % 100, v % 100);
   }
   ~NcclComm() override {
-    if (comm_) aborted_ ? void() : void(ncclCommDestroy(comm_));
+    if (comm_ && !aborted_) ncclCommDestroy(comm_);
   }
 
   int rank() const override { return rank_; }
