@@ -120,7 +120,9 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
 }
 
 bool bn_foldable(const Conv2d& conv, const BatchNorm2d& bn) {
-  auto frozen = [](const Tensor& t) { return !t.defined() || !t.requires_grad(); };
+  // No gradient will be taken: frozen (requires_grad false), or any parameter under NoGradGuard
+  // (inference, validation).
+  auto frozen = [](const Tensor& t) { return !needs_grad(t); };
   return bn.allow_fold && (!bn.is_training() || bn.use_running_stats) && frozen(conv.weight) && frozen(conv.bias) &&
          frozen(bn.weight) && frozen(bn.bias) && bn.running_mean.defined() && bn.running_var.defined() &&
          conv.weight.dim() == 4 && bn.weight.defined() && bn.weight.numel() == conv.weight.size(0);

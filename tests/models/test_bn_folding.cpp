@@ -159,8 +159,7 @@ TEST_CASE("input gradient through frozen folded blocks == unfolded; a trainable 
 
 TEST_CASE("staleness: the next forward sees changed running stats, loaded weights, an unfreeze, train()/eval(), a dtype") {
   auto m = make_frozen("resnet18", 4, DType::f32, 31);
-  Tensor x = input(DType::f32, 7);
-  NoGradGuard ng;
+  Tensor x = input(DType::f32, 7);  // no grad: every parameter frozen (the unfreeze below records a graph)
   Tensor y0 = forward(*m, x, true);
   auto same_as_unfolded = [&](const char* what) {
     Tensor f = forward(*m, x, true), p = forward(*m, x, false);
@@ -216,4 +215,12 @@ TEST_CASE("train-mode BN is never folded; use_running_stats (--frozen-bn eval) w
   CHECK(nn::bn_foldable(*m->conv1, *m->bn1));
   m->conv1->weight.set_requires_grad(true);
   CHECK_FALSE(nn::bn_foldable(*m->conv1, *m->bn1));
+  // Inference and validation (eval mode under NoGradGuard) fold even trainable layers: no gradient is taken.
+  m->eval();
+  for (auto& [n, p] : m->named_parameters()) p->set_requires_grad(true);
+  for (auto [c, b] : pairs(*m)) CHECK_FALSE(nn::bn_foldable(*c, *b));
+  NoGradGuard ng;
+  for (auto [c, b] : pairs(*m)) CHECK(nn::bn_foldable(*c, *b));
+  Tensor x = input(DType::f32, 2);
+  CHECK(max_rel(forward(*m, x, true), forward(*m, x, false)) <= 1e-4);
 }
