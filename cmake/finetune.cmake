@@ -11,6 +11,7 @@ target_link_libraries(rtune_finetune PUBLIC rtune_models rtune_data rtune_io_for
 target_compile_options(rtune_finetune PRIVATE -ffp-contract=off -Wall -Wextra)
 
 rtune_add_test(models_resnet_parity SOURCES tests/models/test_resnet_parity.cpp LIBS rtune_finetune rtune_test_util)
+rtune_add_test(models_bn_folding SOURCES tests/models/test_bn_folding.cpp LIBS rtune_finetune rtune_test_util)
 rtune_add_test(train_three_steps SOURCES tests/train/test_three_steps.cpp LIBS rtune_finetune rtune_test_util)
 # PyTorch DDP parity of two MPI ranks (issue 20): the binary is started by mpirun, 2 ranks, bounded.
 if(MPI_C_FOUND AND MPIEXEC_EXECUTABLE)

@@ -42,9 +42,9 @@ BasicBlock::BasicBlock(int64_t in, int64_t planes, int64_t stride, Rng& rng) {
 }
 
 Tensor BasicBlock::forward(const Tensor& x) {
-  Tensor out = relu(bn1->forward(conv1->forward(x)));
-  out = bn2->forward(conv2->forward(out));
-  Tensor identity = down_conv ? down_bn->forward(down_conv->forward(x)) : x;
+  Tensor out = relu(nn::conv_bn(*conv1, *bn1, x));
+  out = nn::conv_bn(*conv2, *bn2, out);
+  Tensor identity = down_conv ? nn::conv_bn(*down_conv, *down_bn, x) : x;
   return add_relu(out, identity);  // relu(out + identity) in one pass
 }
 
@@ -63,10 +63,10 @@ Bottleneck::Bottleneck(int64_t in, int64_t planes, int64_t stride, Rng& rng) {
 }
 
 Tensor Bottleneck::forward(const Tensor& x) {
-  Tensor out = relu(bn1->forward(conv1->forward(x)));
-  out = relu(bn2->forward(conv2->forward(out)));
-  out = bn3->forward(conv3->forward(out));
-  Tensor identity = down_conv ? down_bn->forward(down_conv->forward(x)) : x;
+  Tensor out = relu(nn::conv_bn(*conv1, *bn1, x));
+  out = relu(nn::conv_bn(*conv2, *bn2, out));
+  out = nn::conv_bn(*conv3, *bn3, out);
+  Tensor identity = down_conv ? nn::conv_bn(*down_conv, *down_bn, x) : x;
   return add_relu(out, identity);  // relu(out + identity) in one pass
 }
 
@@ -114,7 +114,7 @@ ResNet::ResNet(const ResNetConfig& cfg) : cfg_(cfg) {
 
 Tensor ResNet::features(const Tensor& x) {
   RTUNE_CHECK(x.dim() == 4 && x.size(1) == 3, "resnet: expected an N×3×H×W image batch, got {}", x.str());
-  Tensor h = relu(bn1->forward(conv1->forward(x)));
+  Tensor h = relu(nn::conv_bn(*conv1, *bn1, x));
   h = max_pool2d(h, {3, 3, 2, 2, 1, 1});
   for (auto& l : layers) h = l->forward(h);
   return adaptive_avg_pool2d(h, 1, 1).flatten(1);

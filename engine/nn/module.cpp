@@ -119,6 +119,39 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
   return y;
 }
 
+bool bn_foldable(const Conv2d& conv, const BatchNorm2d& bn) {
+  // No gradient will be taken: frozen (requires_grad false), or any parameter under NoGradGuard
+  // (inference, validation).
+  auto frozen = [](const Tensor& t) { return !needs_grad(t); };
+  return bn.allow_fold && (!bn.is_training() || bn.use_running_stats) && frozen(conv.weight) && frozen(conv.bias) &&
+         frozen(bn.weight) && frozen(bn.bias) && bn.running_mean.defined() && bn.running_var.defined() &&
+         conv.weight.dim() == 4 && bn.weight.defined() && bn.weight.numel() == conv.weight.size(0);
+}
+
+Tensor conv_bn(Conv2d& conv, BatchNorm2d& bn, const Tensor& x) {
+  if (!bn_foldable(conv, bn)) return bn.forward(conv.forward(x));
+  Tensor w, b;
+  {
+    // The fold is batch_norm in eval mode applied to the weights themselves, on their own device and in
+    // their dtype (no host round trip): W viewed as 1×K×(C·R·S)×1 with mean 0 and shift 0 gives
+    // W·s; the conv bias (0 when absent) viewed as 1×K×1×1 with the layer's mean and shift gives
+    // (b − mean)·s + β. Each weight is rounded once, so a K-term dot product of W'·x differs from
+    // s·(W·x) by about √K ulp (see tests/models/test_bn_folding.cpp).
+    NoGradGuard ng;
+    const Tensor& W = conv.weight;
+    int64_t k = W.size(0);
+    TensorOptions po{W.dtype(), W.device()};
+    Tensor zero_mean = zeros({k}, po), zero_shift = zeros({k}, po);
+    Tensor wv = W.contiguous().view({1, k, W.numel() / k, 1});
+    w = batch_norm(wv, bn.weight, zero_shift, zero_mean, bn.running_var, false, 0.0, bn.eps).contiguous().view(W.shape());
+    Tensor b0 = conv.bias.defined() ? conv.bias.contiguous().view({1, k, 1, 1}) : zeros({1, k, 1, 1}, po);
+    b = batch_norm(b0, bn.weight, bn.bias, bn.running_mean, bn.running_var, false, 0.0, bn.eps).contiguous().view({k});
+  }
+  if (const ComputeMode* m = autocast_mode())
+    return conv2d(cast(x, m->dtype, m->format), cast(w, m->dtype, m->format), cast(b, m->dtype), conv.args);
+  return conv2d(x, w, b, conv.args);
+}
+
 Linear::Linear(int64_t in, int64_t out, bool has_bias, Rng& rng) {
   register_parameter("weight", weight, zeros({out, in}));
   if (has_bias) register_parameter("bias", bias, zeros({out}));

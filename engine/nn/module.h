@@ -65,7 +65,23 @@ class BatchNorm2d : public Module {
   bool use_running_stats = false;
   // Set (data-parallel --sync-bn): batch statistics over every rank, summed by this (sync_batch_norm).
   RankSum sync_ranks;
+  // When false, conv_bn() never folds this layer into its convolution (tests compare both paths).
+  bool allow_fold = true;
 };
+
+// conv → bn as torch computes it, bn(conv(x)). When no gradient reaches the pair's weights (frozen, or
+// any layer under NoGradGuard: inference, validation) and the layer normalises with
+// its running statistics (bn_foldable), it runs as ONE convolution instead: W' = W·s and
+// b' = β + (b − mean)·s per output channel, s = γ/√(var+ε), which saves the batch-norm pass over the
+// activations (PyTorch eager does not fold). W' and b' are computed afresh on every call, from the
+// tensors as they are now, with no gradient (constants): they cannot go stale after a phase change,
+// a load, .to() or train()/eval(). The gradient w.r.t. x (a frozen pair after a trainable layer) is
+// conv2d's input gradient with W', which equals bn∘conv's. Otherwise: exactly bn.forward(conv.forward(x)).
+Tensor conv_bn(Conv2d& conv, BatchNorm2d& bn, const Tensor& x);
+// True when conv_bn() folds: weight/bias of both layers need no gradient (needs_grad false: frozen, or
+// under NoGradGuard) and bn uses running statistics
+// (eval mode, or use_running_stats), allow_fold is set, and the shapes pair up.
+bool bn_foldable(const Conv2d& conv, const BatchNorm2d& bn);
 
 class Linear : public Module {
  public:

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <memory>
 
 #include "engine/autograd.h"
 #include "engine/functional.h"
@@ -281,4 +282,67 @@ TEST_CASE("one GPU per process: a tensor on another cuda:N than the process's is
           std::string::npos);
   }
   CHECK(here.device() == Device::cuda(0));
+}
+
+// Frozen eval-mode BN folded into the convolutions (nn::conv_bn; CPU cases and the tolerance's
+// derivation in tests/models/test_bn_folding.cpp): on the device too the folded network equals the
+// unfolded one, in fp32 (NCHW and channels-last) and f64, and under bf16 channels-last autocast within
+// bf16 rounding; the input gradient through the folded convs matches.
+TEST_CASE("frozen eval tiny ResNet-50 on the device: BN folded into the convs == unfolded") {
+  for (DType dt : {DType::f32, DType::f64}) {
+    auto m = std::make_shared<models::ResNet>(models::ResNetConfig{"resnet50", 8, 7});
+    m->to(dt);
+    finetune::load_weights(*m, finetune::read_weight_file(test::fixture("tiny_resnet50.pth")).tensors);
+    {
+      NoGradGuard ng;
+      Rng r(5);
+      for (auto& [n, mod] : m->named_modules())
+        if (auto* b = dynamic_cast<nn::BatchNorm2d*>(mod)) {
+          b->running_mean.copy_(mul(randn(b->weight.shape(), r, {dt}), 0.3));
+          b->running_var.copy_(uniform(b->weight.shape(), 0.3, 2.0, r, {dt}));
+        }
+    }
+    for (auto& [n, p] : m->named_parameters()) p->set_requires_grad(false);
+    m->eval();
+    m->to(gpu());
+    auto set_fold = [&](bool on) {
+      for (auto& [n, mod] : m->named_modules())
+        if (auto* b = dynamic_cast<nn::BatchNorm2d*>(mod)) b->allow_fold = on;
+    };
+    Rng r(9);
+    Tensor x0 = randn({2, 3, 64, 64}, r, {dt});
+    Tensor probe = randn({2, 7}, r, {dt}).to(gpu());
+    auto run = [&](bool fold, MemoryFormat fmt, const nn::ComputeMode* mode) {
+      set_fold(fold);
+      Tensor x = x0.to(gpu()).contiguous(fmt);
+      x.set_requires_grad(true);
+      Tensor y;
+      {
+        std::unique_ptr<nn::Autocast> ac = mode ? std::make_unique<nn::Autocast>(*mode) : nullptr;
+        y = cast(m->forward(x), dt);
+      }
+      sum(mul(y, probe)).backward();
+      set_fold(true);
+      return std::make_pair(y.detach().cpu(), x.grad().cpu());
+    };
+    double tol = dt == DType::f64 ? 1e-12 : 1e-4;
+    for (MemoryFormat fmt : {MemoryFormat::contiguous, MemoryFormat::channels_last}) {
+      auto [yf, gf] = run(true, fmt, nullptr);
+      auto [yp, gp] = run(false, fmt, nullptr);
+      CHECK(normwise_error(yf, yp) <= tol);
+      CHECK(normwise_error(gf, gp) <= tol);
+    }
+    if (dt == DType::f32) {
+      // bf16: each folded weight and bias is rounded to bf16 (u = 2^-8) where the unfolded path rounds
+      // the conv output and BN output instead; both deviate from fp32 by O(u) per layer.
+      const nn::ComputeMode bf16{DType::bf16, MemoryFormat::channels_last};
+      auto [yf, gf] = run(true, MemoryFormat::channels_last, &bf16);
+      auto [yp, gp] = run(false, MemoryFormat::channels_last, &bf16);
+      auto [y32, g32] = run(false, MemoryFormat::contiguous, nullptr);
+      double ef = normwise_error(yf, y32), ep = normwise_error(yp, y32);
+      MESSAGE("bf16 vs fp32 logits: folded " << ef << ", unfolded " << ep);
+      CHECK(ef <= std::max(2.0 * ep, 2e-2));
+      CHECK(normwise_error(gf, g32) <= std::max(2.0 * normwise_error(gp, g32), 2e-2));
+    }
+  }
 }
