@@ -39,7 +39,9 @@ class NcclComm final : public dist::DeviceComm {
     host.broadcast(std::span<std::byte>(reinterpret_cast<std::byte*>(&id), sizeof id), 0);
     handles();  // the backend is up on this rank's GPU (cudaSetDevice) before NCCL binds to the current one
     check(ncclCommInitRank(&comm_, size_, id, rank_), "ncclCommInitRank");
-    stream_ = rt::stream_create();
+    // Non-blocking: a stream that synchronised with the backend's legacy default stream could not overlap
+    // the backward; the events of after_backend() and join() are the only order between the two.
+    stream_ = rt::stream_create(/*non_blocking=*/true);
     queued_ = rt::event_create(false);
     done_ = rt::event_create(false);
     for (rt::Event& e : marks_) e = rt::event_create(false);

@@ -113,7 +113,10 @@ void memset_device_async(void* dst, int value, size_t bytes, Stream s);
 
 // ---- streams and events
 Stream default_stream();
-Stream stream_create();
+// non_blocking: the stream does not synchronise implicitly with the legacy default stream
+// (cudaStreamNonBlocking). The backend runs on the legacy default stream, so a stream whose work must
+// overlap the backend's (the NCCL collectives') needs it; order is then only what events impose.
+Stream stream_create(bool non_blocking = false);
 void stream_destroy(Stream s);
 void stream_synchronize(Stream s);
 void stream_wait_event(Stream s, Event e);

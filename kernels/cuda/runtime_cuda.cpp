@@ -128,9 +128,10 @@ void memset_device_async(void* dst, int value, size_t n, Stream s) {
 
 // ---- streams and events
 Stream default_stream() { return Stream(); }
-Stream stream_create() {
+Stream stream_create(bool non_blocking) {
   cudaStream_t s = nullptr;
-  check(cudaStreamCreate(&s), "cudaStreamCreate");
+  check(cudaStreamCreateWithFlags(&s, non_blocking ? cudaStreamNonBlocking : cudaStreamDefault),
+        "cudaStreamCreateWithFlags");
   return Stream(s);
 }
 void stream_destroy(Stream s) { check(cudaStreamDestroy(s.raw()), "cudaStreamDestroy"); }

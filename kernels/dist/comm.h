@@ -57,7 +57,7 @@ int launched_ranks();
 // This process's rank as the launcher's environment announces it (0 when none did); needs no MPI.
 int launched_rank();
 // This process's rank among those on its machine, and their number, as the launcher announces them
-// (OMPI_COMM_WORLD_LOCAL_RANK/_SIZE, Slurm's SLURM_LOCALID / SLURM_NTASKS_PER_NODE...): a GPU rank drives
+// (OMPI_COMM_WORLD_LOCAL_RANK/_SIZE; Slurm's SLURM_LOCALID and SLURM_STEP_TASKS_PER_NODE): a GPU rank drives
 // cuda:local_rank. 0 and 1 when none did.
 int launched_local_rank();
 int launched_local_size();

@@ -223,7 +223,7 @@ void memset_device_async(void* dst, int value, size_t n, Stream s) {
 
 // ---- streams
 Stream default_stream() { return Stream(); }
-Stream stream_create() {
+Stream stream_create(bool /*non_blocking: the simulator runs all stream work at once, in issue order*/) {
   auto& h = H();
   std::lock_guard lk(h.mu);
   CUstream_st& s = h.streams.emplace_back();
