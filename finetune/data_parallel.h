@@ -1,8 +1,8 @@
-// What makes N ranks train as one (issue 20): after each backward, every trainable parameter's gradient
-// becomes the mean over the ranks (PyTorch DDP's all-reduce / N), with the step's loss riding in the same
-// all-reduce; BatchNorm buffers follow rank 0 before an evaluation (DDP's broadcast_buffers); the
+// What makes N ranks train as one (issue 20): in each backward, every trainable parameter's gradient
+// becomes the mean over the ranks (PyTorch DDP's all-reduce / N, in buckets: grad_buckets.h), and so does
+// the step's loss; BatchNorm buffers follow rank 0 before an evaluation (DDP's broadcast_buffers); the
 // metrics of an epoch are summed over the ranks. With one rank every call returns at once.
-// Frozen parameters are never communicated: only the optimizer's parameters are in the buffer.
+// Frozen parameters are never communicated: only the optimizer's parameters are in the buckets.
 #pragma once
 #include <functional>
 #include <memory>
