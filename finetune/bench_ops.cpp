@@ -33,7 +33,7 @@ template <class F> double best_seconds(int reps, const Tensor& probe, F&& f) {
 }
 }  // namespace
 
-void bench_conv(int64_t N, int reps, Device dev, const std::function<void(const std::string&)>& out) {
+void bench_conv(int64_t N, int reps, Device dev, bool bf16_products, const std::function<void(const std::string&)>& out) {
   struct Layer {
     const char* name;
     int64_t C, H, K, R, stride, pad;
@@ -44,14 +44,17 @@ void bench_conv(int64_t N, int reps, Device dev, const std::function<void(const 
       {"layer2 down 1x1/2 64->128", 64, 56, 128, 1, 2, 0}, {"layer3 3x3 256->256 @14", 256, 14, 256, 3, 1, 1},
       {"layer4 3x3 512->512 @7", 512, 7, 512, 3, 1, 1},
   };
-  out(fmt::format("rtune conv2d benchmark: float32 on {}, batch {}, {} OpenMP threads, best of {}", dev.str(), N,
-                  omp_get_max_threads(), reps));
+  RTUNE_CHECK(!bf16_products || dev.is_cpu(), "bench conv --precision bf16: a CPU mode (on CUDA, bf16 runs "
+              "through bf16 tensors: rtune bench train --precision bf16)");
+  out(fmt::format("rtune conv2d benchmark: float32 tensors{} on {}, batch {}, {} OpenMP threads, best of {}",
+                  bf16_products ? " with bf16 products" : "", dev.str(), N, omp_get_max_threads(), reps));
   out(fmt::format("{:<28} {:>10} {:>10} {:>10}   (GFLOP/s)", "layer", "forward", "bwd-input", "bwd-weight"));
   Rng rng(1);
   double total_flop = 0, total_s = 0;
   TensorOptions o{DType::f32, dev};
   for (const Layer& l : layers) {
     kernels::Conv2dArgs a{l.stride, l.stride, l.pad, l.pad, 1, 1};
+    a.bf16_products = bf16_products;
     Tensor x = randn({N, l.C, l.H, l.H}, rng, o), w = randn({l.K, l.C, l.R, l.R}, rng, o);
     Shape ys = kernels::conv2d_out_shape(x.shape(), w.shape(), a);
     Tensor y = empty(ys, o), gy = randn(ys, rng, o), gx = empty(x.shape(), o), gw = empty(w.shape(), o);

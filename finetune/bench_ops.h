@@ -8,7 +8,9 @@
 namespace rtune::finetune {
 
 // conv2d forward / backward-input / backward-weight at ResNet-18 layer shapes (224 px), GFLOP/s.
-void bench_conv(int64_t batch, int reps, Device device, const std::function<void(const std::string&)>& out);
+// bf16_products: the CPU's bf16 convolutions (kernels::Conv2dArgs; CPU only, refused elsewhere).
+void bench_conv(int64_t batch, int reps, Device device, bool bf16_products,
+                const std::function<void(const std::string&)>& out);
 
 // `rtune bench train` and `rtune bench infer`: one set of options (freeze_backbone matters to train only).
 struct ModelBenchOptions {

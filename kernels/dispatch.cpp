@@ -1,5 +1,6 @@
 // The façade: checks devices and shapes once, then hands each op to the backend of its tensors' device.
 #include <initializer_list>
+#include "kernels/cpu/backend.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/ops.h"
 #include "kernels/op_counts.h"
@@ -67,10 +68,10 @@ int cuda_device_count() {
 }
 
 bool supports_bf16(Device d) {
+  if (d.is_cpu()) return cpu::native_bf16();
 #ifdef RTUNE_HAS_CUDA_BACKEND
   return d.is_cuda() && cuda::supports_bf16(d.index);
 #else
-  (void)d;
   return false;
 #endif
 }
@@ -221,10 +222,18 @@ Shape conv2d_out_shape(const Shape& x, const Shape& w, const Conv2dArgs& a) {
   return {x[0], w[0], ho, wo};
 }
 
+namespace {
+void require_bf16_products_on_cpu_f32(const char* op, Device d, const Tensor& t, const Conv2dArgs& a) {
+  RTUNE_CHECK(!a.bf16_products || (d.is_cpu() && t.dtype() == DType::f32),
+              "{}: bf16 products are a CPU float32 mode, got {} on {}", op, t.str(), d.str());
+}
+}  // namespace
+
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dArgs& a, Tensor& y) {
   const char* op = "conv2d_forward";
   Device d = one_device(op, {&x, &w, &bias, &y});
   require_float_same(op, {&x, &w, &bias, &y});
+  require_bf16_products_on_cpu_f32(op, d, x, a);
   require_shape(op, "output", y, conv2d_out_shape(x.shape(), w.shape(), a));
   require_shape(op, "bias", bias, {w.size(0)});
   RTUNE_ON_DEVICE(conv2d_forward, d, x, w, bias, a, y);
@@ -233,6 +242,7 @@ void conv2d_backward_input(const Tensor& gy, const Tensor& w, const Conv2dArgs& 
   const char* op = "conv2d_backward_input";
   Device d = one_device(op, {&gy, &w, &gx});
   require_float_same(op, {&gy, &w, &gx});
+  require_bf16_products_on_cpu_f32(op, d, gy, a);
   require_shape(op, "grad_output", gy, conv2d_out_shape(gx.shape(), w.shape(), a));
   RTUNE_ON_DEVICE(conv2d_backward_input, d, gy, w, a, gx);
 }
@@ -240,6 +250,7 @@ void conv2d_backward_weight(const Tensor& gy, const Tensor& x, const Conv2dArgs&
   const char* op = "conv2d_backward_weight";
   Device d = one_device(op, {&gy, &x, &gw});
   require_float_same(op, {&gy, &x, &gw});
+  require_bf16_products_on_cpu_f32(op, d, gy, a);
   require_shape(op, "grad_output", gy, conv2d_out_shape(x.shape(), gw.shape(), a));
   RTUNE_ON_DEVICE(conv2d_backward_weight, d, gy, x, a, gw);
 }

@@ -15,6 +15,11 @@ struct Conv2dArgs {
   // Forward only: true when no gradient will be taken through this call (no-grad, or nothing it reads
   // requires grad: frozen layers, eval), so a library may use its inference kernels. Same result.
   bool inference = false;
+  // CPU, float32 tensors only: take the products in bfloat16, as torch.autocast's bf16 convolutions do
+  // (the inputs and weights rounded to bf16, their exact products summed in float32), while every tensor
+  // in and out stays float32. oneDNN rounds on the reorder into its layout that it makes anyway, so the
+  // rounding costs no pass of its own. (CUDA computes bf16 through bf16 tensors instead: autocast.)
+  bool bf16_products = false;
 };
 
 struct Pool2dArgs {

@@ -24,10 +24,14 @@ void register_bench(CLI::App& app) {
   conv->add_option("--device", *conv_device, "cpu or cuda[:N]");
   auto conv_backend = std::make_shared<std::string>();
   add_cpu_backend_option(conv, *conv_backend);
+  auto conv_precision = std::make_shared<std::string>("fp32");
+  conv->add_option("--precision", *conv_precision, "fp32, or bf16 products (CPU: oneDNN's bf16 kernels, fp32 tensors)")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   conv->callback([=] {
     apply_cpu_backend(*conv_backend);
+    const bool bf16 = *conv_precision == "bf16";
     finetune::with_size_advice(fmt::format("--batch {}", *conv_batch), "lower --batch",
-                     [&] { finetune::bench_conv(*conv_batch, *conv_reps, Device::parse(*conv_device), print); });
+                     [&] { finetune::bench_conv(*conv_batch, *conv_reps, Device::parse(*conv_device), bf16, print); });
   });
 
   auto* loader = bench->add_subcommand("loader", "data pipeline img/s: decode only, train transforms, cached");

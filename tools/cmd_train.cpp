@@ -155,8 +155,9 @@ void register_train(CLI::App& app) {
   sub->add_option("--seed", a->seed, "seed for initialisation, shuffling and augmentation (0)");
   sub->add_option("--device", a->device, "auto | cpu | cuda | cuda:N (auto)");
   sub->add_option("--precision", a->precision,
-                  "auto | fp32 | bf16: bf16 mixed precision (fp32 master weights, BN statistics and loss) on CUDA; "
-                  "auto = bf16 where the GPU has it, fp32 on the CPU")
+                  "auto | fp32 | bf16: bf16 mixed precision (fp32 master weights, BN statistics and loss); on the CPU "
+                  "bf16 convolution products with fp32 tensors; auto = bf16 where the GPU or CPU (AVX512_BF16/AMX) has "
+                  "it in hardware, else fp32")
       ->check(CLI::IsMember({"auto", "fp32", "bf16"}));
   auto cpu_backend = std::make_shared<std::string>();
   add_cpu_backend_option(sub, *cpu_backend);

@@ -13,7 +13,8 @@ Precision parse_precision(const std::string& name, Device device) {
   if (name == "fp32") return Precision::fp32;
   if (name == "bf16") {
     RTUNE_CHECK(has_bf16, "--precision bf16: {} cannot train in bfloat16 ({}); use --precision fp32", device.str(),
-                device.is_cpu() ? "the CPU backend computes in fp32" : "it needs compute capability 8.0 or later");
+                device.is_cpu() ? "it needs a CPU with AVX512_BF16 or AMX, and the oneDNN backend"
+                                : "it needs compute capability 8.0 or later");
     return Precision::bf16;
   }
   fail("--precision '{}': expected auto, fp32 or bf16", name);
@@ -22,6 +23,11 @@ Precision parse_precision(const std::string& name, Device device) {
 const char* precision_name(Precision p) { return p == Precision::bf16 ? "bf16" : "fp32"; }
 
 bool compute_mode_for(Precision p, Device device, ComputeMode& mode) {
+  if (device.is_cpu()) {
+    if (p != Precision::bf16) return false;
+    mode = {DType::f32, MemoryFormat::contiguous, true};
+    return true;
+  }
   if (!device.is_cuda()) return false;
   mode = {p == Precision::bf16 ? DType::bf16 : DType::f32, MemoryFormat::channels_last};
   return true;

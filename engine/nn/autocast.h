@@ -2,7 +2,8 @@
 // channels-last: while an Autocast scope is live on this thread, Conv2d and Linear compute in its
 // dtype and memory format. Their master weights (fp32) and inputs are cast per call through the
 // differentiable `cast`, so weight gradients arrive back in fp32; BatchNorm keeps fp32 parameters and
-// statistics on the lower-precision activations; the caller computes the loss in fp32. Outside a
+// statistics on the lower-precision activations; the caller computes the loss in fp32. On the CPU a bf16
+// scope keeps every tensor fp32 and only the convolutions' products in bf16 (ComputeMode). Outside a
 // scope, modules compute in their parameters' dtype and the input's layout.
 #pragma once
 #include <string>
@@ -15,15 +16,21 @@ enum class Precision { fp32, bf16 };
 struct ComputeMode {
   DType dtype = DType::f32;
   MemoryFormat format = MemoryFormat::contiguous;
+  // CPU bf16: tensors stay fp32 and Conv2d takes its products in bf16 (kernels::Conv2dArgs); BatchNorm,
+  // ReLU, pooling and the fc stay fp32 (torch.autocast on the CPU runs the fc in bf16 too: it is <0.1% of
+  // ResNet's multiply-adds).
+  bool bf16_conv_products = false;
 };
 
-// "auto" picks bf16 on a CUDA device that has it (compute capability >= 8.0), fp32 otherwise.
-// Throws rtune::Error for an unknown name, or bf16 where the device lacks it (the CPU backend is fp32/fp64).
+// "auto" picks bf16 where the device has it in hardware: a CUDA device of compute capability >= 8.0, a
+// CPU with AVX512_BF16 or AMX (on oneDNN); fp32 otherwise. Throws rtune::Error for an unknown name, or
+// bf16 where the device lacks it.
 Precision parse_precision(const std::string& name, Device device);
 const char* precision_name(Precision p);
 
 // What a run on `device` computes in: on CUDA, channels-last in the precision's dtype (cuDNN's fast
-// NHWC kernels); on the CPU, nothing to change (returns false).
+// NHWC kernels); on the CPU in bf16, fp32 tensors with bf16 convolution products; on the CPU in fp32,
+// nothing to change (returns false).
 bool compute_mode_for(Precision p, Device device, ComputeMode& mode);
 
 class Autocast {

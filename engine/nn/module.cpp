@@ -92,10 +92,17 @@ Conv2d::Conv2d(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t 
   if (has_bias) register_parameter("bias", bias, zeros({out}));
 }
 
+namespace {
+kernels::Conv2dArgs args_in(const ComputeMode& m, kernels::Conv2dArgs a) {
+  a.bf16_products = m.bf16_conv_products;
+  return a;
+}
+}  // namespace
+
 Tensor Conv2d::forward(const Tensor& x) {
   if (const ComputeMode* m = autocast_mode())
     return conv2d(cast(x, m->dtype, m->format), cast(weight, m->dtype, m->format),
-                  bias.defined() ? cast(bias, m->dtype) : Tensor(), args);
+                  bias.defined() ? cast(bias, m->dtype) : Tensor(), args_in(*m, args));
   return conv2d(x, weight, bias, args);
 }
 
@@ -148,7 +155,7 @@ Tensor conv_bn(Conv2d& conv, BatchNorm2d& bn, const Tensor& x) {
     b = batch_norm(b0, bn.weight, bn.bias, bn.running_mean, bn.running_var, false, 0.0, bn.eps).contiguous().view({k});
   }
   if (const ComputeMode* m = autocast_mode())
-    return conv2d(cast(x, m->dtype, m->format), cast(w, m->dtype, m->format), cast(b, m->dtype), conv.args);
+    return conv2d(cast(x, m->dtype, m->format), cast(w, m->dtype, m->format), cast(b, m->dtype), args_in(*m, conv.args));
   return conv2d(x, w, b, conv.args);
 }
 

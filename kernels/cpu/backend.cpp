@@ -4,9 +4,10 @@
 
 #include <atomic>
 #include <cstdlib>
-#include <atomic>
-#include <cstdlib>
 #include "engine/error.h"
+#if defined(RTUNE_HAVE_ONEDNN)
+#include "kernels/cpu/onednn/isa.h"
+#endif
 
 namespace rtune::cpu {
 
@@ -56,6 +57,22 @@ Backend parse_backend(const std::string& name, const char* what) {
 }
 
 const char* backend_name(Backend b) { return b == Backend::onednn ? "onednn" : "eigen"; }
+
+bool native_bf16() {
+#if defined(RTUNE_HAVE_ONEDNN)
+  return backend() == Backend::onednn && onednn::isa_has_native_bf16();
+#else
+  return false;
+#endif
+}
+
+bool onednn_bf16_kernels() {
+#if defined(RTUNE_HAVE_ONEDNN)
+  return backend() == Backend::onednn && onednn::isa_has_bf16_kernels();
+#else
+  return false;
+#endif
+}
 
 bool use_onednn(DType dtype) { return dtype == DType::f32 && backend() == Backend::onednn; }
 

@@ -28,6 +28,15 @@ const char* backend_name(Backend b);
 // True when a CPU op on `dtype` should run on oneDNN: float32 and backend() == onednn.
 bool use_onednn(DType dtype);
 
+// True when oneDNN is in force and this CPU multiplies bfloat16 in hardware (AVX512_BF16 or AMX), as
+// oneDNN detects it at run time (ONEDNN_MAX_CPU_ISA=AVX2 lowers it, which the tests use to play an AVX2
+// machine): what `--precision bf16` (and `auto` choosing bf16) need on the CPU.
+bool native_bf16();
+// True when oneDNN is in force and has bf16 convolution kernels for this CPU (AVX-512: native with
+// AVX512_BF16, emulated without). Elsewhere a bf16-products convolution (Conv2dArgs) rounds its inputs
+// to bf16 and runs the float32 kernels on them: the same products, summed in another order.
+bool onednn_bf16_kernels();
+
 // How many oneDNN primitives rtune has executed in this process (tests prove the switch changes the path).
 int64_t onednn_executions();
 void note_onednn_execution();  // called by kernels/cpu/onednn/ once per primitive executed

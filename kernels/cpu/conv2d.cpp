@@ -9,10 +9,11 @@
 #include "kernels/cpu/cpu_util.h"
 #if defined(RTUNE_HAVE_ONEDNN)
 #include "kernels/cpu/onednn/conv2d_onednn.h"
-#define RTUNE_ONEDNN_OR_EIGEN(dtype, call) \
-  do { if (use_onednn(dtype)) return onednn::call; } while (0)
+// bf16 products (Conv2dArgs) go to oneDNN only where it has bf16 kernels for this CPU.
+#define RTUNE_ONEDNN_OR_EIGEN(dtype, a, call) \
+  do { if (use_onednn(dtype) && (!(a).bf16_products || onednn_bf16_kernels())) return onednn::call; } while (0)
 #else
-#define RTUNE_ONEDNN_OR_EIGEN(dtype, call) do { } while (0)
+#define RTUNE_ONEDNN_OR_EIGEN(dtype, a, call) do { } while (0)
 #endif
 
 namespace rtune::cpu {
@@ -32,6 +33,16 @@ struct Geometry {
     return R == 1 && S == 1 && a.stride_h == 1 && a.stride_w == 1 && a.pad_h == 0 && a.pad_w == 0;
   }
 };
+
+// bf16 products on Eigen, or on oneDNN where it has no bf16 kernels for this CPU: the inputs rounded to
+// bf16 (to nearest even, as oneDNN's reorder rounds), then the float32 computation of the backend in force.
+// A product of two bf16 values is exact in float32, so this differs from oneDNN's bf16 kernels only in
+// the order of the float32 sums (the oracle of tests/ops/test_conv2d.cpp's bf16 cases).
+Tensor bf16_rounded(const Tensor& t) { return t.to(DType::bf16).to(DType::f32); }
+Conv2dArgs fp32_products(Conv2dArgs a) {
+  a.bf16_products = false;
+  return a;
+}
 
 Geometry geometry(const Shape& x, const Shape& w, const Conv2dArgs& a) {
   Shape y = kernels::conv2d_out_shape(x, w, a);
@@ -117,7 +128,8 @@ template <class T, class F> void for_each_image(int64_t N, int64_t scratch_elems
 }  // namespace
 
 void conv2d_forward(const Tensor& x0, const Tensor& w0, const Tensor& bias, const Conv2dArgs& a, Tensor& y) {
-  RTUNE_ONEDNN_OR_EIGEN(x0.dtype(), conv2d_forward(x0, w0, bias, a, y));
+  RTUNE_ONEDNN_OR_EIGEN(x0.dtype(), a, conv2d_forward(x0, w0, bias, a, y));
+  if (a.bf16_products) return cpu::conv2d_forward(bf16_rounded(x0), bf16_rounded(w0), bias, fp32_products(a), y);
   Tensor x = x0.contiguous(), w = w0.contiguous();
   Geometry g = geometry(x.shape(), w.shape(), a);
   with_contiguous_output(y, [&](Tensor& yd) {
@@ -149,7 +161,8 @@ void conv2d_forward(const Tensor& x0, const Tensor& w0, const Tensor& bias, cons
 }
 
 void conv2d_backward_input(const Tensor& gy0, const Tensor& w0, const Conv2dArgs& a, Tensor& gx) {
-  RTUNE_ONEDNN_OR_EIGEN(gy0.dtype(), conv2d_backward_input(gy0, w0, a, gx));
+  RTUNE_ONEDNN_OR_EIGEN(gy0.dtype(), a, conv2d_backward_input(gy0, w0, a, gx));
+  if (a.bf16_products) return cpu::conv2d_backward_input(bf16_rounded(gy0), bf16_rounded(w0), fp32_products(a), gx);
   Tensor gy = gy0.contiguous(), w = w0.contiguous();
   Geometry g = geometry(gx.shape(), w.shape(), a);
   RTUNE_CHECK(gy.shape() == Shape({g.N, g.K, g.Ho, g.Wo}), "conv2d_backward_input: grad {} does not match output {}",
@@ -181,7 +194,8 @@ void conv2d_backward_input(const Tensor& gy0, const Tensor& w0, const Conv2dArgs
 }
 
 void conv2d_backward_weight(const Tensor& gy0, const Tensor& x0, const Conv2dArgs& a, Tensor& gw) {
-  RTUNE_ONEDNN_OR_EIGEN(gy0.dtype(), conv2d_backward_weight(gy0, x0, a, gw));
+  RTUNE_ONEDNN_OR_EIGEN(gy0.dtype(), a, conv2d_backward_weight(gy0, x0, a, gw));
+  if (a.bf16_products) return cpu::conv2d_backward_weight(bf16_rounded(gy0), bf16_rounded(x0), fp32_products(a), gw);
   Tensor gy = gy0.contiguous(), x = x0.contiguous();
   Geometry g = geometry(x.shape(), gw.shape(), a);
   RTUNE_CHECK(gy.shape() == Shape({g.N, g.K, g.Ho, g.Wo}), "conv2d_backward_weight: grad {} does not match output {}",

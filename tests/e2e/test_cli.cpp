@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include "finetune/synthetic.h"
 #include "kernels/cpu/backend.h"
+#include "kernels/ops.h"
 #include "io/formats/checkpoint.h"
 #include "io/formats/safetensors.h"
 #include "io/image/png_write.h"
@@ -374,17 +375,59 @@ TEST_CASE("--device auto without a usable GPU says it uses the CPU") {
 }
 #endif
 
-TEST_CASE("--precision bf16 on the CPU is a clear error before any work") {
+// ONEDNN_MAX_CPU_ISA=AVX2 plays a CPU without bf16 instructions (the same binary must serve both kinds),
+// and the Eigen backend has no bf16 kernels on any CPU.
+TEST_CASE("--precision bf16 on a CPU without bf16 instructions is a clear error before any work") {
   test::TempDir tmp("e2e_bf16_cpu");
   test::make_shapes(tmp.path / "data", 2, 1, 16);
-  Run r = run_rtune(tmp.path, fmt::format("train --data {} --out {} --pretrained none --width 4 --epochs 1 --image-size 16 "
-                                          "--device cpu --precision bf16",
-                                          (tmp.path / "data").string(), (tmp.path / "o").string()));
-  CAPTURE(r.err);
-  CHECK(r.rc == 1);
-  CHECK(r.err.find("--precision bf16") != std::string::npos);
-  CHECK(r.err.find("--precision fp32") != std::string::npos);
-  CHECK_FALSE(fs::exists(tmp.path / "o" / "last.ckpt"));
+  for (const char* how : {"ONEDNN_MAX_CPU_ISA=AVX2 RTUNE_CPU_BACKEND=onednn", "RTUNE_CPU_BACKEND=eigen"}) {
+    CAPTURE(how);
+    Run r = run_rtune(tmp.path, fmt::format("train --data {} --out {} --pretrained none --width 4 --epochs 1 "
+                                            "--image-size 16 --device cpu --precision bf16",
+                                            (tmp.path / "data").string(), (tmp.path / "o").string()), how);
+    CAPTURE(r.err);
+    CHECK(is_one_line_refusal(r));
+    CHECK(r.err.find("--precision bf16") != std::string::npos);
+    CHECK(r.err.find("AVX512_BF16") != std::string::npos);
+    CHECK(r.err.find("--precision fp32") != std::string::npos);
+    CHECK_FALSE(fs::exists(tmp.path / "o" / "last.ckpt"));
+    // auto falls back to fp32 there, and says so.
+    Run a = run_rtune(tmp.path, fmt::format("train --data {} --out {} --pretrained none --width 4 --epochs 1 "
+                                            "--image-size 16 --device cpu --no-progress",
+                                            (tmp.path / "data").string(), (tmp.path / "auto").string()), how);
+    CAPTURE(a.err);
+    REQUIRE(a.rc == 0);
+    CHECK(a.out.find("device: cpu, fp32") != std::string::npos);
+    fs::remove_all(tmp.path / "auto");
+  }
+}
+
+// Where the CPU multiplies bf16 in hardware, --precision bf16 (and auto) train with bf16 convolution
+// products; the run resumes bit-exact as in fp32 (the kernels are deterministic at a fixed thread count).
+TEST_CASE("--precision bf16 on a CPU with bf16 instructions trains, and auto picks it") {
+  if (!kernels::supports_bf16(Device::cpu())) {
+    MESSAGE("skipped: this CPU has no AVX512_BF16/AMX (or the build no oneDNN)");
+    return;
+  }
+  test::TempDir tmp("e2e_bf16_cpu_train");
+  test::make_shapes(tmp.path / "data", 2, 3, 32);
+  const std::string common = fmt::format("train --data {} --pretrained none --width 4 --epochs 2 --batch 4 "
+                                         "--image-size 32 --device cpu --seed 3 --no-progress --threads 2",
+                                         (tmp.path / "data").string());
+  Run full = run_rtune(tmp.path, common + " --precision bf16 --out " + (tmp.path / "full").string());
+  CAPTURE(full.err);
+  REQUIRE(full.rc == 0);
+  CHECK(full.out.find("device: cpu, bf16") != std::string::npos);
+  Run a = run_rtune(tmp.path, common + " --out " + (tmp.path / "auto").string());
+  REQUIRE(a.rc == 0);
+  CHECK(a.out.find("device: cpu, bf16") != std::string::npos);
+  CHECK(slurp(tmp.path / "auto" / "steps.csv") == slurp(tmp.path / "full" / "steps.csv"));
+  Run part = run_rtune(tmp.path, common + " --precision bf16 --stop-after 1 --out " + (tmp.path / "part").string());
+  REQUIRE(part.rc == 0);
+  Run resumed = run_rtune(tmp.path, "train --resume " + (tmp.path / "part").string() + " --no-progress");
+  CAPTURE(resumed.err);
+  REQUIRE(resumed.rc == 0);
+  CHECK(slurp(tmp.path / "part" / "steps.csv") == slurp(tmp.path / "full" / "steps.csv"));
 }
 
 // The two model benchmarks share their flags and their timing loop: each prints img/s; infer says it runs
@@ -493,9 +536,11 @@ TEST_CASE("eval and predict use the training run's validation transforms from th
   // Not the preset for 32 px (resize=36): resize=40, and no normalize (validation then used the training's).
   const std::string vtf = "resize=40,center_crop=32";
   const fs::path run = tmp.path / "run";
+  // fp32: eval computes in fp32, while a bf16 run (auto on a CPU with AVX512_BF16) validates in bf16.
   Run r = run_rtune(tmp.path, fmt::format("train --data {} --out {} --pretrained none --width 4 --epochs 2 --batch 8 "
-                                          "--threads 2 --no-progress --device cpu --transforms random_crop=32,{} "
-                                          "--val-transforms {}", (tmp.path / "data").string(), run.string(), kNorm, vtf));
+                                          "--threads 2 --no-progress --device cpu --precision fp32 "
+                                          "--transforms random_crop=32,{} --val-transforms {}",
+                                          (tmp.path / "data").string(), run.string(), kNorm, vtf));
   INFO(r.out, r.err);
   REQUIRE(r.rc == 0);
   CHECK(finetune::read_weight_file(run / "best.safetensors").metadata.at("eval_transforms") == vtf);
@@ -751,7 +796,7 @@ TEST_CASE("train --device cuda matches --device cpu (epoch 1 losses: fp32 within
   struct Variant {
     const char *device, *precision, *dir;
   };
-  for (const Variant v : {Variant{"cpu", "auto", "cpu"}, Variant{"cuda", "fp32", "fp32"}, Variant{"cuda", "bf16", "bf16"}}) {
+  for (const Variant v : {Variant{"cpu", "fp32", "cpu"}, Variant{"cuda", "fp32", "fp32"}, Variant{"cuda", "bf16", "bf16"}}) {
     fs::path out = tmp.path / v.dir;
     Run r = run_rtune(tmp.path, fmt::format("train --data {} --out {} --pretrained none --width 4 --epochs 2 --batch 8 "
                                             "--image-size 64 --transforms center_crop=64,{} --val-transforms "

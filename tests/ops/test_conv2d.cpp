@@ -349,3 +349,171 @@ TEST_CASE("cpu backend switch: float32 follows it, float64 always runs on Eigen"
   CHECK(rtune::cpu::parse_backend("onednn") == Backend::onednn);
   CHECK_THROWS_AS(rtune::cpu::parse_backend("mkl"), rtune::InvalidArgument);
 }
+
+// ------------------------------------------------------------------- bf16 products (--precision bf16)
+
+#include "engine/nn/autocast.h"
+#include "engine/nn/module.h"
+
+namespace {
+Tensor bf16_rounded(const Tensor& t) { return t.to(DType::bf16).to(DType::f32); }
+}  // namespace
+
+// Both sides multiply the same bf16 values, whose products are exact in float32, and sum them in float32
+// in different orders: the float32 summation bound above holds with sum|x^||w^| of the rounded inputs.
+// Where oneDNN has bf16 kernels (AVX-512) they are held to the Eigen path on rounded inputs; elsewhere (CI
+// also runs this under ONEDNN_MAX_CPU_ISA=AVX2) the oneDNN backend rounds the inputs itself and runs its
+// float32 kernels on them: the same products, held to the same bound.
+TEST_CASE("conv2d bf16 products: oneDNN's bf16 kernels == Eigen on bf16-rounded inputs (fwd, bwd-input, bwd-weight)" *
+          doctest::skip(!rtune::cpu::onednn_built())) {
+  BackendScope scope;
+  rtune::cpu::set_backend(Backend::onednn);
+  const bool kernels = rtune::cpu::onednn_bf16_kernels();
+  MESSAGE(std::string(kernels ? "oneDNN's bf16 kernels held to the Eigen path"
+                              : "no oneDNN bf16 kernels on this CPU: its fp32 kernels on rounded inputs held to Eigen"));
+  Rng r(31);
+  for (const DnnlCase& c : kDnnlCases)
+    for (MemoryFormat fmt : {MemoryFormat::contiguous, MemoryFormat::channels_last}) {
+      std::string name = c.name;
+      CAPTURE(name);
+      CAPTURE(int(fmt));
+      Tensor x = in_format(randn(c.x, r, {DType::f32}), fmt), w = in_format(randn(c.w, r, {DType::f32}), fmt);
+      Tensor b = c.bias ? randn({c.w[0]}, r, {DType::f32}) : Tensor();
+      Shape ys = K::conv2d_out_shape(c.x, c.w, c.a);
+      Tensor gy = in_format(randn(ys, r, {DType::f32}), fmt);
+      K::Conv2dArgs a = c.a, infer = c.a;
+      a.bf16_products = infer.bf16_products = true;
+      infer.inference = true;
+      auto run_all = [&](Backend be) {
+        rtune::cpu::set_backend(be);
+        Tensor y = nan_like(ys, fmt), yi = nan_like(ys, fmt), gx = nan_like(c.x, fmt), gw = nan_like(c.w, fmt);
+        K::conv2d_forward(x, w, b, a, y);
+        K::conv2d_forward(x, w, b, infer, yi);
+        K::conv2d_backward_input(gy, w, a, gx);
+        K::conv2d_backward_weight(gy, x, a, gw);
+        return std::array<Tensor, 4>{y, gx, gw, yi};
+      };
+      auto ref = run_all(Backend::eigen);
+      int64_t before = rtune::cpu::onednn_executions();
+      auto got = run_all(Backend::onednn);
+      CHECK(rtune::cpu::onednn_executions() == before + 4);
+      Tensor ax = abs64(bf16_rounded(x)), aw = abs64(bf16_rounded(w)), agy = abs64(bf16_rounded(gy));
+      Tensor my = empty(ys, {DType::f64}), mgx = empty(c.x, {DType::f64}), mgw = empty(c.w, {DType::f64});
+      K::conv2d_forward(ax, aw, c.bias ? abs64(b) : Tensor(), c.a, my);
+      K::conv2d_backward_input(agy, aw, c.a, mgx);
+      K::conv2d_backward_weight(agy, ax, c.a, mgw);
+      const int64_t n_fwd = c.w[1] * c.w[2] * c.w[3] + (c.bias ? 1 : 0), n_bwd_in = c.w[0] * c.w[2] * c.w[3],
+                    n_bwd_w = ys[0] * ys[2] * ys[3];
+      check_within_bound(got[0], ref[0], my, n_fwd, "bf16 forward (forward_training)");
+      check_within_bound(got[3], ref[0], my, n_fwd, "bf16 forward (forward_inference)");
+      check_within_bound(got[1], ref[1], mgx, n_bwd_in, "bf16 backward-input");
+      check_within_bound(got[2], ref[2], mgw, n_bwd_w, "bf16 backward-weight");
+    }
+}
+
+// oneDNN 2.6's bf16 backward-weights kernel reads scratchpad bytes it never wrote when a padded 3x3 meets
+// 1x1 inputs (ResNet's layer4 at small image sizes); rtune lends it a zeroed scratchpad. Another
+// primitive's data left in the shared scratchpad must not change the gradient (it did before the fix).
+TEST_CASE("conv2d bf16 backward-weight does not depend on what ran before (layer4 at 1x1 inputs)" *
+          doctest::skip(!rtune::cpu::onednn_built())) {
+  BackendScope scope;
+  rtune::cpu::set_backend(Backend::onednn);
+  Rng r(33);
+  K::Conv2dArgs a{2, 2, 1, 1, 1, 1};
+  a.bf16_products = true;
+  Tensor x = randn({4, 16, 1, 1}, r, {DType::f32}), gy = randn({4, 32, 1, 1}, r, {DType::f32});
+  auto grad = [&] {
+    Tensor gw = empty({32, 16, 3, 3});
+    K::conv2d_backward_weight(gy, x, a, gw);
+    return gw.to_vector<float>();
+  };
+  const std::vector<float> first = grad();
+  K::Conv2dArgs big = a;
+  big.stride_h = big.stride_w = 1;
+  for (int64_t hw : {14, 7, 3}) {  // larger layers fill the scratchpad with their own data
+    Tensor bx = randn({8, 64, hw, hw}, r, {DType::f32}), bgy = randn({8, 64, hw, hw}, r, {DType::f32});
+    Tensor bgw = empty({64, 64, 3, 3});
+    K::conv2d_backward_weight(bgy, bx, big, bgw);
+    CHECK(grad() == first);
+  }
+}
+
+// The rounding is real and to nearest even. bf16 keeps 8 significant bits, so near 1 its spacing is 2^-7:
+// x = 1 + 2^-9 lies below the midpoint and rounds to 1; w = 1 + 3*2^-8 is the midpoint of 1 + 2^-7 (odd
+// last bit) and 1 + 2^-6 (even) and rounds to 1 + 2^-6. A 1x1 convolution over 4 channels then sums exactly
+// representable products: every backend gives 4 * (1 + 2^-6) exactly.
+TEST_CASE("conv2d bf16 products: inputs and weights rounded to bf16 (to nearest even), fp32 sums, fp32 out") {
+  BackendScope scope;
+  const float x_val = 1.0f + std::ldexp(1.0f, -9), w_val = 1.0f + 3 * std::ldexp(1.0f, -8);
+  const float want = 4 * (1.0f + std::ldexp(1.0f, -6));
+  Tensor x = full({1, 4, 2, 2}, x_val, {DType::f32}), w = full({1, 4, 1, 1}, w_val, {DType::f32});
+  K::Conv2dArgs a;
+  a.bf16_products = true;
+  std::vector<Backend> backends{Backend::eigen};
+  if (rtune::cpu::onednn_built()) backends.push_back(Backend::onednn);
+  for (Backend be : backends) {
+    rtune::cpu::set_backend(be);
+    CAPTURE(rtune::cpu::backend_name(be));
+    Tensor y = empty({1, 1, 2, 2});
+    K::conv2d_forward(x, w, Tensor(), a, y);
+    for (float v : y.to_vector<float>()) CHECK(v == want);
+    Tensor gw = empty({1, 4, 1, 1}), gy = full({1, 1, 2, 2}, w_val, {DType::f32});
+    K::conv2d_backward_weight(gy, x, a, gw);
+    for (float v : gw.to_vector<float>()) CHECK(v == want);  // sum over 4 pixels of 1 * (1 + 2^-6)
+    Tensor gx = empty({1, 4, 2, 2});
+    K::conv2d_backward_input(gy, w, a, gx);
+    for (float v : gx.to_vector<float>()) CHECK(v == (1.0f + std::ldexp(1.0f, -6)) * (1.0f + std::ldexp(1.0f, -6)));
+    Tensor y32 = empty({1, 1, 2, 2});
+    K::conv2d_forward(x, w, Tensor(), K::Conv2dArgs{}, y32);
+    CHECK(y32.to_vector<float>()[0] != want);  // fp32 products differ: the flag matters
+  }
+  Tensor y64 = empty({1, 1, 2, 2}, {DType::f64});
+  // A float32 mode: float64 (the oracle) is refused, never silently rounded.
+  CHECK_THROWS_AS(K::conv2d_forward(x.to(DType::f64), w.to(DType::f64), Tensor(), a, y64), rtune::Error);
+}
+
+// --precision bf16 on the CPU: Conv2d (and the folded conv+BN) take bf16 products inside an Autocast
+// scope; the weight's gradient still arrives in fp32 for the fp32 master weight.
+TEST_CASE("Autocast bf16 on the CPU: Conv2d takes bf16 products, tensors and gradients stay fp32") {
+  Rng r(32);
+  nn::Conv2d conv(4, 3, 3, 1, 1, false, r);
+  Tensor x = randn({2, 4, 5, 5}, r, {DType::f32});
+  nn::ComputeMode mode;
+  REQUIRE(nn::compute_mode_for(nn::Precision::bf16, Device::cpu(), mode));
+  CHECK(mode.dtype == DType::f32);
+  CHECK(mode.bf16_conv_products);
+  nn::ComputeMode fp32_mode;
+  CHECK_FALSE(nn::compute_mode_for(nn::Precision::fp32, Device::cpu(), fp32_mode));
+  Tensor y;
+  {
+    nn::Autocast scope(mode);
+    y = conv.forward(x);
+  }
+  K::Conv2dArgs a = conv.args;
+  a.bf16_products = true;
+  Tensor want = empty(y.shape());
+  K::conv2d_forward(x, conv.weight.detach(), Tensor(), a, want);
+  CHECK(y.dtype() == DType::f32);
+  CHECK(y.detach().to_vector<float>() == want.to_vector<float>());
+  rtune::sum(y).backward();
+  REQUIRE(conv.weight.grad().defined());
+  CHECK(conv.weight.grad().dtype() == DType::f32);
+}
+
+// The CPU's bf16 needs the hardware (AVX512_BF16 or AMX) and oneDNN; `auto` takes it only then. On an
+// AVX2 machine (or under ONEDNN_MAX_CPU_ISA=AVX2, which CI runs) bf16 is a clear error and auto is fp32.
+TEST_CASE("--precision on the CPU: bf16 and auto follow the hardware, Eigen is fp32") {
+  BackendScope scope;
+  const Device cpu = Device::cpu();
+  rtune::cpu::set_backend(Backend::eigen);
+  CHECK(nn::parse_precision("auto", cpu) == nn::Precision::fp32);
+  CHECK_THROWS_WITH_AS(nn::parse_precision("bf16", cpu), doctest::Contains("AVX512_BF16"), rtune::Error);
+  if (!rtune::cpu::onednn_built()) return;
+  rtune::cpu::set_backend(Backend::onednn);
+  const bool native = rtune::cpu::native_bf16();
+  MESSAGE(std::string(native ? "this CPU has native bf16" : "this CPU (or ONEDNN_MAX_CPU_ISA) has no native bf16"));
+  CHECK(kernels::supports_bf16(cpu) == native);
+  CHECK(nn::parse_precision("auto", cpu) == (native ? nn::Precision::bf16 : nn::Precision::fp32));
+  if (native) CHECK(nn::parse_precision("bf16", cpu) == nn::Precision::bf16);
+  else CHECK_THROWS_WITH_AS(nn::parse_precision("bf16", cpu), doctest::Contains("--precision fp32"), rtune::Error);
+}

@@ -7,6 +7,7 @@
 #include "kernels/cpu/onednn/conv2d_onednn.h"
 #include <array>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <tuple>
 #include <unordered_map>
@@ -46,7 +47,8 @@ enum class Kind : int64_t { forward_training, forward_inference, backward_data, 
 
 // The cache key: what the primitive was built for (shapes, layouts, arguments, bias or not).
 std::vector<int64_t> key_of(Kind k, const Conv2dArgs& a, bool bias, std::initializer_list<const Tensor*> ts) {
-  std::vector<int64_t> key{int64_t(k), a.stride_h, a.stride_w, a.pad_h, a.pad_w, a.dilation_h, a.dilation_w, bias};
+  std::vector<int64_t> key{int64_t(k), a.stride_h, a.stride_w, a.pad_h, a.pad_w, a.dilation_h, a.dilation_w, bias,
+                           a.bf16_products};
   for (const Tensor* t : ts) {
     key.insert(key.end(), t->shape().begin(), t->shape().end());
     key.push_back(int64_t(format_of(*t)));
@@ -65,7 +67,20 @@ struct Entry {
   };
   dnnl::primitive prim;
   std::vector<Arg> args;
+  memory::desc scratchpad;  // the primitive's working memory, which rtune lends it from the arena
+  // oneDNN 2.6's bf16 backward-weights kernel reads scratchpad bytes it never wrote (seen with 1x1
+  // inputs to a padded 3x3 convolution: ResNet's layer4 at small image sizes): with stale bytes there,
+  // the weight gradient depends on what ran before, and a resumed run differs from an uninterrupted one.
+  // Such primitives get a zeroed scratchpad on every call.
+  bool zero_scratchpad = false;
 };
+
+// Every primitive takes its scratchpad from rtune (not allocated by oneDNN per call).
+dnnl::primitive_attr user_scratchpad() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
 
 // The reordered copies live in one growable buffer per argument position, shared by every primitive:
 // calls run one at a time (each already uses every OpenMP thread), so memory is the largest tensor per
@@ -76,7 +91,7 @@ struct Arena {
     std::unique_ptr<void, decltype(&std::free)> p{nullptr, &std::free};
     size_t bytes = 0;
   };
-  std::array<Block, 4> blocks;
+  std::array<Block, 5> blocks;  // one per argument position (at most 4), then the scratchpad
   void* get(size_t i, size_t bytes) {
     Block& b = blocks[i];
     if (b.bytes < bytes) {
@@ -95,16 +110,25 @@ Arena& arena() {
 
 // The layout oneDNN computes a tensor in: channels-last tensors as they are (its JIT kernels read nhwc
 // directly), NCHW ones in whatever oneDNN prefers (a blocked nChw16c-like layout: its plain-NCHW
-// kernels are im2col + GEMM, no faster than Eigen), weights always in its preferred layout.
-memory::desc wanted(const memory::desc& user, bool activation, const Tensor& t) {
-  if (activation && format_of(t) == MemoryFormat::channels_last && t.size(1) > 1) return user;
-  return memory::desc(user.dims(), memory::data_type::f32, memory::format_tag::any);
+// kernels are im2col + GEMM, no faster than Eigen), weights always in its preferred layout. `type` is
+// bf16 for a bf16-products convolution's inputs (the reorder into it rounds them), else f32.
+memory::desc wanted(const memory::desc& user, bool activation, const Tensor& t,
+                    memory::data_type type = memory::data_type::f32) {
+  if (activation && format_of(t) == MemoryFormat::channels_last && t.size(1) > 1)
+    return type == memory::data_type::f32 ? user : memory::desc(user.dims(), type, memory::format_tag::nhwc);
+  return memory::desc(user.dims(), type, memory::format_tag::any);
+}
+
+// The type of a convolution's inputs inside oneDNN (its outputs are always f32, as the tensors).
+memory::data_type input_type(const Conv2dArgs& a) {
+  return a.bf16_products ? memory::data_type::bf16 : memory::data_type::f32;
 }
 
 template <class PD>
 std::shared_ptr<Entry> make_entry(const PD& pd, std::initializer_list<std::tuple<int, memory::desc, bool>> args) {
   auto e = std::make_shared<Entry>();
   e->prim = dnnl::primitive(pd);
+  e->scratchpad = pd.scratchpad_desc();
   for (auto& [id, user, output] : args) {
     Entry::Arg a{id, user, pd.query_md(dnnl::query::exec_arg_md, id), output, {}};
     if (a.inner != user)
@@ -146,6 +170,11 @@ void run(Entry& e, std::initializer_list<const Tensor*> tensors) {
     if (a.output) outs.emplace_back(&a.move, inner, user);
     else a.move.execute(s, user, inner);
   }
+  if (const size_t bytes = e.scratchpad.get_size()) {
+    void* p = ar.get(ar.blocks.size() - 1, bytes);
+    if (e.zero_scratchpad) std::memset(p, 0, bytes);
+    exec.emplace(DNNL_ARG_SCRATCHPAD, memory(e.scratchpad, cpu_engine(), p));
+  }
   e.prim.execute(s, exec);
   for (auto& [move, inner, user] : outs) move->execute(s, inner, user);
   s.wait();
@@ -171,7 +200,7 @@ dnnl::convolution_forward::primitive_desc forward_pd(const memory::desc& x, cons
                                                   g.strides, g.dilates, g.pad_l, g.pad_r)
                 : dnnl::convolution_forward::desc(prop, dnnl::algorithm::convolution_direct, x, w, y, g.strides,
                                                   g.dilates, g.pad_l, g.pad_r);
-  return dnnl::convolution_forward::primitive_desc(d, cpu_engine());
+  return dnnl::convolution_forward::primitive_desc(d, user_scratchpad(), cpu_engine());
 }
 
 // Runs fn(out) on `out` itself when oneDNN can write it in place, else on a dense NCHW temporary that
@@ -192,7 +221,7 @@ void conv2d_forward(const Tensor& x0, const Tensor& w0, const Tensor& bias0, con
     auto e = cached(key_of(kind, a, bias.defined(), {&x, &w, &y}), [&] {
       memory::desc xd = desc_of(x), wd = desc_of(w), yd = desc_of(y);
       memory::desc bd({w.size(0)}, memory::data_type::f32, memory::format_tag::a);
-      auto pd = forward_pd(wanted(xd, true, x), wanted(wd, false, w), bias.defined() ? &bd : nullptr,
+      auto pd = forward_pd(wanted(xd, true, x, input_type(a)), wanted(wd, false, w, input_type(a)), bias.defined() ? &bd : nullptr,
                            wanted(yd, true, y), a,
                            a.inference ? dnnl::prop_kind::forward_inference : dnnl::prop_kind::forward_training);
       if (!bias.defined()) return make_entry(pd, {{DNNL_ARG_SRC, xd, false}, {DNNL_ARG_WEIGHTS, wd, false}, {DNNL_ARG_DST, yd, true}});
@@ -210,12 +239,14 @@ void conv2d_backward_input(const Tensor& gy0, const Tensor& w0, const Conv2dArgs
   with_dense_output(gx0, [&](Tensor& gx) {
     auto e = cached(key_of(Kind::backward_data, a, false, {&gy, &w, &gx}), [&] {
       memory::desc gyd = desc_of(gy), wd = desc_of(w), gxd = desc_of(gx);
-      memory::desc gyi = wanted(gyd, true, gy), wi = wanted(wd, false, w), gxi = wanted(gxd, true, gx);
+      memory::desc gyi = wanted(gyd, true, gy, input_type(a)), wi = wanted(wd, false, w, input_type(a)),
+                   gxi = wanted(gxd, true, gx);
       Geometry g = geometry(a);
       dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, gxi, wi, gyi, g.strides, g.dilates,
                                               g.pad_l, g.pad_r);
-      auto hint = forward_pd(gxi, wi, nullptr, gyi, a);
-      dnnl::convolution_backward_data::primitive_desc pd(d, cpu_engine(), hint);
+      // The hint is the forward this backward belongs to: its source in the inputs' type.
+      auto hint = forward_pd(wanted(gxd, true, gx, input_type(a)), wi, nullptr, gyi, a);
+      dnnl::convolution_backward_data::primitive_desc pd(d, user_scratchpad(), cpu_engine(), hint);
       return make_entry(pd, {{DNNL_ARG_DIFF_DST, gyd, false}, {DNNL_ARG_WEIGHTS, wd, false}, {DNNL_ARG_DIFF_SRC, gxd, true}});
     });
     run(*e, {&gy, &w, &gx});
@@ -227,13 +258,16 @@ void conv2d_backward_weight(const Tensor& gy0, const Tensor& x0, const Conv2dArg
   with_dense_output(gw0, [&](Tensor& gw) {
     auto e = cached(key_of(Kind::backward_weights, a, false, {&gy, &x, &gw}), [&] {
       memory::desc gyd = desc_of(gy), xd = desc_of(x), gwd = desc_of(gw);
-      memory::desc gyi = wanted(gyd, true, gy), xi = wanted(xd, true, x), gwi = wanted(gwd, false, gw);
+      memory::desc gyi = wanted(gyd, true, gy, input_type(a)), xi = wanted(xd, true, x, input_type(a)),
+                   gwi = wanted(gwd, false, gw);
       Geometry g = geometry(a);
       dnnl::convolution_backward_weights::desc d(dnnl::algorithm::convolution_direct, xi, gwi, gyi, g.strides,
                                                  g.dilates, g.pad_l, g.pad_r);
-      auto hint = forward_pd(xi, gwi, nullptr, gyi, a);
-      dnnl::convolution_backward_weights::primitive_desc pd(d, cpu_engine(), hint);
-      return make_entry(pd, {{DNNL_ARG_DIFF_DST, gyd, false}, {DNNL_ARG_SRC, xd, false}, {DNNL_ARG_DIFF_WEIGHTS, gwd, true}});
+      auto hint = forward_pd(xi, wanted(gwd, false, gw, input_type(a)), nullptr, gyi, a);
+      dnnl::convolution_backward_weights::primitive_desc pd(d, user_scratchpad(), cpu_engine(), hint);
+      auto e = make_entry(pd, {{DNNL_ARG_DIFF_DST, gyd, false}, {DNNL_ARG_SRC, xd, false}, {DNNL_ARG_DIFF_WEIGHTS, gwd, true}});
+      e->zero_scratchpad = a.bf16_products;
+      return e;
     });
     run(*e, {&gy, &x, &gw});
   });

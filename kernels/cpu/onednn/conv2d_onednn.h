@@ -12,6 +12,8 @@ using kernels::Conv2dArgs;
 // any strides (a tensor dense in neither NCHW nor channels-last is copied to NCHW first).
 // ensures: the output holds the result in its own layout; a primitive is built once per shape,
 // layout and argument set, and reused. Forward is a forward_inference primitive when a.inference.
+// With a.bf16_products the inputs are rounded to bf16 by the reorders into oneDNN's layout and the
+// products taken by its bf16 kernels (requires backend.h's onednn_bf16_kernels()); outputs stay f32.
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dArgs& a, Tensor& y);
 void conv2d_backward_input(const Tensor& gy, const Tensor& w, const Conv2dArgs& a, Tensor& gx);
 void conv2d_backward_weight(const Tensor& gy, const Tensor& x, const Conv2dArgs& a, Tensor& gw);
