@@ -18,27 +18,38 @@ void max_pool2d_forward(const Tensor& x0, const Pool2dArgs& a, Tensor& y, Tensor
       const T* px = x.data<T>();
       T* py = yd.data<T>();
       int64_t* pi = indices.data<int64_t>();
+      const int64_t kh = a.kernel_h, kwidth = a.kernel_w, sh = a.stride_h, sw = a.stride_w, ph = a.pad_h, pw = a.pad_w;
+      // Tap-major: for each window row and column offset, one branch-free pass along the output row (the
+      // window's taps in row-major order, so with a strict > the first maximum wins; once a NaN is held
+      // it stays: the first NaN wins). Out-of-range taps (padding) are skipped by the column bounds.
 #pragma omp parallel for schedule(static)
       for (int64_t pl = 0; pl < planes; ++pl) {
         const T* in = px + pl * H * W;
-        for (int64_t oh = 0; oh < Ho; ++oh)
+        for (int64_t oh = 0; oh < Ho; ++oh) {
+          T* __restrict yrow = py + (pl * Ho + oh) * Wo;
+          int64_t* __restrict irow = pi + (pl * Ho + oh) * Wo;
+          const int64_t h0 = oh * sh - ph;
           for (int64_t ow = 0; ow < Wo; ++ow) {
-            int64_t h0 = oh * a.stride_h - a.pad_h, w0 = ow * a.stride_w - a.pad_w;
-            T best = -std::numeric_limits<T>::infinity();
-            int64_t arg = std::max<int64_t>(h0, 0) * W + std::max<int64_t>(w0, 0);
-            for (int64_t h = std::max<int64_t>(h0, 0); h < std::min(h0 + a.kernel_h, H); ++h)
-              for (int64_t w = std::max<int64_t>(w0, 0); w < std::min(w0 + a.kernel_w, W); ++w) {
-                T v = in[h * W + w];
-                if (v > best || std::isnan(v)) {
-                  best = v;
-                  arg = h * W + w;
-                  if (std::isnan(v)) goto done;
-                }
-              }
-          done:
-            py[(pl * Ho + oh) * Wo + ow] = best;
-            pi[(pl * Ho + oh) * Wo + ow] = arg;
+            yrow[ow] = -std::numeric_limits<T>::infinity();
+            irow[ow] = std::max<int64_t>(h0, 0) * W + std::max<int64_t>(ow * sw - pw, 0);
           }
+          for (int64_t h = std::max<int64_t>(h0, 0); h < std::min(h0 + kh, H); ++h) {
+            const T* __restrict row = in + h * W;
+            for (int64_t kw = 0; kw < kwidth; ++kw) {
+              // ow such that 0 <= ow * stride + kw - pad < W.
+              const int64_t off = kw - pw;
+              const int64_t lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
+              const int64_t hi = std::min(Wo, W - 1 - off < 0 ? 0 : (W - 1 - off) / sw + 1);
+              const int64_t base = h * W + off;
+              for (int64_t ow = lo; ow < hi; ++ow) {
+                const T v = row[ow * sw + off], b = yrow[ow];
+                const bool take = ((v > b) | (v != v)) & (b == b);  // bitwise: no branch
+                yrow[ow] = take ? v : b;
+                irow[ow] = take ? base + ow * sw : irow[ow];
+              }
+            }
+          }
+        }
       }
     });
   });
