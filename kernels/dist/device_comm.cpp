@@ -55,9 +55,14 @@ class HostTensorComm final : public DeviceComm {
   Comm& host_;
 };
 
-std::unique_ptr<DeviceComm>& the_device_comm() {
-  static std::unique_ptr<DeviceComm> comm;
-  return comm;
+// The process's one GPU communicator and the GPU it was made for.
+struct DeviceWorld {
+  std::unique_ptr<DeviceComm> comm;
+  Device device;
+};
+DeviceWorld& the_device_world() {
+  static DeviceWorld w;
+  return w;
 }
 }  // namespace
 
@@ -68,18 +73,22 @@ DeviceComm& device_world(Comm& host, Device device) {
     if (!c) c = std::make_unique<HostTensorComm>(host);
     return *c;
   }
-  auto& comm = the_device_comm();
-  if (!comm) {
+  DeviceWorld& w = the_device_world();
+  if (!w.comm) {
 #ifdef RTUNE_HAS_CUDA_BACKEND
-    comm = cuda::make_nccl_comm(host, device);
+    w.comm = cuda::make_nccl_comm(host, device);
+    w.device = device;
 #else
     (void)host;
     fail("data-parallel training on {} needs the CUDA backend, which this rtune was built without", device.str());
 #endif
   }
-  return *comm;
+  // One GPU per process: the communicator's stream, events and NCCL rank belong to the first GPU asked for.
+  RTUNE_CHECK(w.device == device, "the GPU communicator of this process serves {}, not {}: one GPU per rank",
+              w.device.str(), device.str());
+  return *w.comm;
 }
 
-void release_device_world() { the_device_comm().reset(); }
+void release_device_world() { the_device_world().comm.reset(); }
 
 }  // namespace rtune::dist

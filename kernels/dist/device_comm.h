@@ -41,7 +41,8 @@ class DeviceComm {
 
 // The communicator of this job's ranks for tensors on `device` (this rank's GPU, or the CPU), made on first
 // call. For a GPU that is a collective (every rank calls it at the same point): rank 0 creates the NCCL
-// unique id and `host` broadcasts it; it throws in a build without the CUDA backend.
+// unique id and `host` broadcasts it; it throws in a build without the CUDA backend. A later call for another
+// GPU throws (one GPU per process: the communicator, its stream and its NCCL rank belong to the first).
 DeviceComm& device_world(Comm& host, Device device);
 // Frees the GPU one (ncclCommDestroy) if it was made; called by finalize() before MPI ends.
 void release_device_world();

@@ -9,6 +9,8 @@
 
 #include "engine/error.h"
 #include "finetune/train_run.h"
+#include "kernels/dist/comm.h"
+#include "kernels/dist/device_comm.h"
 #include "kernels/ops.h"
 
 using namespace rtune;
@@ -78,4 +80,21 @@ TEST_CASE("a GPU rank drives cuda:LOCAL_RANK; one visible GPU per rank is cuda:0
                        doctest::Contains("2 ranks on this machine would share its one GPU"), Error);
   CHECK_THROWS_WITH_AS(spec_with("2", "2", "3", nullptr, 2, "auto"),
                        doctest::Contains("rank 2 is local rank 2 of 3 on this machine, which has 2 GPUs"), Error);
+}
+
+// The communicator for device tensors is made once, for the rank's GPU; asking it for another GPU later
+// is an error, not a silent all-reduce on the first one's stream.
+TEST_CASE("device_world: one GPU per process; another GPU later is refused") {
+  setenv("RTUNE_SIM_DEVICES", "2", 1);
+  unsetenv("CUDA_VISIBLE_DEVICES");
+  if (kernels::cuda_device_count() < 2) {
+    MESSAGE("skipped: needs two (simulated) GPUs");
+    return;
+  }
+  dist::Comm& host = dist::single_process();
+  dist::DeviceComm& first = dist::device_world(host, Device::cuda(0));
+  CHECK(&dist::device_world(host, Device::cuda(0)) == &first);
+  CHECK_THROWS_WITH_AS(dist::device_world(host, Device::cuda(1)), doctest::Contains("serves cuda:0, not cuda:1"), Error);
+  CHECK(&dist::device_world(host, Device::cpu()) != &first);  // host tensors have their own
+  dist::release_device_world();
 }
