@@ -1,4 +1,5 @@
 #include "engine/nn/autocast.h"
+#include "engine/autograd.h"
 #include "kernels/ops.h"
 
 namespace rtune::nn {
@@ -24,8 +25,9 @@ const char* precision_name(Precision p) { return p == Precision::bf16 ? "bf16" :
 
 bool compute_mode_for(Precision p, Device device, ComputeMode& mode) {
   if (device.is_cpu()) {
-    if (p != Precision::bf16) return false;
-    mode = {DType::f32, MemoryFormat::contiguous, true};
+    const bool channels_last = !grad_enabled() && kernels::channels_last_inference(device);
+    if (p != Precision::bf16 && !channels_last) return false;
+    mode = {DType::f32, channels_last ? MemoryFormat::channels_last : MemoryFormat::contiguous, p == Precision::bf16};
     return true;
   }
   if (!device.is_cuda()) return false;

@@ -30,7 +30,8 @@ const char* precision_name(Precision p);
 
 // What a run on `device` computes in: on CUDA, channels-last in the precision's dtype (cuDNN's fast
 // NHWC kernels); on the CPU in bf16, fp32 tensors with bf16 convolution products; on the CPU in fp32,
-// nothing to change (returns false).
+// nothing to change (returns false). On the CPU under NoGradGuard (inference: eval, predict, validation)
+// with the oneDNN backend, also channels-last (kernels::channels_last_inference): no reorder per conv.
 bool compute_mode_for(Precision p, Device device, ComputeMode& mode);
 
 class Autocast {

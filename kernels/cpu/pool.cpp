@@ -2,12 +2,58 @@
 // and adaptive_avg_pool2d (torch.nn.AdaptiveAvgPool2d bins), NCHW; planes in parallel.
 #include <cmath>
 #include <limits>
+#include <vector>
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/cpu_util.h"
 
 namespace rtune::cpu {
 
+namespace {
+// Channels-last input and output (CPU inference in channels-last): per output pixel, the window's taps in
+// row-major order, each a pass over the C contiguous channels (vectorised), with the NCHW kernel's rules
+// (strict >, so the first maximum wins; a held NaN stays). Indices are written in their NCHW layout, as
+// plane offsets h * W + w, so the backward reads them alike.
+template <class T>
+void max_pool2d_channels_last(const Tensor& x, const Pool2dArgs& a, Tensor& y, Tensor& indices) {
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), Ho = y.size(2), Wo = y.size(3);
+  const T* px = x.data<T>();
+  T* py = y.data<T>();
+  int64_t* pi = indices.data<int64_t>();
+#pragma omp parallel
+  {
+    std::vector<int64_t> arg(static_cast<size_t>(C));
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t oh = 0; oh < Ho; ++oh)
+        for (int64_t ow = 0; ow < Wo; ++ow) {
+          T* __restrict best = py + ((n * Ho + oh) * Wo + ow) * C;
+          const int64_t h0 = oh * a.stride_h - a.pad_h, w0 = ow * a.stride_w - a.pad_w;
+          const int64_t first = std::max<int64_t>(h0, 0) * W + std::max<int64_t>(w0, 0);
+          for (int64_t c = 0; c < C; ++c) best[c] = -std::numeric_limits<T>::infinity(), arg[size_t(c)] = first;
+          for (int64_t h = std::max<int64_t>(h0, 0); h < std::min(h0 + a.kernel_h, H); ++h)
+            for (int64_t w = std::max<int64_t>(w0, 0); w < std::min(w0 + a.kernel_w, W); ++w) {
+              const T* __restrict v = px + ((n * H + h) * W + w) * C;
+              const int64_t pos = h * W + w;
+              for (int64_t c = 0; c < C; ++c) {
+                const bool take = ((v[c] > best[c]) | (v[c] != v[c])) & (best[c] == best[c]);
+                best[c] = take ? v[c] : best[c];
+                arg[size_t(c)] = take ? pos : arg[size_t(c)];
+              }
+            }
+          for (int64_t c = 0; c < C; ++c) pi[((n * C + c) * Ho + oh) * Wo + ow] = arg[size_t(c)];
+        }
+  }
+}
+}  // namespace
+
 void max_pool2d_forward(const Tensor& x0, const Pool2dArgs& a, Tensor& y, Tensor& indices) {
+  if (x0.dim() == 4 && !x0.is_contiguous() && x0.is_contiguous(MemoryFormat::channels_last) &&
+      y.is_contiguous(MemoryFormat::channels_last) && !y.is_contiguous()) {
+    require_dtype("max_pool2d_forward", indices, DType::i64);
+    RTUNE_CHECK(indices.is_contiguous(), "max_pool2d_forward: indices must be contiguous");
+    dispatch_float("max_pool2d_forward", x0, [&](auto tag) { max_pool2d_channels_last<decltype(tag)>(x0, a, y, indices); });
+    return;
+  }
   Tensor x = x0.contiguous();
   int64_t planes = x.size(0) * x.size(1), H = x.size(2), W = x.size(3), Ho = y.size(2), Wo = y.size(3);
   require_dtype("max_pool2d_forward", indices, DType::i64);

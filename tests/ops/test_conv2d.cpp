@@ -517,3 +517,37 @@ TEST_CASE("--precision on the CPU: bf16 and auto follow the hardware, Eigen is f
   if (native) CHECK(nn::parse_precision("bf16", cpu) == nn::Precision::bf16);
   else CHECK_THROWS_WITH_AS(nn::parse_precision("bf16", cpu), doctest::Contains("--precision fp32"), rtune::Error);
 }
+
+// Inference on the oneDNN CPU backend runs channels-last (no reorder around each convolution; eval-mode
+// BatchNorm folds into the convolutions, ReLU, add and max-pool read either layout). Training keeps NCHW,
+// where oneDNN's blocked training kernels are faster; Eigen computes in NCHW.
+TEST_CASE("CPU inference (no grad) on oneDNN computes channels-last; training and Eigen keep NCHW") {
+  BackendScope scope;
+  nn::ComputeMode m;
+  rtune::cpu::set_backend(Backend::eigen);
+  {
+    NoGradGuard ng;
+    CHECK_FALSE(nn::compute_mode_for(nn::Precision::fp32, Device::cpu(), m));
+  }
+  if (!rtune::cpu::onednn_built()) return;
+  rtune::cpu::set_backend(Backend::onednn);
+  CHECK_FALSE(nn::compute_mode_for(nn::Precision::fp32, Device::cpu(), m));  // grad enabled: a training pass
+  Rng r(38);
+  nn::Conv2d conv(8, 4, 3, 1, 1, false, r);
+  Tensor x = randn({2, 8, 6, 5}, r, {DType::f32});
+  NoGradGuard ng;
+  REQUIRE(nn::compute_mode_for(nn::Precision::fp32, Device::cpu(), m));
+  CHECK(m.format == MemoryFormat::channels_last);
+  CHECK(m.dtype == DType::f32);
+  CHECK_FALSE(m.bf16_conv_products);
+  Tensor y_nchw = conv.forward(x), y;
+  {
+    nn::Autocast scope_cl(nn::Precision::fp32, Device::cpu());
+    y = conv.forward(x);
+  }
+  CHECK(y.is_contiguous(MemoryFormat::channels_last));
+  CHECK_FALSE(y.is_contiguous());
+  Tensor bound = empty(y.shape(), {DType::f64});
+  K::conv2d_forward(abs64(x), abs64(conv.weight), Tensor(), conv.args, bound);
+  check_within_bound(y.contiguous(), y_nchw, bound, 8 * 9, "channels-last inference");
+}

@@ -59,6 +59,33 @@ TEST_CASE("add_relu: the output is written everywhere and bad arguments throw") 
   CHECK_THROWS_AS(kernels::add_relu_forward(a, b, not_dense), Error);
 }
 
+// NCHW <-> channels-last copies take a tiled transpose (kernels/cpu/elementwise.cpp); every dtype, odd
+// sizes and one-channel / one-pixel tensors (dense in both layouts) equal the element-by-element copy.
+TEST_CASE("copy between NCHW and channels-last: every dtype and odd shapes equal element by element") {
+  Rng r(37);
+  for (DType dt : {DType::f32, DType::f64, DType::bf16, DType::i64, DType::u8}) {
+    for (Shape s : {Shape{3, 5, 33, 37}, Shape{2, 1, 4, 3}, Shape{2, 40, 1, 1}, Shape{1, 70, 2, 35}}) {
+      CAPTURE(dtype_name(dt));
+      CAPTURE(shape_str(s));
+      std::vector<double> v(size_t(shape_numel(s)));
+      for (size_t i = 0; i < v.size(); ++i) v[i] = double((i * 37 + size_t(r.randint(0, 3))) % 97);  // exact in every dtype
+      Tensor x = from_vector(v, s, DType::f64).to(dt);
+      std::vector<double> want = x.to(DType::f64).to_vector<double>();
+      Tensor cl = empty(s, {dt, Device::cpu(), MemoryFormat::channels_last});
+      kernels::copy(x, cl);
+      Tensor back = empty(s, {dt});
+      kernels::copy(cl, back);
+      CHECK(back.to(DType::f64).to_vector<double>() == want);
+      for (int64_t n = 0; n < s[0]; ++n)  // spot-check the channels-last addresses themselves
+        for (int64_t c = 0; c < s[1]; c += 3) {
+          const int64_t h = s[2] - 1, w = s[3] / 2;
+          CHECK(cl.select(0, n).select(0, c).select(0, h).select(0, w).to(DType::f64).item<double>() ==
+                want[size_t(((n * s[1] + c) * s[2] + h) * s[3] + w)]);
+        }
+    }
+  }
+}
+
 TEST_CASE("inv_sqrt_add: 1/sqrt(x + s) with the add in the tensor's dtype and the root in double") {
   const std::vector<double> v{0.0, 1e-3, 0.25, 1.0, 3.7, 1234.5};
   for (DType dt : {DType::f32, DType::f64}) {

@@ -60,6 +60,40 @@ TEST_CASE("gradcheck relu, max_pool2d, adaptive_avg_pool2d") {
   }
 }
 
+// The channels-last CPU kernel (CPU inference runs channels-last on oneDNN) is held to the NCHW one: the
+// same values and the same NCHW indices, bit for bit, with ties, NaNs (the first NaN wins), -inf windows
+// and padding; its gradient goes through the shared backward.
+TEST_CASE("max_pool2d channels-last == NCHW: values and indices exact, ties, NaN, -inf, padding; gradcheck") {
+  Rng r(35);
+  for (DType dt : {DType::f32, DType::f64}) {
+    CAPTURE(dtype_name(dt));
+    std::vector<double> v(size_t(3 * 5 * 9 * 7));
+    for (size_t i = 0; i < v.size(); ++i) v[i] = double(int64_t(r.randint(0, 6)) - 3);  // many ties
+    v[7] = std::nan(""), v[8] = std::nan(""), v[100] = -INFINITY, v[101] = -INFINITY, v[107] = -INFINITY;
+    for (size_t i = 200; i < 263; ++i) v[i] = -INFINITY;  // a whole plane region of -inf windows
+    Tensor x = from_vector(v, {3, 5, 9, 7}, dt), xcl = x.contiguous(MemoryFormat::channels_last);
+    for (Pool2dArgs a : {Pool2dArgs{3, 3, 2, 2, 1, 1}, Pool2dArgs{2, 2, 2, 2, 0, 0}, Pool2dArgs{3, 2, 1, 2, 1, 0}}) {
+      CAPTURE(a.kernel_h);
+      Shape ys = kernels::max_pool2d_out_shape(x.shape(), a);
+      Tensor y = empty(ys, {dt}), yi = empty(ys, {DType::i64});
+      Tensor ycl = empty(ys, {dt, Device::cpu(), MemoryFormat::channels_last}), ycli = empty(ys, {DType::i64});
+      kernels::max_pool2d_forward(x, a, y, yi);
+      kernels::max_pool2d_forward(xcl, a, ycl, ycli);
+      REQUIRE_FALSE(ycl.is_contiguous());
+      std::vector<double> want = y.to_vector<double>(), got = ycl.contiguous().to_vector<double>();
+      REQUIRE(want.size() == got.size());
+      for (size_t i = 0; i < want.size(); ++i) CHECK((want[i] == got[i] || (std::isnan(want[i]) && std::isnan(got[i]))));
+      CHECK(yi.to_vector<int64_t>() == ycli.to_vector<int64_t>());
+    }
+  }
+  std::vector<double> v(2 * 3 * 9 * 7);
+  std::vector<int64_t> perm = r.permutation(int64_t(v.size()));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = 0.01 * double(perm[i]) - 1.0;
+  Tensor xp = from_vector(v, {2, 3, 9, 7}, DType::f64).contiguous(MemoryFormat::channels_last);
+  CHECK_GRADCHECK([](const std::vector<Tensor>& in) { return max_pool2d(in[0], Pool2dArgs{3, 3, 2, 2, 1, 1}); }, {xp},
+                  {true}, 36);
+}
+
 #if defined(RTUNE_TEST_HAS_CUDA)
 // ------------------------------------------------------------------------------------ CPU vs CUDA
 
