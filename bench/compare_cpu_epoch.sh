@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-512}; size=${2:-112}
 device=${DEVICE:-cpu}; rtune=${RTUNE:-./build/rtune}; workers=${WORKERS:-2}; batch=${BATCH:-16}
-precision=${PRECISION:-fp32}  # bf16: both sides in bf16 autocast, channels-last (GPU only)
+precision=${PRECISION:-fp32}  # bf16: rtune --precision bf16, PyTorch bf16 autocast + channels-last (a GPU, or a CPU with AVX512_BF16/AMX)
 data=/tmp/rtune-epoch-bench-$n
 [ -d "$data" ] || python3 bench/make_jpeg_folder.py "$data" --images "$n" --classes 4 --seed 0 --jobs "$workers"
 for freeze in none backbone; do

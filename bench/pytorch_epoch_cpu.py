@@ -14,7 +14,7 @@ ap.add_argument("--workers", type=int, default=2)
 ap.add_argument("--freeze", choices=["none", "backbone"], default="none")
 ap.add_argument("--device", default="cpu", help="cpu or cuda (bench/gpu.sh runs the same epoch on a GPU)")
 ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                help="bf16: torch.autocast(bfloat16) + channels_last, as rtune --precision bf16 (GPU)")
+                help="bf16: torch.autocast(bfloat16) + channels_last, as rtune --precision bf16 (GPU, or a CPU with AVX512_BF16)")
 a = ap.parse_args()
 dev = torch.device(a.device)
 torch.manual_seed(0)
