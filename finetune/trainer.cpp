@@ -191,7 +191,8 @@ Trainer::Trainer(models::ResNet& model, io::Loader& train, io::Loader* val, int6
     for (auto& [name, m] : model_.named_modules())
       if (auto* bn = dynamic_cast<nn::BatchNorm2d*>(m)) bn->sync_ranks = [&c = comm_](std::span<double> d) { c.allreduce_sum(d); };
   RTUNE_CHECK(cfg_.precision == nn::Precision::fp32 || (cfg_.dtype == DType::f32 && kernels::supports_bf16(cfg_.device)),
-              "train: bf16 mixed precision needs fp32 master weights on a CUDA device with bf16, not {} on {}",
+              "train: bf16 mixed precision needs fp32 master weights on a device with bf16 (a CUDA GPU of compute "
+              "capability 8.0+, or a CPU with AVX512_BF16/AMX on oneDNN), not {} on {}",
               dtype_name(cfg_.dtype), cfg_.device.str());
   RTUNE_CHECK(model_.config().num_classes == num_classes, "train: the model has {} outputs but the data {} classes",
               model_.config().num_classes, num_classes);
