@@ -5,6 +5,9 @@
 # rtune runs fp32 and, where this CPU has AVX512_BF16/AMX, bf16 (convolution products); PyTorch runs fp32
 # NCHW, fp32 channels_last and bf16 autocast (channels_last). Same threads for both (OMP_NUM_THREADS, default
 # every core). Needs `pip install torch torchvision` (CPU) and a built rtune (RTUNE=path, default build/rtune).
+# The frozen backbone runs in rtune twice: with BatchNorm in train mode (`--frozen-bn train`, the same
+# computation as PyTorch's script under model.train()) and with rtune's default `--frozen-bn eval` (the
+# backbone folded and fused, without gradient); PyTorch runs the script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RTUNE=${RTUNE:-build/rtune}
@@ -19,11 +22,15 @@ if "$RTUNE" bench infer --arch resnet18 --width 4 --batch 1 --input 32 --steps 1
      --precision bf16 >/dev/null 2>&1; then bf16="fp32 bf16"; fi
 for arch in $ARCHS; do
   for mode in infer backbone none; do
+    variants=("")
+    [ "$mode" = backbone ] && variants=("--frozen-bn train" "--frozen-bn eval")
     for p in $bf16; do
-      if [ "$mode" = infer ]; then args=(bench infer); else args=(bench train --freeze "$mode"); fi
-      r=$("$RTUNE" "${args[@]}" --arch "$arch" --batch "$BATCH" --input 224 --warmup 1 --steps "$STEPS" \
-            --device cpu --precision "$p" 2>&1 | tail -1)
-      echo "$arch $mode rtune $p: $r"
+      for v in "${variants[@]}"; do
+        if [ "$mode" = infer ]; then args=(bench infer); else args=(bench train --freeze "$mode" $v); fi
+        r=$("$RTUNE" "${args[@]}" --arch "$arch" --batch "$BATCH" --input 224 --warmup 1 --steps "$STEPS" \
+              --device cpu --precision "$p" 2>&1 | tail -1)
+        echo "$arch $mode${v:+ $v} rtune $p: $r"
+      done
     done
     for v in "fp32" "fp32 --channels-last" "bf16"; do
       read -r prec cl <<<"$v"

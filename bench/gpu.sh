@@ -84,6 +84,8 @@ plan() {
     [ "$arch" = resnet50 ] && b=20
     for prec in fp32 bf16; do
       for freeze in none backbone; do
+        # --freeze backbone: rtune's default --frozen-bn eval (folded, no-grad backbone), PyTorch's script
+        # (model.train(): batch statistics in the frozen BatchNorms).
         local common="--arch $arch --batch 256 --precision $prec --freeze $freeze --warmup $warmup --steps $steps"
         step "$b" "rtune-train-$arch-$prec-$freeze" "\"\$B/run\" rtune bench train --device cuda $common"
         step "$b" "pytorch-train-$arch-$prec-$freeze" "python3 bench/pytorch_train.py $common"

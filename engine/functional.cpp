@@ -60,6 +60,16 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2d
   return y;
 }
 
+Tensor conv2d_fused(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& residual, bool relu,
+                    const Conv2dArgs& a) {
+  RTUNE_CHECK(!any_needs_grad({x, w, bias, residual}), "conv2d_fused: forward only, but an input needs a gradient");
+  Tensor y = empty(kernels::conv2d_out_shape(x.shape(), w.shape(), a), {x.dtype(), x.device(), format_of(x)});
+  Conv2dArgs fa = a;
+  fa.inference = true;
+  kernels::conv2d_forward_fused(x, w, bias, residual, relu, fa, y);
+  return y;
+}
+
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
                   Tensor& running_var, bool training, double momentum, double eps) {
   Tensor y = empty_like(x);

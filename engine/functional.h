@@ -19,6 +19,10 @@ using kernels::Reduction;
 Tensor cast(const Tensor& x, DType dtype, MemoryFormat fmt = MemoryFormat::contiguous);
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dArgs& a);
+// relu?(conv2d(x, w, bias) + residual) for inference (kernels::conv2d_forward_fused: one pass on the
+// oneDNN CPU with channels-last tensors). Records no gradient, so nothing it reads may need one.
+Tensor conv2d_fused(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& residual, bool relu,
+                    const Conv2dArgs& a);
 // Batch norm over channel dim 1. Training: batch statistics, running stats updated in place
 // (when defined). Eval: running statistics.
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,

@@ -141,6 +141,10 @@ ModelBenchResult bench_train(const ModelBenchOptions& o, const std::function<voi
     if (o.freeze_backbone && !head) p->set_requires_grad(false);
     else trainable.push_back(p);
   }
+  const bool frozen_inference = o.freeze_backbone && o.frozen_bn_eval;  // as Trainer::queue_step
+  if (frozen_inference)
+    for (auto& [name, m] : b.model.named_modules())
+      if (auto* bn = dynamic_cast<nn::BatchNorm2d*>(m)) bn->use_running_stats = true;
   optim::ParamGroup g;
   g.name = "all";
   g.params = trainable;
@@ -153,7 +157,19 @@ ModelBenchResult bench_train(const ModelBenchOptions& o, const std::function<voi
   Tensor loss;
   auto step = [&] {
     opt.zero_grad();
-    Tensor logits = b.forward();
+    Tensor logits;
+    if (frozen_inference) {
+      Tensor features;
+      {
+        NoGradGuard no_grad;
+        nn::Autocast autocast(b.precision, o.device);
+        features = b.model.features(b.x);
+      }
+      nn::Autocast autocast(b.precision, o.device);
+      logits = b.model.fc->forward(features);
+    } else {
+      logits = b.forward();
+    }
     loss = cross_entropy(cast(logits, DType::f32), b.y);
     {
       LeafGradHook buckets(grads.on_gradient());
@@ -162,7 +178,9 @@ ModelBenchResult bench_train(const ModelBenchOptions& o, const std::function<voi
     if (comm.size() > 1) grads.average(loss);
     opt.step();
   };
-  out(b.header("train", o.freeze_backbone ? "backbone frozen (fc trained)" : "all layers trained"));
+  out(b.header("train", !o.freeze_backbone ? "all layers trained"
+                        : frozen_inference ? "backbone frozen (fc trained), frozen BatchNorm in eval mode"
+                                           : "backbone frozen (fc trained), BatchNorm in train mode"));
   if (comm.size() > 1)
     out(fmt::format("{} ranks, batch {} each (global batch {}); gradients: {}", comm.size(), o.batch,
                     o.batch * comm.size(), grads.describe()));

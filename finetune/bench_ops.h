@@ -12,13 +12,18 @@ namespace rtune::finetune {
 void bench_conv(int64_t batch, int reps, Device device, bool bf16_products,
                 const std::function<void(const std::string&)>& out);
 
-// `rtune bench train` and `rtune bench infer`: one set of options (freeze_backbone matters to train only).
+// `rtune bench train` and `rtune bench infer`: one set of options (freeze_backbone and frozen_bn_eval
+// matter to train only).
 struct ModelBenchOptions {
   std::string arch = "resnet50";
   int64_t batch = 32, input = 224, width = 64, classes = 1000;
   int warmup = 2, steps = 5;
   int threads = 0;  // OpenMP threads for the CPU's work; 0: as OMP_NUM_THREADS or all cores
   bool freeze_backbone = false;
+  // With freeze_backbone: the frozen BatchNorms normalise with their running statistics and the backbone
+  // runs without gradient (folded, fused: `rtune train --frozen-bn eval`, its default); false keeps them
+  // in train mode (batch statistics, as a PyTorch script's model.train()).
+  bool frozen_bn_eval = true;
   std::string precision = "fp32";
   Device device = Device::cpu();
 };

@@ -98,6 +98,7 @@ FreezeResult apply_freeze(models::ResNet& model, const FreezeSpec& spec, FrozenB
     t->set_requires_grad(!frozen);
     t->zero_grad();
     (frozen ? r.frozen_params : r.trainable_params) += t->numel();
+    r.trains_below_head = r.trains_below_head || (!frozen && name.rfind("fc.", 0) != 0);
   }
   for (auto& [name, m] : model.named_modules()) {
     auto* bn = dynamic_cast<nn::BatchNorm2d*>(m);

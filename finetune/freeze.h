@@ -38,6 +38,7 @@ bool is_frozen(const FreezeSpec& spec, const std::string& name);
 struct FreezeResult {
   int64_t frozen_params = 0, trainable_params = 0;  // element counts
   int64_t frozen_bn_layers = 0;
+  bool trains_below_head = false;  // some parameter outside fc trains (else the backbone needs no gradient)
 };
 // Sets requires_grad on every parameter and use_running_stats on every BN layer per the spec and
 // policy. Throws when a prefix matches no parameter (a typo would otherwise silently train all).

@@ -290,7 +290,7 @@ Trainer::PendingStep Trainer::queue_step(const io::Batch& b, int64_t fill_view, 
     // Everything below fc frozen with eval BatchNorm: no gradient can reach the backbone and its BNs fold,
     // so it runs as inference (`with torch.no_grad(): backbone(x)`; channels-last on the oneDNN CPU).
     std::optional<NoGradGuard> backbone_inference;
-    if (cfg_.frozen_bn == FrozenBN::eval && !trains_below_head()) backbone_inference.emplace();
+    if (cfg_.frozen_bn == FrozenBN::eval && !freeze_.trains_below_head) backbone_inference.emplace();
     nn::Autocast autocast(cfg_.precision, cfg_.device);
     features = model_.features(x);  // model_.forward(x) is fc(features(x)): split to keep the features
   }
@@ -317,12 +317,6 @@ Trainer::PendingStep Trainer::queue_step(const io::Batch& b, int64_t fill_view, 
     s.label_values = b.labels;
   }
   return s;
-}
-
-bool Trainer::trains_below_head() {
-  for (auto& [name, t] : model_.named_parameters())
-    if (name.rfind("fc.", 0) != 0 && t->requires_grad()) return true;
-  return false;
 }
 
 Trainer::PendingStep Trainer::queue_cached_step(int64_t view, std::span<const size_t> keys) {

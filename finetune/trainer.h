@@ -163,7 +163,6 @@ class Trainer {
   PendingStep queue_step(const io::Batch& b, int64_t fill_view = -1, std::span<const size_t> keys = {});
   // The same step on cached features: fc alone, for the dataset indices `keys`.
   PendingStep queue_cached_step(int64_t view, std::span<const size_t> keys);
-  bool trains_below_head();  // some parameter outside fc requires grad (the freeze of this phase)
   // From the logits on: the loss, backward, clipping, the update, the downloads, the scheduler.
   PendingStep queue_head(Tensor logits, const Tensor& y, const std::vector<int64_t>& labels);
   double finish_step(const PendingStep& s, ClassMetrics& m);  // waits for them; returns the loss

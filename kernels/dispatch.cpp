@@ -240,6 +240,22 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const 
   require_shape(op, "bias", bias, {w.size(0)});
   RTUNE_ON_DEVICE(conv2d_forward, d, x, w, bias, a, y);
 }
+void conv2d_forward_fused(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& residual, bool relu,
+                          const Conv2dArgs& a, Tensor& y) {
+  const char* op = "conv2d_forward_fused";
+  Device d = one_device(op, {&x, &w, &bias, &residual, &y});
+  require_float_same(op, {&x, &w, &bias, &residual, &y});
+  require_bf16_products_on_cpu_f32(op, d, x, a);
+  require_shape(op, "output", y, conv2d_out_shape(x.shape(), w.shape(), a));
+  require_shape(op, "bias", bias, {w.size(0)});
+  require_shape(op, "residual", residual, y.shape());
+  RTUNE_CHECK(a.inference, "{}: forward only (Conv2dArgs::inference): it records no gradient", op);
+  if (d.is_cpu() && cpu::conv2d_forward_fused(x, w, bias, residual, relu, a, y)) return count_op(op);
+  conv2d_forward(x, w, bias, a, y);
+  if (residual.defined() && relu) add_relu_forward(y, residual, y);
+  else if (residual.defined()) add(y, residual, y);
+  else if (relu) relu_forward(y, y);
+}
 void conv2d_backward_input(const Tensor& gy, const Tensor& w, const Conv2dArgs& a, Tensor& gx) {
   const char* op = "conv2d_backward_input";
   Device d = one_device(op, {&gy, &w, &gx});

@@ -95,6 +95,14 @@ Tensor sum_to(const Tensor& x, const Shape& shape);
 Shape conv2d_out_shape(const Shape& x, const Shape& w, const Conv2dArgs& a);
 // y = x ⋆ w (+ bias[k]); bias may be undefined. a.inference: no backward will follow (may pick faster kernels).
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dArgs& a, Tensor& y);
+// y = relu?(x ⋆ w + bias + residual): the forward with its epilogue, no backward (a.inference). residual
+// (y's shape) and bias may be undefined; relu false skips the max. On the CPU's oneDNN with channels-last
+// tensors the epilogue runs as post-ops in the convolution's own pass (a frozen, folded ResNet block then
+// costs its convolutions alone); elsewhere conv2d_forward, then add_relu_forward / add / relu_forward on
+// y in place. The same values up to the order of the float32 sum (the residual is one more term of it;
+// oneDNN's AVX-512 kernels add it after the bias, as the separate ops do).
+void conv2d_forward_fused(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& residual, bool relu,
+                          const Conv2dArgs& a, Tensor& y);
 void conv2d_backward_input(const Tensor& gy, const Tensor& w, const Conv2dArgs& a, Tensor& gx);
 void conv2d_backward_weight(const Tensor& gy, const Tensor& x, const Conv2dArgs& a, Tensor& gw);
 void conv2d_backward_bias(const Tensor& gy, Tensor& gb);

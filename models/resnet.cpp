@@ -42,10 +42,9 @@ BasicBlock::BasicBlock(int64_t in, int64_t planes, int64_t stride, Rng& rng) {
 }
 
 Tensor BasicBlock::forward(const Tensor& x) {
-  Tensor out = relu(nn::conv_bn(*conv1, *bn1, x));
-  out = nn::conv_bn(*conv2, *bn2, out);
+  Tensor out = nn::conv_bn_relu(*conv1, *bn1, x);
   Tensor identity = down_conv ? nn::conv_bn(*down_conv, *down_bn, x) : x;
-  return add_relu(out, identity);  // relu(out + identity) in one pass
+  return nn::conv_bn_add_relu(*conv2, *bn2, out, identity);  // relu(bn2(conv2(out)) + identity)
 }
 
 Bottleneck::Bottleneck(int64_t in, int64_t planes, int64_t stride, Rng& rng) {
@@ -63,11 +62,10 @@ Bottleneck::Bottleneck(int64_t in, int64_t planes, int64_t stride, Rng& rng) {
 }
 
 Tensor Bottleneck::forward(const Tensor& x) {
-  Tensor out = relu(nn::conv_bn(*conv1, *bn1, x));
-  out = relu(nn::conv_bn(*conv2, *bn2, out));
-  out = nn::conv_bn(*conv3, *bn3, out);
+  Tensor out = nn::conv_bn_relu(*conv1, *bn1, x);
+  out = nn::conv_bn_relu(*conv2, *bn2, out);
   Tensor identity = down_conv ? nn::conv_bn(*down_conv, *down_bn, x) : x;
-  return add_relu(out, identity);  // relu(out + identity) in one pass
+  return nn::conv_bn_add_relu(*conv3, *bn3, out, identity);  // relu(bn3(conv3(out)) + identity)
 }
 
 void Stage::add(std::shared_ptr<nn::Module> block, std::function<Tensor(const Tensor&)> fwd, const std::string& name) {
@@ -114,7 +112,7 @@ ResNet::ResNet(const ResNetConfig& cfg) : cfg_(cfg) {
 
 Tensor ResNet::features(const Tensor& x) {
   RTUNE_CHECK(x.dim() == 4 && x.size(1) == 3, "resnet: expected an N×3×H×W image batch, got {}", x.str());
-  Tensor h = relu(nn::conv_bn(*conv1, *bn1, x));
+  Tensor h = nn::conv_bn_relu(*conv1, *bn1, x);
   h = max_pool2d(h, {3, 3, 2, 2, 1, 1});
   for (auto& l : layers) h = l->forward(h);
   return adaptive_avg_pool2d(h, 1, 1).flatten(1);

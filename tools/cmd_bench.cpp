@@ -71,7 +71,14 @@ void register_bench(CLI::App& app) {
     add_compute_threads_option(sub, mo->threads);
     add_cpu_backend_option(sub, *backend);
     auto freeze = std::make_shared<std::string>("none");
-    if (train) sub->add_option("--freeze", *freeze, "none or backbone")->check(CLI::IsMember({"none", "backbone"}));
+    auto frozen_bn = std::make_shared<std::string>("eval");
+    if (train) {
+      sub->add_option("--freeze", *freeze, "none or backbone")->check(CLI::IsMember({"none", "backbone"}));
+      sub->add_option("--frozen-bn", *frozen_bn,
+                      "eval (default, as rtune train: folded, no-grad backbone) or train (batch statistics, as "
+                      "a PyTorch script's model.train()), with --freeze backbone")
+          ->check(CLI::IsMember({"eval", "train"}));
+    }
     sub->callback([=] {
       apply_cpu_backend(*backend);
       finetune::ModelBenchOptions o = *mo;
@@ -79,6 +86,7 @@ void register_bench(CLI::App& app) {
       o.device = train ? finetune::resolve_device(finetune::rank_device_spec(*device, dist::world()), nullptr)
                        : Device::parse(*device);
       o.freeze_backbone = *freeze == "backbone";
+      o.frozen_bn_eval = *frozen_bn == "eval";
       finetune::with_size_advice(fmt::format("--batch {} at --input {} (--width {})", o.batch, o.input, o.width),
                                  "lower --batch, --input or --width",
                                  [&] { train ? finetune::bench_train(o, print) : finetune::bench_infer(o, print); });

@@ -135,28 +135,55 @@ bool bn_foldable(const Conv2d& conv, const BatchNorm2d& bn) {
          conv.weight.dim() == 4 && bn.weight.defined() && bn.weight.numel() == conv.weight.size(0);
 }
 
+namespace {
+// W' = W·s and b' = β + (b − mean)·s (conv_bn's fold), as constants.
+std::pair<Tensor, Tensor> folded(const Conv2d& conv, const BatchNorm2d& bn) {
+  // The fold is batch_norm in eval mode applied to the weights themselves, on their own device and in
+  // their dtype (no host round trip): W viewed as 1×K×(C·R·S)×1 with mean 0 and shift 0 gives
+  // W·s; the conv bias (0 when absent) viewed as 1×K×1×1 with the layer's mean and shift gives
+  // (b − mean)·s + β. Each weight is rounded once, so a K-term dot product of W'·x differs from
+  // s·(W·x) by about √K ulp (see tests/models/test_bn_folding.cpp).
+  NoGradGuard ng;
+  const Tensor& W = conv.weight;
+  int64_t k = W.size(0);
+  TensorOptions po{W.dtype(), W.device()};
+  Tensor zero_mean = zeros({k}, po), zero_shift = zeros({k}, po);
+  Tensor running_var = bn.running_var, running_mean = bn.running_mean;
+  Tensor wv = W.contiguous().view({1, k, W.numel() / k, 1});
+  Tensor w = batch_norm(wv, bn.weight, zero_shift, zero_mean, running_var, false, 0.0, bn.eps).contiguous().view(W.shape());
+  Tensor b0 = conv.bias.defined() ? conv.bias.contiguous().view({1, k, 1, 1}) : zeros({1, k, 1, 1}, po);
+  Tensor b = batch_norm(b0, bn.weight, bn.bias, running_mean, running_var, false, 0.0, bn.eps).contiguous().view({k});
+  return {w, b};
+}
+
+// relu?(bn(conv(x)) + residual): one convolution with post-ops when the pair folds and nothing needs a
+// gradient (inference, a frozen backbone), else the ops one by one as torch runs them.
+Tensor conv_bn_epilogue(Conv2d& conv, BatchNorm2d& bn, const Tensor& x, const Tensor& residual, bool relu) {
+  if (!bn_foldable(conv, bn) || any_needs_grad({x, residual})) {
+    Tensor y = conv_bn(conv, bn, x);
+    if (residual.defined()) return relu ? add_relu(y, residual) : add(y, residual);
+    return relu ? rtune::relu(y) : y;
+  }
+  auto [w, b] = folded(conv, bn);
+  if (const ComputeMode* m = autocast_mode())
+    return conv2d_fused(cast(x, m->dtype, m->format), cast(w, m->dtype, m->format), cast(b, m->dtype),
+                        residual.defined() ? cast(residual, m->dtype, m->format) : Tensor(), relu, args_in(*m, conv.args));
+  return conv2d_fused(x, w, b, residual, relu, conv.args);
+}
+}  // namespace
+
 Tensor conv_bn(Conv2d& conv, BatchNorm2d& bn, const Tensor& x) {
   if (!bn_foldable(conv, bn)) return bn.forward(conv.forward(x));
-  Tensor w, b;
-  {
-    // The fold is batch_norm in eval mode applied to the weights themselves, on their own device and in
-    // their dtype (no host round trip): W viewed as 1×K×(C·R·S)×1 with mean 0 and shift 0 gives
-    // W·s; the conv bias (0 when absent) viewed as 1×K×1×1 with the layer's mean and shift gives
-    // (b − mean)·s + β. Each weight is rounded once, so a K-term dot product of W'·x differs from
-    // s·(W·x) by about √K ulp (see tests/models/test_bn_folding.cpp).
-    NoGradGuard ng;
-    const Tensor& W = conv.weight;
-    int64_t k = W.size(0);
-    TensorOptions po{W.dtype(), W.device()};
-    Tensor zero_mean = zeros({k}, po), zero_shift = zeros({k}, po);
-    Tensor wv = W.contiguous().view({1, k, W.numel() / k, 1});
-    w = batch_norm(wv, bn.weight, zero_shift, zero_mean, bn.running_var, false, 0.0, bn.eps).contiguous().view(W.shape());
-    Tensor b0 = conv.bias.defined() ? conv.bias.contiguous().view({1, k, 1, 1}) : zeros({1, k, 1, 1}, po);
-    b = batch_norm(b0, bn.weight, bn.bias, bn.running_mean, bn.running_var, false, 0.0, bn.eps).contiguous().view({k});
-  }
+  auto [w, b] = folded(conv, bn);
   if (const ComputeMode* m = autocast_mode())
     return conv2d(cast(x, m->dtype, m->format), cast(w, m->dtype, m->format), cast(b, m->dtype), args_in(*m, conv.args));
   return conv2d(x, w, b, conv.args);
+}
+
+Tensor conv_bn_relu(Conv2d& conv, BatchNorm2d& bn, const Tensor& x) { return conv_bn_epilogue(conv, bn, x, Tensor(), true); }
+
+Tensor conv_bn_add_relu(Conv2d& conv, BatchNorm2d& bn, const Tensor& x, const Tensor& residual) {
+  return conv_bn_epilogue(conv, bn, x, residual, true);
 }
 
 Linear::Linear(int64_t in, int64_t out, bool has_bias, Rng& rng) {

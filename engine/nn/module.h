@@ -78,6 +78,14 @@ class BatchNorm2d : public Module {
 // a load, .to() or train()/eval(). The gradient w.r.t. x (a frozen pair after a trainable layer) is
 // conv2d's input gradient with W', which equals bn∘conv's. Otherwise: exactly bn.forward(conv.forward(x)).
 Tensor conv_bn(Conv2d& conv, BatchNorm2d& bn, const Tensor& x);
+// relu(conv_bn(conv, bn, x)) and relu(conv_bn(conv, bn, x) + residual) (a ResNet block's two ends). When
+// the pair folds and nothing needs a gradient (inference, validation, a frozen backbone under
+// NoGradGuard), ONE convolution whose epilogue adds and clamps in its own pass (kernels::
+// conv2d_forward_fused: oneDNN post-ops on the channels-last CPU path): a frozen block costs its
+// convolutions and nothing else. Otherwise the ops one by one, as torch runs them. The same values up
+// to the order of the float32 sum (kernels::conv2d_forward_fused).
+Tensor conv_bn_relu(Conv2d& conv, BatchNorm2d& bn, const Tensor& x);
+Tensor conv_bn_add_relu(Conv2d& conv, BatchNorm2d& bn, const Tensor& x, const Tensor& residual);
 // True when conv_bn() folds: weight/bias of both layers need no gradient (needs_grad false: frozen, or
 // under NoGradGuard) and bn uses running statistics
 // (eval mode, or use_running_stats), allow_fold is set, and the shapes pair up.

@@ -12,7 +12,7 @@
 namespace rtune::cpu {
 
 namespace {
-std::atomic<int64_t> g_executions{0}, g_inference_executions{0};
+std::atomic<int64_t> g_executions{0}, g_inference_executions{0}, g_fused_executions{0};
 
 Backend initial_backend() {
   const char* env = std::getenv("RTUNE_CPU_BACKEND");
@@ -80,6 +80,8 @@ int64_t onednn_executions() { return g_executions.load(std::memory_order_relaxed
 void note_onednn_execution() { g_executions.fetch_add(1, std::memory_order_relaxed); }
 int64_t onednn_inference_executions() { return g_inference_executions.load(std::memory_order_relaxed); }
 void note_onednn_inference_execution() { g_inference_executions.fetch_add(1, std::memory_order_relaxed); }
+int64_t onednn_fused_executions() { return g_fused_executions.load(std::memory_order_relaxed); }
+void note_onednn_fused_execution() { g_fused_executions.fetch_add(1, std::memory_order_relaxed); }
 
 namespace {
 std::atomic<bool> g_threads_chosen{false};

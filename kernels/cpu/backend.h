@@ -43,6 +43,9 @@ void note_onednn_execution();  // called by kernels/cpu/onednn/ once per primiti
 // How many of those were forward_inference convolutions (tests prove no-grad and frozen layers take them).
 int64_t onednn_inference_executions();
 void note_onednn_inference_execution();
+// How many of those ran with their epilogue (residual add, ReLU) fused as post-ops.
+int64_t onednn_fused_executions();
+void note_onednn_fused_execution();
 
 // The CPU kernels' threads (OpenMP, oneDNN's included): `--compute-threads`. n > 0 sets them and marks
 // them chosen; 0 leaves OpenMP's default (OMP_NUM_THREADS, else every core).

@@ -127,6 +127,12 @@ template <class T, class F> void for_each_image(int64_t N, int64_t scratch_elems
 
 }  // namespace
 
+bool conv2d_forward_fused(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& residual, bool relu,
+                          const Conv2dArgs& a, Tensor& y) {
+  RTUNE_ONEDNN_OR_EIGEN(x.dtype(), a, conv2d_forward_fused(x, w, bias, residual, relu, a, y));
+  return false;  // Eigen has no epilogue: the façade runs it apart
+}
+
 void conv2d_forward(const Tensor& x0, const Tensor& w0, const Tensor& bias, const Conv2dArgs& a, Tensor& y) {
   RTUNE_ONEDNN_OR_EIGEN(x0.dtype(), a, conv2d_forward(x0, w0, bias, a, y));
   if (a.bf16_products) return cpu::conv2d_forward(bf16_rounded(x0), bf16_rounded(w0), bias, fp32_products(a), y);

@@ -23,6 +23,9 @@ void normalize_images(const Tensor& images, const std::array<float, 3>& mean, co
 void sum_all(const Tensor& x, Tensor& out);
 Tensor sum_to(const Tensor& x, const Shape& shape);
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dArgs& a, Tensor& y);
+// The façade's conv2d_forward_fused where oneDNN can fuse the epilogue; false (nothing done) elsewhere.
+bool conv2d_forward_fused(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& residual, bool relu,
+                          const Conv2dArgs& a, Tensor& y);
 void conv2d_backward_input(const Tensor& gy, const Tensor& w, const Conv2dArgs& a, Tensor& gx);
 void conv2d_backward_weight(const Tensor& gy, const Tensor& x, const Conv2dArgs& a, Tensor& gw);
 void conv2d_backward_bias(const Tensor& gy, Tensor& gb);

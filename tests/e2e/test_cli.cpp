@@ -442,7 +442,7 @@ TEST_CASE("bench train and bench infer at tiny sizes: img/s, with the same flags
   }
 #endif
   for (const std::string& dev : devices)
-    for (const char* what : {"train --freeze backbone", "train", "infer"}) {
+    for (const char* what : {"train --freeze backbone", "train --freeze backbone --frozen-bn train", "train", "infer"}) {
       const std::string cmd = fmt::format("bench {} --arch resnet18 --width 4 --input 32 --batch 2 --warmup 1 --steps 2 {}",
                                           what, dev);
       CAPTURE(cmd);
@@ -454,7 +454,9 @@ TEST_CASE("bench train and bench infer at tiny sizes: img/s, with the same flags
       CHECK((r.out.find("rtune infer benchmark") != std::string::npos) == infer);
       CHECK((r.out.find("eval mode, no grad") != std::string::npos) == infer);
       CHECK((r.out.find("last loss") != std::string::npos) == !infer);
-      CHECK((r.out.find("backbone frozen") != std::string::npos) == (std::string(what) == "train --freeze backbone"));
+      const bool frozen = std::string(what).find("--freeze backbone") != std::string::npos;
+      CHECK((r.out.find("backbone frozen") != std::string::npos) == frozen);
+      CHECK((r.out.find("frozen BatchNorm in eval mode") != std::string::npos) == (frozen && std::string(what).find("--frozen-bn train") == std::string::npos));
       if (dev.find("cpu") != std::string::npos) CHECK(r.out.find("1 OpenMP threads") != std::string::npos);
     }
   Run frozen = run_rtune(tmp.path, "bench infer --freeze backbone --steps 1");

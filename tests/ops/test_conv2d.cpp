@@ -153,6 +153,7 @@ CUDA_TEST_CASE("conv2d: float64 through cuDNN's DOUBLE config") {
 // ------------------------------------------------------------------------------- oneDNN vs Eigen
 
 #include <cmath>
+#include <cstring>
 #include "kernels/cpu/backend.h"
 
 namespace {
@@ -227,53 +228,67 @@ const DnnlCase kDnnlCases[] = {
 };
 }  // namespace
 
+namespace {
+Tensor bf16_rounded(const Tensor& t) { return t.to(DType::bf16).to(DType::f32); }
+
+// Runs case c's four computations (forward for training and for inference, backward-input,
+// backward-weight) on Eigen and on oneDNN, from random inputs in layout fmt, and holds oneDNN to Eigen
+// within the float32 summation bound. With bf16 products both sides multiply the bf16-rounded inputs
+// (exact products in float32), so the bound is taken over |rounded x||rounded w|.
+void check_onednn_against_eigen(const DnnlCase& c, MemoryFormat fmt, bool bf16_products, Rng& r) {
+  std::string name = std::string(c.name) + (fmt == MemoryFormat::channels_last ? " channels-last" : " nchw") +
+                     (bf16_products ? " bf16 products" : "");
+  CAPTURE(name);
+  Tensor x = in_format(randn(c.x, r, {DType::f32}), fmt), w = in_format(randn(c.w, r, {DType::f32}), fmt);
+  Tensor b = c.bias ? randn({c.w[0]}, r, {DType::f32}) : Tensor();
+  Shape ys = K::conv2d_out_shape(c.x, c.w, c.a);
+  Tensor gy = in_format(randn(ys, r, {DType::f32}), fmt);
+  K::Conv2dArgs a = c.a;
+  a.bf16_products = bf16_products;
+  K::Conv2dArgs infer = a;
+  infer.inference = true;
+  // Per backend: y (training and inference forward), gx, gw, each NaN-filled first in the layout
+  // autograd gives them.
+  auto run_all = [&](Backend be) {
+    rtune::cpu::set_backend(be);
+    Tensor y = nan_like(ys, fmt), yi = nan_like(ys, fmt), gx = nan_like(c.x, fmt), gw = nan_like(c.w, fmt);
+    K::conv2d_forward(x, w, b, a, y);
+    K::conv2d_forward(x, w, b, infer, yi);
+    K::conv2d_backward_input(gy, w, a, gx);
+    K::conv2d_backward_weight(gy, x, a, gw);
+    return std::array<Tensor, 4>{y, gx, gw, yi};
+  };
+  int64_t before = rtune::cpu::onednn_executions(), before_inf = rtune::cpu::onednn_inference_executions();
+  auto ref = run_all(Backend::eigen);
+  CHECK(rtune::cpu::onednn_executions() == before);
+  auto got = run_all(Backend::onednn);
+  CHECK(rtune::cpu::onednn_executions() == before + 4);
+  CHECK(rtune::cpu::onednn_inference_executions() == before_inf + 1);
+
+  // sum|x||w| for each output: the same ops in float64 on |.|, through the Eigen oracle.
+  auto as_multiplied = [&](const Tensor& t) { return abs64(bf16_products ? bf16_rounded(t) : t); };
+  Tensor ax = as_multiplied(x), aw = as_multiplied(w), agy = as_multiplied(gy);
+  Tensor my = empty(ys, {DType::f64}), mgx = empty(c.x, {DType::f64}), mgw = empty(c.w, {DType::f64});
+  K::conv2d_forward(ax, aw, c.bias ? abs64(b) : Tensor(), c.a, my);
+  K::conv2d_backward_input(agy, aw, c.a, mgx);
+  K::conv2d_backward_weight(agy, ax, c.a, mgw);
+  const int64_t n_fwd = c.w[1] * c.w[2] * c.w[3] + (c.bias ? 1 : 0);  // C_in*kh*kw (+ the bias term)
+  const int64_t n_bwd_in = c.w[0] * c.w[2] * c.w[3];                    // C_out*kh*kw (at most)
+  const int64_t n_bwd_w = ys[0] * ys[2] * ys[3];                        // N*H_out*W_out
+  check_within_bound(got[0], ref[0], my, n_fwd, "forward (forward_training)");
+  check_within_bound(got[3], ref[0], my, n_fwd, "forward (forward_inference)");
+  check_within_bound(got[1], ref[1], mgx, n_bwd_in, "backward-input");
+  check_within_bound(got[2], ref[2], mgw, n_bwd_w, "backward-weight");
+}
+}  // namespace
+
 TEST_CASE("conv2d: oneDNN == Eigen within the float32 summation bound (fwd, bwd-input, bwd-weight)" *
           doctest::skip(!rtune::cpu::onednn_built())) {
   BackendScope scope;
   Rng r(21);
   for (const DnnlCase& c : kDnnlCases)
-    for (MemoryFormat fmt : {MemoryFormat::contiguous, MemoryFormat::channels_last}) {
-      std::string name = c.name;
-      CAPTURE(name);
-      CAPTURE(int(fmt));
-      Tensor x = in_format(randn(c.x, r, {DType::f32}), fmt), w = in_format(randn(c.w, r, {DType::f32}), fmt);
-      Tensor b = c.bias ? randn({c.w[0]}, r, {DType::f32}) : Tensor();
-      Shape ys = K::conv2d_out_shape(c.x, c.w, c.a);
-      Tensor gy = in_format(randn(ys, r, {DType::f32}), fmt);
-      // Per backend: y (training and inference forward), gx, gw, each NaN-filled first in the layout
-      // autograd gives them.
-      K::Conv2dArgs infer = c.a;
-      infer.inference = true;
-      auto run_all = [&](Backend be) {
-        rtune::cpu::set_backend(be);
-        Tensor y = nan_like(ys, fmt), yi = nan_like(ys, fmt), gx = nan_like(c.x, fmt), gw = nan_like(c.w, fmt);
-        K::conv2d_forward(x, w, b, c.a, y);
-        K::conv2d_forward(x, w, b, infer, yi);
-        K::conv2d_backward_input(gy, w, c.a, gx);
-        K::conv2d_backward_weight(gy, x, c.a, gw);
-        return std::array<Tensor, 4>{y, gx, gw, yi};
-      };
-      int64_t before = rtune::cpu::onednn_executions(), before_inf = rtune::cpu::onednn_inference_executions();
-      auto ref = run_all(Backend::eigen);
-      CHECK(rtune::cpu::onednn_executions() == before);
-      auto got = run_all(Backend::onednn);
-      CHECK(rtune::cpu::onednn_executions() == before + 4);
-      CHECK(rtune::cpu::onednn_inference_executions() == before_inf + 1);
-
-      // sum|x||w| for each output: the same ops in float64 on |.|, through the Eigen oracle.
-      Tensor ax = abs64(x), aw = abs64(w), agy = abs64(gy);
-      Tensor my = empty(ys, {DType::f64}), mgx = empty(c.x, {DType::f64}), mgw = empty(c.w, {DType::f64});
-      K::conv2d_forward(ax, aw, c.bias ? abs64(b) : Tensor(), c.a, my);
-      K::conv2d_backward_input(agy, aw, c.a, mgx);
-      K::conv2d_backward_weight(agy, ax, c.a, mgw);
-      const int64_t n_fwd = c.w[1] * c.w[2] * c.w[3] + (c.bias ? 1 : 0);  // C_in*kh*kw (+ the bias term)
-      const int64_t n_bwd_in = c.w[0] * c.w[2] * c.w[3];                    // C_out*kh*kw (at most)
-      const int64_t n_bwd_w = ys[0] * ys[2] * ys[3];                        // N*H_out*W_out
-      check_within_bound(got[0], ref[0], my, n_fwd, "forward (forward_training)");
-      check_within_bound(got[3], ref[0], my, n_fwd, "forward (forward_inference)");
-      check_within_bound(got[1], ref[1], mgx, n_bwd_in, "backward-input");
-      check_within_bound(got[2], ref[2], mgw, n_bwd_w, "backward-weight");
-    }
+    for (MemoryFormat fmt : {MemoryFormat::contiguous, MemoryFormat::channels_last})
+      check_onednn_against_eigen(c, fmt, false, r);
 }
 
 // Which forward the façade asks for: inference exactly when no gradient can flow back through the conv.
@@ -355,10 +370,6 @@ TEST_CASE("cpu backend switch: float32 follows it, float64 always runs on Eigen"
 #include "engine/nn/autocast.h"
 #include "engine/nn/module.h"
 
-namespace {
-Tensor bf16_rounded(const Tensor& t) { return t.to(DType::bf16).to(DType::f32); }
-}  // namespace
-
 // Both sides multiply the same bf16 values, whose products are exact in float32, and sum them in float32
 // in different orders: the float32 summation bound above holds with sum|x^||w^| of the rounded inputs.
 // Where oneDNN has bf16 kernels (AVX-512) they are held to the Eigen path on rounded inputs; elsewhere (CI
@@ -373,42 +384,8 @@ TEST_CASE("conv2d bf16 products: oneDNN's bf16 kernels == Eigen on bf16-rounded 
                               : "no oneDNN bf16 kernels on this CPU: its fp32 kernels on rounded inputs held to Eigen"));
   Rng r(31);
   for (const DnnlCase& c : kDnnlCases)
-    for (MemoryFormat fmt : {MemoryFormat::contiguous, MemoryFormat::channels_last}) {
-      std::string name = c.name;
-      CAPTURE(name);
-      CAPTURE(int(fmt));
-      Tensor x = in_format(randn(c.x, r, {DType::f32}), fmt), w = in_format(randn(c.w, r, {DType::f32}), fmt);
-      Tensor b = c.bias ? randn({c.w[0]}, r, {DType::f32}) : Tensor();
-      Shape ys = K::conv2d_out_shape(c.x, c.w, c.a);
-      Tensor gy = in_format(randn(ys, r, {DType::f32}), fmt);
-      K::Conv2dArgs a = c.a, infer = c.a;
-      a.bf16_products = infer.bf16_products = true;
-      infer.inference = true;
-      auto run_all = [&](Backend be) {
-        rtune::cpu::set_backend(be);
-        Tensor y = nan_like(ys, fmt), yi = nan_like(ys, fmt), gx = nan_like(c.x, fmt), gw = nan_like(c.w, fmt);
-        K::conv2d_forward(x, w, b, a, y);
-        K::conv2d_forward(x, w, b, infer, yi);
-        K::conv2d_backward_input(gy, w, a, gx);
-        K::conv2d_backward_weight(gy, x, a, gw);
-        return std::array<Tensor, 4>{y, gx, gw, yi};
-      };
-      auto ref = run_all(Backend::eigen);
-      int64_t before = rtune::cpu::onednn_executions();
-      auto got = run_all(Backend::onednn);
-      CHECK(rtune::cpu::onednn_executions() == before + 4);
-      Tensor ax = abs64(bf16_rounded(x)), aw = abs64(bf16_rounded(w)), agy = abs64(bf16_rounded(gy));
-      Tensor my = empty(ys, {DType::f64}), mgx = empty(c.x, {DType::f64}), mgw = empty(c.w, {DType::f64});
-      K::conv2d_forward(ax, aw, c.bias ? abs64(b) : Tensor(), c.a, my);
-      K::conv2d_backward_input(agy, aw, c.a, mgx);
-      K::conv2d_backward_weight(agy, ax, c.a, mgw);
-      const int64_t n_fwd = c.w[1] * c.w[2] * c.w[3] + (c.bias ? 1 : 0), n_bwd_in = c.w[0] * c.w[2] * c.w[3],
-                    n_bwd_w = ys[0] * ys[2] * ys[3];
-      check_within_bound(got[0], ref[0], my, n_fwd, "bf16 forward (forward_training)");
-      check_within_bound(got[3], ref[0], my, n_fwd, "bf16 forward (forward_inference)");
-      check_within_bound(got[1], ref[1], mgx, n_bwd_in, "bf16 backward-input");
-      check_within_bound(got[2], ref[2], mgw, n_bwd_w, "bf16 backward-weight");
-    }
+    for (MemoryFormat fmt : {MemoryFormat::contiguous, MemoryFormat::channels_last})
+      check_onednn_against_eigen(c, fmt, true, r);
 }
 
 // oneDNN 2.6's bf16 backward-weights kernel reads scratchpad bytes it never wrote when a padded 3x3 meets
@@ -550,4 +527,65 @@ TEST_CASE("CPU inference (no grad) on oneDNN computes channels-last; training an
   Tensor bound = empty(y.shape(), {DType::f64});
   K::conv2d_forward(abs64(x), abs64(conv.weight), Tensor(), conv.args, bound);
   check_within_bound(y.contiguous(), y_nchw, bound, 8 * 9, "channels-last inference");
+}
+
+// A folded, frozen block's convolution adds the residual and clamps in its own pass (oneDNN post-ops)
+// where it computes channels-last. The residual is one more term of the output's float32 sum: oneDNN's
+// AVX-512 kernels add it after the bias (bit for bit the separate ops), its AVX2 kernels start their sum
+// from it, another order. So the fused result is held to the convolution, then add and ReLU, within the
+// float32 summation bound over n + 2 terms (|x||w| products, |bias|, |residual|); ReLU moves no value
+// further apart. NCHW and the Eigen backend run the ops apart (nothing fused, so nothing may differ);
+// bf16 products fuse where oneDNN has bf16 kernels.
+TEST_CASE("conv2d with its epilogue: oneDNN's fused post-ops == the convolution, then add and ReLU" *
+          doctest::skip(!rtune::cpu::onednn_built())) {
+  BackendScope scope;
+  Rng r(41);
+  for (Backend be : {Backend::onednn, Backend::eigen})
+    for (const DnnlCase& c : kDnnlCases)
+      for (MemoryFormat fmt : {MemoryFormat::contiguous, MemoryFormat::channels_last})
+        for (bool bf16 : {false, true})
+          for (auto [with_residual, relu] : {std::pair{true, true}, {false, true}, {true, false}, {false, false}}) {
+            rtune::cpu::set_backend(be);
+            std::string name = std::string(c.name) + (be == Backend::eigen ? " eigen" : " onednn") +
+                               (fmt == MemoryFormat::channels_last ? " channels-last" : " nchw") + (bf16 ? " bf16" : "") +
+                               (with_residual ? " +residual" : "") + (relu ? " relu" : "");
+            CAPTURE(name);
+            Tensor x = in_format(randn(c.x, r, {DType::f32}), fmt), w = in_format(randn(c.w, r, {DType::f32}), fmt);
+            Tensor b = c.bias ? randn({c.w[0]}, r, {DType::f32}) : Tensor();
+            Shape ys = K::conv2d_out_shape(c.x, c.w, c.a);
+            Tensor res = with_residual ? in_format(randn(ys, r, {DType::f32}), fmt) : Tensor();
+            K::Conv2dArgs a = c.a;
+            a.inference = true;
+            a.bf16_products = bf16;
+            Tensor want = nan_like(ys, fmt), got = nan_like(ys, fmt);
+            K::conv2d_forward(x, w, b, a, want);
+            if (with_residual) {
+              Tensor sum = nan_like(ys, fmt);
+              if (relu) K::add_relu_forward(want, res, sum);
+              else K::add(want, res, sum);
+              want = sum;
+            } else if (relu) {
+              Tensor clamped = nan_like(ys, fmt);
+              K::relu_forward(want, clamped);
+              want = clamped;
+            }
+            int64_t before = rtune::cpu::onednn_fused_executions();
+            K::conv2d_forward_fused(x, w, b, res, relu, a, got);
+            const bool fuses = be == Backend::onednn && fmt == MemoryFormat::channels_last &&
+                               (!bf16 || rtune::cpu::onednn_bf16_kernels());
+            CHECK(rtune::cpu::onednn_fused_executions() == before + (fuses ? 1 : 0));
+            if (!fuses) {
+              std::vector<float> g = got.to_vector<float>(), e = want.to_vector<float>();
+              size_t differ = 0;
+              for (size_t i = 0; i < g.size(); ++i) differ += std::memcmp(&g[i], &e[i], sizeof(float)) != 0;
+              CHECK(differ == 0);
+              continue;
+            }
+            auto as_multiplied = [&](const Tensor& t) { return abs64(bf16 ? bf16_rounded(t) : t); };
+            Tensor bound = empty(ys, {DType::f64});
+            K::conv2d_forward(as_multiplied(x), as_multiplied(w), c.bias ? abs64(b) : Tensor(), c.a, bound);
+            if (with_residual) K::add(bound, abs64(res), bound);
+            const int64_t n = c.w[1] * c.w[2] * c.w[3] + 2;
+            check_within_bound(got.contiguous(), want.contiguous(), bound, n, "fused epilogue");
+          }
 }
