@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <map>
 #include <omp.h>
+#include <thread>
 #include <unistd.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -459,6 +460,12 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
   say(io, fmt::format("device: {}{}, {}; train transforms: {}; val transforms: {}", device.str(),
                       dev_note.empty() ? "" : " (" + dev_note + ")", nn::precision_name(cfg.precision), tp.describe(),
                       vp.describe()));
+  // Who gets the cores: measured on 2 cores (bench/RESULTS.md), the compute wants every core and the loader,
+  // which sleeps once its prefetched batches are ready, costs it nothing measurable sharing them.
+  const int loader_threads = lo.threads > 0 ? lo.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  say(io, device.is_cpu() ? fmt::format("threads: {} data loading (--threads), {} compute (--compute-threads)",
+                                        loader_threads, omp_get_max_threads())
+                          : fmt::format("threads: {} data loading (--threads)", loader_threads));
   if (comm.size() > 1) {
     const std::vector<std::string> devices = comm.allgather(device.str());  // every rank calls it
     say(io, fmt::format("ranks' devices: {}; gradients: {}", fmt::join(devices, ", "), trainer.gradient_sync_note()));

@@ -123,10 +123,32 @@ template <class F> void unary(const char* op, const Tensor& x0, Tensor& y, F&& f
 
 }  // namespace
 
+namespace {
+// memmove, spread over the threads when the blocks are large and apart: one thread's copy reaches about
+// half the memory bandwidth of two (the residual copied into a fused convolution's output, ~2% of a
+// ResNet-50 inference pass on one thread).
+void move_bytes(void* dst, const void* src, size_t bytes) {
+  auto* d = static_cast<char*>(dst);
+  const auto* s = static_cast<const char*>(src);
+  const bool apart = d + bytes <= s || s + bytes <= d;
+  constexpr size_t kChunk = size_t(1) << 18;  // 256 KiB per task
+  if (!apart || bytes < 4 * kChunk) {
+    std::memmove(d, s, bytes);
+    return;
+  }
+  const int64_t chunks = int64_t((bytes + kChunk - 1) / kChunk);
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const size_t off = size_t(c) * kChunk;
+    std::memcpy(d + off, s + off, std::min(kChunk, bytes - off));
+  }
+}
+}  // namespace
+
 void copy(const Tensor& src, Tensor& dst) {
   if (src.dtype() == dst.dtype() && same_dense_layout(src, dst)) {
     if (src.raw_data() != dst.raw_data())
-      std::memmove(dst.raw_data(), src.raw_data(), size_t(src.numel()) * dtype_size(src.dtype()));
+      move_bytes(dst.raw_data(), src.raw_data(), size_t(src.numel()) * dtype_size(src.dtype()));
     return;
   }
   if (src.raw_data() != dst.raw_data() && copy_between_layouts(src, dst)) return;

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <fstream>
 #include <set>
+#include <thread>
 #include <sstream>
 #include <sys/wait.h>
 #include <nlohmann/json.hpp>
@@ -377,6 +378,22 @@ TEST_CASE("--device auto without a usable GPU says it uses the CPU") {
 
 // ONEDNN_MAX_CPU_ISA=AVX2 plays a CPU without bf16 instructions (the same binary must serve both kinds),
 // and the Eigen backend has no bf16 kernels on any CPU.
+TEST_CASE("the train log says who gets the cores: data-loading threads and, on the CPU, compute threads") {
+  test::TempDir tmp("e2e_threads_line");
+  test::make_shapes(tmp.path / "data", 2, 1, 16);
+  const std::string common = fmt::format("train --data {} --pretrained none --width 4 --epochs 1 --image-size 16 "
+                                         "--device cpu --precision fp32 --no-progress", (tmp.path / "data").string());
+  Run r = run_rtune(tmp.path, common + " --threads 3 --compute-threads 1 --out " + (tmp.path / "a").string());
+  CAPTURE(r.err);
+  REQUIRE(r.rc == 0);
+  CHECK(r.out.find("threads: 3 data loading (--threads), 1 compute (--compute-threads)") != std::string::npos);
+  Run d = run_rtune(tmp.path, common + " --out " + (tmp.path / "b").string(), "OMP_NUM_THREADS=2");
+  CAPTURE(d.err);
+  REQUIRE(d.rc == 0);
+  const std::string cores = std::to_string(std::max(1u, std::thread::hardware_concurrency()));
+  CHECK(d.out.find("threads: " + cores + " data loading (--threads), 2 compute (--compute-threads)") != std::string::npos);
+}
+
 TEST_CASE("--precision bf16 on a CPU without bf16 instructions is a clear error before any work") {
   test::TempDir tmp("e2e_bf16_cpu");
   test::make_shapes(tmp.path / "data", 2, 1, 16);

@@ -86,6 +86,27 @@ TEST_CASE("copy between NCHW and channels-last: every dtype and odd shapes equal
   }
 }
 
+// Large dense copies in the same layout are split over the threads in 256 KiB pieces: a size that is no
+// multiple of the piece, in both layouts, must arrive whole and leave nothing around it written.
+TEST_CASE("copy of a large dense tensor (spread over the threads): every element, nothing beyond") {
+  Rng r(7);
+  for (MemoryFormat fmt : {MemoryFormat::contiguous, MemoryFormat::channels_last}) {
+    const Shape s{3, 7, 181, 173};  // 657,531 floats, ~2.5 MiB
+    Tensor src = empty(s, {DType::f32, Device::cpu(), fmt});
+    src.copy_(randn(s, r, {DType::f32}));
+    Tensor wide = full({int64_t(src.numel()) + 2}, -7.0, {DType::f32});
+    Tensor dst = wide.narrow(0, 1, src.numel());
+    Tensor dst4 = empty(s, {DType::f32, Device::cpu(), fmt});
+    kernels::copy(src, dst4);
+    CHECK(dst4.to_vector<float>() == src.to_vector<float>());
+    kernels::copy(src.contiguous().view({src.numel()}), dst);
+    std::vector<float> w = wide.to_vector<float>(), want = src.contiguous().to_vector<float>();
+    CHECK(w.front() == -7.0f);
+    CHECK(w.back() == -7.0f);
+    CHECK(std::equal(want.begin(), want.end(), w.begin() + 1));
+  }
+}
+
 TEST_CASE("inv_sqrt_add: 1/sqrt(x + s) with the add in the tensor's dtype and the root in double") {
   const std::vector<double> v{0.0, 1e-3, 0.25, 1.0, 3.7, 1234.5};
   for (DType dt : {DType::f32, DType::f64}) {
