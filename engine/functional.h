@@ -27,6 +27,11 @@ Tensor conv2d_fused(const Tensor& x, const Tensor& w, const Tensor& bias, const 
 // (when defined). Eval: running statistics.
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
                   Tensor& running_var, bool training, double momentum, double eps);
+// relu(batch_norm(x, …, training = true) + residual) (residual may be undefined: relu(batch_norm(…)))
+// in one pass forward: a trained ResNet block's BN+ReLU and BN+add+ReLU. The backward is relu's, then
+// batch norm's. Values and gradients: the separate ops', bit for bit.
+Tensor batch_norm_relu(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
+                       Tensor& running_var, double momentum, double eps, const Tensor& residual = Tensor());
 // Training-mode batch norm over every data-parallel rank's batch (torch.nn.SyncBatchNorm; --sync-bn):
 // `all_ranks_sum` sums a host buffer over the ranks in place (the identity with one rank), and every
 // rank calls it in the same order. Forward: x is normalised with the mean and biased variance of all

@@ -292,6 +292,27 @@ void batch_norm_forward_train(const Tensor& x, const Tensor& weight, const Tenso
   RTUNE_ON_DEVICE(batch_norm_forward_train, d, x, weight, bias, running_mean, running_var, momentum, eps, y, save_mean,
                   save_invstd);
 }
+void batch_norm_relu_forward_train(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
+                                   Tensor& running_var, double momentum, double eps, const Tensor& residual, Tensor& y,
+                                   Tensor& save_mean, Tensor& save_invstd) {
+  const char* op = "batch_norm_relu_forward_train";
+  Device d = one_device(op, {&x, &weight, &bias, &running_mean, &running_var, &residual, &y, &save_mean, &save_invstd});
+  require_shape(op, "residual", residual, x.shape());
+  if (residual.defined()) require_float_same(op, {&x, &residual});
+  if (d.is_cuda()) {
+    batch_norm_forward_train(x, weight, bias, running_mean, running_var, momentum, eps, y, save_mean, save_invstd);
+    if (residual.defined()) add_relu_forward(y, residual, y);
+    else relu_forward(y, y);
+    return;
+  }
+  require_same_shape(op, x, y);
+  Shape c{x.size(1)};
+  for (const Tensor* t : std::initializer_list<const Tensor*>{&weight, &bias, &running_mean, &running_var, &save_mean, &save_invstd})
+    require_shape(op, "per-channel tensor", *t, c);
+  count_op(op);
+  cpu::batch_norm_forward_train(x, weight, bias, running_mean, running_var, momentum, eps, y, save_mean, save_invstd,
+                                residual, true);
+}
 void batch_norm_forward_eval(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                              const Tensor& running_var, double eps, Tensor& y) {
   const char* op = "batch_norm_forward_eval";

@@ -121,6 +121,13 @@ void batch_norm_forward_eval(const Tensor& x, const Tensor& weight, const Tensor
 // Any of gx, gw, gb may be undefined to skip that gradient.
 void batch_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& weight, const Tensor& mean,
                          const Tensor& invstd, bool training, Tensor& gx, Tensor& gw, Tensor& gb);
+// Training-mode batch norm with its ReLU (and the residual added before it, when defined) in the same
+// pass: y = relu(bn(x) + residual), a ResNet block's BN+ReLU and BN+add+ReLU. The values are the
+// separate ops' (bn rounded to the dtype, then add_relu_forward / relu_forward), bit for bit. The
+// CPU fuses; CUDA runs batch_norm_forward_train, then the epilogue on y in place.
+void batch_norm_relu_forward_train(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
+                                   Tensor& running_var, double momentum, double eps, const Tensor& residual, Tensor& y,
+                                   Tensor& save_mean, Tensor& save_invstd);
 // Synchronised batch norm (data-parallel --sync-bn; engine/functional.h sync_batch_norm) on CPU and CUDA
 // ranks: the statistics and gradient sums of all ranks are summed (on the host) between these calls.
 // requires: one device; x N×C×… float32/float64, any strides; gy, y, gx shaped like x, weight, bias,

@@ -114,15 +114,27 @@ BatchNorm2d::BatchNorm2d(int64_t c, double eps_, double momentum_) : eps(eps_), 
   register_buffer("num_batches_tracked", num_batches_tracked, zeros({}, {DType::i64}));
 }
 
+void BatchNorm2d::count_batch() {
+  // Bookkeeping only (momentum is fixed, as in PyTorch's default); the counter stays on the host.
+  RTUNE_CHECK(num_batches_tracked.device().is_cpu(), "BatchNorm2d: num_batches_tracked must stay on the host");
+  *num_batches_tracked.data<int64_t>() += 1;
+}
+
 Tensor BatchNorm2d::forward(const Tensor& x) {
   bool batch_stats = training_ && !use_running_stats;
   Tensor y = batch_stats && sync_ranks ? sync_batch_norm(x, weight, bias, running_mean, running_var, momentum, eps, sync_ranks)
                                        : batch_norm(x, weight, bias, running_mean, running_var, batch_stats, momentum, eps);
-  if (batch_stats) {
-    // Bookkeeping only (momentum is fixed, as in PyTorch's default); the counter stays on the host.
-    RTUNE_CHECK(num_batches_tracked.device().is_cpu(), "BatchNorm2d: num_batches_tracked must stay on the host");
-    *num_batches_tracked.data<int64_t>() += 1;
+  if (batch_stats) count_batch();
+  return y;
+}
+
+Tensor BatchNorm2d::forward_relu(const Tensor& x, const Tensor& residual) {
+  if (!training_ || use_running_stats || sync_ranks) {
+    Tensor y = forward(x);
+    return residual.defined() ? add_relu(y, residual) : relu(y);
   }
+  Tensor y = batch_norm_relu(x, weight, bias, running_mean, running_var, momentum, eps, residual);
+  count_batch();
   return y;
 }
 
@@ -159,6 +171,7 @@ std::pair<Tensor, Tensor> folded(const Conv2d& conv, const BatchNorm2d& bn) {
 // relu?(bn(conv(x)) + residual): one convolution with post-ops when the pair folds and nothing needs a
 // gradient (inference, a frozen backbone), else the ops one by one as torch runs them.
 Tensor conv_bn_epilogue(Conv2d& conv, BatchNorm2d& bn, const Tensor& x, const Tensor& residual, bool relu) {
+  if (!bn_foldable(conv, bn) && relu) return bn.forward_relu(conv.forward(x), residual);
   if (!bn_foldable(conv, bn) || any_needs_grad({x, residual})) {
     Tensor y = conv_bn(conv, bn, x);
     if (residual.defined()) return relu ? add_relu(y, residual) : add(y, residual);

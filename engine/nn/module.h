@@ -58,6 +58,9 @@ class BatchNorm2d : public Module {
  public:
   explicit BatchNorm2d(int64_t channels, double eps = 1e-5, double momentum = 0.1);
   Tensor forward(const Tensor& x);  // train: batch stats + running update; eval: running stats
+  // relu(forward(x) + residual) (residual may be undefined): with batch statistics on one rank, the
+  // batch norm, add and ReLU in one forward pass (batch_norm_relu).
+  Tensor forward_relu(const Tensor& x, const Tensor& residual = Tensor());
   Tensor weight, bias, running_mean, running_var, num_batches_tracked;
   double eps, momentum;
   // When true the layer normalises with running statistics even in train mode and never updates them
@@ -67,6 +70,9 @@ class BatchNorm2d : public Module {
   RankSum sync_ranks;
   // When false, conv_bn() never folds this layer into its convolution (tests compare both paths).
   bool allow_fold = true;
+
+ private:
+  void count_batch();  // num_batches_tracked += 1 after a batch-statistics pass
 };
 
 // conv → bn as torch computes it, bn(conv(x)). When no gradient reaches the pair's weights (frozen, or
@@ -82,8 +88,9 @@ Tensor conv_bn(Conv2d& conv, BatchNorm2d& bn, const Tensor& x);
 // the pair folds and nothing needs a gradient (inference, validation, a frozen backbone under
 // NoGradGuard), ONE convolution whose epilogue adds and clamps in its own pass (kernels::
 // conv2d_forward_fused: oneDNN post-ops on the channels-last CPU path): a frozen block costs its
-// convolutions and nothing else. Otherwise the ops one by one, as torch runs them. The same values up
-// to the order of the float32 sum (kernels::conv2d_forward_fused).
+// convolutions and nothing else. A trained pair: the convolution, then bn.forward_relu (batch norm, add
+// and ReLU in one pass). The same values as torch's ops one by one (up to the order of the float32 sum
+// where oneDNN fuses: kernels::conv2d_forward_fused).
 Tensor conv_bn_relu(Conv2d& conv, BatchNorm2d& bn, const Tensor& x);
 Tensor conv_bn_add_relu(Conv2d& conv, BatchNorm2d& bn, const Tensor& x, const Tensor& residual);
 // True when conv_bn() folds: weight/bias of both layers need no gradient (needs_grad false: frozen, or

@@ -51,8 +51,8 @@ template <class F, class G> std::pair<double, double> lane_sums(int64_t n, F&& f
 
 void batch_norm_forward_train(const Tensor& x0, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
                               Tensor& running_var, double momentum, double eps, Tensor& y, Tensor& save_mean,
-                              Tensor& save_invstd) {
-  Tensor x = x0.contiguous();
+                              Tensor& save_invstd, const Tensor& residual0, bool relu) {
+  Tensor x = x0.contiguous(), residual = residual0.defined() ? residual0.contiguous() : Tensor();
   Dims d = dims_of(x);
   for (auto [t, n] : {std::pair{&weight, "weight"}, {&bias, "bias"}, {&running_mean, "running_mean"},
                       {&running_var, "running_var"}})
@@ -70,6 +70,7 @@ void batch_norm_forward_train(const Tensor& x0, const Tensor& weight, const Tens
       T* rv = running_var.defined() ? running_var.data<T>() : nullptr;
       T* sm = save_mean.data<T>();
       T* si = save_invstd.data<T>();
+      const T* pr = ptr_or_null<T>(residual);
 #pragma omp parallel for schedule(static)
       for (int64_t c = 0; c < d.C; ++c) {
         double sum = 0;
@@ -89,9 +90,25 @@ void batch_norm_forward_train(const Tensor& x0, const Tensor& weight, const Tens
         if (rv) rv[c] = T((1 - momentum) * double(rv[c]) + momentum * sq / double(M - 1));
         double scale = (pw ? double(pw[c]) : 1.0) * invstd, shift = (pb ? double(pb[c]) : 0.0) - mean * scale;
         for (int64_t n = 0; n < d.N; ++n) {
-          const T* p = px + (n * d.C + c) * d.HW;
-          T* q = py + (n * d.C + c) * d.HW;
-          for (int64_t i = 0; i < d.HW; ++i) q[i] = T(p[i] * scale + shift);
+          const int64_t at = (n * d.C + c) * d.HW;
+          const T* p = px + at;
+          T* q = py + at;
+          // The epilogue as add_relu_forward / relu_forward compute it: the normalised value rounded to T,
+          // the residual added in T, clamped (NaN -> 0): the separate ops' values, bit for bit.
+          if (pr) {
+            const T* r = pr + at;
+            for (int64_t i = 0; i < d.HW; ++i) {
+              T v = T(T(p[i] * scale + shift) + r[i]);
+              q[i] = !relu || v > 0 ? v : T(0);
+            }
+          } else if (relu) {
+            for (int64_t i = 0; i < d.HW; ++i) {
+              T v = T(p[i] * scale + shift);
+              q[i] = v > 0 ? v : T(0);
+            }
+          } else {
+            for (int64_t i = 0; i < d.HW; ++i) q[i] = T(p[i] * scale + shift);
+          }
         }
       }
     });

@@ -31,7 +31,8 @@ void conv2d_backward_weight(const Tensor& gy, const Tensor& x, const Conv2dArgs&
 void conv2d_backward_bias(const Tensor& gy, Tensor& gb);
 void batch_norm_forward_train(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
                               Tensor& running_var, double momentum, double eps, Tensor& y, Tensor& save_mean,
-                              Tensor& save_invstd);
+                              Tensor& save_invstd,
+                              const Tensor& residual = Tensor(), bool relu = false);
 void batch_norm_forward_eval(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                              const Tensor& running_var, double eps, Tensor& y);
 void batch_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& weight, const Tensor& mean,

@@ -53,6 +53,71 @@ TEST_CASE("gradcheck batch_norm: train and eval, affine and not") {
     }
 }
 
+// The fused BN+ReLU and BN+add+ReLU of trained blocks: the separate ops' values, running statistics and
+// gradients (x, weight, bias, residual), bit for bit, with values at the kink and a NaN in the residual.
+TEST_CASE("batch_norm_relu == relu(batch_norm) and add_relu(batch_norm, residual), values and gradients bit for bit") {
+  Rng r(25);
+  for (DType dt : {DType::f32, DType::f64})
+    for (bool with_residual : {false, true})
+      for (bool residual_grad : {false, true}) {
+        if (!with_residual && residual_grad) continue;
+        CAPTURE(dtype_name(dt));
+        CAPTURE(with_residual);
+        CAPTURE(residual_grad);
+        Tensor x = randn({4, 5, 6, 7}, r, {dt}), w = randn({5}, r, {dt}), b = randn({5}, r, {dt});
+        Tensor res = with_residual ? randn(x.shape(), r, {dt}) : Tensor();
+        if (with_residual) res.narrow(0, 0, 1).narrow(1, 0, 1).fill_(std::nan(""));
+        Tensor probe = randn(x.shape(), r, {dt});
+        struct Out {
+          Tensor y, gx, gw, gb, gr, rm, rv;
+        };
+        auto run = [&](bool fused) {
+          Out o;
+          Tensor xi = x.detach().clone().set_requires_grad(true), wi = w.detach().clone().set_requires_grad(true),
+                 bi = b.detach().clone().set_requires_grad(true);
+          Tensor ri = with_residual ? res.detach().clone() : Tensor();
+          if (residual_grad) ri.set_requires_grad(true);
+          o.rm = zeros({5}, {dt});
+          o.rv = ones({5}, {dt});
+          if (fused) {
+            o.y = batch_norm_relu(xi, wi, bi, o.rm, o.rv, 0.1, 1e-5, ri);
+          } else {
+            Tensor bn = batch_norm(xi, wi, bi, o.rm, o.rv, true, 0.1, 1e-5);
+            o.y = with_residual ? add_relu(bn, ri) : relu(bn);
+          }
+          sum(mul(o.y, probe)).backward();
+          o.gx = xi.grad(), o.gw = wi.grad(), o.gb = bi.grad();
+          if (residual_grad) o.gr = ri.grad();
+          return o;
+        };
+        Out f = run(true), u = run(false);
+        CHECK(f.y.to_vector<double>() == u.y.to_vector<double>());
+        CHECK(f.rm.to_vector<double>() == u.rm.to_vector<double>());
+        CHECK(f.rv.to_vector<double>() == u.rv.to_vector<double>());
+        CHECK(f.gx.to_vector<double>() == u.gx.to_vector<double>());
+        CHECK(f.gw.to_vector<double>() == u.gw.to_vector<double>());
+        CHECK(f.gb.to_vector<double>() == u.gb.to_vector<double>());
+        if (residual_grad) CHECK(f.gr.to_vector<double>() == u.gr.to_vector<double>());
+        if (with_residual) CHECK(f.y.narrow(0, 0, 1).narrow(1, 0, 1).to_vector<double>() == std::vector<double>(42, 0.0));
+      }
+}
+
+TEST_CASE("gradcheck batch_norm_relu, with and without a residual") {
+  Rng r(26);
+  for (bool with_residual : {false, true}) {
+    CAPTURE(with_residual);
+    // With this seed no output lies within the finite differences' step of ReLU's kink (across it they
+    // would measure no derivative).
+    Tensor x = rn({3, 4, 5, 3}, r), w = rn({4}, r), b = rn({4}, r), res = with_residual ? rn({3, 4, 5, 3}, r) : Tensor();
+    CHECK_GRADCHECK(
+        [&](const std::vector<Tensor>& in) {
+          Tensor m = zeros({4}, {DType::f64}), v = ones({4}, {DType::f64});
+          return batch_norm_relu(in[0], in[1], in[2], m, v, 0.1, 1e-5, with_residual ? in[3] : Tensor());
+        },
+        {x, w, b, with_residual ? res : rn({1}, r)}, {true, true, true, with_residual}, 27);
+  }
+}
+
 // sync_batch_norm with one rank (the sum over ranks is the identity) is batch_norm in training mode:
 // outputs, running statistics and every gradient; and its own float64 gradient check.
 TEST_CASE("sync_batch_norm on one rank == batch_norm(training); gradcheck") {
