@@ -114,13 +114,14 @@ Tensor batch_norm_relu(const Tensor& x, const Tensor& weight, const Tensor& bias
            if (n[0]) g[0] = empty(xs.shape(), {gy.dtype(), gy.device(), format_of(gy)});
            if (n[1]) g[1] = empty({xs.size(1)}, stats);
            if (n[2]) g[2] = empty({xs.size(1)}, stats);
-           // ReLU's mask, once: the residual's gradient, and what reaches the batch norm. (A backward that
-           // reads the mask inside the batch norm's pass compiled to scalar loops here, 10% of a ResNet-18
-           // step slower; measured, so not kept.)
-           Tensor masked = empty(xs.shape(), {gy.dtype(), gy.device(), format_of(gy)});
-           kernels::relu_backward(gy, ys, masked);
-           if (n[0] || n[1] || n[2]) kernels::batch_norm_backward(masked, xs, ws, mean, invstd, true, g[0], g[1], g[2]);
-           if (n[3]) g[3] = masked;
+           if (n[3]) {
+             // The residual's gradient is the masked gy itself: made once, it feeds the batch norm too.
+             g[3] = empty(xs.shape(), {gy.dtype(), gy.device(), format_of(gy)});
+             kernels::relu_backward(gy, ys, g[3]);
+             if (n[0] || n[1] || n[2]) kernels::batch_norm_backward(g[3], xs, ws, mean, invstd, true, g[0], g[1], g[2]);
+           } else if (n[0] || n[1] || n[2]) {
+             kernels::batch_norm_relu_backward(gy, ys, xs, ws, mean, invstd, g[0], g[1], g[2]);  // mask read in-pass
+           }
            return g;
          });
   return y;

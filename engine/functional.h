@@ -28,8 +28,9 @@ Tensor conv2d_fused(const Tensor& x, const Tensor& w, const Tensor& bias, const 
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
                   Tensor& running_var, bool training, double momentum, double eps);
 // relu(batch_norm(x, …, training = true) + residual) (residual may be undefined: relu(batch_norm(…)))
-// in one pass forward: a trained ResNet block's BN+ReLU and BN+add+ReLU. The backward is relu's, then
-// batch norm's. Values and gradients: the separate ops', bit for bit.
+// in one pass forward, and ReLU's mask read inside the batch norm's backward pass (where the residual
+// needs no gradient of its own): a trained ResNet block's BN+ReLU and BN+add+ReLU. Values and gradients:
+// the separate ops', bit for bit.
 Tensor batch_norm_relu(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
                        Tensor& running_var, double momentum, double eps, const Tensor& residual = Tensor());
 // Training-mode batch norm over every data-parallel rank's batch (torch.nn.SyncBatchNorm; --sync-bn):

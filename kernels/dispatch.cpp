@@ -313,6 +313,22 @@ void batch_norm_relu_forward_train(const Tensor& x, const Tensor& weight, const 
   cpu::batch_norm_forward_train(x, weight, bias, running_mean, running_var, momentum, eps, y, save_mean, save_invstd,
                                 residual, true);
 }
+void batch_norm_relu_backward(const Tensor& gy, const Tensor& y, const Tensor& x, const Tensor& weight,
+                              const Tensor& mean, const Tensor& invstd, Tensor& gx, Tensor& gw, Tensor& gb) {
+  const char* op = "batch_norm_relu_backward";
+  Device d = one_device(op, {&gy, &y, &x, &weight, &mean, &invstd, &gx, &gw, &gb});
+  require_same_shape(op, gy, x);
+  require_same_shape(op, y, x);
+  if (gx.defined()) require_same_shape(op, gx, x);
+  if (d.is_cuda()) {
+    Tensor g = empty(gy.shape(), {gy.dtype(), gy.device(), gy.is_contiguous() ? MemoryFormat::contiguous : MemoryFormat::channels_last});
+    relu_backward(gy, y, g);
+    batch_norm_backward(g, x, weight, mean, invstd, true, gx, gw, gb);
+    return;
+  }
+  count_op(op);
+  cpu::batch_norm_backward(gy, x, weight, mean, invstd, true, gx, gw, gb, y);
+}
 void batch_norm_forward_eval(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                              const Tensor& running_var, double eps, Tensor& y) {
   const char* op = "batch_norm_forward_eval";

@@ -128,6 +128,11 @@ void batch_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& weight
 void batch_norm_relu_forward_train(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
                                    Tensor& running_var, double momentum, double eps, const Tensor& residual, Tensor& y,
                                    Tensor& save_mean, Tensor& save_invstd);
+// batch_norm_backward (training) of relu(bn(x)), given the ReLU's output y: the gradient reaching the
+// batch norm is gy where y > 0, else 0 (relu_backward's values, bit for bit; the CPU reads the mask in
+// the batch norm's own pass, CUDA runs relu_backward first).
+void batch_norm_relu_backward(const Tensor& gy, const Tensor& y, const Tensor& x, const Tensor& weight,
+                              const Tensor& mean, const Tensor& invstd, Tensor& gx, Tensor& gw, Tensor& gb);
 // Synchronised batch norm (data-parallel --sync-bn; engine/functional.h sync_batch_norm) on CPU and CUDA
 // ranks: the statistics and gradient sums of all ranks are summed (on the host) between these calls.
 // requires: one device; x N×C×… float32/float64, any strides; gy, y, gx shaped like x, weight, bias,

@@ -59,7 +59,7 @@ class BatchNorm2d : public Module {
   explicit BatchNorm2d(int64_t channels, double eps = 1e-5, double momentum = 0.1);
   Tensor forward(const Tensor& x);  // train: batch stats + running update; eval: running stats
   // relu(forward(x) + residual) (residual may be undefined): with batch statistics on one rank, the
-  // batch norm, add and ReLU in one forward pass (batch_norm_relu).
+  // batch norm, add and ReLU in one forward pass, ReLU's mask read by the backward (batch_norm_relu).
   Tensor forward_relu(const Tensor& x, const Tensor& residual = Tensor());
   Tensor weight, bias, running_mean, running_var, num_batches_tracked;
   double eps, momentum;

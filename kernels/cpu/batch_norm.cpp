@@ -1,6 +1,9 @@
 // CPU batch norm over N,H,W per channel (torch.nn.BatchNorm2d / F.batch_norm), NCHW. Statistics are
 // accumulated in double so float32 matches PyTorch's two-pass results closely; channels in parallel.
+#include <bit>
 #include <cmath>
+#include <cstdint>
+#include <type_traits>
 #include <utility>
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/cpu_util.h"
@@ -46,6 +49,13 @@ template <class F, class G> std::pair<double, double> lane_sums(int64_t n, F&& f
     for (int k = 0; k < kLanes; ++k) a[k] += f(i + k), b[k] += g(i + k);
   for (; i < n; ++i) ta += f(i), tb += g(i);
   return {lanes_total(a, ta), lanes_total(b, tb)};
+}
+// relu_backward's value in double: g where y > 0, else +0, by masking the bits rather than branching
+// (these sums run scalar, and a ReLU's sign pattern is a coin toss for a branch predictor).
+template <class T> inline double masked_grad(T g, T y) {
+  const double v = double(g);
+  const uint64_t keep = uint64_t(0) - uint64_t(y > T(0));
+  return std::bit_cast<double>(std::bit_cast<uint64_t>(v) & keep);
 }
 }  // namespace
 
@@ -146,11 +156,15 @@ void batch_norm_forward_eval(const Tensor& x0, const Tensor& weight, const Tenso
 }
 
 void batch_norm_backward(const Tensor& gy0, const Tensor& x0, const Tensor& weight, const Tensor& mean,
-                         const Tensor& invstd, bool training, Tensor& gx, Tensor& gw, Tensor& gb) {
-  Tensor gy = gy0.contiguous(), x = x0.contiguous();
+                         const Tensor& invstd, bool training, Tensor& gx, Tensor& gw, Tensor& gb, const Tensor& relu_out0) {
+  Tensor gy = gy0.contiguous(), x = x0.contiguous(), relu_out = relu_out0.defined() ? relu_out0.contiguous() : Tensor();
   Dims d = dims_of(x);
   int64_t M = d.N * d.HW;
-  auto body = [&](Tensor* gxd) {
+  // Masked: a ReLU follows (relu_out, its output): the gradient reaching the batch norm is gy where the
+  // output is positive, else 0 (relu_backward's values), read in this pass instead of one of its own.
+  // A compile-time switch keeps each instantiation's loops as simple as the unmasked ones (vectorised).
+  auto body = [&](Tensor* gxd, auto masked_tag) {
+    using Masked = decltype(masked_tag);  // a type: lambdas below read it without a capture
     dispatch_float("batch_norm_backward", x, [&](auto tag) {
       using T = decltype(tag);
       const T* px = x.data<T>();
@@ -158,6 +172,7 @@ void batch_norm_backward(const Tensor& gy0, const Tensor& x0, const Tensor& weig
       const T* pw = ptr_or_null<T>(weight);
       const T* pm = mean.data<T>();
       const T* pi = invstd.data<T>();
+      const T* py = ptr_or_null<T>(relu_out);
       T* pgx = gxd ? gxd->data<T>() : nullptr;
       T* pgw = gw.defined() ? gw.data<T>() : nullptr;
       T* pgb = gb.defined() ? gb.data<T>() : nullptr;
@@ -167,9 +182,12 @@ void batch_norm_backward(const Tensor& gy0, const Tensor& x0, const Tensor& weig
         for (int64_t n = 0; n < d.N; ++n) {
           const T* p = px + (n * d.C + c) * d.HW;
           const T* g = pg + (n * d.C + c) * d.HW;
-          auto [sg, sgx] = lane_sums(
-              d.HW, [g](int64_t i) { return double(g[i]); },
-              [g, p, m](int64_t i) { return double(g[i]) * (double(p[i]) - m); });
+          const T* yv = Masked::value ? py + (n * d.C + c) * d.HW : nullptr;
+          auto grad = [g, yv](int64_t i) {
+            if constexpr (Masked::value) return masked_grad(g[i], yv[i]);
+            else return double(g[i]);
+          };
+          auto [sg, sgx] = lane_sums(d.HW, grad, [grad, p, m](int64_t i) { return grad(i) * (double(p[i]) - m); });
           sum_g += sg;
           sum_gxhat += sgx;
         }
@@ -181,23 +199,34 @@ void batch_norm_backward(const Tensor& gy0, const Tensor& x0, const Tensor& weig
         for (int64_t n = 0; n < d.N; ++n) {
           const T* p = px + (n * d.C + c) * d.HW;
           const T* g = pg + (n * d.C + c) * d.HW;
+          const T* yv = Masked::value ? py + (n * d.C + c) * d.HW : nullptr;
           T* q = pgx + (n * d.C + c) * d.HW;
+          auto grad = [g, yv](int64_t i) {
+            if constexpr (Masked::value) return T(masked_grad(g[i], yv[i]));
+            else return g[i];
+          };
           if (training) {
-            // dx = w·invstd/M · (M·gy − Σgy − x̂·Σ(gy·x̂))
+            // dx = w·invstd/M · (M·gy − Σgy − x̂·Σ(gy·x̂)). q is a fresh gradient, apart from p, g and
+            // yv: `omp simd` says so where the compiler would test it at run time.
             double k = w * is / double(M), mean_g = sum_g / double(M), proj = sum_gxhat / double(M);
+#pragma omp simd
             for (int64_t i = 0; i < d.HW; ++i) {
               double xhat = (p[i] - m) * is;
-              q[i] = T(k * double(M) * (g[i] - mean_g - xhat * proj));
+              q[i] = T(k * double(M) * (grad(i) - mean_g - xhat * proj));
             }
           } else {
-            for (int64_t i = 0; i < d.HW; ++i) q[i] = T(g[i] * w * is);
+            for (int64_t i = 0; i < d.HW; ++i) q[i] = T(grad(i) * w * is);
           }
         }
       }
     });
   };
-  if (gx.defined()) with_contiguous_output(gx, [&](Tensor& gxd) { body(&gxd); });
-  else body(nullptr);
+  auto run = [&](Tensor* gxd) {
+    if (relu_out.defined()) body(gxd, std::true_type{});
+    else body(gxd, std::false_type{});
+  };
+  if (gx.defined()) with_contiguous_output(gx, [&](Tensor& gxd) { run(&gxd); });
+  else run(nullptr);
 }
 
 void batch_norm_channel_sums(const Tensor& x0, Tensor& sums) {
