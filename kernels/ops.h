@@ -100,7 +100,8 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const 
 // tensors the epilogue runs as post-ops in the convolution's own pass (a frozen, folded ResNet block then
 // costs its convolutions alone); elsewhere conv2d_forward, then add_relu_forward / add / relu_forward on
 // y in place. The same values up to the order of the float32 sum (the residual is one more term of it;
-// oneDNN's AVX-512 kernels add it after the bias, as the separate ops do).
+// oneDNN's AVX-512 kernels add it after the bias, as the separate ops do); oneDNN's ReLU is not held to
+// relu_forward's NaN -> 0 (a NaN may come out as NaN).
 void conv2d_forward_fused(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& residual, bool relu,
                           const Conv2dArgs& a, Tensor& y);
 void conv2d_backward_input(const Tensor& gy, const Tensor& w, const Conv2dArgs& a, Tensor& gx);
