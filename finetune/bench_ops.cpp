@@ -7,6 +7,7 @@
 #include "engine/nn/autocast.h"
 #include "engine/optim/optimizer.h"
 #include "finetune/data_parallel.h"
+#include "finetune/freeze.h"
 #include "kernels/dist/comm.h"
 #include "kernels/ops.h"
 #include "models/resnet.h"
@@ -135,16 +136,12 @@ ModelBenchResult bench_train(const ModelBenchOptions& o, const std::function<voi
   ModelBench b(o);
   b.ranks = comm.size();
   b.model.train();
+  FreezeSpec spec;
+  spec.kind = o.freeze_backbone ? FreezeSpec::Kind::backbone : FreezeSpec::Kind::none;
+  const FreezeResult frozen = apply_freeze(b.model, spec, o.frozen_bn_eval ? FrozenBN::eval : FrozenBN::train);
   std::vector<Tensor*> trainable;
-  for (auto& [name, p] : b.model.named_parameters()) {
-    bool head = name.rfind("fc.", 0) == 0;
-    if (o.freeze_backbone && !head) p->set_requires_grad(false);
-    else trainable.push_back(p);
-  }
-  const bool frozen_inference = o.freeze_backbone && o.frozen_bn_eval;  // as Trainer::queue_step
-  if (frozen_inference)
-    for (auto& [name, m] : b.model.named_modules())
-      if (auto* bn = dynamic_cast<nn::BatchNorm2d*>(m)) bn->use_running_stats = true;
+  for (auto& [name, p] : b.model.named_parameters())
+    if (p->requires_grad()) trainable.push_back(p);
   optim::ParamGroup g;
   g.name = "all";
   g.params = trainable;
@@ -157,19 +154,7 @@ ModelBenchResult bench_train(const ModelBenchOptions& o, const std::function<voi
   Tensor loss;
   auto step = [&] {
     opt.zero_grad();
-    Tensor logits;
-    if (frozen_inference) {
-      Tensor features;
-      {
-        NoGradGuard no_grad;
-        nn::Autocast autocast(b.precision, o.device);
-        features = b.model.features(b.x);
-      }
-      nn::Autocast autocast(b.precision, o.device);
-      logits = b.model.fc->forward(features);
-    } else {
-      logits = b.forward();
-    }
+    Tensor logits = train_forward(b.model, b.x, frozen, b.precision, o.device).logits;
     loss = cross_entropy(cast(logits, DType::f32), b.y);
     {
       LeafGradHook buckets(grads.on_gradient());
@@ -179,7 +164,7 @@ ModelBenchResult bench_train(const ModelBenchOptions& o, const std::function<voi
     opt.step();
   };
   out(b.header("train", !o.freeze_backbone ? "all layers trained"
-                        : frozen_inference ? "backbone frozen (fc trained), frozen BatchNorm in eval mode"
+                        : frozen.backbone_as_inference ? "backbone frozen (fc trained), frozen BatchNorm in eval mode"
                                            : "backbone frozen (fc trained), BatchNorm in train mode"));
   if (comm.size() > 1)
     out(fmt::format("{} ranks, batch {} each (global batch {}); gradients: {}", comm.size(), o.batch,

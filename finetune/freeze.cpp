@@ -1,5 +1,7 @@
 #include "finetune/freeze.h"
+#include <optional>
 #include <fmt/format.h>
+#include "engine/autograd.h"
 
 namespace rtune::finetune {
 
@@ -107,7 +109,22 @@ FreezeResult apply_freeze(models::ResNet& model, const FreezeSpec& spec, FrozenB
     bn->use_running_stats = frozen && policy == FrozenBN::eval;
     r.frozen_bn_layers += frozen;
   }
+  r.backbone_as_inference = !r.trains_below_head && policy == FrozenBN::eval;
   return r;
+}
+
+TrainForward train_forward(models::ResNet& model, const Tensor& x, const FreezeResult& frozen, nn::Precision precision,
+                           Device device) {
+  TrainForward f;
+  {
+    std::optional<NoGradGuard> backbone_inference;
+    if (frozen.backbone_as_inference) backbone_inference.emplace();
+    nn::Autocast autocast(precision, device);
+    f.features = model.features(x);  // model.forward(x) is fc(features(x)): split to keep the features
+  }
+  nn::Autocast autocast(precision, device);
+  f.logits = model.fc->forward(f.features);
+  return f;
 }
 
 }  // namespace rtune::finetune

@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <vector>
+#include "engine/nn/autocast.h"
 #include "models/resnet.h"
 
 namespace rtune::finetune {
@@ -39,9 +40,20 @@ struct FreezeResult {
   int64_t frozen_params = 0, trainable_params = 0;  // element counts
   int64_t frozen_bn_layers = 0;
   bool trains_below_head = false;  // some parameter outside fc trains (else the backbone needs no gradient)
+  // Nothing below fc trains and the frozen BatchNorms use running statistics: the backbone is inference
+  // (`with torch.no_grad(): backbone(x)`), its BNs fold (channels-last and fused on the oneDNN CPU).
+  bool backbone_as_inference = false;
 };
 // Sets requires_grad on every parameter and use_running_stats on every BN layer per the spec and
 // policy. Throws when a prefix matches no parameter (a typo would otherwise silently train all).
 FreezeResult apply_freeze(models::ResNet& model, const FreezeSpec& spec, FrozenBN policy);
+
+// One training forward under `precision`'s autocast on `device`: fc(features(x)), the features kept (the
+// feature cache stores them); the backbone runs without gradient where `frozen.backbone_as_inference`.
+struct TrainForward {
+  Tensor features, logits;
+};
+TrainForward train_forward(models::ResNet& model, const Tensor& x, const FreezeResult& frozen, nn::Precision precision,
+                           Device device);
 
 }  // namespace rtune::finetune

@@ -6,7 +6,6 @@
 #include <cstdlib>
 #include <map>
 #include <omp.h>
-#include <thread>
 #include <unistd.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -462,7 +461,7 @@ TrainOutcome run(const TrainArgs& a, const io::Checkpoint* resume_from, const Tr
                       vp.describe()));
   // Who gets the cores: measured on 2 cores (bench/RESULTS.md), the compute wants every core and the loader,
   // which sleeps once its prefetched batches are ready, costs it nothing measurable sharing them.
-  const int loader_threads = lo.threads > 0 ? lo.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  const int loader_threads = train_loader.threads();
   say(io, device.is_cpu() ? fmt::format("threads: {} data loading (--threads), {} compute (--compute-threads)",
                                         loader_threads, omp_get_max_threads())
                           : fmt::format("threads: {} data loading (--threads)", loader_threads));

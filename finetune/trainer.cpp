@@ -285,19 +285,7 @@ Trainer::PendingStep Trainer::queue_step(const io::Batch& b, int64_t fill_view, 
   Tensor y = labels_to_tensor(b, cfg_.device);
   upload_done_ = kernels::fence(cfg_.device);  // b's (pinned) bytes are free once the device gets here
   opt_->zero_grad();
-  Tensor features, logits;
-  {
-    // Everything below fc frozen with eval BatchNorm: no gradient can reach the backbone and its BNs fold,
-    // so it runs as inference (`with torch.no_grad(): backbone(x)`; channels-last on the oneDNN CPU).
-    std::optional<NoGradGuard> backbone_inference;
-    if (cfg_.frozen_bn == FrozenBN::eval && !freeze_.trains_below_head) backbone_inference.emplace();
-    nn::Autocast autocast(cfg_.precision, cfg_.device);
-    features = model_.features(x);  // model_.forward(x) is fc(features(x)): split to keep the features
-  }
-  {
-    nn::Autocast autocast(cfg_.precision, cfg_.device);
-    logits = model_.fc->forward(features);
-  }
+  auto [features, logits] = train_forward(model_, x, freeze_, cfg_.precision, cfg_.device);
   Tensor host_features;
   if (fill_view >= 0) {
     RTUNE_CHECK(keys.size() == size_t(b.size), "train: a batch of {} images for {} places of the epoch's order", b.size,

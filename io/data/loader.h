@@ -98,6 +98,7 @@ class Loader {
   // Changes LoaderOptions::augment_period; the next start_epoch() starts over with it.
   void set_augment_period(uint64_t period);
   const LoaderOptions& options() const { return opt_; }
+  int threads() const { return int(workers_.size()); }  // the decode/transform workers started
   const Pipeline& pipeline() const { return pipeline_; }
   size_t replaced_samples() const { return replaced_; }  // failed decodes replaced this epoch
   // skip_bad: the samples left out so far this epoch, in the order their batches were handed out.

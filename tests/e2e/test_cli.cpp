@@ -376,8 +376,6 @@ TEST_CASE("--device auto without a usable GPU says it uses the CPU") {
 }
 #endif
 
-// ONEDNN_MAX_CPU_ISA=AVX2 plays a CPU without bf16 instructions (the same binary must serve both kinds),
-// and the Eigen backend has no bf16 kernels on any CPU.
 TEST_CASE("the train log says who gets the cores: data-loading threads and, on the CPU, compute threads") {
   test::TempDir tmp("e2e_threads_line");
   test::make_shapes(tmp.path / "data", 2, 1, 16);
@@ -394,6 +392,8 @@ TEST_CASE("the train log says who gets the cores: data-loading threads and, on t
   CHECK(d.out.find("threads: " + cores + " data loading (--threads), 2 compute (--compute-threads)") != std::string::npos);
 }
 
+// ONEDNN_MAX_CPU_ISA=AVX2 plays a CPU without bf16 instructions (the same binary must serve both kinds),
+// and the Eigen backend has no bf16 kernels on any CPU.
 TEST_CASE("--precision bf16 on a CPU without bf16 instructions is a clear error before any work") {
   test::TempDir tmp("e2e_bf16_cpu");
   test::make_shapes(tmp.path / "data", 2, 1, 16);
