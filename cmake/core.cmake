@@ -9,7 +9,7 @@ add_library(rtune_core STATIC
   engine/sched/spec.cpp
   kernels/dispatch.cpp kernels/op_counts.cpp kernels/cpu/backend.cpp
   kernels/cpu/elementwise.cpp kernels/cpu/images.cpp kernels/cpu/conv2d.cpp kernels/cpu/batch_norm.cpp
-  kernels/cpu/pool.cpp kernels/cpu/linear.cpp kernels/cpu/softmax.cpp kernels/cpu/optim.cpp)
+  kernels/cpu/batch_norm_nhwc.cpp kernels/cpu/pool.cpp kernels/cpu/linear.cpp kernels/cpu/softmax.cpp kernels/cpu/optim.cpp)
 target_link_libraries(rtune_core PUBLIC rtune_base Eigen3::Eigen OpenMP::OpenMP_CXX nlohmann_json::nlohmann_json)
 # Eigen's GEMM must vectorise: the CPU path is our fallback trainer and the numerical oracle.
 target_compile_options(rtune_core PRIVATE $<$<CONFIG:Release>:-O3>)

@@ -222,8 +222,9 @@ Tensor adaptive_avg_pool2d(const Tensor& x, int64_t out_h, int64_t out_w) {
   Tensor y = empty({x.size(0), x.size(1), out_h, out_w}, like(x));
   kernels::adaptive_avg_pool2d_forward(x, y);
   Shape x_shape = x.shape();
-  record("adaptive_avg_pool2d", {x}, y, [x_shape](const Tensor& gy, const Needs&) {
-    Tensor gx = empty(x_shape, like(gy));
+  const MemoryFormat x_format = format_of(x);  // gy's ([N, C, 1, 1] reads as NCHW): the gradient keeps x's
+  record("adaptive_avg_pool2d", {x}, y, [x_shape, x_format](const Tensor& gy, const Needs&) {
+    Tensor gx = empty(x_shape, {gy.dtype(), gy.device(), x_format});
     kernels::adaptive_avg_pool2d_backward(gy, gx);
     return Grads{gx};
   });

@@ -15,10 +15,10 @@ namespace rtune::kernels {
 // Whether `d` computes in bfloat16 at speed: a CUDA device with compute capability >= 8.0, or a CPU with
 // AVX512_BF16/AMX on the oneDNN backend (bf16 convolution products: kernels/cpu/backend.h native_bf16).
 bool supports_bf16(Device d);
-// Whether `d`'s inference is fastest channels-last: the oneDNN CPU backend, whose inference convolutions
-// read and write NHWC in place (an NCHW tensor is reordered in and out around every convolution), while
-// ReLU, add and max-pool work in either layout and eval-mode BatchNorm folds into the convolutions.
-bool channels_last_inference(Device d);
+// Whether `d` computes fastest channels-last on the CPU: the oneDNN backend, whose convolutions (forward
+// and both backwards) read and write NHWC in place (an NCHW tensor is reordered in and out around every
+// one), while batch norm, ReLU, add and pooling have channels-last CPU kernels of their own.
+bool channels_last_compute(Device d);
 // CUDA devices this process can use (0 without the CUDA backend, a driver or a GPU).
 int cuda_device_count();
 // The CUDA caching allocator's counters (all zero on the CPU): bytes held by tensors now and at the

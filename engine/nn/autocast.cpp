@@ -1,5 +1,6 @@
 #include "engine/nn/autocast.h"
 #include "engine/autograd.h"
+#include "engine/functional.h"
 #include "kernels/ops.h"
 
 namespace rtune::nn {
@@ -25,14 +26,24 @@ const char* precision_name(Precision p) { return p == Precision::bf16 ? "bf16" :
 
 bool compute_mode_for(Precision p, Device device, ComputeMode& mode) {
   if (device.is_cpu()) {
-    const bool channels_last = !grad_enabled() && kernels::channels_last_inference(device);
+    const bool channels_last = kernels::channels_last_compute(device);
     if (p != Precision::bf16 && !channels_last) return false;
-    mode = {DType::f32, channels_last ? MemoryFormat::channels_last : MemoryFormat::contiguous, p == Precision::bf16};
+    mode = {DType::f32, channels_last ? MemoryFormat::channels_last : MemoryFormat::contiguous, p == Precision::bf16, true};
     return true;
   }
   if (!device.is_cuda()) return false;
   mode = {p == Precision::bf16 ? DType::bf16 : DType::f32, MemoryFormat::channels_last};
   return true;
+}
+
+Tensor ComputeMode::in_mode(const Tensor& t) const {
+  if (cpu_keeps_dtype && t.dtype() != DType::f32) return t;
+  return cast(t, dtype, format);
+}
+
+Tensor ComputeMode::in_dtype(const Tensor& t) const {
+  if (!t.defined() || (cpu_keeps_dtype && t.dtype() != DType::f32)) return t;
+  return cast(t, dtype);
 }
 
 Autocast::Autocast(const ComputeMode& mode) : prev_(t_mode), mode_(mode) { t_mode = &mode_; }

@@ -20,6 +20,11 @@ struct ComputeMode {
   // ReLU, pooling and the fc stay fp32 (torch.autocast on the CPU runs the fc in bf16 too: it is <0.1% of
   // ResNet's multiply-adds).
   bool bf16_conv_products = false;
+  // CPU: tensors keep their dtype (`dtype` is float32's) and float64 ones their layout too (the Eigen
+  // oracle computes float64, NCHW); only float32 tensors take `format`.
+  bool cpu_keeps_dtype = false;
+  Tensor in_mode(const Tensor& t) const;     // t as Conv2d computes it: dtype and format
+  Tensor in_dtype(const Tensor& t) const;    // dtype only (biases, Linear)
 };
 
 // "auto" picks bf16 where the device has it in hardware: a CUDA device of compute capability >= 8.0, a
@@ -29,9 +34,9 @@ Precision parse_precision(const std::string& name, Device device);
 const char* precision_name(Precision p);
 
 // What a run on `device` computes in: on CUDA, channels-last in the precision's dtype (cuDNN's fast
-// NHWC kernels); on the CPU in bf16, fp32 tensors with bf16 convolution products; on the CPU in fp32,
-// nothing to change (returns false). On the CPU under NoGradGuard (inference: eval, predict, validation)
-// with the oneDNN backend, also channels-last (kernels::channels_last_inference): no reorder per conv.
+// NHWC kernels); on the CPU with the oneDNN backend, float32 channels-last (kernels::channels_last_compute:
+// no reorder per convolution, in training and inference alike), with bf16 convolution products in bf16;
+// on the CPU without oneDNN, bf16 cannot run and fp32 changes nothing (returns false).
 bool compute_mode_for(Precision p, Device device, ComputeMode& mode);
 
 class Autocast {

@@ -1,10 +1,11 @@
-// CPU batch norm over N,H,W per channel (torch.nn.BatchNorm2d / F.batch_norm), NCHW. Statistics are
-// accumulated in double so float32 matches PyTorch's two-pass results closely; channels in parallel.
-#include <bit>
+// CPU batch norm over N,H,W per channel (torch.nn.BatchNorm2d / F.batch_norm), NCHW; channels-last inputs
+// go to batch_norm_nhwc.cpp's kernels (the same formulas). Statistics are accumulated in double so
+// float32 matches PyTorch's two-pass results closely; channels in parallel.
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
 #include <utility>
+#include "kernels/cpu/batch_norm_nhwc.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/cpu_util.h"
 
@@ -50,18 +51,14 @@ template <class F, class G> std::pair<double, double> lane_sums(int64_t n, F&& f
   for (; i < n; ++i) ta += f(i), tb += g(i);
   return {lanes_total(a, ta), lanes_total(b, tb)};
 }
-// relu_backward's value in double: g where y > 0, else +0, by masking the bits rather than branching
-// (these sums run scalar, and a ReLU's sign pattern is a coin toss for a branch predictor).
-template <class T> inline double masked_grad(T g, T y) {
-  const double v = double(g);
-  const uint64_t keep = uint64_t(0) - uint64_t(y > T(0));
-  return std::bit_cast<double>(std::bit_cast<uint64_t>(v) & keep);
-}
 }  // namespace
 
 void batch_norm_forward_train(const Tensor& x0, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
                               Tensor& running_var, double momentum, double eps, Tensor& y, Tensor& save_mean,
                               Tensor& save_invstd, const Tensor& residual0, bool relu) {
+  if (nhwc::is_nhwc(x0))
+    return nhwc::batch_norm_forward_train(x0, weight, bias, running_mean, running_var, momentum, eps, y, save_mean,
+                                          save_invstd, residual0, relu);
   Tensor x = x0.contiguous(), residual = residual0.defined() ? residual0.contiguous() : Tensor();
   Dims d = dims_of(x);
   for (auto [t, n] : {std::pair{&weight, "weight"}, {&bias, "bias"}, {&running_mean, "running_mean"},
@@ -127,6 +124,7 @@ void batch_norm_forward_train(const Tensor& x0, const Tensor& weight, const Tens
 
 void batch_norm_forward_eval(const Tensor& x0, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                              const Tensor& running_var, double eps, Tensor& y) {
+  if (nhwc::is_nhwc(x0)) return nhwc::batch_norm_forward_eval(x0, weight, bias, running_mean, running_var, eps, y);
   Tensor x = x0.contiguous();
   Dims d = dims_of(x);
   for (auto [t, n] : {std::pair{&weight, "weight"}, {&bias, "bias"}, {&running_mean, "running_mean"},
@@ -157,6 +155,7 @@ void batch_norm_forward_eval(const Tensor& x0, const Tensor& weight, const Tenso
 
 void batch_norm_backward(const Tensor& gy0, const Tensor& x0, const Tensor& weight, const Tensor& mean,
                          const Tensor& invstd, bool training, Tensor& gx, Tensor& gw, Tensor& gb, const Tensor& relu_out0) {
+  if (nhwc::is_nhwc(x0)) return nhwc::batch_norm_backward(gy0, x0, weight, mean, invstd, training, gx, gw, gb, relu_out0);
   Tensor gy = gy0.contiguous(), x = x0.contiguous(), relu_out = relu_out0.defined() ? relu_out0.contiguous() : Tensor();
   Dims d = dims_of(x);
   int64_t M = d.N * d.HW;
@@ -230,6 +229,7 @@ void batch_norm_backward(const Tensor& gy0, const Tensor& x0, const Tensor& weig
 }
 
 void batch_norm_channel_sums(const Tensor& x0, Tensor& sums) {
+  if (nhwc::is_nhwc(x0)) return nhwc::batch_norm_channel_sums(x0, sums);
   Tensor x = x0.contiguous();
   Dims d = dims_of(x);
   double* out = sums.data<double>();
@@ -250,6 +250,7 @@ void batch_norm_channel_sums(const Tensor& x0, Tensor& sums) {
 }
 
 void batch_norm_normalize(const Tensor& x0, const Tensor& weight, const Tensor& bias, const Tensor& stats, Tensor& y) {
+  if (nhwc::is_nhwc(x0)) return nhwc::batch_norm_normalize(x0, weight, bias, stats, y);
   Tensor x = x0.contiguous();
   Dims d = dims_of(x);
   const double* st = stats.data<double>();
@@ -273,6 +274,7 @@ void batch_norm_normalize(const Tensor& x0, const Tensor& weight, const Tensor& 
 }
 
 void batch_norm_backward_sums(const Tensor& gy0, const Tensor& x0, const Tensor& mean, const Tensor& invstd, Tensor& sums) {
+  if (nhwc::is_nhwc(x0)) return nhwc::batch_norm_backward_sums(gy0, x0, mean, invstd, sums);
   Tensor gy = gy0.contiguous(), x = x0.contiguous();
   Dims d = dims_of(x);
   double* out = sums.data<double>();
@@ -298,6 +300,8 @@ void batch_norm_backward_sums(const Tensor& gy0, const Tensor& x0, const Tensor&
 
 void batch_norm_backward_input_from_sums(const Tensor& gy0, const Tensor& x0, const Tensor& weight, const Tensor& mean,
                                          const Tensor& invstd, const Tensor& grad_sums, double count, Tensor& gx) {
+  if (nhwc::is_nhwc(x0))
+    return nhwc::batch_norm_backward_input_from_sums(gy0, x0, weight, mean, invstd, grad_sums, count, gx);
   Tensor gy = gy0.contiguous(), x = x0.contiguous();
   Dims d = dims_of(x);
   const double* sums = grad_sums.data<double>();

@@ -1,5 +1,7 @@
 // Shared helpers of the CPU backend: dtype dispatch, element conversion, dense-output handling.
 #pragma once
+#include <bit>
+#include <cstdint>
 #include <cstring>
 #include "engine/half.h"
 #include "engine/tensor.h"
@@ -53,8 +55,17 @@ template <class D, class S> inline storage_t<D> convert_elem(storage_t<S> v) {
   }
 }
 
+// relu_backward's value in double: g where y > 0, else +0, by masking the bits rather than branching
+// (a ReLU's sign pattern is a coin toss for a branch predictor; the select vectorises).
+template <class T> inline double masked_grad(T g, T y) {
+  const double v = double(g);
+  const uint64_t keep = uint64_t(0) - uint64_t(y > T(0));
+  return std::bit_cast<double>(std::bit_cast<uint64_t>(v) & keep);
+}
+
 // Runs fn(y_dense_nchw) where y_dense_nchw is y itself when y is NCHW-contiguous, else a temporary that
-// is copied into y afterwards (the CPU kernels compute in NCHW; channels-last is a GPU layout).
+// is copied into y afterwards (for kernels written for NCHW only; the hot ones also read and write
+// channels-last, which CPU compute on oneDNN uses: conv, batch norm, pooling, the elementwise ops).
 template <class F> void with_contiguous_output(Tensor& y, F&& fn) {
   if (y.is_contiguous()) {
     fn(y);

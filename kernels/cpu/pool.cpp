@@ -1,5 +1,7 @@
 // CPU max_pool2d (torch.nn.MaxPool2d, floor mode, padding as -inf, first maximum wins, NaN propagates)
-// and adaptive_avg_pool2d (torch.nn.AdaptiveAvgPool2d bins), NCHW; planes in parallel.
+// and adaptive_avg_pool2d (torch.nn.AdaptiveAvgPool2d bins), NCHW, planes in parallel; channels-last
+// tensors (CPU training and inference on oneDNN) in their own layout, pixels in parallel, each a pass
+// over the contiguous channels, every channel's terms in the NCHW kernels' order (the same values).
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -42,6 +44,32 @@ void max_pool2d_channels_last(const Tensor& x, const Pool2dArgs& a, Tensor& y, T
             }
           for (int64_t c = 0; c < C; ++c) pi[((n * C + c) * Ho + oh) * Wo + ow] = arg[size_t(c)];
         }
+  }
+}
+
+bool channels_last(const Tensor& t) {
+  return t.dim() == 4 && !t.is_contiguous() && t.is_contiguous(MemoryFormat::channels_last);
+}
+Tensor as_channels_last(const Tensor& t) {
+  return t.is_contiguous(MemoryFormat::channels_last) ? t : t.contiguous(MemoryFormat::channels_last);
+}
+
+// Channels-last gradient: per image, the output pixels in order, each adding its C gradients at their
+// argmax (the NCHW kernel's order per plane). Indices are NCHW plane offsets (max_pool2d_channels_last).
+template <class T> void max_pool2d_backward_channels_last(const Tensor& gy, const Tensor& indices, Tensor& gx) {
+  const int64_t N = gx.size(0), C = gx.size(1), HW = gx.size(2) * gx.size(3), P = gy.size(2) * gy.size(3);
+  const T* pg = gy.data<T>();
+  const int64_t* pi = indices.data<int64_t>();
+  T* out = gx.data<T>();
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n) {
+    T* o = out + n * HW * C;
+    std::fill(o, o + HW * C, T(0));
+    const int64_t* idx = pi + n * C * P;
+    for (int64_t i = 0; i < P; ++i) {
+      const T* g = pg + (n * P + i) * C;
+      for (int64_t c = 0; c < C; ++c) o[idx[c * P + i] * C + c] += g[c];
+    }
   }
 }
 }  // namespace
@@ -102,6 +130,11 @@ void max_pool2d_forward(const Tensor& x0, const Pool2dArgs& a, Tensor& y, Tensor
 }
 
 void max_pool2d_backward(const Tensor& gy0, const Tensor& indices, Tensor& gx) {
+  if (channels_last(gx)) {
+    const Tensor gy = as_channels_last(gy0);
+    dispatch_float("max_pool2d_backward", gy, [&](auto tag) { max_pool2d_backward_channels_last<decltype(tag)>(gy, indices, gx); });
+    return;
+  }
   Tensor gy = gy0.contiguous();
   int64_t planes = gx.size(0) * gx.size(1), HW = gx.size(2) * gx.size(3), P = gy.size(2) * gy.size(3);
   with_contiguous_output(gx, [&](Tensor& gxd) {
@@ -126,6 +159,39 @@ int64_t bin_end(int64_t i, int64_t in, int64_t out) { return ((i + 1) * in + out
 }  // namespace
 
 void adaptive_avg_pool2d_forward(const Tensor& x0, Tensor& y) {
+  if (channels_last(x0)) {
+    // y is NCHW ([N, C, 1, 1] in a ResNet, where both layouts are one); each bin summed per channel in
+    // the NCHW kernel's order (rows, then columns), C channels at a time.
+    const int64_t N = x0.size(0), C = x0.size(1), H = x0.size(2), W = x0.size(3), Ho = y.size(2), Wo = y.size(3);
+    with_contiguous_output(y, [&](Tensor& yd) {
+      dispatch_float("adaptive_avg_pool2d_forward", x0, [&](auto tag) {
+        using T = decltype(tag);
+        const T* px = x0.data<T>();
+        T* py = yd.data<T>();
+#pragma omp parallel
+        {
+          std::vector<T> acc(static_cast<size_t>(C));
+#pragma omp for collapse(3) schedule(static)
+          for (int64_t n = 0; n < N; ++n)
+            for (int64_t oh = 0; oh < Ho; ++oh)
+              for (int64_t ow = 0; ow < Wo; ++ow) {
+                const int64_t h0 = bin_start(oh, H, Ho), h1 = bin_end(oh, H, Ho);
+                const int64_t w0 = bin_start(ow, W, Wo), w1 = bin_end(ow, W, Wo);
+                T* a = acc.data();
+                std::fill(a, a + C, T(0));
+                for (int64_t h = h0; h < h1; ++h)
+                  for (int64_t w = w0; w < w1; ++w) {
+                    const T* v = px + ((n * H + h) * W + w) * C;
+                    for (int64_t c = 0; c < C; ++c) a[c] += v[c];
+                  }
+                const T count = T((h1 - h0) * (w1 - w0));
+                for (int64_t c = 0; c < C; ++c) py[((n * C + c) * Ho + oh) * Wo + ow] = a[c] / count;
+              }
+        }
+      });
+    });
+    return;
+  }
   Tensor x = x0.contiguous();
   int64_t planes = x.size(0) * x.size(1), H = x.size(2), W = x.size(3), Ho = y.size(2), Wo = y.size(3);
   with_contiguous_output(y, [&](Tensor& yd) {
@@ -149,6 +215,38 @@ void adaptive_avg_pool2d_forward(const Tensor& x0, Tensor& y) {
 }
 
 void adaptive_avg_pool2d_backward(const Tensor& gy0, Tensor& gx) {
+  if (channels_last(gx)) {
+    // gx channels-last: per image, the bins in the NCHW kernel's order, each adding g / count to its pixels.
+    const Tensor gy = gy0.contiguous();
+    const int64_t N = gx.size(0), C = gx.size(1), H = gx.size(2), W = gx.size(3), Ho = gy.size(2), Wo = gy.size(3);
+    dispatch_float("adaptive_avg_pool2d_backward", gy, [&](auto tag) {
+      using T = decltype(tag);
+      const T* pg = gy.data<T>();
+      T* out = gx.data<T>();
+#pragma omp parallel
+      {
+        std::vector<T> g(static_cast<size_t>(C));
+#pragma omp for schedule(static)
+        for (int64_t n = 0; n < N; ++n) {
+          T* o = out + n * H * W * C;
+          std::fill(o, o + H * W * C, T(0));
+          for (int64_t oh = 0; oh < Ho; ++oh)
+            for (int64_t ow = 0; ow < Wo; ++ow) {
+              const int64_t h0 = bin_start(oh, H, Ho), h1 = bin_end(oh, H, Ho);
+              const int64_t w0 = bin_start(ow, W, Wo), w1 = bin_end(ow, W, Wo);
+              const T count = T((h1 - h0) * (w1 - w0));
+              for (int64_t c = 0; c < C; ++c) g[size_t(c)] = pg[((n * C + c) * Ho + oh) * Wo + ow] / count;
+              for (int64_t h = h0; h < h1; ++h)
+                for (int64_t w = w0; w < w1; ++w) {
+                  T* q = o + (h * W + w) * C;
+                  for (int64_t c = 0; c < C; ++c) q[c] += g[size_t(c)];
+                }
+            }
+        }
+      }
+    });
+    return;
+  }
   Tensor gy = gy0.contiguous();
   int64_t planes = gx.size(0) * gx.size(1), H = gx.size(2), W = gx.size(3), Ho = gy.size(2), Wo = gy.size(3);
   with_contiguous_output(gx, [&](Tensor& gxd) {

@@ -118,6 +118,120 @@ TEST_CASE("gradcheck batch_norm_relu, with and without a residual") {
   }
 }
 
+// Channels-last inputs (CPU training and inference on oneDNN) run batch_norm_nhwc.cpp's kernels: the NCHW
+// kernels' formulas over rows of channels, so they differ only in the order the double per-channel sums
+// add up. Bound: M double terms in another order differ by at most ~M·2^-53 of their magnitude, 2.6e-13
+// for the largest M here (2304); float64 results are held to 1e-12 relative. A float32 result computed in
+// double and rounded once may then land one float32 rounding away: 2 ulp (2.4e-7) relative, and 1e-9
+// absolute for values that cancel to near zero. Shapes: C not a multiple of the vector width, M below,
+// at and past the 256-row blocks (with a partial last block).
+TEST_CASE("batch norm on channels-last tensors == on NCHW (every CPU op, f32 and f64, masked and not)") {
+  Rng r(29);
+  const MemoryFormat cl = MemoryFormat::channels_last;
+  for (DType dt : {DType::f32, DType::f64})
+    for (Shape s : {Shape{2, 37, 3, 5}, Shape{4, 16, 8, 8}, Shape{4, 19, 24, 24}}) {
+      CAPTURE(dtype_name(dt));
+      CAPTURE(shape_str(s));
+      const double rtol = dt == DType::f64 ? 1e-12 : 2.4e-7, atol = dt == DType::f64 ? 1e-12 : 1e-9;
+      const int64_t C = s[1];
+      auto both = [&](const Tensor& t) { return std::pair{t.contiguous(), t.contiguous(cl)}; };
+      auto [x, xc] = both(add(randn(s, r, {dt}), full(s, 0.5, {dt})));  // non-zero mean
+      auto [gy, gyc] = both(randn(s, r, {dt}));
+      auto [res, resc] = both(randn(s, r, {dt}));
+      const Tensor w = randn({C}, r, {dt}), b = randn({C}, r, {dt});
+      REQUIRE(!xc.is_contiguous());
+      // Forward in training, every epilogue: values, saved and running statistics.
+      for (int epilogue = 0; epilogue < 3; ++epilogue) {  // none, ReLU, residual add + ReLU
+        CAPTURE(epilogue);
+        Tensor rm = zeros({C}, {dt}), rv = ones({C}, {dt}), rmc = rm.clone(), rvc = rv.clone();
+        Tensor y = empty(s, {dt}), yc = empty(s, {dt, Device::cpu(), cl});
+        Tensor sm = empty({C}, {dt}), si = empty({C}, {dt}), smc = empty({C}, {dt}), sic = empty({C}, {dt});
+        if (epilogue == 0) {
+          kernels::batch_norm_forward_train(x, w, b, rm, rv, 0.1, 1e-5, y, sm, si);
+          kernels::batch_norm_forward_train(xc, w, b, rmc, rvc, 0.1, 1e-5, yc, smc, sic);
+        } else {
+          kernels::batch_norm_relu_forward_train(x, w, b, rm, rv, 0.1, 1e-5, epilogue == 2 ? res : Tensor(), y, sm, si);
+          kernels::batch_norm_relu_forward_train(xc, w, b, rmc, rvc, 0.1, 1e-5, epilogue == 2 ? resc : Tensor(), yc, smc, sic);
+        }
+        CHECK(yc.is_contiguous(cl));
+        CHECK_CLOSE(yc, y, rtol, atol);
+        CHECK_CLOSE(smc, sm, rtol, atol);
+        CHECK_CLOSE(sic, si, rtol, atol);
+        CHECK_CLOSE(rmc, rm, rtol, atol);
+        CHECK_CLOSE(rvc, rv, rtol, atol);
+        // Backward, training and eval statistics, with ReLU's mask read in the pass and without.
+        for (bool training : {true, false})
+          for (bool masked : {false, true}) {
+            if (masked && !training) continue;  // the fused backward is the training one
+            CAPTURE(training);
+            CAPTURE(masked);
+            Tensor gx = empty(s, {dt}), gxc = empty(s, {dt, Device::cpu(), cl});
+            Tensor gw = empty({C}, {dt}), gb = empty({C}, {dt}), gwc = empty({C}, {dt}), gbc = empty({C}, {dt});
+            if (masked) {
+              kernels::batch_norm_relu_backward(gy, y, x, w, sm, si, gx, gw, gb);
+              kernels::batch_norm_relu_backward(gyc, yc, xc, w, sm, si, gxc, gwc, gbc);
+            } else {
+              kernels::batch_norm_backward(gy, x, w, sm, si, training, gx, gw, gb);
+              kernels::batch_norm_backward(gyc, xc, w, sm, si, training, gxc, gwc, gbc);
+            }
+            CHECK_CLOSE(gxc, gx, rtol, atol);
+            CHECK_CLOSE(gwc, gw, rtol, atol);
+            CHECK_CLOSE(gbc, gb, rtol, atol);
+          }
+      }
+      // Eval forward: per-channel constants, so bit for bit.
+      Tensor rm = randn({C}, r, {dt}), rv = add(rand({C}, r, {dt}), full({C}, 0.5, {dt}));
+      Tensor ye = empty(s, {dt}), yec = empty(s, {dt, Device::cpu(), cl});
+      kernels::batch_norm_forward_eval(x, w, b, rm, rv, 1e-5, ye);
+      kernels::batch_norm_forward_eval(xc, w, b, rm, rv, 1e-5, yec);
+      CHECK(yec.to_vector<double>() == ye.to_vector<double>());
+      // The sync-BN ops: channel sums, normalise, backward sums, input gradient from all ranks' sums.
+      Tensor sums = empty({2 * C}, {DType::f64}), sumsc = empty({2 * C}, {DType::f64});
+      kernels::batch_norm_channel_sums(x, sums);
+      kernels::batch_norm_channel_sums(xc, sumsc);
+      CHECK_CLOSE(sumsc, sums, 1e-12, 1e-12);
+      std::vector<double> st = sums.to_vector<double>();  // mean-like values, then positive invstd-like ones
+      for (int64_t c = 0; c < C; ++c) st[size_t(c)] /= double(x.numel() / C), st[size_t(C + c)] = 0.5 + r.uniform();
+      const Tensor stats = from_vector(st, {2 * C}, DType::f64);
+      Tensor yn = empty(s, {dt}), ync = empty(s, {dt, Device::cpu(), cl});
+      kernels::batch_norm_normalize(x, w, b, stats, yn);
+      kernels::batch_norm_normalize(xc, w, b, stats, ync);
+      CHECK(ync.to_vector<double>() == yn.to_vector<double>());
+      const Tensor mean = stats.narrow(0, 0, C).to(dt).contiguous(), invstd = stats.narrow(0, C, C).to(dt).contiguous();
+      Tensor gs = empty({2 * C}, {DType::f64}), gsc = empty({2 * C}, {DType::f64});
+      kernels::batch_norm_backward_sums(gy, x, mean, invstd, gs);
+      kernels::batch_norm_backward_sums(gyc, xc, mean, invstd, gsc);
+      CHECK_CLOSE(gsc, gs, 1e-12, 1e-12);
+      Tensor gi = empty(s, {dt}), gic = empty(s, {dt, Device::cpu(), cl});
+      kernels::batch_norm_backward_input_from_sums(gy, x, w, mean, invstd, gs, 2.0 * double(x.numel() / C), gi);
+      kernels::batch_norm_backward_input_from_sums(gyc, xc, w, mean, invstd, gs, 2.0 * double(x.numel() / C), gic);
+      CHECK(gic.to_vector<double>() == gi.to_vector<double>());
+    }
+}
+
+TEST_CASE("gradcheck batch_norm and batch_norm_relu on channels-last inputs") {
+  Rng r(30);
+  const MemoryFormat cl = MemoryFormat::channels_last;
+  Tensor x = rn({3, 4, 5, 3}, r), w = rn({4}, r), b = rn({4}, r), res = rn({3, 4, 5, 3}, r);
+  for (bool training : {true, false}) {
+    CAPTURE(training);
+    Tensor rm = rn({4}, r), rv = add(rand({4}, r, {DType::f64}), full({4}, 0.5, {DType::f64}));
+    CHECK_GRADCHECK(
+        [&](const std::vector<Tensor>& in) {
+          Tensor m = rm.clone(), v = rv.clone();
+          return batch_norm(cast(in[0], DType::f64, cl), in[1], in[2], m, v, training, 0.1, 1e-5);
+        },
+        {x, w, b}, {true, true, true}, 31);
+  }
+  // With this seed no output lies within the finite differences' step of ReLU's kink.
+  CHECK_GRADCHECK(
+      [&](const std::vector<Tensor>& in) {
+        Tensor m = zeros({4}, {DType::f64}), v = ones({4}, {DType::f64});
+        return batch_norm_relu(cast(in[0], DType::f64, cl), in[1], in[2], m, v, 0.1, 1e-5, cast(in[3], DType::f64, cl));
+      },
+      {x, w, b, res}, {true, true, true, true}, 32);
+}
+
 // sync_batch_norm with one rank (the sum over ranks is the identity) is batch_norm in training mode:
 // outputs, running statistics and every gradient; and its own float64 gradient check.
 TEST_CASE("sync_batch_norm on one rank == batch_norm(training); gradcheck") {

@@ -154,6 +154,7 @@ CUDA_TEST_CASE("conv2d: float64 through cuDNN's DOUBLE config") {
 
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include "kernels/cpu/backend.h"
 
 namespace {
@@ -459,8 +460,9 @@ TEST_CASE("Autocast bf16 on the CPU: Conv2d takes bf16 products, tensors and gra
   REQUIRE(nn::compute_mode_for(nn::Precision::bf16, Device::cpu(), mode));
   CHECK(mode.dtype == DType::f32);
   CHECK(mode.bf16_conv_products);
-  nn::ComputeMode fp32_mode;
-  CHECK_FALSE(nn::compute_mode_for(nn::Precision::fp32, Device::cpu(), fp32_mode));
+  nn::ComputeMode fp32_mode;  // fp32 changes only the layout: channels-last where oneDNN computes
+  CHECK(nn::compute_mode_for(nn::Precision::fp32, Device::cpu(), fp32_mode) == kernels::channels_last_compute(Device::cpu()));
+  CHECK_FALSE(fp32_mode.bf16_conv_products);
   Tensor y;
   {
     nn::Autocast scope(mode);
@@ -495,38 +497,64 @@ TEST_CASE("--precision on the CPU: bf16 and auto follow the hardware, Eigen is f
   else CHECK_THROWS_WITH_AS(nn::parse_precision("bf16", cpu), doctest::Contains("--precision fp32"), rtune::Error);
 }
 
-// Inference on the oneDNN CPU backend runs channels-last (no reorder around each convolution; eval-mode
-// BatchNorm folds into the convolutions, ReLU, add and max-pool read either layout). Training keeps NCHW,
-// where oneDNN's blocked training kernels are faster; Eigen computes in NCHW.
-TEST_CASE("CPU inference (no grad) on oneDNN computes channels-last; training and Eigen keep NCHW") {
+// The oneDNN CPU backend computes channels-last, in training and inference alike (no reorder around
+// each convolution; batch norm, pooling and the elementwise ops have channels-last kernels). A float32
+// Conv2d in that scope gives the NCHW one's values and gradients within the float32 summation bound of
+// its products; float64 (the Eigen oracle) keeps its dtype and NCHW; Eigen computes NCHW.
+TEST_CASE("CPU compute on oneDNN is channels-last, training and inference; float64 and Eigen keep NCHW") {
   BackendScope scope;
   nn::ComputeMode m;
   rtune::cpu::set_backend(Backend::eigen);
-  {
-    NoGradGuard ng;
-    CHECK_FALSE(nn::compute_mode_for(nn::Precision::fp32, Device::cpu(), m));
-  }
+  CHECK_FALSE(nn::compute_mode_for(nn::Precision::fp32, Device::cpu(), m));
   if (!rtune::cpu::onednn_built()) return;
   rtune::cpu::set_backend(Backend::onednn);
-  CHECK_FALSE(nn::compute_mode_for(nn::Precision::fp32, Device::cpu(), m));  // grad enabled: a training pass
-  Rng r(38);
-  nn::Conv2d conv(8, 4, 3, 1, 1, false, r);
-  Tensor x = randn({2, 8, 6, 5}, r, {DType::f32});
-  NoGradGuard ng;
-  REQUIRE(nn::compute_mode_for(nn::Precision::fp32, Device::cpu(), m));
+  REQUIRE(nn::compute_mode_for(nn::Precision::fp32, Device::cpu(), m));  // grad enabled: a training pass
   CHECK(m.format == MemoryFormat::channels_last);
   CHECK(m.dtype == DType::f32);
   CHECK_FALSE(m.bf16_conv_products);
-  Tensor y_nchw = conv.forward(x), y;
-  {
-    nn::Autocast scope_cl(nn::Precision::fp32, Device::cpu());
-    y = conv.forward(x);
-  }
+  Rng r(38);
+  nn::Conv2d conv(8, 4, 3, 1, 1, false, r);
+  Tensor x = randn({2, 8, 6, 5}, r, {DType::f32}), probe = randn({2, 4, 6, 5}, r, {DType::f32});
+  auto run = [&](bool in_scope) {
+    Tensor xi = x.detach().clone().set_requires_grad(true);
+    conv.weight.zero_grad();
+    Tensor y;
+    {
+      std::optional<nn::Autocast> cl;
+      if (in_scope) cl.emplace(nn::Precision::fp32, Device::cpu());
+      y = conv.forward(xi);
+    }
+    rtune::sum(mul(y, probe)).backward();
+    return std::tuple{y.detach(), xi.grad(), conv.weight.grad().clone()};
+  };
+  auto [y_nchw, gx_nchw, gw_nchw] = run(false);
+  auto [y, gx, gw] = run(true);
   CHECK(y.is_contiguous(MemoryFormat::channels_last));
   CHECK_FALSE(y.is_contiguous());
   Tensor bound = empty(y.shape(), {DType::f64});
   K::conv2d_forward(abs64(x), abs64(conv.weight), Tensor(), conv.args, bound);
-  check_within_bound(y.contiguous(), y_nchw, bound, 8 * 9, "channels-last inference");
+  check_within_bound(y.contiguous(), y_nchw, bound, 8 * 9, "channels-last training forward");
+  Tensor gx_bound = empty(x.shape(), {DType::f64}), gw_bound = empty(conv.weight.shape(), {DType::f64});
+  K::conv2d_backward_input(abs64(probe), abs64(conv.weight), conv.args, gx_bound);
+  K::conv2d_backward_weight(abs64(probe), abs64(x), conv.args, gw_bound);
+  check_within_bound(gx.contiguous(), gx_nchw, gx_bound, 4 * 9, "channels-last backward-data");
+  check_within_bound(gw.contiguous(), gw_nchw, gw_bound, 2 * 6 * 5, "channels-last backward-weights");
+  {
+    NoGradGuard ng;  // inference too
+    nn::Autocast cl(nn::Precision::fp32, Device::cpu());
+    CHECK(conv.forward(x).is_contiguous(MemoryFormat::channels_last));
+  }
+  // float64 keeps its dtype and layout in the scope: the very same computation.
+  nn::Conv2d conv64(8, 4, 3, 1, 1, false, r);
+  conv64.to(DType::f64);
+  Tensor x64 = x.to(DType::f64), y64_plain = conv64.forward(x64), y64;
+  {
+    nn::Autocast cl(nn::Precision::fp32, Device::cpu());
+    y64 = conv64.forward(x64);
+  }
+  CHECK(y64.dtype() == DType::f64);
+  CHECK(y64.is_contiguous());
+  CHECK(y64.detach().to_vector<double>() == y64_plain.detach().to_vector<double>());
 }
 
 // A folded, frozen block's convolution adds the residual and clamps in its own pass (oneDNN post-ops)

@@ -62,7 +62,7 @@ TEST_CASE("gradcheck relu, max_pool2d, adaptive_avg_pool2d") {
 
 // The channels-last CPU kernel (CPU inference runs channels-last on oneDNN) is held to the NCHW one: the
 // same values and the same NCHW indices, bit for bit, with ties, NaNs (the first NaN wins), -inf windows
-// and padding; its gradient goes through the shared backward.
+// and padding; its gradient (a channels-last backward of its own) too, windows overlapping.
 TEST_CASE("max_pool2d channels-last == NCHW: values and indices exact, ties, NaN, -inf, padding; gradcheck") {
   Rng r(35);
   for (DType dt : {DType::f32, DType::f64}) {
@@ -84,6 +84,12 @@ TEST_CASE("max_pool2d channels-last == NCHW: values and indices exact, ties, NaN
       REQUIRE(want.size() == got.size());
       for (size_t i = 0; i < want.size(); ++i) CHECK((want[i] == got[i] || (std::isnan(want[i]) && std::isnan(got[i]))));
       CHECK(yi.to_vector<int64_t>() == ycli.to_vector<int64_t>());
+      // The gradient: each output's gy added at its argmax, overlapping windows summed in the same order.
+      Tensor gy = randn(ys, r, {dt}), gx = empty(x.shape(), {dt}), gxcl = empty(x.shape(), {dt, Device::cpu(), MemoryFormat::channels_last});
+      kernels::max_pool2d_backward(gy, yi, gx);
+      kernels::max_pool2d_backward(gy.contiguous(MemoryFormat::channels_last), ycli, gxcl);
+      REQUIRE_FALSE(gxcl.is_contiguous());
+      CHECK(gxcl.to_vector<double>() == gx.to_vector<double>());
     }
   }
   std::vector<double> v(2 * 3 * 9 * 7);
@@ -92,6 +98,31 @@ TEST_CASE("max_pool2d channels-last == NCHW: values and indices exact, ties, NaN
   Tensor xp = from_vector(v, {2, 3, 9, 7}, DType::f64).contiguous(MemoryFormat::channels_last);
   CHECK_GRADCHECK([](const std::vector<Tensor>& in) { return max_pool2d(in[0], Pool2dArgs{3, 3, 2, 2, 1, 1}); }, {xp},
                   {true}, 36);
+}
+
+// Channels-last adaptive_avg_pool2d (CPU training on oneDNN ends its backbone with one): each bin's
+// terms in the NCHW kernel's order, so values and gradients are its own bit for bit; float64 gradcheck.
+TEST_CASE("adaptive_avg_pool2d channels-last == NCHW: values and gradients bit for bit; gradcheck") {
+  Rng r(37);
+  for (DType dt : {DType::f32, DType::f64})
+    for (auto [oh, ow] : {std::pair{1, 1}, {3, 2}, {7, 5}, {4, 4}}) {
+      CAPTURE(dtype_name(dt));
+      CAPTURE(oh);
+      Tensor x = randn({3, 19, 7, 5}, r, {dt}), xcl = x.contiguous(MemoryFormat::channels_last);
+      Tensor y = empty({3, 19, oh, ow}, {dt}), ycl = empty({3, 19, oh, ow}, {dt});
+      kernels::adaptive_avg_pool2d_forward(x, y);
+      kernels::adaptive_avg_pool2d_forward(xcl, ycl);
+      CHECK(ycl.to_vector<double>() == y.to_vector<double>());
+      Tensor gy = randn(y.shape(), r, {dt}), gx = empty(x.shape(), {dt});
+      Tensor gxcl = empty(x.shape(), {dt, Device::cpu(), MemoryFormat::channels_last});
+      kernels::adaptive_avg_pool2d_backward(gy, gx);
+      kernels::adaptive_avg_pool2d_backward(gy, gxcl);
+      REQUIRE_FALSE(gxcl.is_contiguous());
+      CHECK(gxcl.to_vector<double>() == gx.to_vector<double>());
+    }
+  Tensor xa = rn({2, 3, 7, 5}, r);
+  CHECK_GRADCHECK([&](const std::vector<Tensor>& in) { return adaptive_avg_pool2d(cast(in[0], DType::f64, MemoryFormat::channels_last), 3, 2); },
+                  {xa}, {true}, 38);
 }
 
 #if defined(RTUNE_TEST_HAS_CUDA)

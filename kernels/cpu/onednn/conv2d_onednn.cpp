@@ -34,13 +34,26 @@ MemoryFormat format_of(const Tensor& t) {
   return t.is_contiguous() ? MemoryFormat::contiguous : MemoryFormat::channels_last;
 }
 
+// One convolution's activations in one layout: channels-last when any of them is channels-last and
+// not also NCHW. A tensor that is both (1x1 spatial, as layer4's at small image sizes) is then described
+// channels-last too: oneDNN has no JIT kernel for nhwc beside nchw, only its reference one (~100x slower).
+MemoryFormat layout_of(std::initializer_list<const Tensor*> activations) {
+  for (const Tensor* t : activations)
+    if (!t->is_contiguous()) return MemoryFormat::channels_last;
+  return MemoryFormat::contiguous;
+}
+
 // Canonical strides for the layout rather than t.strides(): a size-1 dimension may carry any stride,
 // and oneDNN recognises nchw / nhwc (and picks its JIT kernels) only from the canonical ones.
-memory::desc desc_of(const Tensor& t) {
+memory::desc desc_of(const Tensor& t, MemoryFormat layout = MemoryFormat::contiguous) {
   const Shape& s = t.shape();
-  Shape st = contiguous_strides(s, format_of(t));
+  Shape st = contiguous_strides(s, t.is_contiguous(layout) ? layout : format_of(t));
   return memory::desc(Dims(s.begin(), s.end()), memory::data_type::f32, Dims(st.begin(), st.end()));
 }
+
+// oneDNN's reference kernels (its fallback when no JIT kernel takes the layouts, e.g. bf16 training
+// of a 3-channel nhwc input) run ~100x slower than a reorder into its blocked layout and a JIT kernel.
+template <class PD> bool is_reference(const PD& pd) { return std::string(pd.impl_info_str()).rfind("ref", 0) == 0; }
 
 // forward_inference and forward_training are separate primitives (oneDNN may pick other kernels for
 // each), so the kind, which the cache key starts with, tells them apart.
@@ -112,16 +125,18 @@ Arena& arena() {
   return a;
 }
 
-// The layout oneDNN computes a tensor in: channels-last tensors as they are (its JIT kernels read nhwc
-// directly), NCHW ones in whatever oneDNN prefers (a blocked nChw16c-like layout: its plain-NCHW
-// kernels are im2col + GEMM, no faster than Eigen), weights always in its preferred layout. `type` is
-// bf16 for a bf16-products convolution's inputs (the reorder into it rounds them), else f32.
-memory::desc wanted(const memory::desc& user, bool activation, const Tensor& t,
-                    memory::data_type type = memory::data_type::f32) {
-  if (activation && format_of(t) == MemoryFormat::channels_last && t.size(1) > 1)
+// The layout oneDNN computes a tensor in: with `in_place`, channels-last activations as they are (its JIT
+// kernels read nhwc directly); else, and for NCHW ones, whatever oneDNN prefers (a blocked nChw16c-like
+// layout: its plain-NCHW kernels are im2col + GEMM, no faster than Eigen); weights always in its
+// preferred layout. `type` is bf16 for a bf16-products convolution's inputs (the reorder into it rounds
+// them), else f32.
+memory::desc wanted(const memory::desc& user, bool in_place, memory::data_type type = memory::data_type::f32) {
+  if (in_place)
     return type == memory::data_type::f32 ? user : memory::desc(user.dims(), type, memory::format_tag::nhwc);
   return memory::desc(user.dims(), type, memory::format_tag::any);
 }
+// Whether a convolution computes its activations where they are: channels-last (more than one channel).
+bool nhwc_in_place(MemoryFormat layout, const Tensor& x) { return layout == MemoryFormat::channels_last && x.size(1) > 1; }
 
 // The type of a convolution's inputs inside oneDNN (its outputs are always f32, as the tensors).
 memory::data_type input_type(const Conv2dArgs& a) {
@@ -224,11 +239,16 @@ void conv2d_forward(const Tensor& x0, const Tensor& w0, const Tensor& bias0, con
   with_dense_output(y0, [&](Tensor& y) {
     const Kind kind = a.inference ? Kind::forward_inference : Kind::forward_training;
     auto e = cached(key_of(kind, a, bias.defined(), {&x, &w, &y}), [&] {
-      memory::desc xd = desc_of(x), wd = desc_of(w), yd = desc_of(y);
+      const MemoryFormat layout = layout_of({&x, &y});
+      memory::desc xd = desc_of(x, layout), wd = desc_of(w), yd = desc_of(y, layout);
       memory::desc bd({w.size(0)}, memory::data_type::f32, memory::format_tag::a);
-      auto pd = forward_pd(wanted(xd, true, x, input_type(a)), wanted(wd, false, w, input_type(a)), bias.defined() ? &bd : nullptr,
-                           wanted(yd, true, y), a,
-                           a.inference ? dnnl::prop_kind::forward_inference : dnnl::prop_kind::forward_training);
+      auto make = [&](bool in_place) {
+        return forward_pd(wanted(xd, in_place && nhwc_in_place(layout, x), input_type(a)), wanted(wd, false, input_type(a)),
+                          bias.defined() ? &bd : nullptr, wanted(yd, in_place && nhwc_in_place(layout, y)), a,
+                          a.inference ? dnnl::prop_kind::forward_inference : dnnl::prop_kind::forward_training);
+      };
+      auto pd = make(true);
+      if (is_reference(pd)) pd = make(false);
       if (!bias.defined()) return make_entry(pd, {{DNNL_ARG_SRC, xd, false}, {DNNL_ARG_WEIGHTS, wd, false}, {DNNL_ARG_DST, yd, true}});
       return make_entry(pd, {{DNNL_ARG_SRC, xd, false}, {DNNL_ARG_WEIGHTS, wd, false}, {DNNL_ARG_BIAS, bd, false},
                              {DNNL_ARG_DST, yd, true}});
@@ -251,15 +271,16 @@ bool conv2d_forward_fused(const Tensor& x0, const Tensor& w0, const Tensor& bias
   std::vector<int64_t> key = key_of(Kind::forward_fused, a, bias.defined(), {&x, &w, &y});
   key.insert(key.end(), {residual.defined(), relu});
   auto e = cached(key, [&] {
-    memory::desc xd = desc_of(x), wd = desc_of(w), yd = desc_of(y);
+    const MemoryFormat layout = MemoryFormat::channels_last;
+    memory::desc xd = desc_of(x, layout), wd = desc_of(w), yd = desc_of(y, layout);
     memory::desc bd({w.size(0)}, memory::data_type::f32, memory::format_tag::a);
     dnnl::post_ops ops;
     if (residual.defined()) ops.append_sum(1.0f);
     if (relu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
     dnnl::primitive_attr attr = user_scratchpad();
     attr.set_post_ops(ops);
-    const memory::desc xi = wanted(xd, true, x, input_type(a)), wi = wanted(wd, false, w, input_type(a)),
-                       yi = wanted(yd, true, y);
+    const memory::desc xi = wanted(xd, nhwc_in_place(layout, x), input_type(a)), wi = wanted(wd, false, input_type(a)),
+                       yi = wanted(yd, true);
     const memory::desc* b = bias.defined() ? &bd : nullptr;
     auto pd = forward_pd(xi, wi, b, yi, a, dnnl::prop_kind::forward_inference, attr);
     auto plain = forward_pd(xi, wi, b, yi, a, dnnl::prop_kind::forward_inference);
@@ -267,7 +288,7 @@ bool conv2d_forward_fused(const Tensor& x0, const Tensor& w0, const Tensor& bias
         bias.defined() ? make_entry(pd, {{DNNL_ARG_SRC, xd, false}, {DNNL_ARG_WEIGHTS, wd, false}, {DNNL_ARG_BIAS, bd, false},
                                          {DNNL_ARG_DST, yd, true}})
                        : make_entry(pd, {{DNNL_ARG_SRC, xd, false}, {DNNL_ARG_WEIGHTS, wd, false}, {DNNL_ARG_DST, yd, true}});
-    made->fused = std::string(pd.impl_info_str()) == plain.impl_info_str();
+    made->fused = std::string(pd.impl_info_str()) == plain.impl_info_str() && !is_reference(pd);
     return made;
   });
   if (!e->fused) return false;
@@ -283,15 +304,20 @@ void conv2d_backward_input(const Tensor& gy0, const Tensor& w0, const Conv2dArgs
   Tensor gy = readable(gy0), w = readable(w0);
   with_dense_output(gx0, [&](Tensor& gx) {
     auto e = cached(key_of(Kind::backward_data, a, false, {&gy, &w, &gx}), [&] {
-      memory::desc gyd = desc_of(gy), wd = desc_of(w), gxd = desc_of(gx);
-      memory::desc gyi = wanted(gyd, true, gy, input_type(a)), wi = wanted(wd, false, w, input_type(a)),
-                   gxi = wanted(gxd, true, gx);
+      const MemoryFormat layout = layout_of({&gy, &gx});
+      memory::desc gyd = desc_of(gy, layout), wd = desc_of(w), gxd = desc_of(gx, layout);
       Geometry g = geometry(a);
-      dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, gxi, wi, gyi, g.strides, g.dilates,
-                                              g.pad_l, g.pad_r);
-      // The hint is the forward this backward belongs to: its source in the inputs' type.
-      auto hint = forward_pd(wanted(gxd, true, gx, input_type(a)), wi, nullptr, gyi, a);
-      dnnl::convolution_backward_data::primitive_desc pd(d, user_scratchpad(), cpu_engine(), hint);
+      auto make = [&](bool in_place) {
+        memory::desc gyi = wanted(gyd, in_place && nhwc_in_place(layout, gy), input_type(a)),
+                     wi = wanted(wd, false, input_type(a)), gxi = wanted(gxd, in_place && nhwc_in_place(layout, gx));
+        dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, gxi, wi, gyi, g.strides, g.dilates,
+                                                g.pad_l, g.pad_r);
+        // The hint is the forward this backward belongs to: its source in the inputs' type.
+        auto hint = forward_pd(wanted(gxd, in_place && nhwc_in_place(layout, gx), input_type(a)), wi, nullptr, gyi, a);
+        return dnnl::convolution_backward_data::primitive_desc(d, user_scratchpad(), cpu_engine(), hint);
+      };
+      auto pd = make(true);
+      if (is_reference(pd)) pd = make(false);
       return make_entry(pd, {{DNNL_ARG_DIFF_DST, gyd, false}, {DNNL_ARG_WEIGHTS, wd, false}, {DNNL_ARG_DIFF_SRC, gxd, true}});
     });
     run(*e, {&gy, &w, &gx});
@@ -302,14 +328,19 @@ void conv2d_backward_weight(const Tensor& gy0, const Tensor& x0, const Conv2dArg
   Tensor gy = readable(gy0), x = readable(x0);
   with_dense_output(gw0, [&](Tensor& gw) {
     auto e = cached(key_of(Kind::backward_weights, a, false, {&gy, &x, &gw}), [&] {
-      memory::desc gyd = desc_of(gy), xd = desc_of(x), gwd = desc_of(gw);
-      memory::desc gyi = wanted(gyd, true, gy, input_type(a)), xi = wanted(xd, true, x, input_type(a)),
-                   gwi = wanted(gwd, false, gw);
+      const MemoryFormat layout = layout_of({&gy, &x});
+      memory::desc gyd = desc_of(gy, layout), xd = desc_of(x, layout), gwd = desc_of(gw);
       Geometry g = geometry(a);
-      dnnl::convolution_backward_weights::desc d(dnnl::algorithm::convolution_direct, xi, gwi, gyi, g.strides,
-                                                 g.dilates, g.pad_l, g.pad_r);
-      auto hint = forward_pd(xi, wanted(gwd, false, gw, input_type(a)), nullptr, gyi, a);
-      dnnl::convolution_backward_weights::primitive_desc pd(d, user_scratchpad(), cpu_engine(), hint);
+      auto make = [&](bool in_place) {
+        memory::desc gyi = wanted(gyd, in_place && nhwc_in_place(layout, gy), input_type(a)),
+                     xi = wanted(xd, in_place && nhwc_in_place(layout, x), input_type(a)), gwi = wanted(gwd, false);
+        dnnl::convolution_backward_weights::desc d(dnnl::algorithm::convolution_direct, xi, gwi, gyi, g.strides,
+                                                   g.dilates, g.pad_l, g.pad_r);
+        auto hint = forward_pd(xi, wanted(gwd, false, input_type(a)), nullptr, gyi, a);
+        return dnnl::convolution_backward_weights::primitive_desc(d, user_scratchpad(), cpu_engine(), hint);
+      };
+      auto pd = make(true);
+      if (is_reference(pd)) pd = make(false);
       auto e = make_entry(pd, {{DNNL_ARG_DIFF_DST, gyd, false}, {DNNL_ARG_SRC, xd, false}, {DNNL_ARG_DIFF_WEIGHTS, gwd, true}});
       e->zero_scratchpad = a.bf16_products;
       return e;
