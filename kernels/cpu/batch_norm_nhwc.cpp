@@ -38,16 +38,20 @@ double* scratch(size_t slot, size_t n) {
 // independent chains), then the blocks are added in order. The blocks do not depend on the thread
 // count, so neither does the result. row(r, a, b) adds row r's terms into a[0..C) (and b[0..C)).
 constexpr int64_t kBlockRows = 256;
+// Below this many elements a pass runs on the calling thread: waking the others costs more than the work
+// (small images and narrow models: the demo's 32-pixel ResNets).
+constexpr int64_t kParallelMin = int64_t(1) << 15;
 template <int K, class Row> void channel_sums(const Dims& d, double* s0, double* s1, Row&& row) {
   const int64_t blocks = (d.M + kBlockRows - 1) / kBlockRows, stride = K * d.C;
   double* partial = scratch(0, size_t(blocks * stride));
-#pragma omp parallel for schedule(static)
+  const bool parallel = d.M * d.C >= kParallelMin;
+#pragma omp parallel for if (parallel) schedule(static)
   for (int64_t b = 0; b < blocks; ++b) {
     double* a = partial + b * stride;
     std::fill(a, a + stride, 0.0);
     for (int64_t r = b * kBlockRows; r < std::min(d.M, (b + 1) * kBlockRows); ++r) row(r, a, a + (K - 1) * d.C);
   }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if (parallel) schedule(static)
   for (int64_t c = 0; c < d.C; ++c) {
     double t0 = 0, t1 = 0;
     for (int64_t b = 0; b < blocks; ++b) {
@@ -59,9 +63,9 @@ template <int K, class Row> void channel_sums(const Dims& d, double* s0, double*
   }
 }
 
-// fn(r) for every row, rows in parallel.
+// fn(r) for every row, rows in parallel (past kParallelMin elements).
 template <class F> void each_row(const Dims& d, F&& fn) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if (d.M * d.C >= kParallelMin) schedule(static)
   for (int64_t r = 0; r < d.M; ++r) fn(r);
 }
 }  // namespace
