@@ -13,10 +13,6 @@ using Grads = std::vector<Tensor>;
 using Needs = std::vector<bool>;
 Tensor maybe_detach(const Tensor& t) { return t.defined() ? t.detach() : Tensor(); }
 TensorOptions like(const Tensor& t) { return {t.dtype(), t.device()}; }
-MemoryFormat format_of(const Tensor& x) {
-  return x.dim() == 4 && !x.is_contiguous() && x.is_contiguous(MemoryFormat::channels_last)
-             ? MemoryFormat::channels_last : MemoryFormat::contiguous;
-}
 }  // namespace
 
 Tensor cast(const Tensor& x, DType dtype, MemoryFormat fmt) {
@@ -24,7 +20,7 @@ Tensor cast(const Tensor& x, DType dtype, MemoryFormat fmt) {
   if (x.dtype() == dtype && x.is_contiguous(fmt)) return x;
   Tensor y = empty(x.shape(), {dtype, x.device(), fmt});
   kernels::copy(x, y);
-  const TensorOptions back{x.dtype(), x.device(), format_of(x)};
+  const TensorOptions back{x.dtype(), x.device(), x.suggest_memory_format()};
   record("cast", {x}, y, [back](const Tensor& gy, const Needs&) {
     Tensor g = empty(gy.shape(), back);
     kernels::copy(gy, g);
@@ -34,21 +30,22 @@ Tensor cast(const Tensor& x, DType dtype, MemoryFormat fmt) {
 }
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dArgs& a) {
-  Tensor y = empty(kernels::conv2d_out_shape(x.shape(), w.shape(), a), {x.dtype(), x.device(), format_of(x)});
+  Tensor y = empty(kernels::conv2d_out_shape(x.shape(), w.shape(), a), {x.dtype(), x.device(), x.suggest_memory_format()});
   Conv2dArgs fa = a;
   fa.inference = !any_needs_grad({x, w, bias});  // the same test record() makes: no backward, no training kernels
   kernels::conv2d_forward(x, w, bias, fa, y);
   // x is saved only when w needs a gradient, w only when x does: a frozen conv keeps nothing alive.
   Tensor xs = needs_grad(w) ? x.detach() : Tensor(), ws = needs_grad(x) ? w.detach() : Tensor();
   Shape x_shape = x.shape(), w_shape = w.shape();
-  record("conv2d", {x, w, bias}, y, [xs, ws, a, x_shape, w_shape](const Tensor& gy, const Needs& n) {
+  const MemoryFormat w_format = w.suggest_memory_format();
+  record("conv2d", {x, w, bias}, y, [xs, ws, a, x_shape, w_shape, w_format](const Tensor& gy, const Needs& n) {
     Grads g(3);
     if (n[0]) {
-      g[0] = empty(x_shape, {gy.dtype(), gy.device(), format_of(gy)});
+      g[0] = empty(x_shape, {gy.dtype(), gy.device(), gy.suggest_memory_format()});
       kernels::conv2d_backward_input(gy, ws, a, g[0]);
     }
     if (n[1]) {
-      g[1] = empty(w_shape, {gy.dtype(), gy.device(), format_of(gy)});  // KRSC for channels-last
+      g[1] = empty(w_shape, {gy.dtype(), gy.device(), w_format});  // the weight's layout: no copy back
       kernels::conv2d_backward_weight(gy, xs, a, g[1]);
     }
     if (n[2]) {
@@ -63,7 +60,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2d
 Tensor conv2d_fused(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& residual, bool relu,
                     const Conv2dArgs& a) {
   RTUNE_CHECK(!any_needs_grad({x, w, bias, residual}), "conv2d_fused: forward only, but an input needs a gradient");
-  Tensor y = empty(kernels::conv2d_out_shape(x.shape(), w.shape(), a), {x.dtype(), x.device(), format_of(x)});
+  Tensor y = empty(kernels::conv2d_out_shape(x.shape(), w.shape(), a), {x.dtype(), x.device(), x.suggest_memory_format()});
   Conv2dArgs fa = a;
   fa.inference = true;
   kernels::conv2d_forward_fused(x, w, bias, residual, relu, fa, y);
@@ -91,7 +88,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Ten
   Tensor xs = x.detach(), ws = maybe_detach(weight);
   record("batch_norm", {x, weight, bias}, y, [xs, ws, mean, invstd, training, stats](const Tensor& gy, const Needs& n) {
     Grads g(3);
-    if (n[0]) g[0] = empty(xs.shape(), {gy.dtype(), gy.device(), format_of(gy)});
+    if (n[0]) g[0] = empty(xs.shape(), {gy.dtype(), gy.device(), gy.suggest_memory_format()});
     if (n[1]) g[1] = empty({xs.size(1)}, stats);  // the parameters' dtype: fp32 under bf16 autocast
     if (n[2]) g[2] = empty({xs.size(1)}, stats);
     kernels::batch_norm_backward(gy, xs, ws, mean, invstd, training, g[0], g[1], g[2]);
@@ -111,12 +108,12 @@ Tensor batch_norm_relu(const Tensor& x, const Tensor& weight, const Tensor& bias
   record("batch_norm_relu", {x, weight, bias, residual}, y,
          [xs, ws, ys, mean, invstd, stats](const Tensor& gy, const Needs& n) {
            Grads g(4);
-           if (n[0]) g[0] = empty(xs.shape(), {gy.dtype(), gy.device(), format_of(gy)});
+           if (n[0]) g[0] = empty(xs.shape(), {gy.dtype(), gy.device(), gy.suggest_memory_format()});
            if (n[1]) g[1] = empty({xs.size(1)}, stats);
            if (n[2]) g[2] = empty({xs.size(1)}, stats);
            if (n[3]) {
              // The residual's gradient is the masked gy itself: made once, it feeds the batch norm too.
-             g[3] = empty(xs.shape(), {gy.dtype(), gy.device(), format_of(gy)});
+             g[3] = empty(xs.shape(), {gy.dtype(), gy.device(), gy.suggest_memory_format()});
              kernels::relu_backward(gy, ys, g[3]);
              if (n[0] || n[1] || n[2]) kernels::batch_norm_backward(g[3], xs, ws, mean, invstd, true, g[0], g[1], g[2]);
            } else if (n[0] || n[1] || n[2]) {
@@ -181,7 +178,7 @@ Tensor sync_batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias
            if (n[0]) {
              std::vector<double> all = sums.to_vector<double>();  // the backward's device->host copy
              all_ranks_sum(all);
-             g[0] = empty(xs.shape(), {gy.dtype(), gy.device(), format_of(gy)});
+             g[0] = empty(xs.shape(), {gy.dtype(), gy.device(), gy.suggest_memory_format()});
              kernels::batch_norm_backward_input_from_sums(
                  gy, xs, ws, mean_t, invstd_t, from_vector(all, {2 * C}, DType::f64).to(gy.device()), count, g[0]);
            }
@@ -204,12 +201,12 @@ Tensor relu(const Tensor& x) {
 
 Tensor max_pool2d(const Tensor& x, const Pool2dArgs& a) {
   Shape ys = kernels::max_pool2d_out_shape(x.shape(), a);
-  Tensor y = empty(ys, {x.dtype(), x.device(), format_of(x)});
+  Tensor y = empty(ys, {x.dtype(), x.device(), x.suggest_memory_format()});
   Tensor idx = empty(ys, {DType::i64, x.device()});
   kernels::max_pool2d_forward(x, a, y, idx);
   Shape x_shape = x.shape();
   record("max_pool2d", {x}, y, [idx, x_shape](const Tensor& gy, const Needs&) {
-    Tensor gx = empty(x_shape, {gy.dtype(), gy.device(), format_of(gy)});
+    Tensor gx = empty(x_shape, {gy.dtype(), gy.device(), gy.suggest_memory_format()});
     kernels::max_pool2d_backward(gy, idx, gx);
     return Grads{gx};
   });
@@ -222,7 +219,7 @@ Tensor adaptive_avg_pool2d(const Tensor& x, int64_t out_h, int64_t out_w) {
   Tensor y = empty({x.size(0), x.size(1), out_h, out_w}, like(x));
   kernels::adaptive_avg_pool2d_forward(x, y);
   Shape x_shape = x.shape();
-  const MemoryFormat x_format = format_of(x);  // gy's ([N, C, 1, 1] reads as NCHW): the gradient keeps x's
+  const MemoryFormat x_format = x.suggest_memory_format();  // gy's ([N, C, 1, 1] reads as NCHW): the gradient keeps x's
   record("adaptive_avg_pool2d", {x}, y, [x_shape, x_format](const Tensor& gy, const Needs&) {
     Tensor gx = empty(x_shape, {gy.dtype(), gy.device(), x_format});
     kernels::adaptive_avg_pool2d_backward(gy, gx);

@@ -120,6 +120,11 @@ DType Tensor::dtype() const { return checked(impl_).dtype; }
 Device Tensor::device() const { return checked(impl_).storage.device(); }
 const Storage& Tensor::storage() const { return checked(impl_).storage; }
 
+MemoryFormat Tensor::suggest_memory_format() const {
+  return dim() == 4 && !is_contiguous() && is_contiguous(MemoryFormat::channels_last) ? MemoryFormat::channels_last
+                                                                                       : MemoryFormat::contiguous;
+}
+
 bool Tensor::is_contiguous(MemoryFormat fmt) const {
   if (fmt == MemoryFormat::channels_last && dim() != 4) return false;
   Shape expect = contiguous_strides(shape(), fmt);
@@ -302,9 +307,7 @@ Tensor Tensor::clone(MemoryFormat fmt) const {
 
 Tensor Tensor::to(DType t) const {
   if (t == dtype()) return *this;
-  MemoryFormat fmt = dim() == 4 && is_contiguous(MemoryFormat::channels_last) && !is_contiguous()
-                         ? MemoryFormat::channels_last : MemoryFormat::contiguous;
-  Tensor out = empty(shape(), {t, device(), fmt});
+  Tensor out = empty(shape(), {t, device(), suggest_memory_format()});
   {
     NoGradGuard ng;
     out.copy_(*this);
@@ -320,8 +323,7 @@ Tensor Tensor::to(DType t) const {
 
 Tensor Tensor::to(Device d) const {
   if (d == device()) return *this;
-  MemoryFormat fmt = dim() == 4 && is_contiguous(MemoryFormat::channels_last) && !is_contiguous()
-                         ? MemoryFormat::channels_last : MemoryFormat::contiguous;
+  const MemoryFormat fmt = suggest_memory_format();
   Tensor src = contiguous(fmt);
   Tensor out = empty(shape(), {dtype(), d, fmt});
   DeviceAllocator* a = cuda_allocator();
@@ -412,9 +414,7 @@ Tensor full(const Shape& shape, double value, TensorOptions o) {
 }
 
 Tensor empty_like(const Tensor& t) {
-  MemoryFormat fmt = t.dim() == 4 && t.is_contiguous(MemoryFormat::channels_last) && !t.is_contiguous()
-                         ? MemoryFormat::channels_last : MemoryFormat::contiguous;
-  return empty(t.shape(), {t.dtype(), t.device(), fmt});
+  return empty(t.shape(), {t.dtype(), t.device(), t.suggest_memory_format()});
 }
 Tensor zeros_like(const Tensor& t) {
   Tensor z = empty_like(t);

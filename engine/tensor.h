@@ -42,6 +42,9 @@ class Tensor {
   bool is_cuda() const { return device().is_cuda(); }
   const Storage& storage() const;
   bool is_contiguous(MemoryFormat fmt = MemoryFormat::contiguous) const;
+  // The layout a tensor made from this one should take (torch's suggest_memory_format): channels-last when
+  // this is 4-d, channels-last and not also NCHW (a [N, C, 1, 1] tensor is both), else NCHW.
+  MemoryFormat suggest_memory_format() const;
   std::string str() const;  // "float32[2, 3] on cpu" for messages
 
   // --- data access (host code on CPU tensors; device pointers on CUDA tensors)

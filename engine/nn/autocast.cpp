@@ -41,6 +41,8 @@ Tensor ComputeMode::in_mode(const Tensor& t) const {
   return cast(t, dtype, format);
 }
 
+Tensor ComputeMode::in_weight(const Tensor& w) const { return cpu_keeps_dtype ? in_dtype(w) : in_mode(w); }
+
 Tensor ComputeMode::in_dtype(const Tensor& t) const {
   if (!t.defined() || (cpu_keeps_dtype && t.dtype() != DType::f32)) return t;
   return cast(t, dtype);

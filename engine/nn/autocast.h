@@ -21,9 +21,11 @@ struct ComputeMode {
   // ResNet's multiply-adds).
   bool bf16_conv_products = false;
   // CPU: tensors keep their dtype (`dtype` is float32's) and float64 ones their layout too (the Eigen
-  // oracle computes float64, NCHW); only float32 tensors take `format`.
+  // oracle computes float64, NCHW); only float32 activations take `format`: oneDNN reorders the weights
+  // into its own layout whatever theirs, so a cast of the weights would be one more copy a step.
   bool cpu_keeps_dtype = false;
-  Tensor in_mode(const Tensor& t) const;     // t as Conv2d computes it: dtype and format
+  Tensor in_mode(const Tensor& t) const;     // an activation as Conv2d computes it: dtype and format
+  Tensor in_weight(const Tensor& w) const;   // a weight as Conv2d computes with it: format only on CUDA
   Tensor in_dtype(const Tensor& t) const;    // dtype only (biases, Linear)
 };
 

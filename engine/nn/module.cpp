@@ -101,7 +101,7 @@ kernels::Conv2dArgs args_in(const ComputeMode& m, kernels::Conv2dArgs a) {
 
 Tensor Conv2d::forward(const Tensor& x) {
   if (const ComputeMode* m = autocast_mode())
-    return conv2d(m->in_mode(x), m->in_mode(weight), m->in_dtype(bias), args_in(*m, args));
+    return conv2d(m->in_mode(x), m->in_weight(weight), m->in_dtype(bias), args_in(*m, args));
   return conv2d(x, weight, bias, args);
 }
 
@@ -178,7 +178,7 @@ Tensor conv_bn_epilogue(Conv2d& conv, BatchNorm2d& bn, const Tensor& x, const Te
   }
   auto [w, b] = folded(conv, bn);
   if (const ComputeMode* m = autocast_mode())
-    return conv2d_fused(m->in_mode(x), m->in_mode(w), m->in_dtype(b), residual.defined() ? m->in_mode(residual) : Tensor(),
+    return conv2d_fused(m->in_mode(x), m->in_weight(w), m->in_dtype(b), residual.defined() ? m->in_mode(residual) : Tensor(),
                         relu, args_in(*m, conv.args));
   return conv2d_fused(x, w, b, residual, relu, conv.args);
 }
@@ -188,7 +188,7 @@ Tensor conv_bn(Conv2d& conv, BatchNorm2d& bn, const Tensor& x) {
   if (!bn_foldable(conv, bn)) return bn.forward(conv.forward(x));
   auto [w, b] = folded(conv, bn);
   if (const ComputeMode* m = autocast_mode())
-    return conv2d(m->in_mode(x), m->in_mode(w), m->in_dtype(b), args_in(*m, conv.args));
+    return conv2d(m->in_mode(x), m->in_weight(w), m->in_dtype(b), args_in(*m, conv.args));
   return conv2d(x, w, b, conv.args);
 }
 

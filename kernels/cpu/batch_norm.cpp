@@ -1,10 +1,10 @@
 // CPU batch norm over N,H,W per channel (torch.nn.BatchNorm2d / F.batch_norm), NCHW; channels-last inputs
 // go to batch_norm_nhwc.cpp's kernels (the same formulas). Statistics are accumulated in double so
 // float32 matches PyTorch's two-pass results closely; channels in parallel.
-#include <cmath>
 #include <cstdint>
 #include <type_traits>
 #include <utility>
+#include "kernels/cpu/batch_norm_formulas.h"
 #include "kernels/cpu/batch_norm_nhwc.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/cpu_util.h"
@@ -56,7 +56,7 @@ template <class F, class G> std::pair<double, double> lane_sums(int64_t n, F&& f
 void batch_norm_forward_train(const Tensor& x0, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
                               Tensor& running_var, double momentum, double eps, Tensor& y, Tensor& save_mean,
                               Tensor& save_invstd, const Tensor& residual0, bool relu) {
-  if (nhwc::is_nhwc(x0))
+  if (strictly_channels_last(x0))
     return nhwc::batch_norm_forward_train(x0, weight, bias, running_mean, running_var, momentum, eps, y, save_mean,
                                           save_invstd, residual0, relu);
   Tensor x = x0.contiguous(), residual = residual0.defined() ? residual0.contiguous() : Tensor();
@@ -90,31 +90,18 @@ void batch_norm_forward_train(const Tensor& x0, const Tensor& weight, const Tens
           const T* p = px + (n * d.C + c) * d.HW;
           sq += lane_sum(d.HW, [p, mean](int64_t i) { return (double(p[i]) - mean) * (double(p[i]) - mean); });
         }
-        double var = sq / double(M), invstd = 1.0 / std::sqrt(var + eps);
-        sm[c] = T(mean);
-        si[c] = T(invstd);
-        if (rm) rm[c] = T((1 - momentum) * double(rm[c]) + momentum * mean);
-        if (rv) rv[c] = T((1 - momentum) * double(rv[c]) + momentum * sq / double(M - 1));
-        double scale = (pw ? double(pw[c]) : 1.0) * invstd, shift = (pb ? double(pb[c]) : 0.0) - mean * scale;
+        const auto [scale, shift] = bn::finish_train_channel(c, mean, sq, M, momentum, eps, pw, pb, sm, si, rm, rv);
         for (int64_t n = 0; n < d.N; ++n) {
           const int64_t at = (n * d.C + c) * d.HW;
           const T* p = px + at;
           T* q = py + at;
-          // The epilogue as add_relu_forward / relu_forward compute it: the normalised value rounded to T,
-          // the residual added in T, clamped (NaN -> 0): the separate ops' values, bit for bit.
           if (pr) {
             const T* r = pr + at;
-            for (int64_t i = 0; i < d.HW; ++i) {
-              T v = T(T(p[i] * scale + shift) + r[i]);
-              q[i] = !relu || v > 0 ? v : T(0);
-            }
+            for (int64_t i = 0; i < d.HW; ++i) q[i] = bn::add_then_relu(bn::normalised(p[i], scale, shift), r[i], relu);
           } else if (relu) {
-            for (int64_t i = 0; i < d.HW; ++i) {
-              T v = T(p[i] * scale + shift);
-              q[i] = v > 0 ? v : T(0);
-            }
+            for (int64_t i = 0; i < d.HW; ++i) q[i] = bn::relu_of(bn::normalised(p[i], scale, shift));
           } else {
-            for (int64_t i = 0; i < d.HW; ++i) q[i] = T(p[i] * scale + shift);
+            for (int64_t i = 0; i < d.HW; ++i) q[i] = bn::normalised(p[i], scale, shift);
           }
         }
       }
@@ -124,7 +111,7 @@ void batch_norm_forward_train(const Tensor& x0, const Tensor& weight, const Tens
 
 void batch_norm_forward_eval(const Tensor& x0, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                              const Tensor& running_var, double eps, Tensor& y) {
-  if (nhwc::is_nhwc(x0)) return nhwc::batch_norm_forward_eval(x0, weight, bias, running_mean, running_var, eps, y);
+  if (strictly_channels_last(x0)) return nhwc::batch_norm_forward_eval(x0, weight, bias, running_mean, running_var, eps, y);
   Tensor x = x0.contiguous();
   Dims d = dims_of(x);
   for (auto [t, n] : {std::pair{&weight, "weight"}, {&bias, "bias"}, {&running_mean, "running_mean"},
@@ -143,8 +130,7 @@ void batch_norm_forward_eval(const Tensor& x0, const Tensor& weight, const Tenso
 #pragma omp parallel for collapse(2) schedule(static)
       for (int64_t n = 0; n < d.N; ++n)
         for (int64_t c = 0; c < d.C; ++c) {
-          T invstd = T(1) / std::sqrt(rv[c] + T(eps));
-          T scale = (pw ? pw[c] : T(1)) * invstd, shift = (pb ? pb[c] : T(0)) - rm[c] * scale;
+          const auto [scale, shift] = bn::eval_affine(pw, pb, rm, rv, c, eps);
           const T* p = px + (n * d.C + c) * d.HW;
           T* q = py + (n * d.C + c) * d.HW;
           for (int64_t i = 0; i < d.HW; ++i) q[i] = p[i] * scale + shift;
@@ -155,7 +141,7 @@ void batch_norm_forward_eval(const Tensor& x0, const Tensor& weight, const Tenso
 
 void batch_norm_backward(const Tensor& gy0, const Tensor& x0, const Tensor& weight, const Tensor& mean,
                          const Tensor& invstd, bool training, Tensor& gx, Tensor& gw, Tensor& gb, const Tensor& relu_out0) {
-  if (nhwc::is_nhwc(x0)) return nhwc::batch_norm_backward(gy0, x0, weight, mean, invstd, training, gx, gw, gb, relu_out0);
+  if (strictly_channels_last(x0)) return nhwc::batch_norm_backward(gy0, x0, weight, mean, invstd, training, gx, gw, gb, relu_out0);
   Tensor gy = gy0.contiguous(), x = x0.contiguous(), relu_out = relu_out0.defined() ? relu_out0.contiguous() : Tensor();
   Dims d = dims_of(x);
   int64_t M = d.N * d.HW;
@@ -209,12 +195,9 @@ void batch_norm_backward(const Tensor& gy0, const Tensor& x0, const Tensor& weig
             // yv: `omp simd` says so where the compiler would test it at run time.
             double k = w * is / double(M), mean_g = sum_g / double(M), proj = sum_gxhat / double(M);
 #pragma omp simd
-            for (int64_t i = 0; i < d.HW; ++i) {
-              double xhat = (p[i] - m) * is;
-              q[i] = T(k * double(M) * (grad(i) - mean_g - xhat * proj));
-            }
+            for (int64_t i = 0; i < d.HW; ++i) q[i] = bn::train_input_grad(grad(i), p[i], m, is, k, M, mean_g, proj);
           } else {
-            for (int64_t i = 0; i < d.HW; ++i) q[i] = T(grad(i) * w * is);
+            for (int64_t i = 0; i < d.HW; ++i) q[i] = bn::eval_input_grad(grad(i), w, is);
           }
         }
       }
@@ -229,7 +212,7 @@ void batch_norm_backward(const Tensor& gy0, const Tensor& x0, const Tensor& weig
 }
 
 void batch_norm_channel_sums(const Tensor& x0, Tensor& sums) {
-  if (nhwc::is_nhwc(x0)) return nhwc::batch_norm_channel_sums(x0, sums);
+  if (strictly_channels_last(x0)) return nhwc::batch_norm_channel_sums(x0, sums);
   Tensor x = x0.contiguous();
   Dims d = dims_of(x);
   double* out = sums.data<double>();
@@ -250,7 +233,7 @@ void batch_norm_channel_sums(const Tensor& x0, Tensor& sums) {
 }
 
 void batch_norm_normalize(const Tensor& x0, const Tensor& weight, const Tensor& bias, const Tensor& stats, Tensor& y) {
-  if (nhwc::is_nhwc(x0)) return nhwc::batch_norm_normalize(x0, weight, bias, stats, y);
+  if (strictly_channels_last(x0)) return nhwc::batch_norm_normalize(x0, weight, bias, stats, y);
   Tensor x = x0.contiguous();
   Dims d = dims_of(x);
   const double* st = stats.data<double>();
@@ -264,17 +247,17 @@ void batch_norm_normalize(const Tensor& x0, const Tensor& weight, const Tensor& 
 #pragma omp parallel for collapse(2) schedule(static)
       for (int64_t n = 0; n < d.N; ++n)
         for (int64_t c = 0; c < d.C; ++c) {
-          const double scale = (pw ? double(pw[c]) : 1.0) * st[d.C + c], shift = (pb ? double(pb[c]) : 0.0) - st[c] * scale;
+          const auto [scale, shift] = bn::affine(pw, pb, c, st[c], st[d.C + c]);
           const T* p = px + (n * d.C + c) * d.HW;
           T* q = py + (n * d.C + c) * d.HW;
-          for (int64_t i = 0; i < d.HW; ++i) q[i] = T(p[i] * scale + shift);
+          for (int64_t i = 0; i < d.HW; ++i) q[i] = bn::normalised(p[i], scale, shift);
         }
     });
   });
 }
 
 void batch_norm_backward_sums(const Tensor& gy0, const Tensor& x0, const Tensor& mean, const Tensor& invstd, Tensor& sums) {
-  if (nhwc::is_nhwc(x0)) return nhwc::batch_norm_backward_sums(gy0, x0, mean, invstd, sums);
+  if (strictly_channels_last(x0)) return nhwc::batch_norm_backward_sums(gy0, x0, mean, invstd, sums);
   Tensor gy = gy0.contiguous(), x = x0.contiguous();
   Dims d = dims_of(x);
   double* out = sums.data<double>();
@@ -300,7 +283,7 @@ void batch_norm_backward_sums(const Tensor& gy0, const Tensor& x0, const Tensor&
 
 void batch_norm_backward_input_from_sums(const Tensor& gy0, const Tensor& x0, const Tensor& weight, const Tensor& mean,
                                          const Tensor& invstd, const Tensor& grad_sums, double count, Tensor& gx) {
-  if (nhwc::is_nhwc(x0))
+  if (strictly_channels_last(x0))
     return nhwc::batch_norm_backward_input_from_sums(gy0, x0, weight, mean, invstd, grad_sums, count, gx);
   Tensor gy = gy0.contiguous(), x = x0.contiguous();
   Dims d = dims_of(x);
@@ -322,7 +305,7 @@ void batch_norm_backward_input_from_sums(const Tensor& gy0, const Tensor& x0, co
           const T* p = px + (n * d.C + c) * d.HW;
           const T* g = pg + (n * d.C + c) * d.HW;
           T* q = q0 + (n * d.C + c) * d.HW;
-          for (int64_t i = 0; i < d.HW; ++i) q[i] = T(k * (double(g[i]) - mean_g - (double(p[i]) - m) * is * proj));
+          for (int64_t i = 0; i < d.HW; ++i) q[i] = bn::input_grad_from_sums(g[i], p[i], m, is, k, mean_g, proj);
         }
     });
   });

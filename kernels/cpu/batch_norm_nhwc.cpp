@@ -1,8 +1,7 @@
 #include "kernels/cpu/batch_norm_nhwc.h"
 #include <algorithm>
-#include <cmath>
 #include <type_traits>
-#include <vector>
+#include "kernels/cpu/batch_norm_formulas.h"
 #include "kernels/cpu/cpu_util.h"
 
 namespace rtune::cpu::nhwc {
@@ -13,9 +12,6 @@ struct Dims {
 };
 Dims dims_of(const Tensor& x) { return {x.size(0) * x.size(2) * x.size(3), x.size(1)}; }
 
-Tensor as_nhwc(const Tensor& t) {
-  return !t.defined() || t.is_contiguous(MemoryFormat::channels_last) ? t : t.contiguous(MemoryFormat::channels_last);
-}
 // fn(out) on `out` itself when channels-last, else on a channels-last temporary copied into it after.
 template <class F> void with_nhwc_output(Tensor& out, F&& fn) {
   if (out.is_contiguous(MemoryFormat::channels_last)) return fn(out);
@@ -25,13 +21,6 @@ template <class F> void with_nhwc_output(Tensor& out, F&& fn) {
 }
 template <class T> const T* ptr_or_null(const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; }
 
-// Per-thread scratch of doubles, grown, never shrunk: a step allocates nothing once the first has run.
-double* scratch(size_t slot, size_t n) {
-  thread_local std::vector<double> bufs[3];
-  std::vector<double>& b = bufs[slot];
-  if (b.size() < n) b.resize(n);
-  return b.data();
-}
 
 // Per-channel sums over the rows, K of them (1 or 2), in double: each fixed block of kBlockRows rows
 // sums into its own C-vector (the inner loop runs over the contiguous channels: vectorised, C
@@ -43,7 +32,7 @@ constexpr int64_t kBlockRows = 256;
 constexpr int64_t kParallelMin = int64_t(1) << 15;
 template <int K, class Row> void channel_sums(const Dims& d, double* s0, double* s1, Row&& row) {
   const int64_t blocks = (d.M + kBlockRows - 1) / kBlockRows, stride = K * d.C;
-  double* partial = scratch(0, size_t(blocks * stride));
+  double* partial = thread_scratch<double, 0>(size_t(blocks * stride));
   const bool parallel = d.M * d.C >= kParallelMin;
 #pragma omp parallel for if (parallel) schedule(static)
   for (int64_t b = 0; b < blocks; ++b) {
@@ -70,15 +59,11 @@ template <class F> void each_row(const Dims& d, F&& fn) {
 }
 }  // namespace
 
-bool is_nhwc(const Tensor& x) {
-  return x.dim() == 4 && !x.is_contiguous() && x.is_contiguous(MemoryFormat::channels_last);
-}
-
 void batch_norm_forward_train(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
                               Tensor& running_var, double momentum, double eps, Tensor& y, Tensor& save_mean,
                               Tensor& save_invstd, const Tensor& residual0, bool relu) {
   const Dims d = dims_of(x);
-  const Tensor residual = as_nhwc(residual0);
+  const Tensor residual = as_channels_last(residual0);
   with_nhwc_output(y, [&](Tensor& yd) {
     dispatch_float("batch_norm_forward_train", x, [&](auto tag) {
       using T = decltype(tag);
@@ -91,7 +76,7 @@ void batch_norm_forward_train(const Tensor& x, const Tensor& weight, const Tenso
       T* rv = running_var.defined() ? running_var.data<T>() : nullptr;
       T* sm = save_mean.data<T>();
       T* si = save_invstd.data<T>();
-      double* mean = scratch(1, size_t(2 * d.C));
+      double* mean = thread_scratch<double, 1>(size_t(2 * d.C));
       double* sq = mean + d.C;
       channel_sums<1>(d, mean, nullptr, [&](int64_t r, double* a, double*) {
         const T* p = px + r * d.C;
@@ -102,34 +87,22 @@ void batch_norm_forward_train(const Tensor& x, const Tensor& weight, const Tenso
         const T* p = px + r * d.C;
         for (int64_t c = 0; c < d.C; ++c) a[c] += (double(p[c]) - mean[c]) * (double(p[c]) - mean[c]);
       });
-      // The NCHW kernel's statistics and epilogue, per channel (scale and shift in double).
-      double* scale = scratch(2, size_t(2 * d.C));
+      double* scale = thread_scratch<double, 2>(size_t(2 * d.C));
       double* shift = scale + d.C;
       for (int64_t c = 0; c < d.C; ++c) {
-        const double var = sq[c] / double(d.M), invstd = 1.0 / std::sqrt(var + eps);
-        sm[c] = T(mean[c]);
-        si[c] = T(invstd);
-        if (rm) rm[c] = T((1 - momentum) * double(rm[c]) + momentum * mean[c]);
-        if (rv) rv[c] = T((1 - momentum) * double(rv[c]) + momentum * sq[c] / double(d.M - 1));
-        scale[c] = (pw ? double(pw[c]) : 1.0) * invstd;
-        shift[c] = (pb ? double(pb[c]) : 0.0) - mean[c] * scale[c];
+        const bn::Affine a = bn::finish_train_channel(c, mean[c], sq[c], d.M, momentum, eps, pw, pb, sm, si, rm, rv);
+        scale[c] = a.scale, shift[c] = a.shift;
       }
       each_row(d, [&](int64_t r) {
         const T* p = px + r * d.C;
         T* __restrict q = py + r * d.C;
         if (pr) {
           const T* s = pr + r * d.C;
-          for (int64_t c = 0; c < d.C; ++c) {
-            T v = T(T(p[c] * scale[c] + shift[c]) + s[c]);
-            q[c] = !relu || v > 0 ? v : T(0);
-          }
+          for (int64_t c = 0; c < d.C; ++c) q[c] = bn::add_then_relu(bn::normalised(p[c], scale[c], shift[c]), s[c], relu);
         } else if (relu) {
-          for (int64_t c = 0; c < d.C; ++c) {
-            T v = T(p[c] * scale[c] + shift[c]);
-            q[c] = v > 0 ? v : T(0);
-          }
+          for (int64_t c = 0; c < d.C; ++c) q[c] = bn::relu_of(bn::normalised(p[c], scale[c], shift[c]));
         } else {
-          for (int64_t c = 0; c < d.C; ++c) q[c] = T(p[c] * scale[c] + shift[c]);
+          for (int64_t c = 0; c < d.C; ++c) q[c] = bn::normalised(p[c], scale[c], shift[c]);
         }
       });
     });
@@ -148,14 +121,11 @@ void batch_norm_forward_eval(const Tensor& x, const Tensor& weight, const Tensor
       const T* pb = ptr_or_null<T>(bias);
       const T* rm = running_mean.data<T>();
       const T* rv = running_var.data<T>();
-      thread_local std::vector<T> params;  // scale, then shift: in T, as the NCHW kernel computes them
-      params.resize(size_t(2 * d.C));
-      T* ps = params.data();
+      T* ps = thread_scratch<T, 3>(size_t(2 * d.C));  // scale, then shift: in T, as the NCHW kernel computes them
       T* pt = ps + d.C;
       for (int64_t c = 0; c < d.C; ++c) {
-        T invstd = T(1) / std::sqrt(rv[c] + T(eps));
-        ps[c] = (pw ? pw[c] : T(1)) * invstd;
-        pt[c] = (pb ? pb[c] : T(0)) - rm[c] * ps[c];
+        const bn::AffineT<T> a = bn::eval_affine(pw, pb, rm, rv, c, eps);
+        ps[c] = a.scale, pt[c] = a.shift;
       }
       each_row(d, [&](int64_t r) {
         const T* p = px + r * d.C;
@@ -169,7 +139,7 @@ void batch_norm_forward_eval(const Tensor& x, const Tensor& weight, const Tensor
 void batch_norm_backward(const Tensor& gy0, const Tensor& x, const Tensor& weight, const Tensor& mean,
                          const Tensor& invstd, bool training, Tensor& gx, Tensor& gw, Tensor& gb, const Tensor& relu_out0) {
   const Dims d = dims_of(x);
-  const Tensor gy = as_nhwc(gy0), relu_out = as_nhwc(relu_out0);
+  const Tensor gy = as_channels_last(gy0), relu_out = as_channels_last(relu_out0);
   // As the NCHW kernel: with relu_out (a ReLU follows), the gradient is gy where the output is positive.
   auto body = [&](Tensor* gxd, auto masked_tag) {
     using Masked = decltype(masked_tag);
@@ -183,7 +153,7 @@ void batch_norm_backward(const Tensor& gy0, const Tensor& x, const Tensor& weigh
       const T* py = ptr_or_null<T>(relu_out);
       T* pgw = gw.defined() ? gw.data<T>() : nullptr;
       T* pgb = gb.defined() ? gb.data<T>() : nullptr;
-      double* m = scratch(1, size_t(4 * d.C));  // mean, invstd, Σgy, Σgy·(x − mean)
+      double* m = thread_scratch<double, 1>(size_t(4 * d.C));  // mean, invstd, Σgy, Σgy·(x − mean)
       double* is = m + d.C;
       double* sum_g = is + d.C;
       double* sum_gx = sum_g + d.C;
@@ -207,7 +177,7 @@ void batch_norm_backward(const Tensor& gy0, const Tensor& x, const Tensor& weigh
       }
       if (!gxd) return;
       T* pgx = gxd->data<T>();
-      double* k = scratch(2, size_t(3 * d.C));  // per channel: w·invstd/M (training) or w (eval), mean gy, proj
+      double* k = thread_scratch<double, 2>(size_t(3 * d.C));  // per channel: w·invstd/M (training) or w (eval), mean gy, proj
       double* mean_g = k + d.C;
       double* proj = mean_g + d.C;
       for (int64_t c = 0; c < d.C; ++c) {
@@ -227,13 +197,11 @@ void batch_norm_backward(const Tensor& gy0, const Tensor& x, const Tensor& weigh
         };
         if (training) {
 #pragma omp simd
-          for (int64_t c = 0; c < d.C; ++c) {
-            double xhat = (p[c] - m[c]) * is[c];
-            q[c] = T(k[c] * double(d.M) * (grad(c) - mean_g[c] - xhat * proj[c]));
-          }
+          for (int64_t c = 0; c < d.C; ++c)
+            q[c] = bn::train_input_grad(grad(c), p[c], m[c], is[c], k[c], d.M, mean_g[c], proj[c]);
         } else {
 #pragma omp simd
-          for (int64_t c = 0; c < d.C; ++c) q[c] = T(grad(c) * k[c] * is[c]);
+          for (int64_t c = 0; c < d.C; ++c) q[c] = bn::eval_input_grad(grad(c), k[c], is[c]);
         }
       });
     });
@@ -269,16 +237,16 @@ void batch_norm_normalize(const Tensor& x, const Tensor& weight, const Tensor& b
       T* py = yd.data<T>();
       const T* pw = ptr_or_null<T>(weight);
       const T* pb = ptr_or_null<T>(bias);
-      double* scale = scratch(2, size_t(2 * d.C));
+      double* scale = thread_scratch<double, 2>(size_t(2 * d.C));
       double* shift = scale + d.C;
       for (int64_t c = 0; c < d.C; ++c) {
-        scale[c] = (pw ? double(pw[c]) : 1.0) * st[d.C + c];
-        shift[c] = (pb ? double(pb[c]) : 0.0) - st[c] * scale[c];
+        const bn::Affine a = bn::affine(pw, pb, c, st[c], st[d.C + c]);
+        scale[c] = a.scale, shift[c] = a.shift;
       }
       each_row(d, [&](int64_t r) {
         const T* p = px + r * d.C;
         T* __restrict q = py + r * d.C;
-        for (int64_t c = 0; c < d.C; ++c) q[c] = T(p[c] * scale[c] + shift[c]);
+        for (int64_t c = 0; c < d.C; ++c) q[c] = bn::normalised(p[c], scale[c], shift[c]);
       });
     });
   });
@@ -286,7 +254,7 @@ void batch_norm_normalize(const Tensor& x, const Tensor& weight, const Tensor& b
 
 void batch_norm_backward_sums(const Tensor& gy0, const Tensor& x, const Tensor& mean, const Tensor& invstd, Tensor& sums) {
   const Dims d = dims_of(x);
-  const Tensor gy = as_nhwc(gy0);
+  const Tensor gy = as_channels_last(gy0);
   double* out = sums.data<double>();
   dispatch_float("batch_norm_backward_sums", x, [&](auto tag) {
     using T = decltype(tag);
@@ -294,7 +262,7 @@ void batch_norm_backward_sums(const Tensor& gy0, const Tensor& x, const Tensor& 
     const T* pg = gy.data<T>();
     const T* pm = mean.data<T>();
     const T* pi = invstd.data<T>();
-    double* m = scratch(1, size_t(d.C));
+    double* m = thread_scratch<double, 1>(size_t(d.C));
     for (int64_t c = 0; c < d.C; ++c) m[c] = pm[c];
     channel_sums<2>(d, out, out + d.C, [&](int64_t r, double* a, double* b) {
       const T* p = px + r * d.C;
@@ -308,7 +276,7 @@ void batch_norm_backward_sums(const Tensor& gy0, const Tensor& x, const Tensor& 
 void batch_norm_backward_input_from_sums(const Tensor& gy0, const Tensor& x, const Tensor& weight, const Tensor& mean,
                                          const Tensor& invstd, const Tensor& grad_sums, double count, Tensor& gx) {
   const Dims d = dims_of(x);
-  const Tensor gy = as_nhwc(gy0);
+  const Tensor gy = as_channels_last(gy0);
   const double* sums = grad_sums.data<double>();
   with_nhwc_output(gx, [&](Tensor& gxd) {
     dispatch_float("batch_norm_backward_input_from_sums", x, [&](auto tag) {
@@ -319,7 +287,7 @@ void batch_norm_backward_input_from_sums(const Tensor& gy0, const Tensor& x, con
       const T* pm = mean.data<T>();
       const T* pi = invstd.data<T>();
       T* q0 = gxd.data<T>();
-      double* m = scratch(1, size_t(5 * d.C));  // mean, invstd, w·invstd, mean gy, proj
+      double* m = thread_scratch<double, 1>(size_t(5 * d.C));  // mean, invstd, w·invstd, mean gy, proj
       double* is = m + d.C;
       double* k = is + d.C;
       double* mean_g = k + d.C;
@@ -333,7 +301,7 @@ void batch_norm_backward_input_from_sums(const Tensor& gy0, const Tensor& x, con
         const T* g = pg + r * d.C;
         T* __restrict q = q0 + r * d.C;
         for (int64_t c = 0; c < d.C; ++c)
-          q[c] = T(k[c] * (double(g[c]) - mean_g[c] - (double(p[c]) - m[c]) * is[c] * proj[c]));
+          q[c] = bn::input_grad_from_sums(g[c], p[c], m[c], is[c], k[c], mean_g[c], proj[c]);
       });
     });
   });

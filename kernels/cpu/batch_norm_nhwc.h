@@ -1,15 +1,11 @@
 // CPU batch norm on channels-last (NHWC) tensors: the same ops and formulas as batch_norm.cpp's NCHW
 // kernels, over M = N·H·W rows of C contiguous channels, so a channels-last network (CPU training on
 // oneDNN) never copies its activations into NCHW and back around a batch norm. Called by batch_norm.cpp
-// when its input is channels-last; every other tensor is taken or made channels-last to match.
+// when its input is strictly channels-last (cpu_util.h); every other tensor is taken or made channels-last to match.
 #pragma once
 #include "engine/tensor.h"
 
 namespace rtune::cpu::nhwc {
-
-// True when x is a 4-d tensor laid out channels-last and not also NCHW (a [N, C, 1, 1] or one-channel
-// tensor is both: it stays on the NCHW kernels, where it is the same memory).
-bool is_nhwc(const Tensor& x);
 
 void batch_norm_forward_train(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
                               Tensor& running_var, double momentum, double eps, Tensor& y, Tensor& save_mean,

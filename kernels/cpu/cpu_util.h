@@ -3,6 +3,7 @@
 #include <bit>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 #include "engine/half.h"
 #include "engine/tensor.h"
 
@@ -61,6 +62,24 @@ template <class T> inline double masked_grad(T g, T y) {
   const double v = double(g);
   const uint64_t keep = uint64_t(0) - uint64_t(y > T(0));
   return std::bit_cast<double>(std::bit_cast<uint64_t>(v) & keep);
+}
+
+// True when t is channels-last and not also NCHW (a [N, C, 1, 1] or one-channel tensor is both: it stays on
+// the NCHW kernels, where it is the same memory).
+inline bool strictly_channels_last(const Tensor& t) {
+  return t.suggest_memory_format() == MemoryFormat::channels_last;
+}
+// t itself when undefined or already channels-last, else a channels-last copy.
+inline Tensor as_channels_last(const Tensor& t) {
+  return !t.defined() || t.is_contiguous(MemoryFormat::channels_last) ? t : t.contiguous(MemoryFormat::channels_last);
+}
+
+// This thread's scratch buffer number `slot` of at least n elements: grown, never shrunk, so a step
+// allocates nothing once the first has run.
+template <class T, int slot = 0> T* thread_scratch(size_t n) {
+  thread_local std::vector<T> buf;
+  if (buf.size() < n) buf.resize(n);
+  return buf.data();
 }
 
 // Runs fn(y_dense_nchw) where y_dense_nchw is y itself when y is NCHW-contiguous, else a temporary that

@@ -81,17 +81,12 @@ bool same_dense_layout(const Tensor& a, const Tensor& b) {
   return a.strides() == b.strides() && (a.is_contiguous() || a.is_contiguous(MemoryFormat::channels_last));
 }
 
-MemoryFormat format_of(const Tensor& y) {
-  return y.dim() == 4 && !y.is_contiguous() && y.is_contiguous(MemoryFormat::channels_last)
-             ? MemoryFormat::channels_last : MemoryFormat::contiguous;
-}
-
 template <class F> void binary(const char* op, const Tensor& a0, const Tensor& b0, Tensor& y, F&& f) {
   require_same_shape(op, a0, b0);
   require_same_shape(op, a0, y);
   require_same_dtype(op, a0, b0);
   require_same_dtype(op, a0, y);
-  MemoryFormat fmt = format_of(y);
+  MemoryFormat fmt = y.suggest_memory_format();
   RTUNE_CHECK(y.is_contiguous(fmt), "{}: output must be dense, got strides {}", op, shape_str(y.strides()));
   Tensor a = a0.contiguous(fmt), b = b0.contiguous(fmt);
   int64_t n = y.numel();
@@ -108,7 +103,7 @@ template <class F> void binary(const char* op, const Tensor& a0, const Tensor& b
 template <class F> void unary(const char* op, const Tensor& x0, Tensor& y, F&& f) {
   require_same_shape(op, x0, y);
   require_same_dtype(op, x0, y);
-  MemoryFormat fmt = format_of(y);
+  MemoryFormat fmt = y.suggest_memory_format();
   RTUNE_CHECK(y.is_contiguous(fmt), "{}: output must be dense, got strides {}", op, shape_str(y.strides()));
   Tensor x = x0.contiguous(fmt);
   int64_t n = y.numel();
@@ -211,7 +206,7 @@ void add_relu_forward(const Tensor& a, const Tensor& b, Tensor& y) {
 void sum_all(const Tensor& x0, Tensor& out) {
   require_same_dtype("sum_all", x0, out);
   RTUNE_CHECK(out.numel() == 1, "sum_all: output must have one element, got {}", out.str());
-  Tensor x = x0.is_contiguous(format_of(x0)) ? x0 : x0.contiguous();
+  Tensor x = x0.is_contiguous(x0.suggest_memory_format()) ? x0 : x0.contiguous();
   int64_t n = x.numel();
   dispatch_float("sum_all", x, [&](auto tag) {
     using T = decltype(tag);

@@ -4,7 +4,6 @@
 // over the contiguous channels, every channel's terms in the NCHW kernels' order (the same values).
 #include <cmath>
 #include <limits>
-#include <vector>
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/cpu_util.h"
 
@@ -23,7 +22,7 @@ void max_pool2d_channels_last(const Tensor& x, const Pool2dArgs& a, Tensor& y, T
   int64_t* pi = indices.data<int64_t>();
 #pragma omp parallel
   {
-    std::vector<int64_t> arg(static_cast<size_t>(C));
+    int64_t* __restrict arg = thread_scratch<int64_t>(size_t(C));
 #pragma omp for collapse(2) schedule(static)
     for (int64_t n = 0; n < N; ++n)
       for (int64_t oh = 0; oh < Ho; ++oh)
@@ -31,7 +30,7 @@ void max_pool2d_channels_last(const Tensor& x, const Pool2dArgs& a, Tensor& y, T
           T* __restrict best = py + ((n * Ho + oh) * Wo + ow) * C;
           const int64_t h0 = oh * a.stride_h - a.pad_h, w0 = ow * a.stride_w - a.pad_w;
           const int64_t first = std::max<int64_t>(h0, 0) * W + std::max<int64_t>(w0, 0);
-          for (int64_t c = 0; c < C; ++c) best[c] = -std::numeric_limits<T>::infinity(), arg[size_t(c)] = first;
+          for (int64_t c = 0; c < C; ++c) best[c] = -std::numeric_limits<T>::infinity(), arg[c] = first;
           for (int64_t h = std::max<int64_t>(h0, 0); h < std::min(h0 + a.kernel_h, H); ++h)
             for (int64_t w = std::max<int64_t>(w0, 0); w < std::min(w0 + a.kernel_w, W); ++w) {
               const T* __restrict v = px + ((n * H + h) * W + w) * C;
@@ -39,19 +38,12 @@ void max_pool2d_channels_last(const Tensor& x, const Pool2dArgs& a, Tensor& y, T
               for (int64_t c = 0; c < C; ++c) {
                 const bool take = ((v[c] > best[c]) | (v[c] != v[c])) & (best[c] == best[c]);
                 best[c] = take ? v[c] : best[c];
-                arg[size_t(c)] = take ? pos : arg[size_t(c)];
+                arg[c] = take ? pos : arg[c];
               }
             }
-          for (int64_t c = 0; c < C; ++c) pi[((n * C + c) * Ho + oh) * Wo + ow] = arg[size_t(c)];
+          for (int64_t c = 0; c < C; ++c) pi[((n * C + c) * Ho + oh) * Wo + ow] = arg[c];
         }
   }
-}
-
-bool channels_last(const Tensor& t) {
-  return t.dim() == 4 && !t.is_contiguous() && t.is_contiguous(MemoryFormat::channels_last);
-}
-Tensor as_channels_last(const Tensor& t) {
-  return t.is_contiguous(MemoryFormat::channels_last) ? t : t.contiguous(MemoryFormat::channels_last);
 }
 
 // Channels-last gradient: per image, the output pixels in order, each adding its C gradients at their
@@ -75,8 +67,7 @@ template <class T> void max_pool2d_backward_channels_last(const Tensor& gy, cons
 }  // namespace
 
 void max_pool2d_forward(const Tensor& x0, const Pool2dArgs& a, Tensor& y, Tensor& indices) {
-  if (x0.dim() == 4 && !x0.is_contiguous() && x0.is_contiguous(MemoryFormat::channels_last) &&
-      y.is_contiguous(MemoryFormat::channels_last) && !y.is_contiguous()) {
+  if (strictly_channels_last(x0) && strictly_channels_last(y)) {
     require_dtype("max_pool2d_forward", indices, DType::i64);
     RTUNE_CHECK(indices.is_contiguous(), "max_pool2d_forward: indices must be contiguous");
     dispatch_float("max_pool2d_forward", x0, [&](auto tag) { max_pool2d_channels_last<decltype(tag)>(x0, a, y, indices); });
@@ -130,7 +121,7 @@ void max_pool2d_forward(const Tensor& x0, const Pool2dArgs& a, Tensor& y, Tensor
 }
 
 void max_pool2d_backward(const Tensor& gy0, const Tensor& indices, Tensor& gx) {
-  if (channels_last(gx)) {
+  if (strictly_channels_last(gx)) {
     const Tensor gy = as_channels_last(gy0);
     dispatch_float("max_pool2d_backward", gy, [&](auto tag) { max_pool2d_backward_channels_last<decltype(tag)>(gy, indices, gx); });
     return;
@@ -159,7 +150,7 @@ int64_t bin_end(int64_t i, int64_t in, int64_t out) { return ((i + 1) * in + out
 }  // namespace
 
 void adaptive_avg_pool2d_forward(const Tensor& x0, Tensor& y) {
-  if (channels_last(x0)) {
+  if (strictly_channels_last(x0)) {
     // y is NCHW ([N, C, 1, 1] in a ResNet, where both layouts are one); each bin summed per channel in
     // the NCHW kernel's order (rows, then columns), C channels at a time.
     const int64_t N = x0.size(0), C = x0.size(1), H = x0.size(2), W = x0.size(3), Ho = y.size(2), Wo = y.size(3);
@@ -170,14 +161,13 @@ void adaptive_avg_pool2d_forward(const Tensor& x0, Tensor& y) {
         T* py = yd.data<T>();
 #pragma omp parallel
         {
-          std::vector<T> acc(static_cast<size_t>(C));
+          T* __restrict a = thread_scratch<T>(size_t(C));
 #pragma omp for collapse(3) schedule(static)
           for (int64_t n = 0; n < N; ++n)
             for (int64_t oh = 0; oh < Ho; ++oh)
               for (int64_t ow = 0; ow < Wo; ++ow) {
                 const int64_t h0 = bin_start(oh, H, Ho), h1 = bin_end(oh, H, Ho);
                 const int64_t w0 = bin_start(ow, W, Wo), w1 = bin_end(ow, W, Wo);
-                T* a = acc.data();
                 std::fill(a, a + C, T(0));
                 for (int64_t h = h0; h < h1; ++h)
                   for (int64_t w = w0; w < w1; ++w) {
@@ -215,7 +205,7 @@ void adaptive_avg_pool2d_forward(const Tensor& x0, Tensor& y) {
 }
 
 void adaptive_avg_pool2d_backward(const Tensor& gy0, Tensor& gx) {
-  if (channels_last(gx)) {
+  if (strictly_channels_last(gx)) {
     // gx channels-last: per image, the bins in the NCHW kernel's order, each adding g / count to its pixels.
     const Tensor gy = gy0.contiguous();
     const int64_t N = gx.size(0), C = gx.size(1), H = gx.size(2), W = gx.size(3), Ho = gy.size(2), Wo = gy.size(3);
@@ -225,7 +215,7 @@ void adaptive_avg_pool2d_backward(const Tensor& gy0, Tensor& gx) {
       T* out = gx.data<T>();
 #pragma omp parallel
       {
-        std::vector<T> g(static_cast<size_t>(C));
+        T* __restrict g = thread_scratch<T>(size_t(C));
 #pragma omp for schedule(static)
         for (int64_t n = 0; n < N; ++n) {
           T* o = out + n * H * W * C;
@@ -235,11 +225,11 @@ void adaptive_avg_pool2d_backward(const Tensor& gy0, Tensor& gx) {
               const int64_t h0 = bin_start(oh, H, Ho), h1 = bin_end(oh, H, Ho);
               const int64_t w0 = bin_start(ow, W, Wo), w1 = bin_end(ow, W, Wo);
               const T count = T((h1 - h0) * (w1 - w0));
-              for (int64_t c = 0; c < C; ++c) g[size_t(c)] = pg[((n * C + c) * Ho + oh) * Wo + ow] / count;
+              for (int64_t c = 0; c < C; ++c) g[c] = pg[((n * C + c) * Ho + oh) * Wo + ow] / count;
               for (int64_t h = h0; h < h1; ++h)
                 for (int64_t w = w0; w < w1; ++w) {
                   T* q = o + (h * W + w) * C;
-                  for (int64_t c = 0; c < C; ++c) q[c] += g[size_t(c)];
+                  for (int64_t c = 0; c < C; ++c) q[c] += g[c];
                 }
             }
         }

@@ -52,7 +52,8 @@ constexpr double kUnusedEps = 1e-5;
 
 // Runs body(o) on a dense 4-d view of y, or on a temporary copied back into y.
 template <class F> void dense_output(Tensor& y, MemoryFormat fmt, F&& body) {
-  into_layout(y, is_dense(y) ? format_of(y) : (y.dim() == 4 ? fmt : MemoryFormat::contiguous), [&](Tensor& t) {
+  const MemoryFormat layout = is_dense(y) ? y.suggest_memory_format() : (y.dim() == 4 ? fmt : MemoryFormat::contiguous);
+  into_layout(y, layout, [&](Tensor& t) {
     Tensor v = out4d(t);
     body(v);
   });
@@ -103,11 +104,11 @@ void batch_norm_forward_train(const Tensor& x0, const Tensor& weight, const Tens
                 what, dtype_name(pt), C, t->str());
   }
   RTUNE_CHECK(save_mean.defined() && save_invstd.defined(), "{}: save_mean and save_invstd are required", op);
-  MemoryFormat fmt = format_of(x);
+  MemoryFormat fmt = x.suggest_memory_format();
   dense_output(y, fmt, [&](Tensor& yv) {
     TensorDesc xd, yd, pd;
-    xd.set(x, format_of(x), op);
-    yd.set(yv, format_of(yv), op);
+    xd.set(x, x.suggest_memory_format(), op);
+    yd.set(yv, yv.suggest_memory_format(), op);
     CUDNN_CHECK(cudnnDeriveBNTensorDescriptor(pd.get(), xd.get(), CUDNN_BATCHNORM_SPATIAL), "{} {}", op, x.str());
     Scalars s(x.dtype());
     CUDNN_CHECK(cudnnBatchNormalizationForwardTraining(
@@ -130,10 +131,10 @@ void batch_norm_forward_eval(const Tensor& x0, const Tensor& weight, const Tenso
   Tensor w = param_or(weight, C, pt, 1.0, op, "weight"), b = param_or(bias, C, pt, 0.0, op, "bias");
   Tensor rm = param_or(running_mean, C, pt, 0.0, op, "running_mean");
   Tensor rv = param_or(running_var, C, pt, 1.0, op, "running_var");
-  dense_output(y, format_of(x), [&](Tensor& yv) {
+  dense_output(y, x.suggest_memory_format(), [&](Tensor& yv) {
     TensorDesc xd, yd, pd;
-    xd.set(x, format_of(x), op);
-    yd.set(yv, format_of(yv), op);
+    xd.set(x, x.suggest_memory_format(), op);
+    yd.set(yv, yv.suggest_memory_format(), op);
     CUDNN_CHECK(cudnnDeriveBNTensorDescriptor(pd.get(), xd.get(), CUDNN_BATCHNORM_SPATIAL), "{} {}", op, x.str());
     Scalars s(x.dtype());
     CUDNN_CHECK(cudnnBatchNormalizationForwardInference(handles().cudnn, CUDNN_BATCHNORM_SPATIAL, s.one(), s.zero(),
@@ -148,7 +149,7 @@ void batch_norm_backward(const Tensor& gy0, const Tensor& x0, const Tensor& weig
   const char* op = "batch_norm_backward";
   Tensor x = as4d(x0, op);
   int64_t C = x.size(1);
-  MemoryFormat fmt = format_of(x);
+  MemoryFormat fmt = x.suggest_memory_format();
   Tensor gy = as4d(dense_in(gy0, x0.dim() == 4 ? fmt : MemoryFormat::contiguous), op);
   DType pt = param_dtype(x);
   Tensor w = param_or(weight, C, pt, 1.0, op, "weight");
@@ -185,8 +186,8 @@ void batch_norm_backward(const Tensor& gy0, const Tensor& x0, const Tensor& weig
     }
     TensorDesc xd, dyd, dxd, pd;
     xd.set(x, fmt, op);
-    dyd.set(gy, format_of(gy), op);
-    dxd.set(*dx, format_of(*dx), op);
+    dyd.set(gy, gy.suggest_memory_format(), op);
+    dxd.set(*dx, dx->suggest_memory_format(), op);
     CUDNN_CHECK(cudnnDeriveBNTensorDescriptor(pd.get(), xd.get(), CUDNN_BATCHNORM_SPATIAL), "{} {}", op, x.str());
     Scalars s(x.dtype());
     CUDNN_CHECK(cudnnBatchNormalizationBackward(handles().cudnn, CUDNN_BATCHNORM_SPATIAL, s.one(), s.zero(), s.one(),

@@ -120,7 +120,7 @@ std::string shapes_of(const Tensor& a, const Tensor& b, const Tensor& c) {
 
 void conv2d_forward(const Tensor& x0, const Tensor& w0, const Tensor& bias, const Conv2dArgs& a, Tensor& y0) {
   const char* op = "conv2d_forward";
-  MemoryFormat fmt = is_dense(y0) ? format_of(y0) : MemoryFormat::contiguous;
+  MemoryFormat fmt = is_dense(y0) ? y0.suggest_memory_format() : MemoryFormat::contiguous;
   Tensor x = dense_in(x0, fmt), w = dense_in(w0, fmt);
   std::string shapes = shapes_of(x0, w0, y0);
   into_layout(y0, fmt, [&](Tensor& y) {
@@ -150,7 +150,7 @@ void conv2d_forward(const Tensor& x0, const Tensor& w0, const Tensor& bias, cons
 
 void conv2d_backward_input(const Tensor& gy0, const Tensor& w0, const Conv2dArgs& a, Tensor& gx0) {
   const char* op = "conv2d_backward_input";
-  MemoryFormat fmt = is_dense(gx0) ? format_of(gx0) : MemoryFormat::contiguous;
+  MemoryFormat fmt = is_dense(gx0) ? gx0.suggest_memory_format() : MemoryFormat::contiguous;
   Tensor gy = dense_in(gy0, fmt), w = dense_in(w0, fmt);
   std::string shapes = shapes_of(gy0, w0, gx0);
   into_layout(gx0, fmt, [&](Tensor& gx) {
@@ -174,8 +174,9 @@ void conv2d_backward_input(const Tensor& gy0, const Tensor& w0, const Conv2dArgs
 void conv2d_backward_weight(const Tensor& gy0, const Tensor& x0, const Conv2dArgs& a, Tensor& gw0) {
   const char* op = "conv2d_backward_weight";
   // The layout follows the activations (the big tensors); the filter gradient is produced in it.
-  MemoryFormat fmt = format_of(x0) == MemoryFormat::channels_last || format_of(gy0) == MemoryFormat::channels_last
-                         ? MemoryFormat::channels_last : MemoryFormat::contiguous;
+  const bool any_nhwc = x0.suggest_memory_format() == MemoryFormat::channels_last ||
+                        gy0.suggest_memory_format() == MemoryFormat::channels_last;
+  MemoryFormat fmt = any_nhwc ? MemoryFormat::channels_last : MemoryFormat::contiguous;
   Tensor gy = dense_in(gy0, fmt), x = dense_in(x0, fmt);
   std::string shapes = shapes_of(gy0, x0, gw0);
   into_layout(gw0, fmt, [&](Tensor& gw) {
@@ -200,7 +201,7 @@ void conv2d_backward_bias(const Tensor& gy0, Tensor& gb) {
   const char* op = "conv2d_backward_bias";
   RTUNE_CHECK(gy0.dim() == 4 && gb.shape() == Shape({gy0.size(1)}), "{}: bias grad {} for output grad {}", op,
               gb.str(), gy0.str());
-  MemoryFormat fmt = is_dense(gy0) ? format_of(gy0) : MemoryFormat::contiguous;
+  MemoryFormat fmt = is_dense(gy0) ? gy0.suggest_memory_format() : MemoryFormat::contiguous;
   Tensor gy = dense_in(gy0, fmt);
   Tensor out = gb.is_contiguous() ? gb : empty(gb.shape(), {gb.dtype(), gb.device()});
   TensorDesc dyd, dbd;

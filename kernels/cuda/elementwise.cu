@@ -116,7 +116,7 @@ void binary(const char* op, const Tensor& a0, const Tensor& b0, Tensor& y, F f) 
   require_same_shape(op, a0, y);
   require_same_dtype(op, a0, b0);
   require_same_dtype(op, a0, y);
-  MemoryFormat fmt = format_of(y);
+  MemoryFormat fmt = y.suggest_memory_format();
   RTUNE_CHECK(y.is_contiguous(fmt), "{}: output must be dense, got strides {}", op, shape_str(y.strides()));
   Tensor a = dense_in(a0, fmt), b = dense_in(b0, fmt);
   int64_t n = y.numel();
@@ -132,7 +132,7 @@ template <template <class> class F>
 void unary_scalar(const char* op, const Tensor& x0, double s, Tensor& y) {
   require_same_shape(op, x0, y);
   require_same_dtype(op, x0, y);
-  MemoryFormat fmt = format_of(y);
+  MemoryFormat fmt = y.suggest_memory_format();
   RTUNE_CHECK(y.is_contiguous(fmt), "{}: output must be dense, got strides {}", op, shape_str(y.strides()));
   Tensor x = dense_in(x0, fmt);
   int64_t n = y.numel();
@@ -201,7 +201,7 @@ void inv_sqrt_add(const Tensor& x, double s, Tensor& y) { unary_scalar<InvSqrtAd
 void relu_forward(const Tensor& x0, Tensor& y) {
   require_same_shape("relu_forward", x0, y);
   require_same_dtype("relu_forward", x0, y);
-  MemoryFormat fmt = format_of(y);
+  MemoryFormat fmt = y.suggest_memory_format();
   RTUNE_CHECK(y.is_contiguous(fmt), "relu_forward: output must be dense, got strides {}", shape_str(y.strides()));
   Tensor x = dense_in(x0, fmt);
   int64_t n = y.numel();

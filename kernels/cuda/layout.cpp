@@ -3,11 +3,6 @@
 
 namespace rtune::cuda {
 
-MemoryFormat format_of(const Tensor& t) {
-  return t.dim() == 4 && !t.is_contiguous() && t.is_contiguous(MemoryFormat::channels_last)
-             ? MemoryFormat::channels_last : MemoryFormat::contiguous;
-}
-
 Tensor dense_in(const Tensor& t, MemoryFormat fmt) {
   if (fmt == MemoryFormat::channels_last && t.dim() != 4) fmt = MemoryFormat::contiguous;
   return t.is_contiguous(fmt) ? t : t.contiguous(fmt);

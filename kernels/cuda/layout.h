@@ -8,9 +8,6 @@
 
 namespace rtune::cuda {
 
-// The memory format a dense 4-d tensor is laid out in: channels_last when it is NHWC-dense and not
-// NCHW-dense; contiguous otherwise (also for ambiguous C == 1 or 1×1 planes).
-MemoryFormat format_of(const Tensor& t);
 // t itself when dense in `fmt`, else a copy in `fmt` (on t's device).
 Tensor dense_in(const Tensor& t, MemoryFormat fmt);
 // Whether t is dense in either layout (so a kernel may write it through its strides).
@@ -29,7 +26,7 @@ template <class F> void into_layout(Tensor& t, MemoryFormat fmt, F&& body) {
 }
 // into_layout in t's own layout when t is dense, NCHW otherwise.
 template <class F> void dense_out(Tensor& t, F&& body) {
-  into_layout(t, is_dense(t) ? format_of(t) : MemoryFormat::contiguous, std::forward<F>(body));
+  into_layout(t, is_dense(t) ? t.suggest_memory_format() : MemoryFormat::contiguous, std::forward<F>(body));
 }
 
 }  // namespace rtune::cuda

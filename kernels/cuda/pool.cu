@@ -135,9 +135,9 @@ void max_pool2d_backward(const Tensor& gy0, const Tensor& indices0, Tensor& gx0)
     // Overlapping windows add into one input element: atomicAdd, which 16-bit floats lack here, so
     // accumulate in an fp32 scratch gradient and round once (as autocast's fp32 accumulation would).
     require_same_dtype(op, gy, gx0);
-    Tensor gy32 = empty(gy.shape(), {DType::f32, gy.device(), format_of(gy)});
+    Tensor gy32 = empty(gy.shape(), {DType::f32, gy.device(), gy.suggest_memory_format()});
     copy(gy, gy32);
-    Tensor gx32 = empty(gx0.shape(), {DType::f32, gx0.device(), format_of(gx0)});
+    Tensor gx32 = empty(gx0.shape(), {DType::f32, gx0.device(), gx0.suggest_memory_format()});
     max_pool2d_backward(gy32, indices, gx32);
     copy(gx32, gx0);
     return;

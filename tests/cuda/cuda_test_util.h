@@ -22,9 +22,7 @@ inline Tensor nan_out(const Shape& s, DType dt = DType::f32, MemoryFormat fmt = 
   return t;
 }
 inline Tensor nan_out_like(const Tensor& t) {
-  MemoryFormat fmt = t.dim() == 4 && !t.is_contiguous() && t.is_contiguous(MemoryFormat::channels_last)
-                         ? MemoryFormat::channels_last : MemoryFormat::contiguous;
-  return nan_out(t.shape(), t.dtype(), fmt);
+  return nan_out(t.shape(), t.dtype(), t.suggest_memory_format());
 }
 // A CPU tensor of N(0,1) values (f32 unless given), optionally in channels-last memory.
 inline Tensor randn_cpu(const Shape& s, Rng& r, DType dt = DType::f32, MemoryFormat fmt = MemoryFormat::contiguous) {

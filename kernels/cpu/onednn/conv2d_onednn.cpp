@@ -135,8 +135,12 @@ memory::desc wanted(const memory::desc& user, bool in_place, memory::data_type t
     return type == memory::data_type::f32 ? user : memory::desc(user.dims(), type, memory::format_tag::nhwc);
   return memory::desc(user.dims(), type, memory::format_tag::any);
 }
-// Whether a convolution computes its activations where they are: channels-last (more than one channel).
-bool nhwc_in_place(MemoryFormat layout, const Tensor& x) { return layout == MemoryFormat::channels_last && x.size(1) > 1; }
+// Whether a convolution computes an activation where it is: the convolution is channels-last and so is the
+// tensor (more than one channel). A strictly-NCHW tensor beside channels-last ones is reordered instead:
+// described in place, it could send oneDNN to a GEMM kernel.
+bool nhwc_in_place(MemoryFormat layout, const Tensor& x) {
+  return layout == MemoryFormat::channels_last && x.size(1) > 1 && x.is_contiguous(MemoryFormat::channels_last);
+}
 
 // The type of a convolution's inputs inside oneDNN (its outputs are always f32, as the tensors).
 memory::data_type input_type(const Conv2dArgs& a) {
