@@ -3,7 +3,7 @@
 # and all-layer training steps of ResNet-18/50 at 224 px (issue 19's table). Prints one line per run:
 #   bench/compare_cpu_steps.sh [archs] [batch] [steps]     e.g. bench/compare_cpu_steps.sh "resnet18 resnet50" 32 3
 # rtune runs fp32 and, where this CPU has AVX512_BF16/AMX, bf16 (convolution products); PyTorch runs fp32
-# NCHW, fp32 channels_last and bf16 autocast (channels_last). Same threads for both (OMP_NUM_THREADS, default
+# NCHW, fp32 channels_last and, on those CPUs, bf16 autocast (channels_last). Same threads for both (OMP_NUM_THREADS, default
 # every core). Needs `pip install torch torchvision` (CPU) and a built rtune (RTUNE=path, default build/rtune).
 # The frozen backbone runs in rtune twice: with BatchNorm in train mode (`--frozen-bn train`, the same
 # computation as PyTorch's script under model.train()) and with rtune's default `--frozen-bn eval` (the
@@ -32,7 +32,10 @@ for arch in $ARCHS; do
         echo "$arch $mode${v:+ $v} rtune $p: $r"
       done
     done
-    for v in "fp32" "fp32 --channels-last" "bf16"; do
+    # PyTorch's bf16 autocast only where rtune has bf16 too: without AVX512_BF16/AMX it is emulated.
+    pytorch_variants=("fp32" "fp32 --channels-last")
+    [ "$bf16" = "fp32 bf16" ] && pytorch_variants+=("bf16")
+    for v in "${pytorch_variants[@]}"; do
       read -r prec cl <<<"$v"
       if [ "$mode" = infer ]; then extra=(--infer); else extra=(--freeze "$mode"); fi
       r=$(python3 bench/pytorch_train.py --device cpu --arch "$arch" --batch "$BATCH" --size 224 --precision "$prec" \

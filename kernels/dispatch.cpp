@@ -67,7 +67,7 @@ int cuda_device_count() {
 #endif
 }
 
-bool channels_last_compute(Device d) { return d.is_cpu() && cpu::use_onednn(DType::f32); }
+bool channels_last_compute(Device d) { return d.is_cpu() && cpu::use_onednn(DType::f32) && cpu::onednn_prefers_nhwc(); }
 
 bool supports_bf16(Device d) {
   if (d.is_cpu()) return cpu::native_bf16();

@@ -15,9 +15,10 @@ namespace rtune::kernels {
 // Whether `d` computes in bfloat16 at speed: a CUDA device with compute capability >= 8.0, or a CPU with
 // AVX512_BF16/AMX on the oneDNN backend (bf16 convolution products: kernels/cpu/backend.h native_bf16).
 bool supports_bf16(Device d);
-// Whether `d` computes fastest channels-last on the CPU: the oneDNN backend, whose convolutions (forward
-// and both backwards) read and write NHWC in place (an NCHW tensor is reordered in and out around every
-// one), while batch norm, ReLU, add and pooling have channels-last CPU kernels of their own.
+// Whether `d` computes fastest channels-last on the CPU: the oneDNN backend on AVX-512, whose convolutions
+// (forward and both backwards) read and write NHWC in place (an NCHW tensor is reordered in and out around
+// every one), while batch norm, ReLU, add and pooling have channels-last CPU kernels of their own. On
+// AVX2, oneDNN's blocked-layout kernels behind the reorders are faster (cpu::onednn_prefers_nhwc).
 bool channels_last_compute(Device d);
 // CUDA devices this process can use (0 without the CUDA backend, a driver or a GPU).
 int cuda_device_count();

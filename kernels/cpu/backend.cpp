@@ -5,9 +5,7 @@
 #include <atomic>
 #include <cstdlib>
 #include "engine/error.h"
-#if defined(RTUNE_HAVE_ONEDNN)
-#include "kernels/cpu/onednn/isa.h"
-#endif
+#include "kernels/cpu/onednn/isa.h"  // declarations only: defined where oneDNN is built in
 
 namespace rtune::cpu {
 
@@ -58,21 +56,21 @@ Backend parse_backend(const std::string& name, const char* what) {
 
 const char* backend_name(Backend b) { return b == Backend::onednn ? "onednn" : "eigen"; }
 
-bool native_bf16() {
+namespace {
+// The oneDNN backend is in force and oneDNN's run-time ISA includes `isa`.
+bool onednn_isa_has(onednn::Isa isa) {
 #if defined(RTUNE_HAVE_ONEDNN)
-  return backend() == Backend::onednn && onednn::isa_has_native_bf16();
+  return backend() == Backend::onednn && onednn::isa_has(isa);
 #else
+  (void)isa;
   return false;
 #endif
 }
+}  // namespace
 
-bool onednn_bf16_kernels() {
-#if defined(RTUNE_HAVE_ONEDNN)
-  return backend() == Backend::onednn && onednn::isa_has_bf16_kernels();
-#else
-  return false;
-#endif
-}
+bool native_bf16() { return onednn_isa_has(onednn::Isa::avx512_core_bf16); }
+bool onednn_bf16_kernels() { return onednn_isa_has(onednn::Isa::avx512_core); }
+bool onednn_prefers_nhwc() { return onednn_isa_has(onednn::Isa::avx512_core); }
 
 bool use_onednn(DType dtype) { return dtype == DType::f32 && backend() == Backend::onednn; }
 

@@ -36,6 +36,10 @@ bool native_bf16();
 // AVX512_BF16, emulated without). Elsewhere a bf16-products convolution (Conv2dArgs) rounds its inputs
 // to bf16 and runs the float32 kernels on them: the same products, summed in another order.
 bool onednn_bf16_kernels();
+// True when oneDNN is in force and computes faster on channels-last activations than on its own blocked
+// layout (behind a reorder per convolution): its AVX-512 kernels. oneDNN 2.6's AVX2 kernels run slower
+// on nhwc (2 cores, ResNet-18 b32 steps: all layers ~15%, inference ~9%; bench/RESULTS.md).
+bool onednn_prefers_nhwc();
 
 // How many oneDNN primitives rtune has executed in this process (tests prove the switch changes the path).
 int64_t onednn_executions();

@@ -4,7 +4,11 @@
 
 namespace rtune::cpu::onednn {
 
-bool isa_has_native_bf16();   // AVX512_BF16 or AMX: bf16 multiplies in hardware
-bool isa_has_bf16_kernels();  // AVX-512: oneDNN's bf16 convolutions (emulated without AVX512_BF16)
+enum class Isa {
+  avx512_core,       // AVX-512: oneDNN's bf16 convolutions (emulated without AVX512_BF16), fast nhwc kernels
+  avx512_core_bf16,  // AVX512_BF16 (or AMX): bf16 multiplies in hardware
+};
+// Whether oneDNN's effective ISA (what it detected, capped by ONEDNN_MAX_CPU_ISA) includes `isa`.
+bool isa_has(Isa isa);
 
 }  // namespace rtune::cpu::onednn
