@@ -91,7 +91,7 @@ struct ModelBench {
     y = from_vector_i64(labels, {o.batch}).to(o.device);
   }
   Tensor forward() {
-    nn::Autocast autocast(precision, o.device);  // rtune train's compute mode: channels-last on CUDA and oneDNN, bf16 if asked
+    nn::Autocast autocast(precision, o.device);  // rtune train's compute mode (nn::compute_mode_for)
     return model.forward(x);
   }
   std::string header(const char* what, const char* mode) const {

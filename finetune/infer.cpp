@@ -79,7 +79,7 @@ PredictResult predict_files(InferenceModel& m, const std::vector<fs::path>& file
   io::Loader loader(ds, m.pipeline, lo);
   loader.start_epoch(0);
   NoGradGuard no_grad;
-  nn::Autocast channels_last(nn::Precision::fp32, device);  // fp32 scores; channels-last on CUDA
+  nn::Autocast channels_last(nn::Precision::fp32, device);  // fp32 scores; channels-last on CUDA and AVX-512
   const int64_t c = m.loaded.info.num_classes;
   std::vector<Prediction> scored(files.size());
   io::Batch b;
